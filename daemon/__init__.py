@@ -1,0 +1,1 @@
+"""adaptd daemon."""

@@ -145,6 +145,11 @@ class Metrics:
             "Redis operations that failed and were retried.",
             registry=r,
         )
+        self.publish_errors = Counter(
+            f"{PREFIX}_publish_errors",
+            "Policy publications that failed and were retried.",
+            registry=r,
+        )
         self.assigned_partitions = Gauge(
             f"{PREFIX}_assigned_partitions",
             "Input partitions assigned to this daemon.",

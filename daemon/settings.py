@@ -148,12 +148,15 @@ class DetectionSettings(Section):
     """What the detectors watch: scaled returns, volatility, the live policy's error."""
     adwin_delta: float = Field(0.002, gt=0, lt=1)
     """ADWIN confidence; smaller means fewer, surer detections."""
-    ph_threshold: float = Field(25.0, gt=0)
-    """Page-Hinkley threshold (lambda)."""
-    ph_delta: float = Field(0.05, ge=0)
+    ph_threshold: float = Field(30.0, gt=0)
+    """Page-Hinkley threshold (lambda), in units of the normalised input."""
+    ph_delta: float = Field(0.1, ge=0)
     """Page-Hinkley tolerated drift per observation."""
-    ph_alpha: float = Field(0.999, gt=0, le=1)
-    """Page-Hinkley forgetting factor of the running mean."""
+    ph_alpha: float = Field(1.0, gt=0, le=1)
+    """Page-Hinkley forgetting factor of the running mean. Below 1, river decays the running
+    sums but not the extremes they are compared with, and false alarms grow with time."""
+    scale_halflife: float = Field(1000.0, gt=0)
+    """Half-life, in events, of the long-run volatility that normalises detector inputs."""
     warmup_events: int = Field(100, ge=0)
     """Detections are ignored for this many events after a stream starts."""
     debounce_events: int = Field(10, ge=1)
@@ -191,8 +194,11 @@ class AdaptationSettings(Section):
     """Episodes per meta-update."""
     meta_steps: int = Field(4, ge=1)
     """Meta-updates per round."""
-    meta_lr: float = Field(0.1, gt=0)
-    """Outer step size (Reptile interpolation factor, or FOMAML learning rate)."""
+    meta_lr: float = Field(0.1, gt=0, le=1)
+    """Reptile's outer step: the fraction of the way the initialisation moves toward the
+    mean adapted weights."""
+    fomaml_lr: float = Field(0.01, gt=0)
+    """Adam step size of first-order MAML's outer loop."""
     meta_min_items: int = Field(8, ge=1)
     """Replay items needed before meta-training starts."""
     torch_threads: int = Field(1, ge=1, le=64)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import redis.asyncio as aioredis
+
 from adaptd.daemon.embedded import EmbeddedKafka, EmbeddedRedis, create_topics
 
 

@@ -1,0 +1,176 @@
+"""Few-shot adaptation and meta-training as jobs for the torch worker thread.
+
+``PolicyLearner`` owns the policy network and the meta-learner (Reptile or first-order
+MAML from ``adaptd.adapters``). Every method runs on the worker thread only, so the
+meta-learned initialisation is never read while it is being updated.
+
+Adaptation starts from the current meta-learned initialisation, takes ``inner_steps``
+fast-weight steps on the support examples under a deadline, and is gated on the held-out
+query examples: it is published only if its query loss beats the stream's current
+policy (or the initialisation, for a stream without one) by more than min_improvement.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from adaptd.adapters import FOMAML, PolicyNet, Reptile, Task
+from adaptd.adapters.fast_weights import mse
+from adaptd.adapters.protocol import MetaLearner
+from adaptd.daemon.effects import AdaptationRequest
+from adaptd.daemon.settings import AdaptationSettings
+from adaptd.replay.episode import Episode
+
+ACTIVATION = "tanh"
+
+
+class AdaptationOutcome(NamedTuple):
+    request_id: str
+    publish: bool
+    weights: dict[str, np.ndarray]
+    query_loss_before: float
+    query_loss_after: float
+    support_loss_before: float
+    support_loss_after: float
+    steps: int
+    deadline_hit: bool
+    seconds: float
+    meta_updates: int
+
+
+class MetaRound(NamedTuple):
+    tasks: int
+    query_loss_before: float
+    query_loss_after: float
+    seconds: float
+    meta_updates: int
+    init: dict[str, np.ndarray]
+
+
+def make_learner(settings: AdaptationSettings, net: PolicyNet) -> MetaLearner:
+    common: dict[str, Any] = {
+        "inner_steps": settings.inner_steps,
+        "inner_lr": settings.inner_lr,
+        "backend": settings.backend,
+        "seed": settings.seed,
+    }
+    if settings.meta_algorithm == "reptile":
+        return Reptile(net, meta_lr=settings.meta_lr, **common)
+    return FOMAML(net, meta_lr=settings.fomaml_lr, **common)
+
+
+def _tensors(params: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in params.items()}
+
+
+def _numpy(params: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy().astype(np.float32, copy=True) for k, v in params.items()}
+
+
+def episode_task(episode: Episode, query_size: int) -> Task | None:
+    """Split an episode in time: earlier rows support, the latest rows query."""
+    x, y = episode.arrays()
+    n = len(y)
+    if n < 2:
+        return None
+    q = min(query_size, max(1, n // 4))
+    # Episode arrays are read-only views of the stored bytes; torch wants its own copy.
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    return Task(xt[:-q], yt[:-q], xt[-q:], yt[-q:])
+
+
+class PolicyLearner:
+    """The policy network, its meta-learned initialisation, and the jobs that use them."""
+
+    def __init__(self, settings: AdaptationSettings, in_dim: int) -> None:
+        self.settings = settings
+        self.in_dim = in_dim
+        self.net = PolicyNet(in_dim, settings.hidden, activation=ACTIVATION)
+        self.learner = make_learner(settings, self.net)
+
+    @property
+    def meta_updates(self) -> int:
+        return int(self.learner.updates)
+
+    @property
+    def architecture(self) -> dict[str, Any]:
+        return {
+            "kind": "mlp",
+            "in_dim": self.in_dim,
+            "hidden": list(self.settings.hidden),
+            "activation": ACTIVATION,
+            "output": "scaled forward return",
+        }
+
+    @property
+    def algorithm(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "adaptation": "fast-weight SGD from the meta-learned initialisation",
+            "inner_steps": s.inner_steps,
+            "inner_lr": s.inner_lr,
+            "backend": s.backend,
+            "meta_algorithm": s.meta_algorithm,
+            "meta_updates": self.meta_updates,
+        }
+
+    def init_numpy(self) -> dict[str, np.ndarray]:
+        return _numpy(self.learner.params)
+
+    def adapt(self, request: AdaptationRequest, deadline_s: float) -> AdaptationOutcome:
+        """Adapt to the request's support set and gate on its query set (worker thread)."""
+        start = time.perf_counter()
+        sx, sy = torch.from_numpy(request.support_x), torch.from_numpy(request.support_y)
+        qx, qy = torch.from_numpy(request.query_x), torch.from_numpy(request.query_y)
+        result = self.learner.adapt(sx, sy, deadline_s=max(deadline_s, 0.0))
+        parent = (
+            _tensors(request.parent_weights)
+            if request.parent_weights is not None
+            else self.learner.params
+        )
+        with torch.no_grad():
+            before = float(mse(self.net, parent, qx, qy))
+            after = float(mse(self.net, result.params, qx, qy))
+        publish = after < before - self.settings.min_improvement
+        return AdaptationOutcome(
+            request_id=request.id,
+            publish=publish,
+            weights=_numpy(result.params),
+            query_loss_before=before,
+            query_loss_after=after,
+            support_loss_before=result.losses[0] if result.losses else float("nan"),
+            support_loss_after=result.losses[-1] if result.losses else float("nan"),
+            steps=result.steps,
+            deadline_hit=result.deadline_hit,
+            seconds=time.perf_counter() - start,
+            meta_updates=self.meta_updates,
+        )
+
+    def meta_train(self, episodes: Sequence[Episode]) -> MetaRound | None:
+        """One meta-update from replayed episodes (worker thread)."""
+        tasks = [t for e in episodes if (t := episode_task(e, self.settings.query_size))]
+        if not tasks:
+            return None
+        stats = self.learner.meta_update(tasks)
+        return MetaRound(
+            tasks=stats.tasks,
+            query_loss_before=stats.query_loss_before,
+            query_loss_after=stats.query_loss_after,
+            seconds=stats.seconds,
+            meta_updates=self.meta_updates,
+            init=self.init_numpy(),
+        )
+
+    def state_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        torch.save(self.learner.state_dict(), buf)
+        return buf.getvalue()
+
+    def load_bytes(self, data: bytes) -> None:
+        self.learner.load_state_dict(torch.load(io.BytesIO(data), weights_only=True))

@@ -1,0 +1,263 @@
+"""Adaptation requests in flight: submit to the torch worker, gate, publish, adopt.
+
+A stream has at most one request in flight. When its outcome passes the query gate, the
+policy gets the next version from Redis, goes to the policy topic (acknowledged), is
+recorded as the model's latest, and becomes the stream's live policy, all under the
+ownership lock so a snapshot never holds half of it. A request whose shift already has a
+published policy (a crash after publication, before the snapshot) adopts that policy
+instead of publishing a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from aiokafka import TopicPartition
+
+from adaptd.adapters.codec import params_from_bytes
+from adaptd.daemon.adaptation import AdaptationOutcome, PolicyLearner
+from adaptd.daemon.effects import AdaptationRequest
+from adaptd.daemon.features import feature_spec
+from adaptd.daemon.logs import get_logger
+from adaptd.daemon.metrics import Metrics
+from adaptd.daemon.outputs import Outputs
+from adaptd.daemon.ownership import Ownership
+from adaptd.daemon.policy import ShiftRef, build_message, encode_message
+from adaptd.daemon.retry import retrying
+from adaptd.daemon.settings import Settings
+from adaptd.daemon.state_store import PolicyStore
+from adaptd.daemon.stream import StreamState
+from adaptd.daemon.worker import ADAPT, TorchWorker
+
+log = get_logger("adaptd.publishing")
+
+
+class AdaptationRecord(NamedTuple):
+    """What became of one adaptation request (kept in memory for reports and benchmarks)."""
+
+    stream: str
+    shift_id: str
+    published: bool
+    version: int
+    index: int
+    """The stream's event count when the outcome was applied."""
+    seconds: float
+    query_loss_before: float
+    query_loss_after: float
+    shift_to_publish_s: float
+
+
+class Publisher:
+    """Runs adaptation requests and publishes the policies that pass the gate."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ownership: Ownership,
+        worker: TorchWorker,
+        learner: PolicyLearner,
+        outputs: Outputs,
+        policies: PolicyStore,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.ownership = ownership
+        self.worker = worker
+        self.learner = learner
+        self.outputs = outputs
+        self.policies = policies
+        self.metrics = metrics
+        self.features = feature_spec(settings.features)
+        self.inflight: dict[str, tuple[TopicPartition, asyncio.Task[None]]] = {}
+        self.history: deque[AdaptationRecord] = deque(maxlen=10_000)
+
+    def submit(self, tp: TopicPartition, request: AdaptationRequest) -> None:
+        fut = self.worker.submit(
+            self.learner.adapt, request, self.settings.adaptation.deadline_s, priority=ADAPT
+        )
+        task = asyncio.create_task(self._finish(tp, request, fut), name=f"adapt:{request.id}")
+        self.inflight[request.id] = (tp, task)
+        task.add_done_callback(lambda _: self.inflight.pop(request.id, None))
+
+    async def resume(self, tp: TopicPartition, streams: Iterable[StreamState]) -> None:
+        """Resubmit requests a restored snapshot carried, unless already published."""
+        for stream in streams:
+            request = stream.pending
+            if request is None:
+                continue
+            latest = await self.policies.latest(stream.stream)
+            if latest is not None and latest.shift is not None and latest.shift.id == request.id:
+                if latest.version > stream.policy_version:
+                    stream.adopt(
+                        latest.version,
+                        params_from_bytes(latest.weight_bytes()),
+                        self.learner.architecture["activation"],
+                    )
+                nxt = stream.complete(request.id)
+                if nxt is not None:
+                    self.submit(tp, nxt)
+                continue
+            self.submit(tp, request)
+
+    async def drain(self, tps: Iterable[TopicPartition] | None, timeout_s: float) -> int:
+        """Wait for in-flight requests (of some partitions) to finish; cancel the rest.
+        Returns how many were cancelled."""
+        wanted = None if tps is None else set(tps)
+        tasks = [t for tp, t in self.inflight.values() if wanted is None or tp in wanted]
+        if not tasks:
+            return 0
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)
+
+    async def _finish(
+        self, tp: TopicPartition, request: AdaptationRequest, fut: asyncio.Future[Any]
+    ) -> None:
+        try:
+            outcome: AdaptationOutcome | None = await fut
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except Exception as exc:
+            self.metrics.adaptations.labels(outcome="failed").inc()
+            log.error("adaptation failed", stream=request.stream, shift=request.id, error=repr(exc))
+            outcome = None
+        async with self.ownership.lock:
+            part = self.ownership.partitions.get(tp)
+            stream = part.streams.get(request.stream) if part else None
+            if part is None or stream is None or stream.pending is not request:
+                return  # revoked meanwhile: the new owner resumes it from the snapshot
+            if outcome is not None:
+                self._observe(outcome)
+                if outcome.publish:
+                    await retrying(
+                        lambda: self._publish(stream, request, outcome),
+                        what="publish policy",
+                        on_error=lambda _: self.metrics.publish_errors.inc(),
+                    )
+                else:
+                    self._record(stream, request, outcome, 0)
+                    self.metrics.adaptations.labels(outcome="rejected").inc()
+                    log.info(
+                        "adaptation rejected by the query gate",
+                        stream=request.stream,
+                        shift=request.id,
+                        offset=request.shift.offset,
+                        query_loss_before=outcome.query_loss_before,
+                        query_loss_after=outcome.query_loss_after,
+                    )
+            nxt = stream.complete(request.id)
+            part.dirty.add(stream.stream)
+        if nxt is not None:
+            self.submit(tp, nxt)
+
+    def _record(
+        self,
+        stream: StreamState,
+        request: AdaptationRequest,
+        outcome: AdaptationOutcome,
+        version: int,
+    ) -> None:
+        self.history.append(
+            AdaptationRecord(
+                stream=stream.stream,
+                shift_id=request.id,
+                published=version > 0,
+                version=version,
+                index=stream.index,
+                seconds=outcome.seconds,
+                query_loss_before=outcome.query_loss_before,
+                query_loss_after=outcome.query_loss_after,
+                shift_to_publish_s=time.time() - request.shift.wall_time,
+            )
+        )
+
+    def _observe(self, outcome: AdaptationOutcome) -> None:
+        m = self.metrics
+        m.adaptation_latency.observe(outcome.seconds)
+        if outcome.deadline_hit:
+            m.adaptation_deadline_hits.inc()
+        m.query_loss.labels(policy="current").observe(outcome.query_loss_before)
+        m.query_loss.labels(policy="adapted").observe(outcome.query_loss_after)
+
+    async def _publish(
+        self, stream: StreamState, request: AdaptationRequest, outcome: AdaptationOutcome
+    ) -> None:
+        shift = request.shift
+        version = await self.policies.next_version(stream.stream)
+        now = time.time()
+        message = build_message(
+            model_id=stream.stream,
+            version=version,
+            parent_version=request.parent_version,
+            stream=stream.stream,
+            weights=outcome.weights,
+            architecture=self.learner.architecture,
+            features=self.features,
+            shift=ShiftRef(
+                id=shift.id,
+                triggers=shift.shift.triggers,
+                index=shift.shift.index,
+                ts_ms=shift.ts_ms,
+                topic=shift.topic,
+                partition=shift.partition,
+                offset=shift.offset,
+            ),
+            algorithm=self.learner.algorithm | {"meta_updates": outcome.meta_updates},
+            metrics={
+                "query_loss_before": outcome.query_loss_before,
+                "query_loss_after": outcome.query_loss_after,
+                "support_loss_before": outcome.support_loss_before,
+                "support_loss_after": outcome.support_loss_after,
+                "support_size": float(len(request.support_y)),
+                "query_size": float(len(request.query_y)),
+                "steps": float(outcome.steps),
+                "deadline_hit": float(outcome.deadline_hit),
+            },
+            latency_s={
+                "adaptation": outcome.seconds,
+                "shift_to_publish": now - shift.wall_time,
+                "ready_to_publish": now - request.ready_wall_time,
+            },
+            source={
+                "topic": shift.topic,
+                "partition": shift.partition,
+                "first_offset": request.first_offset,
+                "last_offset": request.last_offset,
+            },
+        )
+        await self.outputs.send_all(
+            [
+                (
+                    self.settings.kafka.policy_topic,
+                    stream.stream.encode(),
+                    encode_message(message),
+                    None,
+                )
+            ]
+        )
+        await self.policies.save_latest(message)
+        stream.adopt(version, outcome.weights, self.learner.architecture["activation"])
+        self._record(stream, request, outcome, version)
+        done = time.time()
+        self.metrics.adaptations.labels(outcome="published").inc()
+        self.metrics.shift_to_publish.observe(done - shift.wall_time)
+        self.metrics.adapt_to_publish.observe(done - request.ready_wall_time)
+        log.info(
+            "policy published",
+            stream=stream.stream,
+            model_id=stream.stream,
+            version=version,
+            parent_version=request.parent_version,
+            shift=shift.id,
+            offset=shift.offset,
+            query_loss_before=outcome.query_loss_before,
+            query_loss_after=outcome.query_loss_after,
+            adaptation_ms=round(outcome.seconds * 1000, 2),
+        )

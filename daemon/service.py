@@ -1,0 +1,313 @@
+"""The daemon: consume, process, store effects, commit; adapt and publish on the side.
+
+Lifecycle (``run`` to ``stop``): the constructor does nothing; ``run`` opens Redis, the
+reservoir and the torch worker, restores the meta-learned initialisation, starts the
+producer, the consumer (with the rebalance listener) and the HTTP port, then loops:
+
+    poll a batch -> process it per partition (pure) -> store its effects (dead letters
+    and shifts acknowledged by Kafka, episodes in the reservoir) -> hand adaptation
+    requests to the torch worker -> every commit_interval_ms: snapshot + commit.
+
+Shutdown has a fixed order: stop fetching, let in-flight adaptations finish within the
+grace period and cancel the rest, flush the producer, snapshot and commit what was
+processed (not after a failure), then close the clients in reverse order of opening.
+A bounded mode (``max_events``, ``idle_timeout_s``) keeps tests and benchmarks exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+from contextlib import AsyncExitStack
+
+from aiokafka import TopicPartition
+
+from adaptd.adapters.serving import NumpyPolicy
+from adaptd.daemon import __version__
+from adaptd.daemon.adaptation import PolicyLearner
+from adaptd.daemon.clients import make_consumer, make_producer, make_redis
+from adaptd.daemon.effects import Effects
+from adaptd.daemon.features import feature_names
+from adaptd.daemon.http import HttpServer
+from adaptd.daemon.logs import get_logger
+from adaptd.daemon.metatrain import MetaTrainer
+from adaptd.daemon.metrics import Metrics
+from adaptd.daemon.outputs import Outputs, shift_message
+from adaptd.daemon.ownership import Ownership, RebalanceListener
+from adaptd.daemon.publishing import Publisher
+from adaptd.daemon.retry import retrying
+from adaptd.daemon.settings import Settings
+from adaptd.daemon.state_store import CheckpointStore, PolicyStore, SnapshotStore
+from adaptd.daemon.stream import StreamConfig
+from adaptd.daemon.worker import TorchWorker
+from adaptd.replay.reservoir import ReservoirBuffer
+
+log = get_logger("adaptd.service")
+
+
+class Daemon:
+    """One adaptd instance; several with the same group id share the input partitions."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.names = feature_names(settings.features)
+        self.http_port: int | None = None
+        self.events_seen = 0
+        self.started = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._default_policy: NumpyPolicy | None = None
+        self._failed = False
+
+    def stop(self) -> None:
+        """Ask the daemon to stop; ``run`` then shuts down in order and returns."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(
+        self, *, max_events: int | None = None, idle_timeout_s: float | None = None
+    ) -> None:
+        async with AsyncExitStack() as stack:
+            await self._open(stack)
+            try:
+                await self._consume(max_events, idle_timeout_s)
+            except BaseException:
+                self._failed = True
+                raise
+            finally:
+                await self._shutdown()
+
+    # -- start-up ------------------------------------------------------------------------
+    async def _open(self, stack: AsyncExitStack) -> None:
+        s = self.settings
+        m = self.metrics
+        import torch
+
+        m.set_build_info(__version__, torch.__version__)
+        self.redis = make_redis(s.redis)
+        stack.push_async_callback(self.redis.aclose)
+        self.reservoir = ReservoirBuffer(
+            self.redis, prefix=s.redis.key_prefix, capacity=s.replay.capacity
+        )
+        await self.reservoir.open()
+        self.worker = TorchWorker(threads=s.adaptation.torch_threads)
+        stack.push_async_callback(self.worker.aclose)
+        self.learner = PolicyLearner(s.adaptation, len(self.names))
+        self.trainer = MetaTrainer(
+            s,
+            self.learner,
+            self.worker,
+            self.reservoir,
+            CheckpointStore(self.redis, s.redis.key_prefix),
+            m,
+            self._set_default_policy,
+        )
+        await self.trainer.restore()
+
+        self.producer = make_producer(s.kafka)
+        await self.producer.start()
+        stack.push_async_callback(self.producer.stop)
+        self.outputs = Outputs(self.producer, s.kafka.max_message_bytes)
+
+        self.consumer = make_consumer(s.kafka, max_poll_records=s.kafka.max_poll_records)
+        self.ownership = Ownership(
+            self.consumer,
+            SnapshotStore(self.redis, s.redis.key_prefix, s.kafka.group_id),
+            StreamConfig(s, self.names),
+            m,
+            self.learner.architecture["activation"],
+        )
+        self.publisher = Publisher(
+            s,
+            self.ownership,
+            self.worker,
+            self.learner,
+            self.outputs,
+            PolicyStore(self.redis, s.redis.key_prefix),
+            m,
+        )
+        self.ownership.on_restored = lambda tp, part: self.publisher.resume(
+            tp, part.streams.values()
+        )
+        self.ownership.on_revoking = self._drain_partitions
+        self.consumer.subscribe([s.kafka.input_topic], listener=RebalanceListener(self.ownership))
+        await self.consumer.start()
+        stack.push_async_callback(self.consumer.stop)
+
+        if s.metrics.enabled:
+            server = HttpServer(s.metrics.host, s.metrics.port, m.render, self.readiness)
+            await server.start()
+            stack.push_async_callback(server.aclose)
+            self.http_port = server.port
+        for coro in (self.trainer.run(), self._watch_loop_lag(), self._refresh_gauges()):
+            task = asyncio.create_task(coro)
+            stack.push_async_callback(_cancel, task)
+        log.info(
+            "adaptd started",
+            version=__version__,
+            input_topic=s.kafka.input_topic,
+            group_id=s.kafka.group_id,
+            http_port=self.http_port,
+            meta_updates=self.learner.meta_updates,
+        )
+        self.started.set()
+
+    def _set_default_policy(self, policy: NumpyPolicy) -> None:
+        self._default_policy = policy
+
+    async def readiness(self) -> dict[str, bool]:
+        try:
+            redis_ok = bool(await asyncio.wait_for(self.redis.ping(), 1.0))
+        except Exception:
+            redis_ok = False
+        return {
+            "group_joined": self.ownership.joined.is_set(),
+            "redis": redis_ok,
+            "running": not self.stopping,
+        }
+
+    # -- the loop ------------------------------------------------------------------------
+    async def _consume(self, max_events: int | None, idle_timeout_s: float | None) -> None:
+        k = self.settings.kafka
+        commit_every = k.commit_interval_ms / 1000
+        last_commit = last_data = time.monotonic()
+        stop_wait = asyncio.create_task(self._stopping.wait())
+        try:
+            while not self.stopping:
+                poll = asyncio.create_task(
+                    self.consumer.getmany(
+                        timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records
+                    )
+                )
+                await asyncio.wait({poll, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if not poll.done():
+                    poll.cancel()
+                    await asyncio.gather(poll, return_exceptions=True)
+                    break
+                batch = poll.result()
+                now = time.monotonic()
+                if batch:
+                    last_data = now
+                    await self._handle(batch)
+                if now - last_commit >= commit_every:
+                    await self.ownership.commit()
+                    last_commit = now
+                if max_events is not None and self.events_seen >= max_events:
+                    break
+                if idle_timeout_s is not None and now - last_data >= idle_timeout_s:
+                    break
+        finally:
+            stop_wait.cancel()
+
+    async def _handle(self, batch: dict) -> None:
+        started = time.perf_counter()
+        out = Effects()
+        submitted = []
+        count = 0
+        async with self.ownership.lock:
+            for tp, records in batch.items():
+                part = self.ownership.partitions.get(tp)
+                if part is None:
+                    continue  # revoked while the fetch was in flight
+                count += len(records)
+                before = len(out.requests)
+                part.process(records, self._default_policy, out)
+                submitted += [(tp, r) for r in out.requests[before:]]
+            await self._store(out)
+        for tp, request in submitted:
+            self.publisher.submit(tp, request)
+        self.events_seen += count
+        m = self.metrics
+        m.events.labels(outcome="processed").inc(out.processed)
+        m.events.labels(outcome="dead_letter").inc(len(out.dead_letters))
+        m.examples.inc(out.examples)
+        m.batch_size.observe(count)
+        m.processing_latency.observe(time.perf_counter() - started)
+
+    async def _store(self, out: Effects) -> None:
+        """Store every effect of the batch; returns only when all are acknowledged."""
+        k = self.settings.kafka
+        m = self.metrics
+        records = [
+            self.outputs.dead_letter_record(k.deadletter_topic, dl) for dl in out.dead_letters
+        ]
+        now_ms = int(time.time() * 1000)
+        for ev in out.shifts:
+            key, value = shift_message(ev, now_ms)
+            records.append((k.shift_topic, key, value, None))
+        if records:
+            await retrying(lambda: self.outputs.send_all(records), what="send effects")
+        if out.episodes:
+            results = await retrying(
+                lambda: self.reservoir.add_many(out.episodes),
+                what="store episodes",
+                on_error=lambda _: m.redis_errors.inc(),
+            )
+            for result in results:
+                m.replay_inserts.labels(result=str(result)).inc()
+        for dl in out.dead_letters:
+            m.dead_letters.labels(reason=str(dl.reason)).inc()
+            log.debug(
+                "dead letter",
+                reason=str(dl.reason),
+                detail=dl.detail,
+                partition=dl.partition,
+                offset=dl.offset,
+            )
+        for ev in out.shifts:
+            for trigger in ev.shift.triggers[:1]:
+                detector, _, channel = trigger.partition(":")
+                m.shifts.labels(detector=detector, channel=channel).inc()
+            log.info(
+                "shift detected",
+                stream=ev.stream,
+                regime=ev.regime,
+                triggers=list(ev.shift.triggers),
+                offset=ev.offset,
+                partition=ev.partition,
+                event_ts_ms=ev.ts_ms,
+            )
+
+    # -- background ---------------------------------------------------------------------
+    async def _watch_loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.1)
+            self.metrics.loop_lag.set(max(loop.time() - before - 0.1, 0.0))
+
+    async def _refresh_gauges(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            self.ownership.update_lag()
+            self.metrics.streams.set(
+                sum(len(p.streams) for p in self.ownership.partitions.values())
+            )
+
+    async def _drain_partitions(self, tps: Iterable[TopicPartition]) -> None:
+        await self.publisher.drain(tps, self.settings.shutdown_grace_s)
+
+    # -- shutdown -----------------------------------------------------------------------
+    async def _shutdown(self) -> None:
+        grace = self.settings.shutdown_grace_s
+        cancelled = await self.publisher.drain(None, grace)
+        if cancelled:
+            log.warning(
+                "in-flight adaptations cancelled at shutdown; they resume on restart",
+                cancelled=cancelled,
+            )
+        with contextlib.suppress(Exception):
+            await self.producer.flush()
+        if not self._failed:
+            await self.ownership.commit()
+        log.info("adaptd stopped", events=self.events_seen, failed=self._failed)
+
+
+async def _cancel(task: asyncio.Task[object]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,260 @@
+"""The state of one market stream, and what each of its events does to it.
+
+Per event: order check, features, delayed label, shift detectors on returns and
+volatility. Per batch: the live policy's prequential error on the examples whose label
+arrived (one vectorised numpy forward, test-then-train: each example is scored by the
+policy live when its label arrived, which never trained on it) feeds the error channel.
+Matured examples fill the current episode (cut at episode_size and at every shift) and,
+after a shift, the new regime's adaptation set.
+
+Pure: no I/O, no torch; effects go to an ``Effects`` collector. Picklable, so the
+service can snapshot it next to the committed offset.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from adaptd.adapters.serving import NumpyPolicy
+from adaptd.daemon.detection import Shift, ShiftDetector
+from adaptd.daemon.effects import AdaptationRequest, Effects, ShiftEvent
+from adaptd.daemon.features import FeatureExtractor
+from adaptd.daemon.labels import DelayedLabeler, Example
+from adaptd.daemon.schema import MarketEvent, Reason, Rejection
+from adaptd.daemon.settings import Settings
+from adaptd.replay.episode import Episode
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """The settings one stream needs, resolved once per partition."""
+
+    settings: Settings
+    feature_names: tuple[str, ...]
+
+    @property
+    def max_out_of_order_ms(self) -> int:
+        return self.settings.features.max_out_of_order_ms
+
+
+class StreamState:
+    """Everything the daemon knows about one stream."""
+
+    __slots__ = (
+        "_collect",
+        "_collect_shift",
+        "_episode",
+        "_matured",
+        "config",
+        "detector",
+        "features",
+        "index",
+        "labeler",
+        "max_ts_ms",
+        "partition",
+        "pending",
+        "policy",
+        "policy_version",
+        "policy_weights",
+        "preq",
+        "queued",
+        "regime",
+        "stream",
+        "topic",
+    )
+
+    def __init__(self, stream: str, topic: str, partition: int, config: StreamConfig) -> None:
+        s = config.settings
+        self.stream = stream
+        self.topic = topic
+        self.partition = partition
+        self.config = config
+        self.features = FeatureExtractor(s.features)
+        self.labeler = DelayedLabeler(s.features.label_horizon, s.features.label_clip)
+        self.detector = ShiftDetector(s.detection, s.detection.scale_halflife)
+        self.index = 0
+        self.max_ts_ms = -(2**62)
+        self.regime = 0
+        self._episode: list[Example] = []
+        self._matured: list[Example] = []
+        self._collect: list[Example] = []
+        self._collect_shift: ShiftEvent | None = None
+        self.pending: AdaptationRequest | None = None
+        self.queued: AdaptationRequest | None = None
+        self.policy_version = 0
+        self.policy_weights: dict[str, np.ndarray] | None = None
+        self.policy: NumpyPolicy | None = None
+        # Prequential squared error of the live policy and of a zero forecast, for reports.
+        self.preq = [0.0, 0.0, 0]
+
+    # -- per event ---------------------------------------------------------------------
+    def on_event(self, ev: MarketEvent, offset: int, out: Effects) -> Rejection | None:
+        """Process one decoded event; a rejection means it must go to the dead letters."""
+        if ev.ts_ms < self.max_ts_ms - self.config.max_out_of_order_ms:
+            return Rejection(
+                Reason.OUT_OF_ORDER,
+                f"event time {ev.ts_ms} is {self.max_ts_ms - ev.ts_ms} ms before the "
+                f"stream's newest {self.max_ts_ms} (tolerance "
+                f"{self.config.max_out_of_order_ms} ms)",
+            )
+        if ev.ts_ms > self.max_ts_ms:
+            self.max_ts_ms = ev.ts_ms
+        feats = self.features
+        x = feats.update(ev.price, ev.bid, ev.ask, ev.volume)
+        index = self.index
+        self.index = index + 1
+        example = self.labeler.push(index, feats.log_price, x, feats.vol, offset, ev.ts_ms)
+        if example is not None:
+            self._matured.append(example)
+        if feats.count > 1:
+            shift = self.detector.update(index, feats.ret, feats.vol)
+            if shift is not None:
+                self._on_shift(shift, offset, ev.ts_ms, out)
+        return None
+
+    # -- per batch ---------------------------------------------------------------------
+    def finish_batch(self, default_policy: NumpyPolicy | None, out: Effects) -> None:
+        """Score the examples whose labels arrived, feed the error channel, and file them."""
+        matured = self._matured
+        if not matured:
+            return
+        self._matured = []
+        out.examples += len(matured)
+        policy = self.policy or default_policy
+        if policy is not None:
+            x = np.array([e.x for e in matured], dtype=np.float32)
+            y = np.fromiter((e.y for e in matured), dtype=np.float32, count=len(matured))
+            err = (policy.predict(x) - y) ** 2
+            self.preq[0] += float(err.sum())
+            self.preq[1] += float((y * y).sum())
+            self.preq[2] += len(matured)
+            errors = err.tolist()
+        else:
+            errors = None
+        for i, example in enumerate(matured):
+            if errors is not None:
+                shift = self.detector.update_error(example.index, errors[i])
+                if shift is not None:
+                    self._on_shift(shift, example.offset, example.ts_ms, out)
+            self._file(example, out)
+
+    def _file(self, example: Example, out: Effects) -> None:
+        episode = self._episode
+        episode.append(example)
+        if len(episode) >= self.config.settings.replay.episode_size:
+            self._cut_episode(out)
+        shift = self._collect_shift
+        if shift is not None and example.index >= shift.shift.first_index:
+            self._collect.append(example)
+            if len(self._collect) >= self.config.settings.adaptation.shots:
+                self._request(shift, out)
+
+    def _on_shift(self, shift: Shift, offset: int, ts_ms: int, out: Effects) -> None:
+        self._cut_episode(out)
+        self.regime += 1
+        event = ShiftEvent(
+            id=f"{self.stream}@{self.topic}:{self.partition}:{offset}",
+            stream=self.stream,
+            shift=shift,
+            regime=self.regime,
+            topic=self.topic,
+            partition=self.partition,
+            offset=offset,
+            ts_ms=ts_ms,
+            wall_time=time.time(),
+        )
+        out.shifts.append(event)
+        # A newer shift supersedes a collection that has not filled yet.
+        self._collect_shift = event
+        self._collect = []
+
+    def _cut_episode(self, out: Effects) -> None:
+        episode = self._episode
+        if len(episode) >= 2:
+            out.episodes.append(
+                Episode.from_arrays(
+                    stream=self.stream,
+                    regime=self.regime,
+                    topic=self.topic,
+                    partition=self.partition,
+                    offsets=[e.offset for e in episode],
+                    ts_ms=[e.ts_ms for e in episode],
+                    x=np.array([e.x for e in episode], dtype=np.float32),
+                    y=np.array([e.y for e in episode], dtype=np.float32),
+                    feature_names=self.config.feature_names,
+                )
+            )
+        self._episode = []
+
+    def _request(self, shift: ShiftEvent, out: Effects) -> None:
+        examples = self._collect
+        self._collect = []
+        self._collect_shift = None
+        q = self.config.settings.adaptation.query_size
+        x = np.array([e.x for e in examples], dtype=np.float32)
+        y = np.array([e.y for e in examples], dtype=np.float32)
+        request = AdaptationRequest(
+            id=shift.id,
+            stream=self.stream,
+            shift=shift,
+            support_x=x[:-q],
+            support_y=y[:-q],
+            query_x=x[-q:],
+            query_y=y[-q:],
+            parent_version=self.policy_version,
+            parent_weights=self.policy_weights,
+            first_offset=examples[0].offset,
+            last_offset=examples[-1].offset,
+            ready_wall_time=time.time(),
+        )
+        # One adaptation in flight per stream; a newer request replaces a waiting one.
+        if self.pending is None:
+            self.pending = request
+            out.requests.append(request)
+        else:
+            self.queued = request
+
+    # -- results -----------------------------------------------------------------------
+    def adopt(self, version: int, weights: dict[str, np.ndarray], activation: str) -> None:
+        """Make a published policy the stream's live one."""
+        self.policy_version = version
+        self.policy_weights = weights
+        self.policy = NumpyPolicy.from_params(weights, activation=activation)
+
+    def complete(self, request_id: str) -> AdaptationRequest | None:
+        """Mark the in-flight request done; returns the queued one to submit next, if any."""
+        if self.pending is None or self.pending.id != request_id:
+            return None
+        self.pending, self.queued = self.queued, None
+        if self.pending is not None:
+            # Its gate must compare against whatever policy is live now.
+            self.pending.parent_version = self.policy_version
+            self.pending.parent_weights = self.policy_weights
+        return self.pending
+
+    # -- snapshots ---------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, object]:
+        # The config is shared by every stream of a partition and the numpy model is
+        # derived from the weights: neither goes into the snapshot.
+        skip = ("config", "policy")
+        return {k: getattr(self, k) for k in self.__slots__ if k not in skip}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        self.policy = None
+
+    def attach(self, config: StreamConfig, activation: str) -> None:
+        """Reconnect a restored stream to its config and rebuild its live model."""
+        self.config = config
+        if self.policy_weights is not None:
+            self.policy = NumpyPolicy.from_params(self.policy_weights, activation=activation)
+
+    @property
+    def prequential_mse(self) -> tuple[float, float, int]:
+        """(live policy MSE, zero-forecast MSE, examples scored) so far."""
+        sse, sse0, n = self.preq
+        return (sse / n, sse0 / n, int(n)) if n else (float("nan"), float("nan"), 0)

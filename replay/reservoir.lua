@@ -1,0 +1,84 @@
+-- Offer one episode to the reservoir: idempotency check, Algorithm R, stratification index.
+-- Everything below runs atomically (Redis executes one script at a time), so the watermark,
+-- the seen count, the slot contents and the per-stream index can never disagree, whatever
+-- the number of concurrent writers.
+--
+-- KEYS[1] meta     hash   capacity, seen
+-- KEYS[2] marks    hash   source -> largest last_offset accepted from that source
+-- KEYS[3] slots    hash   slot index -> encoded episode
+-- KEYS[4] owners   hash   slot index -> stream of the episode in that slot
+-- KEYS[5] counts   hash   stream -> number of slots it owns (field absent when 0)
+-- KEYS[6] the sorted set of slot indices owned by ARGV[4] (member = score = slot index)
+-- ARGV[1] capacity (decimal)     ARGV[2] source        ARGV[3] last_offset (decimal, >= 0)
+-- ARGV[4] stream                 ARGV[5] encoded episode
+-- ARGV[6] u, a uniform float in [0, 1) drawn by the client
+-- ARGV[7] key prefix of the per-stream sorted sets (the old owner's set is ARGV[7] .. stream)
+--
+-- The evicted owner's set is only known here, so its name is built in the script rather
+-- than passed in KEYS. It carries the same {hash tag} as KEYS, so in a Redis Cluster it
+-- lives in the same hash slot and the script stays a single-slot script.
+--
+-- The random number comes from the client, not from math.random: before Redis 7 scripts
+-- were replicated verbatim, so Redis reseeded Lua's PRNG with the same seed before every
+-- script call and math.random() returned the same first value on every add; the
+-- replacement decision would then be identical for every episode and the reservoir would
+-- not be a uniform sample. A client-drawn u is uniform on every Redis version, and a seeded
+-- client rng makes a run reproducible and testable against a reference implementation.
+--
+-- Returns 'stored', 'skipped' or 'duplicate'; a capacity mismatch is an error reply.
+
+local meta, marks, slots, owners, counts, stream_set =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local capacity_arg, source, last_offset, stream, blob, u, set_prefix =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
+
+-- Offsets are compared as canonical decimal strings (no sign, no leading zeros), which is
+-- exact for all 64-bit offsets; Lua numbers are doubles and would round above 2^53.
+local function offset_greater(a, b)
+  if #a ~= #b then
+    return #a > #b
+  end
+  return a > b
+end
+
+local stored_capacity = redis.call('HGET', meta, 'capacity')
+if not stored_capacity then
+  redis.call('HSET', meta, 'capacity', capacity_arg)
+elseif stored_capacity ~= capacity_arg then
+  return redis.error_reply('ERR reservoir capacity mismatch: stored ' .. stored_capacity
+    .. ', requested ' .. capacity_arg)
+end
+local capacity = tonumber(capacity_arg)
+
+local mark = redis.call('HGET', marks, source)
+if mark and not offset_greater(last_offset, mark) then
+  return 'duplicate'
+end
+redis.call('HSET', marks, source, last_offset)
+local n = redis.call('HINCRBY', meta, 'seen', 1)
+
+-- Algorithm R: the n-th item takes a slot with probability capacity / n, a uniformly
+-- chosen one, which keeps every item seen so far in the reservoir with equal probability.
+local slot
+if n <= capacity then
+  slot = n - 1
+else
+  slot = math.floor(u * n)
+  if slot >= capacity then
+    return 'skipped'
+  end
+end
+local field = string.format('%d', slot)
+
+local old_stream = redis.call('HGET', owners, field)
+if old_stream then
+  redis.call('ZREM', set_prefix .. old_stream, field)
+  if redis.call('HINCRBY', counts, old_stream, -1) <= 0 then
+    redis.call('HDEL', counts, old_stream)
+  end
+end
+redis.call('HSET', slots, field, blob)
+redis.call('HSET', owners, field, stream)
+redis.call('ZADD', stream_set, slot, field)
+redis.call('HINCRBY', counts, stream, 1)
+return 'stored'

@@ -1,0 +1,89 @@
+"""Reptile's update and statistics against a hand computation on a linear model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from adaptd.adapters.fast_weights import BACKENDS, mse
+from adaptd.adapters.meta import Reptile
+from adaptd.adapters.network import PolicyNet
+from adaptd.adapters.protocol import Task
+
+
+def _np_adapt(w: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray, steps: int, lr: float):
+    """Gradient descent on mean((x @ w.T + b - y)^2) for a (1, d) weight and (1,) bias."""
+    for _ in range(steps):
+        r = x @ w[0] + b[0] - y
+        w = w - lr * (2.0 / len(y)) * (r @ x)[None, :]
+        b = b - lr * (2.0 / len(y)) * np.array([r.sum()])
+    return w, b
+
+
+def _tasks(sizes: list[tuple[int, int]], seed: int = 0) -> list[Task]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i, (n_support, n_query) in enumerate(sizes):
+        x = torch.randn(n_support + n_query, 3, generator=g)
+        y = (i - 1.0) * x[:, 0] + 0.5 * x[:, 2] + 0.1 * i
+        out.append(Task(x[:n_support], y[:n_support], x[n_support:], y[n_support:]))
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("sizes", [[(4, 3)] * 3, [(1, 2), (5, 3), (3, 1)], [(2, 2)]])
+def test_update_matches_a_hand_computation(backend: str, sizes: list[tuple[int, int]]) -> None:
+    net = PolicyNet(3, hidden=())
+    learner = Reptile(net, inner_steps=3, inner_lr=0.1, meta_lr=0.4, backend=backend, seed=5)
+    w0 = learner.params["layers.0.weight"].double().numpy()
+    b0 = learner.params["layers.0.bias"].double().numpy()
+    tasks = _tasks(sizes)
+    adapted = []
+    for t in tasks:
+        x = torch.cat((t.support_x, t.query_x)).double().numpy()  # Reptile adapts on all data
+        y = torch.cat((t.support_y, t.query_y)).double().numpy()
+        adapted.append(_np_adapt(w0, b0, x, y, steps=3, lr=0.1))
+    w_mean = np.mean([w for w, _ in adapted], axis=0)
+    b_mean = np.mean([b for _, b in adapted], axis=0)
+    learner.meta_update(tasks)
+    np.testing.assert_allclose(
+        learner.params["layers.0.weight"].numpy(), w0 + 0.4 * (w_mean - w0), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        learner.params["layers.0.bias"].numpy(), b0 + 0.4 * (b_mean - b0), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reported_losses_hold_the_query_set_out(backend: str) -> None:
+    net = PolicyNet(3, hidden=(8,))
+    learner = Reptile(net, inner_steps=4, inner_lr=0.1, backend=backend, seed=1)
+    tasks = _tasks([(5, 4)] * 4, seed=3)
+    theta = learner.params
+    before = np.mean([float(mse(net, theta, t.query_x, t.query_y)) for t in tasks])
+    after = np.mean(
+        [
+            float(mse(net, learner.adapt(t.support_x, t.support_y).params, t.query_x, t.query_y))
+            for t in tasks
+        ]
+    )
+    stats = learner.meta_update(tasks)
+    assert stats.tasks == 4
+    assert stats.query_loss_before == pytest.approx(before, rel=1e-5)
+    assert stats.query_loss_after == pytest.approx(after, rel=1e-5)
+    assert stats.seconds > 0
+
+
+def test_meta_lr_one_jumps_to_the_mean_of_adapted_weights() -> None:
+    net = PolicyNet(3, hidden=(4,))
+    learner = Reptile(net, inner_steps=2, inner_lr=0.1, meta_lr=1.0, seed=0)
+    (task,) = _tasks([(3, 2)])
+    everything = (
+        torch.cat((task.support_x, task.query_x)),
+        torch.cat((task.support_y, task.query_y)),
+    )
+    expected = Reptile(net, inner_steps=2, inner_lr=0.1, seed=0).adapt(*everything).params
+    learner.meta_update([task])
+    for name, value in expected.items():
+        torch.testing.assert_close(learner.params[name], value, atol=1e-6, rtol=1e-5)

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adaptd.adapters.fast_weights import BACKENDS, adapt, grad_and_loss, mse
+from adaptd.adapters.network import PolicyNet, init_params
+
+
+def _problem(seed: int, shots: int = 12, in_dim: int = 5, hidden: tuple[int, ...] = (16, 16)):
+    g = torch.Generator().manual_seed(seed)
+    net = PolicyNet(in_dim, hidden)
+    x = torch.randn(shots, in_dim, generator=g)
+    y = 0.8 * x[:, 0] - 0.3 + 0.1 * torch.randn(shots, generator=g)
+    return net, init_params(net, seed=seed), x, y
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adaptation_lowers_the_support_loss(backend: str) -> None:
+    net, params, x, y = _problem(0)
+    result = adapt(net, params, x, y, steps=5, lr=0.1, backend=backend)
+    assert result.steps == 5
+    assert not result.deadline_hit
+    assert len(result.losses) == 6
+    assert result.losses[0] == pytest.approx(float(mse(net, params, x, y)), rel=1e-6)
+    assert result.losses[-1] == pytest.approx(float(mse(net, result.params, x, y)), rel=1e-6)
+    assert all(b < a for a, b in zip(result.losses, result.losses[1:], strict=False))
+    assert result.seconds > 0
+
+
+def test_one_step_is_plain_gradient_descent() -> None:
+    net, params, x, y = _problem(1)
+    grads, loss = grad_and_loss(net, params, x, y)
+    result = adapt(net, params, x, y, steps=1, lr=0.05)
+    for name, value in params.items():
+        torch.testing.assert_close(result.params[name], value - 0.05 * grads[name])
+    assert result.losses[0] == pytest.approx(float(loss))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    shots=st.integers(1, 20),
+    steps=st.integers(0, 6),
+    lr=st.floats(0.001, 0.2),
+)
+def test_backends_agree(seed: int, shots: int, steps: int, lr: float) -> None:
+    net, params, x, y = _problem(seed, shots=shots)
+    a = adapt(net, params, x, y, steps=steps, lr=lr, backend="autograd")
+    f = adapt(net, params, x, y, steps=steps, lr=lr, backend="func")
+    assert a.steps == f.steps == steps
+    for name in params:
+        torch.testing.assert_close(a.params[name], f.params[name], atol=1e-6, rtol=0)
+    assert a.losses == pytest.approx(f.losses, abs=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_single_shot_works(backend: str) -> None:
+    net, params, x, y = _problem(2, shots=1)
+    result = adapt(net, params, x, y, steps=3, lr=0.1, backend=backend)
+    assert result.steps == 3
+    assert result.losses[-1] < result.losses[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_neither_the_net_nor_the_given_params_change(backend: str) -> None:
+    net, params, x, y = _problem(3)
+    net_before = {k: v.clone() for k, v in net.state_dict().items()}
+    params_before = {k: v.clone() for k, v in params.items()}
+    result = adapt(net, params, x, y, steps=4, lr=0.1, backend=backend)
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, net_before[name])
+    for name, value in params.items():
+        assert torch.equal(value, params_before[name])
+        assert not result.params[name].requires_grad
+        assert not torch.equal(result.params[name], value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spent_deadline_returns_the_initial_params(backend: str) -> None:
+    net, params, x, y = _problem(4)
+    result = adapt(net, params, x, y, steps=5, lr=0.1, deadline_s=0.0, backend=backend)
+    assert result.steps == 0
+    assert result.deadline_hit
+    assert len(result.losses) == 1
+    for name, value in params.items():
+        assert torch.equal(result.params[name], value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tiny_deadline_stops_the_loop_early(backend: str) -> None:
+    net, params, x, y = _problem(5)
+    requested = 200_000  # minutes of work if the deadline were ignored
+    result = adapt(net, params, x, y, steps=requested, lr=0.01, deadline_s=0.002, backend=backend)
+    assert result.deadline_hit
+    assert result.steps < requested
+    assert len(result.losses) == result.steps + 1
+
+
+def test_generous_deadline_is_not_hit() -> None:
+    net, params, x, y = _problem(6)
+    result = adapt(net, params, x, y, steps=3, lr=0.1, deadline_s=60.0)
+    assert (result.steps, result.deadline_hit) == (3, False)
+
+
+def test_zero_steps_is_not_a_deadline_hit() -> None:
+    net, params, x, y = _problem(6)
+    result = adapt(net, params, x, y, steps=0, lr=0.1, deadline_s=60.0)
+    assert (result.steps, result.deadline_hit, len(result.losses)) == (0, False, 1)
+
+
+def test_inputs_are_cast_to_the_params_dtype() -> None:
+    net, params, x, y = _problem(7)
+    low = adapt(net, params, x, y, steps=2, lr=0.1)
+    high = adapt(net, params, x.double(), y.double(), steps=2, lr=0.1)
+    for name in params:
+        assert high.params[name].dtype == torch.float32
+        torch.testing.assert_close(low.params[name], high.params[name])
+
+
+def test_second_order_path_stays_differentiable_and_backends_agree() -> None:
+    net, params, x, y = _problem(8)
+    qx, qy = x[:4] + 0.5, y[:4]
+    meta_grads = {}
+    for backend in BACKENDS:
+        theta = {k: v.clone().requires_grad_() for k, v in params.items()}
+        result = adapt(net, theta, x, y, steps=3, lr=0.1, backend=backend, create_graph=True)
+        assert all(v.requires_grad for v in result.params.values())
+        query_loss = mse(net, result.params, qx, qy)
+        meta_grads[backend] = torch.autograd.grad(query_loss, tuple(theta.values()))
+    for a, f in zip(meta_grads["autograd"], meta_grads["func"], strict=True):
+        torch.testing.assert_close(a, f, atol=1e-6, rtol=1e-5)
+    # Second order differs from first order (the Jacobian of the inner loop is not identity).
+    first = adapt(net, params, x, y, steps=3, lr=0.1)
+    fo, _ = grad_and_loss(net, first.params, qx, qy)
+    assert not torch.allclose(fo["layers.0.weight"], meta_grads["autograd"][0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"steps": -1}, "steps"),
+        ({"steps": 2.0}, "steps"),
+        ({"lr": 0.0}, "lr"),
+        ({"lr": float("nan")}, "lr"),
+        ({"deadline_s": -1.0}, "deadline_s"),
+        ({"backend": "jax"}, "jax"),
+    ],
+)
+def test_invalid_arguments_are_named(kwargs: dict, named: str) -> None:
+    net, params, x, y = _problem(9)
+    call = {"steps": 1, "lr": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=named):
+        adapt(net, params, x, y, **call)
+
+
+def test_shapes_are_checked() -> None:
+    net, params, x, y = _problem(10)
+    with pytest.raises(ValueError, match=r"x must have shape \(n >= 1, 5\)"):
+        adapt(net, params, x[:, :3], y, steps=1, lr=0.1)
+    with pytest.raises(ValueError, match="y must have shape"):
+        adapt(net, params, x, y[:-1], steps=1, lr=0.1)
+    with pytest.raises(ValueError, match="x must have shape"):
+        adapt(net, params, x[:0], y[:0], steps=1, lr=0.1)
+    with pytest.raises(ValueError, match="backend"):
+        grad_and_loss(net, params, x, y, backend="jax")  # type: ignore[arg-type]

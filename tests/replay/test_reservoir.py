@@ -1,0 +1,298 @@
+"""ReservoirBuffer against the real Redis: counting, idempotency, capacity, batching, sampling."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from scipy.stats import chisquare
+
+from adaptd.replay.episode import Episode
+from adaptd.replay.reservoir import AddResult, ReservoirBuffer
+
+pytestmark = pytest.mark.integration
+
+Factory = Callable[..., Episode]
+
+
+def _stream_of_episodes(factory: Factory, count: int, streams: int = 3) -> list[Episode]:
+    # Episodes of `streams` streams on two partitions, each source's offsets increasing.
+    out = []
+    for i in range(count):
+        stream = f"s{i % streams}"
+        out.append(factory(stream, first_offset=10 * i, partition=i % 2))
+    return out
+
+
+async def _buffer(
+    client: aioredis.Redis, prefix: str, capacity: int, seed: int = 0
+) -> ReservoirBuffer:
+    buffer = ReservoirBuffer(client, prefix=prefix, capacity=capacity, rng=random.Random(seed))
+    await buffer.open()
+    return buffer
+
+
+def _counting_client(url: str) -> tuple[aioredis.Redis, list[int]]:
+    """A client whose connections count the packets they write: one per round trip."""
+    sends = [0]
+
+    class CountingConnection(aioredis.Connection):
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            sends[0] += 1
+            await super().send_packed_command(command, check_health)
+
+    pool = aioredis.ConnectionPool.from_url(url, connection_class=CountingConnection)
+    return aioredis.Redis(connection_pool=pool), sends
+
+
+@pytest.mark.parametrize("inserted", [4, 10, 37])
+async def test_size_is_min_of_inserted_and_capacity_and_seen_counts_each_once(
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+    episode_factory: Factory,
+    reservoir_snapshot,
+    inserted: int,
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=10)
+    episodes = _stream_of_episodes(episode_factory, inserted)
+    results = [await buffer.add(ep) for ep in episodes]
+    assert results[:10] == [AddResult.STORED] * min(inserted, 10)
+    assert AddResult.DUPLICATE not in results
+    stats = await buffer.stats()
+    assert (stats.size, stats.seen, stats.capacity) == (min(inserted, 10), inserted, 10)
+    assert sum(stats.per_stream.values()) == stats.size
+    before = await reservoir_snapshot(redis_client, buffer)
+    assert set(before.ids.values()) <= {ep.id for ep in episodes}
+    assert before.per_stream == stats.per_stream
+
+    # Redelivery after a crash: the same episodes again, one by one and batched.
+    assert [await buffer.add(ep) for ep in episodes] == [AddResult.DUPLICATE] * inserted
+    assert await buffer.add_many(episodes) == [AddResult.DUPLICATE] * inserted
+    after = await reservoir_snapshot(redis_client, buffer)
+    assert (after.ids, after.seen, after.marks) == (before.ids, before.seen, before.marks)
+
+
+async def test_watermark_is_per_source_and_compares_last_offsets(
+    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory, reservoir_snapshot
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=100)
+    first = episode_factory("s", first_offset=100, n=4)  # offsets 100..103
+    assert await buffer.add(first) == AddResult.STORED
+    # Same source: an episode ending at or before 103 is a duplicate, whatever its start.
+    assert await buffer.add(episode_factory("s", first_offset=90, n=14)) == AddResult.DUPLICATE
+    assert await buffer.add(episode_factory("s", first_offset=50, n=2)) == AddResult.DUPLICATE
+    # Other partitions, topics and streams are other sources with their own marks.
+    for other in (
+        episode_factory("s", first_offset=100, n=4, partition=1),
+        episode_factory("s", first_offset=100, n=4, topic="other"),
+        episode_factory("u", first_offset=100, n=4),
+    ):
+        assert await buffer.add(other) == AddResult.STORED
+    # A later end is new data even if it overlaps (a re-cut after lost state).
+    assert await buffer.add(episode_factory("s", first_offset=102, n=4)) == AddResult.STORED
+    snap = await reservoir_snapshot(redis_client, buffer)
+    assert snap.seen == 5
+    assert snap.marks["t:0:s"] == 105
+    assert snap.marks == {"t:0:s": 105, "t:1:s": 103, "other:0:s": 103, "t:0:u": 103}
+
+
+async def test_offsets_beyond_double_precision_are_compared_exactly(
+    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=5)
+    base = 2**62  # doubles cannot tell base+1 from base+2 apart
+    assert await buffer.add(episode_factory("s", first_offset=base, n=2)) == AddResult.STORED
+    assert await buffer.add(episode_factory("s", first_offset=base, n=2)) == AddResult.DUPLICATE
+    assert await buffer.add(episode_factory("s", first_offset=base + 1, n=2)) == AddResult.STORED
+    assert await buffer.add(episode_factory("s", first_offset=999, n=2)) == AddResult.DUPLICATE
+
+
+async def test_capacity_mismatch_names_both_capacities(
+    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=5)
+    await buffer.add(episode_factory())
+    await buffer.open()  # the same capacity again is fine
+    other = ReservoirBuffer(redis_client, prefix=key_prefix, capacity=7)
+    with pytest.raises(ValueError, match=r"capacity 5.*capacity 7"):
+        await other.open()
+    # Without open(), the script itself refuses, for single and batched adds alike.
+    with pytest.raises(ValueError, match=r"capacity 5.*capacity 7"):
+        await other.add(episode_factory(first_offset=50))
+    with pytest.raises(ValueError, match=r"capacity 5.*capacity 7"):
+        await other.add_many([episode_factory(first_offset=60)])
+    assert (await buffer.stats()).seen == 1
+    await buffer.clear()
+    await other.open()
+    assert (await other.stats()).capacity == 7
+
+
+def test_constructor_validates_and_does_no_io() -> None:
+    dead = aioredis.Redis(host="127.0.0.1", port=1)  # nothing listens there
+    buffer = ReservoirBuffer(dead, prefix="p", capacity=3)
+    assert (buffer.prefix, buffer.capacity) == ("p", 3)
+    with pytest.raises(ValueError, match="capacity must be an integer >= 1, got 0"):
+        ReservoirBuffer(dead, prefix="p", capacity=0)
+    with pytest.raises(ValueError, match="free of braces"):
+        ReservoirBuffer(dead, prefix="a{b}", capacity=3)
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        ReservoirBuffer(aioredis.Redis(decode_responses=True), prefix="p", capacity=3)
+
+
+async def test_add_many_matches_sequential_adds_in_one_round_trip(
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+    episode_factory: Factory,
+    reservoir_snapshot,
+) -> None:
+    rng = random.Random(7)
+    episodes = _stream_of_episodes(episode_factory, 60)
+    for i in rng.sample(range(60), 15):  # redeliveries mixed in
+        episodes.insert(rng.randrange(i + 1, len(episodes) + 1), episodes[i])
+    one_by_one = await _buffer(redis_client, f"{key_prefix}-seq", capacity=12, seed=3)
+    sequential = [await one_by_one.add(ep) for ep in episodes]
+
+    client, sends = _counting_client(redis_url)
+    try:
+        batched = await _buffer(client, f"{key_prefix}-batch", capacity=12, seed=3)
+        sends[0] = 0
+        results = await batched.add_many(episodes)
+        assert sends[0] == 1
+        assert results == sequential
+        assert results.count(AddResult.DUPLICATE) == 15
+        a = await reservoir_snapshot(redis_client, one_by_one)
+        b = await reservoir_snapshot(redis_client, batched)
+        assert (a.ids, a.seen, a.marks, a.per_stream) == (b.ids, b.seen, b.marks, b.per_stream)
+    finally:
+        await client.aclose()
+
+
+async def test_add_many_recovers_from_a_flushed_script_cache(
+    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=4)
+    await redis_client.script_flush()
+    results = await buffer.add_many(_stream_of_episodes(episode_factory, 3))
+    assert results == [AddResult.STORED] * 3
+    await redis_client.script_flush()
+    assert await buffer.add(episode_factory("s0", first_offset=1000)) == AddResult.STORED
+    assert (await buffer.stats()).size == 4
+
+
+async def test_uniform_sample_is_distinct_capped_and_uniform_over_slots(
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+    episode_factory: Factory,
+    inclusion_pvalue,
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=20)
+    assert await buffer.sample(5) == []
+    await buffer.add_many(_stream_of_episodes(episode_factory, 20))
+    assert await buffer.sample(0) == []
+    everything = await buffer.sample(50)
+    assert len({ep.id for ep in everything}) == len(everything) == 20
+
+    client, sends = _counting_client(redis_url)
+    try:
+        counting = ReservoirBuffer(client, prefix=key_prefix, capacity=20, rng=random.Random(1))
+        await counting.sample(1)  # connect first
+        sends[0] = 0
+        counts: Counter[str] = Counter()
+        reps = 1500
+        for _ in range(reps):
+            drawn = await counting.sample(5)
+            assert len({ep.id for ep in drawn}) == 5
+            counts.update(ep.id for ep in drawn)
+        assert sends[0] == reps  # one round trip per sample
+    finally:
+        await client.aclose()
+    assert set(counts) == {ep.id for ep in everything}
+    # Each of the 20 held episodes should be in a draw of 5 with probability 1/4.
+    assert inclusion_pvalue(list(counts.values()), k=5, reps=reps) > 1e-3
+
+
+async def test_sample_is_reproducible_with_a_seeded_rng(
+    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=30)
+    await buffer.add_many(_stream_of_episodes(episode_factory, 30))
+    for strategy in ("uniform", "stratified"):
+        a = await buffer.sample(7, strategy=strategy, rng=random.Random(11))
+        b = await buffer.sample(7, strategy=strategy, rng=random.Random(11))
+        assert [e.id for e in a] == [e.id for e in b]
+
+
+async def test_stratified_sample_balances_streams_when_one_dominates(
+    redis_url: str, redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=400)
+    big = [episode_factory("big", first_offset=10 * i) for i in range(300)]
+    small = [episode_factory(s, first_offset=10 * i) for s in ("a", "b") for i in range(20)]
+    await buffer.add_many(big + small)
+    assert (await buffer.stats()).per_stream == {"big": 300, "a": 20, "b": 20}
+
+    uniform = Counter(ep.stream for ep in await buffer.sample(30))
+    assert uniform["big"] > 15  # what stratification is for: uniform follows the holdings
+    for n, expected in [(30, {"big": 10, "a": 10, "b": 10}), (90, {"big": 50, "a": 20, "b": 20})]:
+        drawn = await buffer.sample(n, strategy="stratified")
+        assert Counter(ep.stream for ep in drawn) == expected
+        assert len({ep.id for ep in drawn}) == n
+
+    client, sends = _counting_client(redis_url)
+    try:
+        counting = ReservoirBuffer(client, prefix=key_prefix, capacity=400, rng=random.Random(2))
+        await counting.stats()  # connect first
+        sends[0] = 0
+        firsts: Counter[str] = Counter()
+        reps = 600
+        for _ in range(reps):
+            drawn = await counting.sample(1, strategy="stratified")
+            firsts[drawn[0].stream] += 1
+        assert sends[0] == 2 * reps
+    finally:
+        await client.aclose()
+    # With n=1 the random stream order alone decides: each stream a third of the time.
+    assert chisquare([firsts[s] for s in ("big", "a", "b")]).pvalue > 1e-3
+
+
+async def test_stratified_sample_after_evictions_uses_the_current_owners(
+    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory, reservoir_snapshot
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=30, seed=5)
+    episodes = [episode_factory(f"s{i % 4}", first_offset=10 * i) for i in range(400)]
+    await buffer.add_many(episodes)
+    snap = await reservoir_snapshot(redis_client, buffer)
+    drawn = await buffer.sample(30, strategy="stratified")
+    assert sorted(ep.id for ep in drawn) == sorted(snap.ids.values())
+    assert sorted(snap.per_stream) == ["s0", "s1", "s2", "s3"]
+    assert min(snap.per_stream.values()) >= 2
+    small = await buffer.sample(8, strategy="stratified")
+    assert Counter(ep.stream for ep in small) == dict.fromkeys(snap.per_stream, 2)
+
+
+async def test_clear_removes_every_key(
+    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=5)
+    await buffer.add_many(_stream_of_episodes(episode_factory, 12))
+    assert [k async for k in redis_client.scan_iter(match=f"{key_prefix}*")]
+    await buffer.clear()
+    assert [k async for k in redis_client.scan_iter(match=f"{key_prefix}*")] == []
+    assert await buffer.stats() == (0, 0, 5, {})
+    assert await buffer.add(episode_factory()) == AddResult.STORED  # usable again
+
+
+async def test_sample_validates_its_arguments(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    buffer = ReservoirBuffer(redis_client, prefix=key_prefix, capacity=5)
+    with pytest.raises(ValueError, match="n must be an integer >= 0, got -1"):
+        await buffer.sample(-1)
+    with pytest.raises(ValueError, match="strategy must be 'uniform' or 'stratified'"):
+        await buffer.sample(2, strategy="random")  # type: ignore[arg-type]

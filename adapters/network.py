@@ -57,10 +57,19 @@ class PolicyNet(nn.Module):
         Hidden layer widths; ``()`` gives a linear model.
     activation
         One of :data:`ACTIVATIONS`, applied after every hidden layer.
+    output_scale
+        Scale of the output layer's initial weights relative to the ``nn.Linear`` default
+        (its bias starts at zero when below 1). A small value makes a fresh network predict
+        close to zero, the no-skill forecast of a return, while gradients still reach every
+        layer; 1 keeps the default initialisation.
     """
 
     def __init__(
-        self, in_dim: int, hidden: tuple[int, ...] = (32, 32), activation: str = "tanh"
+        self,
+        in_dim: int,
+        hidden: tuple[int, ...] = (32, 32),
+        activation: str = "tanh",
+        output_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(in_dim, bool) or not isinstance(in_dim, int) or in_dim < 1:
@@ -70,9 +79,12 @@ class PolicyNet(nn.Module):
             raise ValueError(f"hidden must hold positive integer widths, got {hidden!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if not 0.0 <= output_scale <= 1.0:
+            raise ValueError(f"output_scale must be in [0, 1], got {output_scale!r}")
         self.in_dim = in_dim
         self.hidden = hidden
         self.activation = activation
+        self.output_scale = float(output_scale)
         widths = (in_dim, *hidden, 1)
         modules: list[nn.Module] = []
         for j, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
@@ -86,7 +98,10 @@ class PolicyNet(nn.Module):
         return self.layers(x).squeeze(-1)
 
     def extra_repr(self) -> str:
-        return f"in_dim={self.in_dim}, hidden={self.hidden}, activation={self.activation!r}"
+        return (
+            f"in_dim={self.in_dim}, hidden={self.hidden}, activation={self.activation!r}, "
+            f"output_scale={self.output_scale}"
+        )
 
 
 def init_params(net: PolicyNet, seed: int) -> dict[str, Tensor]:
@@ -105,10 +120,13 @@ def init_params(net: PolicyNet, seed: int) -> dict[str, Tensor]:
     """
     generator = torch.Generator().manual_seed(int(seed))
     out: dict[str, Tensor] = {}
+    last = f"layers.{len(net.layers) - 1}"
     for name, param in net.named_parameters():
         layer = name.rsplit(".", 1)[0]
         fan_in = net.get_submodule(layer).in_features
         bound = 1.0 / math.sqrt(fan_in)
         value = torch.empty(param.shape, dtype=param.dtype)
         out[name] = value.uniform_(-bound, bound, generator=generator)
+        if layer == last and net.output_scale < 1.0:
+            out[name] = out[name] * net.output_scale if name.endswith("weight") else out[name] * 0
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -112,7 +112,7 @@ def _status(daemon: Daemon, fed: dict[str, int], totals: dict[str, int], watch: 
 
 
 async def _demo(
-    speed: float, out: Path, limit: int | None, progress: bool, console: Console
+    speed: float, limit: int | None, progress: bool, console: Console
 ) -> list[StreamSummary]:
     series = datasets.load_all()
     totals = {s.stream: len(s) if limit is None else min(limit, len(s)) for s in series}
@@ -196,6 +196,7 @@ def _summaries(
                 adapt_latency_ms=[r.seconds * 1000 for r in records],
                 loss_before=[r.query_loss_before for r in records],
                 loss_after=[r.query_loss_after for r in records],
+                loss_scratch=[r.query_loss_scratch for r in records],
                 published_rows=[r.index for r in published],
             )
         )
@@ -205,13 +206,12 @@ def _summaries(
 def _prequential_table(daemon: Daemon, console: Console) -> None:
     """Test-then-train MSE of the live policies against a zero forecast, per stream."""
     table = Table(title="prequential error (each example scored before any policy saw it)")
-    for col in ("stream", "examples", "live policy MSE", "zero-forecast MSE", "ratio"):
+    for col in ("stream", "examples", "adapted policies", "no adaptation", "zero forecast"):
         table.add_column(col, justify="left" if col == "stream" else "right")
     for part in daemon.ownership.partitions.values():
         for name, state in sorted(part.streams.items()):
-            mse, mse0, n = state.prequential_mse
-            ratio = mse / mse0 if n and mse0 > 0 else math.nan
-            table.add_row(name, str(n), f"{mse:.4f}", f"{mse0:.4f}", f"{ratio:.3f}")
+            live, init, zero, n = state.prequential_mse
+            table.add_row(name, str(n), f"{live:.4f}", f"{init:.4f}", f"{zero:.4f}")
     console.print(table)
 
 
@@ -233,7 +233,8 @@ def run_demo(
     progress: bool = True,
 ) -> int:
     configure("warning", "console")
-    console = Console()
+    # Outside a terminal rich assumes 80 columns, too narrow for the summary table.
+    console = Console(width=None if sys.stdout.isatty() else 140)
     started = time.monotonic()
     summaries = asyncio.run(_demo(speed, limit, progress, console))
     series = {s.stream: s for s in datasets.load_all()}

@@ -48,6 +48,7 @@ class AdaptationRecord(NamedTuple):
     seconds: float
     query_loss_before: float
     query_loss_after: float
+    query_loss_scratch: float
     shift_to_publish_s: float
 
 
@@ -174,6 +175,7 @@ class Publisher:
                 seconds=outcome.seconds,
                 query_loss_before=outcome.query_loss_before,
                 query_loss_after=outcome.query_loss_after,
+                query_loss_scratch=outcome.query_loss_scratch,
                 shift_to_publish_s=time.time() - request.shift.wall_time,
             )
         )
@@ -213,6 +215,7 @@ class Publisher:
             metrics={
                 "query_loss_before": outcome.query_loss_before,
                 "query_loss_after": outcome.query_loss_after,
+                "query_loss_from_scratch": outcome.query_loss_scratch,
                 "support_loss_before": outcome.support_loss_before,
                 "support_loss_after": outcome.support_loss_after,
                 "support_size": float(len(request.support_y)),

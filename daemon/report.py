@@ -51,6 +51,7 @@ class StreamSummary:
     adapt_latency_ms: list[float] = field(default_factory=list)
     loss_before: list[float] = field(default_factory=list)
     loss_after: list[float] = field(default_factory=list)
+    loss_scratch: list[float] = field(default_factory=list)  # adapted from a random init
     published_rows: list[int] = field(default_factory=list)  # event index of each publication
 
 
@@ -147,6 +148,7 @@ def summary_table(
     table.add_column("rejected", justify="right")
     table.add_column("adaptation latency p50 / p99 (ms)", justify="right")
     table.add_column("query loss before → after (mean)", justify="right")
+    table.add_column("from scratch (mean)", justify="right")
     for row in rows:
         window = margin[row.stream] if isinstance(margin, Mapping) else margin
         score = score_shifts(row.shifts, row.annotated, window, early=early)
@@ -161,6 +163,7 @@ def summary_table(
             str(row.rejected),
             _percentiles(row.adapt_latency_ms),
             _loss_change(row.loss_before, row.loss_after),
+            f"{np.mean(row.loss_scratch):.4g}" if row.loss_scratch else DASH,
         )
     return table
 

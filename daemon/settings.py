@@ -170,9 +170,9 @@ class DetectionSettings(Section):
 class AdaptationSettings(Section):
     """Few-shot adaptation, its publication gate, and meta-training of the initialisation."""
 
-    shots: int = Field(16, ge=2, le=1024)
+    shots: int = Field(20, ge=2, le=1024)
     """Labelled examples of the new regime collected after a shift (support plus query)."""
-    query_size: int = Field(4, ge=1)
+    query_size: int = Field(8, ge=1)
     """The latest of those examples, held out to gate publication."""
     inner_steps: int = Field(5, ge=1, le=1000)
     """Gradient steps of the fast-weight inner loop."""
@@ -186,6 +186,9 @@ class AdaptationSettings(Section):
     """Hidden layer widths of the policy MLP."""
     min_improvement: float = Field(0.0, ge=0)
     """Publish only if query loss improves on the current policy by more than this."""
+    gate_z: float = Field(1.0, ge=0)
+    """...and by more than this many standard errors of the paired per-example loss
+    difference on the query set (0: any improvement passes)."""
     meta_algorithm: Literal["reptile", "fomaml"] = "reptile"
     """How the shared initialisation is meta-trained from replayed episodes."""
     meta_interval_s: float = Field(2.0, gt=0)

@@ -87,8 +87,9 @@ class StreamState:
         self.policy_version = 0
         self.policy_weights: dict[str, np.ndarray] | None = None
         self.policy: NumpyPolicy | None = None
-        # Prequential squared error of the live policy and of a zero forecast, for reports.
-        self.preq = [0.0, 0.0, 0]
+        # Prequential sums of squared error (live policy, the meta-learned initialisation
+        # without adaptation, a zero forecast) and the count, for reports.
+        self.preq = [0.0, 0.0, 0.0, 0]
 
     # -- per event ---------------------------------------------------------------------
     def on_event(self, ev: MarketEvent, offset: int, out: Effects) -> Rejection | None:
@@ -128,10 +129,15 @@ class StreamState:
             x = np.array([e.x for e in matured], dtype=np.float32)
             y = np.fromiter((e.y for e in matured), dtype=np.float32, count=len(matured))
             err = (policy.predict(x) - y) ** 2
-            self.preq[0] += float(err.sum())
-            self.preq[1] += float((y * y).sum())
-            self.preq[2] += len(matured)
             errors = err.tolist()
+            sse = float(err.sum())
+            preq = self.preq
+            preq[0] += sse
+            if self.policy is not None and default_policy is not None:
+                sse = float(((default_policy.predict(x) - y) ** 2).sum())
+            preq[1] += sse
+            preq[2] += float((y * y).sum())
+            preq[3] += len(matured)
         else:
             errors = None
         for i, example in enumerate(matured):
@@ -254,7 +260,9 @@ class StreamState:
             self.policy = NumpyPolicy.from_params(self.policy_weights, activation=activation)
 
     @property
-    def prequential_mse(self) -> tuple[float, float, int]:
-        """(live policy MSE, zero-forecast MSE, examples scored) so far."""
-        sse, sse0, n = self.preq
-        return (sse / n, sse0 / n, int(n)) if n else (float("nan"), float("nan"), 0)
+    def prequential_mse(self) -> tuple[float, float, float, int]:
+        """(live policy, unadapted initialisation, zero forecast) MSE and examples scored."""
+        live, init, zero, n = self.preq
+        if not n:
+            return float("nan"), float("nan"), float("nan"), 0
+        return live / n, init / n, zero / n, int(n)

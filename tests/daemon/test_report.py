@@ -149,7 +149,7 @@ def test_summary_table_shows_every_stream() -> None:
     assert "1/2 (≤15)" in apple_line
     assert "1,867" in apple_line
     assert "0/1 (≤50)" in brent_line
-    assert brent_line.count("–") == 2  # no latency, no losses
+    assert brent_line.count("–") == 3  # no latency, no losses, no from-scratch baseline
     assert "query loss before → after" in text
 
 

@@ -92,6 +92,11 @@ class PolicyNet(nn.Module):
                 modules.append(ACTIVATIONS[activation]())
             modules.append(nn.Linear(fan_in, fan_out))
         self.layers = nn.Sequential(*modules)
+        if self.output_scale < 1.0:
+            last = self.layers[-1]
+            with torch.no_grad():
+                last.weight.mul_(self.output_scale)
+                last.bias.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
         """``(n, in_dim) -> (n,)``; also ``(in_dim,) -> ()``."""

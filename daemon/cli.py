@@ -5,6 +5,7 @@
     adaptd feed --dataset all|bitcoin|brent|apple | --csv FILE --stream ID ...
     adaptd policies [--follow]            tail the policy topic readably
     adaptd config show [--config FILE]    the effective configuration, secrets redacted
+    adaptd config docs                    the configuration reference, as Markdown
     adaptd bench [--out FILE]             ingest and adaptation benchmark
 
 Invalid configuration exits with status 2 and a message naming the setting.
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
     with_config(cfg_sub.add_parser("show", help="print the effective configuration"))
+    cfg_sub.add_parser("docs", help="print the configuration reference (Markdown)")
 
     feed = with_config(sub.add_parser("feed", help="produce a market feed into the input topic"))
     src = feed.add_mutually_exclusive_group(required=True)
@@ -78,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "config" and args.config_command == "docs":
+            from adaptd.daemon.config_docs import render
+
+            print(render(), end="")
+            return 0
         if args.command == "config":
             settings = load_settings(args.config)
             print(json.dumps(redacted(settings), indent=2))

@@ -82,6 +82,8 @@ class Effects:
     requests: list[AdaptationRequest] = field(default_factory=list)
     processed: int = 0
     examples: int = 0
+    firings: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Raw detector firings per (detector, channel), absorbed ones included."""
 
     def __len__(self) -> int:
         return len(self.dead_letters) + len(self.shifts) + len(self.episodes) + len(self.requests)

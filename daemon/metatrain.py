@@ -86,7 +86,7 @@ class MetaTrainer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a failed round must not end meta-training
-                self.metrics.redis_errors.inc()
+                self.metrics.meta_errors.inc()
                 log.warning("meta-training round failed", error=repr(exc))
 
     async def round(self) -> int:

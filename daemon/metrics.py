@@ -145,6 +145,16 @@ class Metrics:
             "Redis operations that failed and were retried.",
             registry=r,
         )
+        self.send_errors = Counter(
+            f"{PREFIX}_send_errors",
+            "Sends of dead letters and shifts to Kafka that failed and were retried.",
+            registry=r,
+        )
+        self.meta_errors = Counter(
+            f"{PREFIX}_meta_errors",
+            "Meta-training rounds that failed (retried next round).",
+            registry=r,
+        )
         self.publish_errors = Counter(
             f"{PREFIX}_publish_errors",
             "Policy publications that failed and were retried.",

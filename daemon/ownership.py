@@ -54,6 +54,8 @@ class Ownership:
         self.joined = asyncio.Event()
         self.on_restored: Callable[[TopicPartition, PartitionState], Awaitable[None]] | None = None
         self.on_revoking: Callable[[Iterable[TopicPartition]], Awaitable[None]] | None = None
+        self.settle: Callable[[], Awaitable[None]] | None = None
+        """Waits until the effects of every processed batch are stored."""
 
     async def assign(self, assigned: Iterable[TopicPartition]) -> None:
         for tp in sorted(assigned):
@@ -110,6 +112,9 @@ class Ownership:
             await self._commit(list(self.partitions))
 
     async def _commit(self, tps: Iterable[TopicPartition]) -> None:
+        # Under the lock, so no batch is processed between storing and snapshotting.
+        if self.settle is not None:
+            await self.settle()
         offsets: dict[TopicPartition, int] = {}
         for tp in tps:
             part = self.partitions.get(tp)

@@ -157,12 +157,19 @@ class Policy:
 
     def __init__(self, message: PolicyMessage) -> None:
         arch = message.architecture
-        params = params_from_bytes(message.weight_bytes())
+        raw = message.weight_bytes()
         self.message = message
         self.model_id = message.model_id
         self.version = message.version
         self.feature_names: tuple[str, ...] = tuple(message.features.get("names", ()))
-        self.model = NumpyPolicy.from_params(params, activation=str(arch.get("activation", "tanh")))
+        try:
+            self.model = NumpyPolicy.from_params(
+                params_from_bytes(raw), activation=str(arch.get("activation", "tanh"))
+            )
+        except ValueError as exc:
+            raise PolicyError(
+                f"{message.model_id} v{message.version}: weights do not form a policy: {exc}"
+            ) from exc
         if self.feature_names and len(self.feature_names) != self.model.in_dim:
             raise PolicyError(
                 f"{self.model_id} v{self.version}: {len(self.feature_names)} feature names "
@@ -185,8 +192,9 @@ class Policy:
 
 
 class PolicyBook:
-    """The latest verified policy per model; stale, duplicate and corrupt messages are
-    refused (``offer`` returns False, and counts them)."""
+    """The latest verified policy per model. ``offer`` returns False for a stale or duplicate
+    version (counted in ``ignored``) and raises PolicyError for a corrupt message (counted in
+    ``corrupt``); either way the book keeps what it had."""
 
     def __init__(self) -> None:
         self._latest: dict[str, Policy] = {}

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from aiokafka import TopicPartition
+from aiokafka.errors import ProducerClosed
 
 from adaptd.adapters.codec import params_from_bytes
 from adaptd.daemon.adaptation import AdaptationOutcome, PolicyLearner
@@ -31,9 +32,12 @@ from adaptd.daemon.retry import retrying
 from adaptd.daemon.settings import Settings
 from adaptd.daemon.state_store import PolicyStore
 from adaptd.daemon.stream import StreamState
-from adaptd.daemon.worker import ADAPT, TorchWorker
+from adaptd.daemon.worker import ADAPT, TorchWorker, WorkerClosed
 
 log = get_logger("adaptd.publishing")
+
+FATAL = (ProducerClosed, WorkerClosed)
+"""Errors that retrying cannot fix: the daemon is shutting down."""
 
 
 class AdaptationRecord(NamedTuple):
@@ -75,6 +79,8 @@ class Publisher:
         self.features = feature_spec(settings.features)
         self.inflight: dict[str, tuple[TopicPartition, asyncio.Task[None]]] = {}
         self.history: deque[AdaptationRecord] = deque(maxlen=10_000)
+        self.closing = False
+        """Set at shutdown: queued requests stay in the snapshot instead of starting."""
 
     def submit(self, tp: TopicPartition, request: AdaptationRequest) -> None:
         fut = self.worker.submit(
@@ -105,17 +111,23 @@ class Publisher:
             self.submit(tp, request)
 
     async def drain(self, tps: Iterable[TopicPartition] | None, timeout_s: float) -> int:
-        """Wait for in-flight requests (of some partitions) to finish; cancel the rest.
-        Returns how many were cancelled."""
+        """Wait for in-flight requests (of some partitions, or all) to finish, then cancel
+        what is left. Returns how many were cancelled. Draining everything also stops new
+        submissions: queued requests stay in the stream state (and so in the snapshot)."""
         wanted = None if tps is None else set(tps)
-        tasks = [t for tp, t in self.inflight.values() if wanted is None or tp in wanted]
-        if not tasks:
-            return 0
-        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
-        for task in pending:
+        if wanted is None:
+            self.closing = True
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            tasks = [t for tp, t in self.inflight.values() if wanted is None or tp in wanted]
+            left = deadline - asyncio.get_running_loop().time()
+            if not tasks or left <= 0:
+                break
+            await asyncio.wait(tasks, timeout=left)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        return len(pending)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
 
     async def _finish(
         self, tp: TopicPartition, request: AdaptationRequest, fut: asyncio.Future[Any]
@@ -129,34 +141,73 @@ class Publisher:
             self.metrics.adaptations.labels(outcome="failed").inc()
             log.error("adaptation failed", stream=request.stream, shift=request.id, error=repr(exc))
             outcome = None
+        if self._stream(tp, request) is None:
+            return  # revoked meanwhile: the new owner resumes it from the snapshot
+        version = 0
+        if outcome is not None:
+            self._observe(outcome)
+            if outcome.publish:
+                # Network I/O outside the lock: a snapshot taken meanwhile still holds the
+                # request as pending, and resume() adopts the published policy instead of
+                # publishing it again.
+                version = await retrying(
+                    lambda: self._publish(request, outcome),
+                    what="publish policy",
+                    on_error=lambda _: self.metrics.publish_errors.inc(),
+                    fatal=FATAL,
+                )
         async with self.ownership.lock:
-            part = self.ownership.partitions.get(tp)
-            stream = part.streams.get(request.stream) if part else None
-            if part is None or stream is None or stream.pending is not request:
-                return  # revoked meanwhile: the new owner resumes it from the snapshot
+            stream = self._stream(tp, request)
+            if stream is None:
+                return
             if outcome is not None:
-                self._observe(outcome)
-                if outcome.publish:
-                    await retrying(
-                        lambda: self._publish(stream, request, outcome),
-                        what="publish policy",
-                        on_error=lambda _: self.metrics.publish_errors.inc(),
-                    )
-                else:
-                    self._record(stream, request, outcome, 0)
-                    self.metrics.adaptations.labels(outcome="rejected").inc()
-                    log.info(
-                        "adaptation rejected by the query gate",
-                        stream=request.stream,
-                        shift=request.id,
-                        offset=request.shift.offset,
-                        query_loss_before=outcome.query_loss_before,
-                        query_loss_after=outcome.query_loss_after,
-                    )
+                self._apply(stream, request, outcome, version)
             nxt = stream.complete(request.id)
-            part.dirty.add(stream.stream)
-        if nxt is not None:
+            self.ownership.partitions[tp].dirty.add(stream.stream)
+        if nxt is not None and not self.closing:
             self.submit(tp, nxt)
+
+    def _stream(self, tp: TopicPartition, request: AdaptationRequest) -> StreamState | None:
+        """The request's stream, if this daemon still owns it and the request is its own."""
+        part = self.ownership.partitions.get(tp)
+        stream = part.streams.get(request.stream) if part else None
+        return stream if stream is not None and stream.pending is request else None
+
+    def _apply(
+        self,
+        stream: StreamState,
+        request: AdaptationRequest,
+        outcome: AdaptationOutcome,
+        version: int,
+    ) -> None:
+        self._record(stream, request, outcome, version)
+        if version:
+            stream.adopt(version, outcome.weights, self.learner.architecture["activation"])
+            done = time.time()
+            self.metrics.adaptations.labels(outcome="published").inc()
+            self.metrics.shift_to_publish.observe(done - request.shift.wall_time)
+            self.metrics.adapt_to_publish.observe(done - request.ready_wall_time)
+            log.info(
+                "policy published",
+                stream=stream.stream,
+                version=version,
+                parent_version=request.parent_version,
+                shift=request.id,
+                offset=request.shift.offset,
+                query_loss_before=outcome.query_loss_before,
+                query_loss_after=outcome.query_loss_after,
+                adaptation_ms=round(outcome.seconds * 1000, 2),
+            )
+        else:
+            self.metrics.adaptations.labels(outcome="rejected").inc()
+            log.info(
+                "adaptation rejected by the query gate",
+                stream=stream.stream,
+                shift=request.id,
+                offset=request.shift.offset,
+                query_loss_before=outcome.query_loss_before,
+                query_loss_after=outcome.query_loss_after,
+            )
 
     def _record(
         self,
@@ -188,17 +239,17 @@ class Publisher:
         m.query_loss.labels(policy="current").observe(outcome.query_loss_before)
         m.query_loss.labels(policy="adapted").observe(outcome.query_loss_after)
 
-    async def _publish(
-        self, stream: StreamState, request: AdaptationRequest, outcome: AdaptationOutcome
-    ) -> None:
+    async def _publish(self, request: AdaptationRequest, outcome: AdaptationOutcome) -> int:
+        """Publish the adapted policy (acknowledged) and record it as the model's latest."""
         shift = request.shift
-        version = await self.policies.next_version(stream.stream)
+        model_id = request.stream
+        version = await self.policies.next_version(model_id)
         now = time.time()
         message = build_message(
-            model_id=stream.stream,
+            model_id=model_id,
             version=version,
             parent_version=request.parent_version,
-            stream=stream.stream,
+            stream=request.stream,
             weights=outcome.weights,
             architecture=self.learner.architecture,
             features=self.features,
@@ -236,31 +287,7 @@ class Publisher:
             },
         )
         await self.outputs.send_all(
-            [
-                (
-                    self.settings.kafka.policy_topic,
-                    stream.stream.encode(),
-                    encode_message(message),
-                    None,
-                )
-            ]
+            [(self.settings.kafka.policy_topic, model_id.encode(), encode_message(message), None)]
         )
         await self.policies.save_latest(message)
-        stream.adopt(version, outcome.weights, self.learner.architecture["activation"])
-        self._record(stream, request, outcome, version)
-        done = time.time()
-        self.metrics.adaptations.labels(outcome="published").inc()
-        self.metrics.shift_to_publish.observe(done - shift.wall_time)
-        self.metrics.adapt_to_publish.observe(done - request.ready_wall_time)
-        log.info(
-            "policy published",
-            stream=stream.stream,
-            model_id=stream.stream,
-            version=version,
-            parent_version=request.parent_version,
-            shift=shift.id,
-            offset=shift.offset,
-            query_loss_before=outcome.query_loss_before,
-            query_loss_after=outcome.query_loss_after,
-            adaptation_ms=round(outcome.seconds * 1000, 2),
-        )
+        return version

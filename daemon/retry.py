@@ -21,16 +21,20 @@ async def retrying(
     *,
     what: str,
     on_error: Callable[[BaseException], None] | None = None,
+    fatal: tuple[type[BaseException], ...] = (),
     first_delay_s: float = 0.1,
     max_delay_s: float = 5.0,
 ) -> T:
-    """Await ``op()`` until it returns, sleeping with exponential backoff between failures."""
+    """Await ``op()`` until it returns, sleeping with exponential backoff between failures.
+    Errors of the ``fatal`` types are raised at once."""
     delay = first_delay_s
     attempt = 0
     while True:
         try:
             return await op()
         except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except fatal:
             raise
         except Exception as exc:
             attempt += 1

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from contextlib import AsyncExitStack
 
 from aiokafka import TopicPartition
+from aiokafka.errors import ProducerClosed
 
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon import __version__
@@ -42,7 +43,7 @@ from adaptd.daemon.settings import Settings
 from adaptd.daemon.state_store import CheckpointStore, PolicyStore, SnapshotStore
 from adaptd.daemon.stream import StreamConfig
 from adaptd.daemon.worker import TorchWorker
-from adaptd.replay.reservoir import ReservoirBuffer
+from adaptd.replay.reservoir import AddResult, ReservoirBuffer
 
 log = get_logger("adaptd.service")
 
@@ -59,6 +60,7 @@ class Daemon:
         self.started = asyncio.Event()
         self._stopping = asyncio.Event()
         self._default_policy: NumpyPolicy | None = None
+        self._storing: asyncio.Task[None] | None = None
         self._failed = False
 
     def stop(self) -> None:
@@ -135,6 +137,7 @@ class Daemon:
             tp, part.streams.values()
         )
         self.ownership.on_revoking = self._drain_partitions
+        self.ownership.settle = self.settle
         self.consumer.subscribe([s.kafka.input_topic], listener=RebalanceListener(self.ownership))
         await self.consumer.start()
         stack.push_async_callback(self.consumer.stop)
@@ -218,7 +221,10 @@ class Daemon:
                 before = len(out.requests)
                 part.process(records, self._default_policy, out)
                 submitted += [(tp, r) for r in out.requests[before:]]
-            await self._store(out)
+        # Effects are stored in batch order; storing one batch overlaps with fetching and
+        # processing the next, and every commit first waits for what is being stored.
+        await self.settle()
+        self._storing = asyncio.create_task(self._store(out, started))
         for tp, request in submitted:
             self.publisher.submit(tp, request)
         self.events_seen += count
@@ -226,10 +232,16 @@ class Daemon:
         m.events.labels(outcome="processed").inc(out.processed)
         m.events.labels(outcome="dead_letter").inc(len(out.dead_letters))
         m.examples.inc(out.examples)
+        for (detector, channel), n in out.firings.items():
+            m.detector_firings.labels(detector=detector, channel=channel).inc(n)
         m.batch_size.observe(count)
-        m.processing_latency.observe(time.perf_counter() - started)
 
-    async def _store(self, out: Effects) -> None:
+    async def settle(self) -> None:
+        """Return once the effects of every processed batch are stored."""
+        if self._storing is not None:
+            await self._storing
+
+    async def _store(self, out: Effects, started: float) -> None:
         """Store every effect of the batch; returns only when all are acknowledged."""
         k = self.settings.kafka
         m = self.metrics
@@ -240,16 +252,29 @@ class Daemon:
         for ev in out.shifts:
             key, value = shift_message(ev, now_ms)
             records.append((k.shift_topic, key, value, None))
-        if records:
-            await retrying(lambda: self.outputs.send_all(records), what="send effects")
-        if out.episodes:
-            results = await retrying(
+
+        async def send() -> None:
+            if records:
+                await retrying(
+                    lambda: self.outputs.send_all(records),
+                    what="send effects",
+                    on_error=lambda _: m.send_errors.inc(),
+                    fatal=(ProducerClosed,),
+                )
+
+        async def keep() -> list[AddResult]:
+            if not out.episodes:
+                return []
+            return await retrying(
                 lambda: self.reservoir.add_many(out.episodes),
                 what="store episodes",
                 on_error=lambda _: m.redis_errors.inc(),
             )
-            for result in results:
-                m.replay_inserts.labels(result=str(result)).inc()
+
+        _, results = await asyncio.gather(send(), keep())
+        for result in results:
+            m.replay_inserts.labels(result=str(result)).inc()
+        m.processing_latency.observe(time.perf_counter() - started)
         for dl in out.dead_letters:
             m.dead_letters.labels(reason=str(dl.reason)).inc()
             log.debug(

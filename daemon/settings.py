@@ -292,7 +292,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         elif path.suffix in (".yaml", ".yml", ".json"):
             data = yaml.safe_load(text) or {}
         else:
-            raise ConfigError(f"configuration file {path} must end in .yaml, .yml or .toml")
+            raise ConfigError(f"configuration file {path} must end in .yaml, .yml, .json or .toml")
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"configuration file {path} does not parse: {exc}") from exc
     if not isinstance(data, dict):

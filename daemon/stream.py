@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,6 +27,14 @@ from adaptd.daemon.labels import DelayedLabeler, Example
 from adaptd.daemon.schema import MarketEvent, Reason, Rejection
 from adaptd.daemon.settings import Settings
 from adaptd.replay.episode import Episode
+
+
+class _ShiftMark(NamedTuple):
+    """A shift from the market channels, queued with the examples of its batch."""
+
+    shift: Shift
+    offset: int
+    ts_ms: int
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class StreamState:
         "_collect",
         "_collect_shift",
         "_episode",
+        "_fired",
         "_matured",
         "config",
         "detector",
@@ -79,9 +89,10 @@ class StreamState:
         self.max_ts_ms = -(2**62)
         self.regime = 0
         self._episode: list[Example] = []
-        self._matured: list[Example] = []
+        self._matured: list[Example | _ShiftMark] = []
         self._collect: list[Example] = []
         self._collect_shift: ShiftEvent | None = None
+        self._fired: dict[tuple[str, str], int] = {}
         self.pending: AdaptationRequest | None = None
         self.queued: AdaptationRequest | None = None
         self.policy_version = 0
@@ -113,39 +124,62 @@ class StreamState:
         if feats.count > 1:
             shift = self.detector.update(index, feats.ret, feats.vol)
             if shift is not None:
-                self._on_shift(shift, offset, ev.ts_ms, out)
+                # Acted on in finish_batch, in event order with the examples, so episodes
+                # and adaptation sets do not depend on where batches were cut.
+                self._matured.append(_ShiftMark(shift, offset, ev.ts_ms))
         return None
 
     # -- per batch ---------------------------------------------------------------------
     def finish_batch(self, default_policy: NumpyPolicy | None, out: Effects) -> None:
         """Score the examples whose labels arrived, feed the error channel, and file them."""
-        matured = self._matured
-        if not matured:
-            return
+        if self._matured:
+            self._score_and_file(default_policy, out)
+        counts = self.detector.firing_counts
+        if counts != self._fired:
+            for pair, n in counts.items():
+                delta = n - self._fired.get(pair, 0)
+                if delta > 0:
+                    out.firings[pair] = out.firings.get(pair, 0) + delta
+            self._fired = dict(counts)
+
+    def _score_and_file(self, default_policy: NumpyPolicy | None, out: Effects) -> None:
+        items = self._matured
         self._matured = []
-        out.examples += len(matured)
-        policy = self.policy or default_policy
-        if policy is not None:
-            x = np.array([e.x for e in matured], dtype=np.float32)
-            y = np.fromiter((e.y for e in matured), dtype=np.float32, count=len(matured))
-            err = (policy.predict(x) - y) ** 2
-            errors = err.tolist()
-            sse = float(err.sum())
-            preq = self.preq
-            preq[0] += sse
-            if self.policy is not None and default_policy is not None:
-                sse = float(((default_policy.predict(x) - y) ** 2).sum())
-            preq[1] += sse
-            preq[2] += float((y * y).sum())
-            preq[3] += len(matured)
-        else:
-            errors = None
-        for i, example in enumerate(matured):
+        examples = [e for e in items if type(e) is Example]
+        out.examples += len(examples)
+        errors = self._score(examples, default_policy) if examples else None
+        i = 0
+        for item in items:
+            if type(item) is _ShiftMark:
+                self._on_shift(item.shift, item.offset, item.ts_ms, out)
+                continue
             if errors is not None:
-                shift = self.detector.update_error(example.index, errors[i])
+                shift = self.detector.update_error(item.index, errors[i])
                 if shift is not None:
-                    self._on_shift(shift, example.offset, example.ts_ms, out)
-            self._file(example, out)
+                    self._on_shift(shift, item.offset, item.ts_ms, out)
+            i += 1
+            self._file(item, out)
+
+    def _score(
+        self, examples: list[Example], default_policy: NumpyPolicy | None
+    ) -> list[float] | None:
+        """Squared errors of the live policy on examples whose labels just arrived (one
+        vectorised forward), and the prequential sums for reports."""
+        policy = self.policy or default_policy
+        if policy is None:
+            return None
+        x = np.array([e.x for e in examples], dtype=np.float32)
+        y = np.fromiter((e.y for e in examples), dtype=np.float32, count=len(examples))
+        err = (policy.predict(x) - y) ** 2
+        sse = float(err.sum())
+        preq = self.preq
+        preq[0] += sse
+        if self.policy is not None and default_policy is not None:
+            sse = float(((default_policy.predict(x) - y) ** 2).sum())
+        preq[1] += sse
+        preq[2] += float((y * y).sum())
+        preq[3] += len(examples)
+        return err.tolist()
 
     def _file(self, example: Example, out: Effects) -> None:
         episode = self._episode
@@ -179,7 +213,7 @@ class StreamState:
 
     def _cut_episode(self, out: Effects) -> None:
         episode = self._episode
-        if len(episode) >= 2:
+        if episode:  # even a single example: every labelled example is stored once
             out.episodes.append(
                 Episode.from_arrays(
                     stream=self.stream,

@@ -79,3 +79,40 @@ def test_invalid_arguments_are_named(kwargs: dict, named: str) -> None:
 
 def test_torch_and_numpy_know_the_same_activations() -> None:
     assert set(ACTIVATIONS) == set(NUMPY_ACTIVATIONS)
+
+
+def test_output_scale_starts_a_fresh_net_near_zero_and_keeps_it_trainable() -> None:
+    x = torch.randn(256, 6, generator=torch.Generator().manual_seed(0))
+    spreads = {}
+    for scale in (1.0, 0.1):
+        net = PolicyNet(in_dim=6, hidden=(16, 16), output_scale=scale)
+        params = init_params(net, seed=0)
+        last = f"layers.{len(net.layers) - 1}"
+        if scale < 1.0:
+            assert torch.count_nonzero(params[f"{last}.bias"]) == 0
+        prediction = torch.func.functional_call(net, params, (x,))
+        spreads[scale] = float(prediction.abs().mean())
+        # Gradients still reach the first layer.
+        leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+        loss = torch.func.functional_call(net, leaves, (x,)).sub(x[:, 0]).pow(2).mean()
+        grads = dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values())), strict=True))
+        assert float(grads["layers.0.weight"].abs().max()) > 0.0
+        assert net.output_scale == scale
+    assert spreads[0.1] < 0.25 * spreads[1.0]
+    # The same seed draws the same hidden layers: only the output layer is scaled.
+    a = init_params(PolicyNet(in_dim=6, hidden=(16, 16), output_scale=0.1), seed=0)
+    b = init_params(PolicyNet(in_dim=6, hidden=(16, 16), output_scale=1.0), seed=0)
+    assert torch.equal(a["layers.0.weight"], b["layers.0.weight"])
+    torch.testing.assert_close(a["layers.4.weight"], 0.1 * b["layers.4.weight"])
+
+
+@pytest.mark.parametrize("scale", [-0.1, 1.5, float("nan")])
+def test_output_scale_out_of_range_is_refused(scale: float) -> None:
+    with pytest.raises(ValueError, match="output_scale must be in"):
+        PolicyNet(in_dim=3, output_scale=scale)
+
+
+def test_output_scale_applies_to_the_modules_own_parameters() -> None:
+    torch.manual_seed(0)
+    net = PolicyNet(in_dim=6, hidden=(16, 16), output_scale=0.1)
+    assert torch.count_nonzero(net.layers[-1].bias) == 0

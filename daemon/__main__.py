@@ -1,0 +1,8 @@
+"""``python -m adaptd.daemon`` is the ``adaptd`` command."""
+
+import sys
+
+from adaptd.daemon.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

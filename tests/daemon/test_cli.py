@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adaptd.daemon import __version__
+from adaptd.daemon.cli import EXIT_CONFIG, main
+
+ADAPTD = Path(sys.executable).with_name("adaptd")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The environment without any ADAPTD_ variable of the caller's."""
+    for name in list(os.environ):
+        if name.upper().startswith("ADAPTD_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_config_show_prints_the_effective_configuration_redacted(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("ADAPTD_KAFKA__SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    env.setenv("ADAPTD_KAFKA__SASL_MECHANISM", "PLAIN")
+    env.setenv("ADAPTD_KAFKA__SASL_PASSWORD", "s3cret-pw")
+    env.setenv("ADAPTD_REDIS__URL", "redis://:redis-pw@db:6379/1")
+    env.setenv("ADAPTD_ADAPTATION__INNER_STEPS", "7")
+    assert main(["config", "show"]) == 0
+    out, err = capsys.readouterr()
+    shown = json.loads(out)
+    assert shown["kafka"]["sasl_password"] == "**********"
+    assert shown["redis"]["url"] == "**********"
+    assert "s3cret-pw" not in out
+    assert "redis-pw" not in out
+    assert shown["kafka"]["security_protocol"] == "SASL_PLAINTEXT"
+    assert shown["adaptation"]["inner_steps"] == 7
+    assert err == ""
+
+
+def test_config_show_reads_a_file(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "adaptd.toml"
+    path.write_text('[kafka]\ngroup_id = "from-file"\n')
+    env.setenv("ADAPTD_KAFKA__CLIENT_ID", "from-env")
+    assert main(["config", "show", "--config", str(path)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["kafka"]["group_id"], shown["kafka"]["client_id"]) == ("from-file", "from-env")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("ADAPTD_ADAPTATION__SHOTS", "1", "adaptation.shots"),
+        ("ADAPTD_KAFKA__NOPE", "1", "kafka.nope"),
+        ("ADAPTD_METRICS__PORT", "-1", "metrics.port"),
+    ],
+)
+def test_an_invalid_setting_exits_2_naming_it(
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    named: str,
+) -> None:
+    env.setenv(name, value)
+    assert main(["config", "show"]) == EXIT_CONFIG == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("adaptd: invalid configuration")
+    assert named in err
+
+
+def test_a_missing_config_file_exits_2(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["config", "show", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "none.yaml" in capsys.readouterr().err
+
+
+def test_version_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"adaptd {__version__}"
+    with pytest.raises(SystemExit) as info:
+        main([])  # a command is required
+    assert info.value.code == 2
+
+
+def test_the_console_script_exits_2_on_an_unknown_setting() -> None:
+    assert ADAPTD.exists(), f"console script not installed at {ADAPTD}"
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ADAPTD_")}
+    env["ADAPTD_KAFKA__NOPE"] = "1"
+    proc = subprocess.run(
+        [str(ADAPTD), "config", "show"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "kafka.nope" in proc.stderr
+    assert proc.stdout == ""

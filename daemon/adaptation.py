@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,38 +24,18 @@ from torch.func import functional_call
 from adaptd.adapters import FOMAML, PolicyNet, Reptile, Task, init_params
 from adaptd.adapters.fast_weights import adapt, mse
 from adaptd.adapters.protocol import MetaLearner
-from adaptd.daemon.effects import AdaptationRequest
+from adaptd.daemon.detection import Shift
+from adaptd.daemon.effects import AdaptationRequest, ShiftEvent
+from adaptd.daemon.learner_spec import (
+    ACTIVATION,
+    OUTPUT_SCALE,
+    AdaptationOutcome,
+    MetaRound,
+    algorithm,
+    architecture,
+)
 from adaptd.daemon.settings import AdaptationSettings
 from adaptd.replay.episode import Episode
-
-ACTIVATION = "tanh"
-OUTPUT_SCALE = 0.1
-"""A fresh policy predicts close to zero, the no-skill forecast of a scaled return."""
-
-
-class AdaptationOutcome(NamedTuple):
-    request_id: str
-    publish: bool
-    weights: dict[str, np.ndarray]
-    query_loss_before: float
-    query_loss_after: float
-    query_loss_scratch: float
-    """The same adaptation from a fixed random initialisation: the fine-tuning baseline."""
-    support_loss_before: float
-    support_loss_after: float
-    steps: int
-    deadline_hit: bool
-    seconds: float
-    meta_updates: int
-
-
-class MetaRound(NamedTuple):
-    tasks: int
-    query_loss_before: float
-    query_loss_after: float
-    seconds: float
-    meta_updates: int
-    init: dict[str, np.ndarray]
 
 
 def make_learner(settings: AdaptationSettings, net: PolicyNet) -> MetaLearner:
@@ -125,34 +105,53 @@ class PolicyLearner:
     def meta_updates(self) -> int:
         return int(self.learner.updates)
 
+    def warm_up(self) -> None:
+        """Run each code path once on throwaway data and a throwaway learner, so the first
+        real adaptation does not pay for torch's lazy set-up (vmap, autograd kernels)."""
+        gen = torch.Generator().manual_seed(0)
+        k, q = self.settings.shots - self.settings.query_size, self.settings.query_size
+        task = Task(
+            torch.randn(k, self.in_dim, generator=gen),
+            torch.randn(k, generator=gen),
+            torch.randn(q, self.in_dim, generator=gen),
+            torch.randn(q, generator=gen),
+        )
+        make_learner(self.settings, self.net).meta_update([task, task])
+        shift = ShiftEvent("warm-up", "warm-up", Shift(0, 0, (), {}), 1, "", 0, 0, 0, 0.0)
+        request = AdaptationRequest(
+            id="warm-up",
+            stream="warm-up",
+            shift=shift,
+            support_x=task.support_x.numpy(),
+            support_y=task.support_y.numpy(),
+            query_x=task.query_x.numpy(),
+            query_y=task.query_y.numpy(),
+            parent_version=0,
+            parent_weights=self.init_numpy(),
+            first_offset=0,
+            last_offset=0,
+            ready_wall_time=time.time(),
+        )
+        self.adapt(request, deadline_s=10.0)  # pure: the learner's state is unchanged
+
+    def meta_update_count(self) -> int:
+        """``meta_updates`` as a method, for callers in another process."""
+        return self.meta_updates
+
     @property
     def architecture(self) -> dict[str, Any]:
-        return {
-            "kind": "mlp",
-            "in_dim": self.in_dim,
-            "hidden": list(self.settings.hidden),
-            "activation": ACTIVATION,
-            "output_scale": OUTPUT_SCALE,
-            "output": "scaled forward return",
-        }
+        return architecture(self.settings, self.in_dim)
 
     @property
     def algorithm(self) -> dict[str, Any]:
-        s = self.settings
-        return {
-            "adaptation": "fast-weight SGD from the meta-learned initialisation",
-            "inner_steps": s.inner_steps,
-            "inner_lr": s.inner_lr,
-            "backend": s.backend,
-            "meta_algorithm": s.meta_algorithm,
-            "meta_updates": self.meta_updates,
-        }
+        return algorithm(self.settings, self.meta_updates)
 
     def init_numpy(self) -> dict[str, np.ndarray]:
         return _numpy(self.learner.params)
 
     def adapt(self, request: AdaptationRequest, deadline_s: float) -> AdaptationOutcome:
         """Adapt to the request's support set and gate on its query set (worker thread)."""
+        queued_s = time.time() - request.ready_wall_time
         start = time.perf_counter()
         sx, sy = torch.from_numpy(request.support_x), torch.from_numpy(request.support_y)
         qx, qy = torch.from_numpy(request.query_x), torch.from_numpy(request.query_y)
@@ -198,6 +197,7 @@ class PolicyLearner:
             deadline_hit=result.deadline_hit,
             seconds=seconds,
             meta_updates=self.meta_updates,
+            queued_s=queued_s,
         )
 
     def meta_train(self, episodes: Sequence[Episode]) -> MetaRound | None:

@@ -238,6 +238,9 @@ async def _bench(events: int, streams: int) -> dict[str, Any]:
 
 def run_bench(*, out: Path, events: int = 200_000, streams: int = 20) -> int:
     from adaptd.adapters import bench_inner
+    from adaptd.daemon.logs import configure
+
+    configure("warning", "console")
 
     result: dict[str, Any] = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M")}
     result["ingest"] = asyncio.run(_bench(events, streams))

@@ -111,12 +111,14 @@ class ShiftDetector:
         "ph_threshold",
         "scale_halflife",
         "shifts",
+        "skip",
         "warmup_events",
     )
 
     def __init__(self, settings: DetectionSettings, scale_halflife: float = 1000.0) -> None:
         self.detectors = tuple(dict.fromkeys(settings.detectors))
         self.channels = tuple(dict.fromkeys(settings.channels))
+        self.skip = frozenset(getattr(settings, "skip", ()))
         for name in self.detectors:
             if name not in ("adwin", "page_hinkley"):
                 raise ValueError(f"unknown detector {name!r}")
@@ -145,6 +147,8 @@ class ShiftDetector:
             pairs = []
             if channel in self.channels:
                 for name in self.detectors:
+                    if f"{name}:{channel}" in self.skip:
+                        continue
                     pairs.append(((name, channel), self._new_detector(name)))
                     self.firing_counts[(name, channel)] = 0
             self._by_channel[channel] = tuple(pairs)

@@ -11,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from adaptd.adapters.serving import NumpyPolicy
-from adaptd.daemon.adaptation import MetaRound, PolicyLearner
+from adaptd.daemon.learner_spec import Learner
 from adaptd.daemon.logs import get_logger
 from adaptd.daemon.metrics import Metrics
 from adaptd.daemon.settings import Settings
 from adaptd.daemon.state_store import CheckpointStore
 from adaptd.daemon.worker import BACKGROUND, TorchWorker
 from adaptd.replay.reservoir import ReservoirBuffer
+
+if TYPE_CHECKING:
+    from adaptd.daemon.learner_spec import MetaRound
 
 log = get_logger("adaptd.metatrain")
 
@@ -32,7 +36,7 @@ class MetaTrainer:
     def __init__(
         self,
         settings: Settings,
-        learner: PolicyLearner,
+        learner: Learner,
         worker: TorchWorker,
         reservoir: ReservoirBuffer,
         checkpoints: CheckpointStore,

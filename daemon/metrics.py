@@ -80,6 +80,12 @@ class Metrics:
             buckets=_ADAPT,
             registry=r,
         )
+        self.adaptation_queue = Histogram(
+            f"{PREFIX}_adaptation_queue_seconds",
+            "Wall time an adaptation request waited for the torch worker.",
+            buckets=_ADAPT,
+            registry=r,
+        )
         self.adaptation_deadline_hits = Counter(
             f"{PREFIX}_adaptation_deadline_hits",
             "Adaptations stopped early by their deadline.",

@@ -14,15 +14,15 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiokafka import TopicPartition
 from aiokafka.errors import ProducerClosed
 
 from adaptd.adapters.codec import params_from_bytes
-from adaptd.daemon.adaptation import AdaptationOutcome, PolicyLearner
 from adaptd.daemon.effects import AdaptationRequest
 from adaptd.daemon.features import feature_spec
+from adaptd.daemon.learner_spec import Learner
 from adaptd.daemon.logs import get_logger
 from adaptd.daemon.metrics import Metrics
 from adaptd.daemon.outputs import Outputs
@@ -33,6 +33,9 @@ from adaptd.daemon.settings import Settings
 from adaptd.daemon.state_store import PolicyStore
 from adaptd.daemon.stream import StreamState
 from adaptd.daemon.worker import ADAPT, TorchWorker, WorkerClosed
+
+if TYPE_CHECKING:
+    from adaptd.daemon.learner_spec import AdaptationOutcome
 
 log = get_logger("adaptd.publishing")
 
@@ -54,6 +57,10 @@ class AdaptationRecord(NamedTuple):
     query_loss_after: float
     query_loss_scratch: float
     shift_to_publish_s: float
+    ready_to_done_s: float
+    """From the K-th example of the new regime to this record (published or rejected)."""
+    queued_s: float
+    """Of which: waiting for the torch worker."""
 
 
 class Publisher:
@@ -64,7 +71,7 @@ class Publisher:
         settings: Settings,
         ownership: Ownership,
         worker: TorchWorker,
-        learner: PolicyLearner,
+        learner: Learner,
         outputs: Outputs,
         policies: PolicyStore,
         metrics: Metrics,
@@ -228,12 +235,15 @@ class Publisher:
                 query_loss_after=outcome.query_loss_after,
                 query_loss_scratch=outcome.query_loss_scratch,
                 shift_to_publish_s=time.time() - request.shift.wall_time,
+                ready_to_done_s=time.time() - request.ready_wall_time,
+                queued_s=outcome.queued_s,
             )
         )
 
     def _observe(self, outcome: AdaptationOutcome) -> None:
         m = self.metrics
         m.adaptation_latency.observe(outcome.seconds)
+        m.adaptation_queue.observe(outcome.queued_s)
         if outcome.deadline_hit:
             m.adaptation_deadline_hits.inc()
         m.query_loss.labels(policy="current").observe(outcome.query_loss_before)

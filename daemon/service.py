@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import time
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
@@ -27,11 +28,12 @@ from aiokafka.errors import ProducerClosed
 
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon import __version__
-from adaptd.daemon.adaptation import PolicyLearner
 from adaptd.daemon.clients import make_consumer, make_producer, make_redis
 from adaptd.daemon.effects import Effects
 from adaptd.daemon.features import feature_names
 from adaptd.daemon.http import HttpServer
+from adaptd.daemon.learner_process import LearnerProcess
+from adaptd.daemon.learner_spec import Learner
 from adaptd.daemon.logs import get_logger
 from adaptd.daemon.metatrain import MetaTrainer
 from adaptd.daemon.metrics import Metrics
@@ -88,18 +90,18 @@ class Daemon:
     async def _open(self, stack: AsyncExitStack) -> None:
         s = self.settings
         m = self.metrics
-        import torch
-
-        m.set_build_info(__version__, torch.__version__)
+        m.set_build_info(__version__, _version_of("torch"))
         self.redis = make_redis(s.redis)
         stack.push_async_callback(self.redis.aclose)
         self.reservoir = ReservoirBuffer(
             self.redis, prefix=s.redis.key_prefix, capacity=s.replay.capacity
         )
         await self.reservoir.open()
-        self.worker = TorchWorker(threads=s.adaptation.torch_threads)
+        self.learner = await self._open_learner(stack)
+        self.worker = TorchWorker(
+            threads=s.adaptation.torch_threads if s.adaptation.isolation == "thread" else None
+        )
         stack.push_async_callback(self.worker.aclose)
-        self.learner = PolicyLearner(s.adaptation, len(self.names))
         self.trainer = MetaTrainer(
             s,
             self.learner,
@@ -159,6 +161,20 @@ class Daemon:
             meta_updates=self.learner.meta_updates,
         )
         self.started.set()
+
+    async def _open_learner(self, stack: AsyncExitStack) -> Learner:
+        a = self.settings.adaptation
+        if a.isolation == "thread":
+            from adaptd.daemon.adaptation import PolicyLearner
+
+            local = PolicyLearner(a, len(self.names))
+            await asyncio.get_running_loop().run_in_executor(None, local.warm_up)
+            return local
+        learner = LearnerProcess(a, len(self.names))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, learner.start)
+        stack.push_async_callback(loop.run_in_executor, None, learner.close)
+        return learner
 
     def _set_default_policy(self, policy: NumpyPolicy) -> None:
         self._default_policy = policy
@@ -331,6 +347,13 @@ class Daemon:
         if not self._failed:
             await self.ownership.commit()
         log.info("adaptd stopped", events=self.events_seen, failed=self._failed)
+
+
+def _version_of(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 async def _cancel(task: asyncio.Task[object]) -> None:

@@ -81,8 +81,10 @@ class KafkaSettings(Section):
     """SASL user name."""
     sasl_password: SecretStr | None = None
     """SASL password (redacted when shown)."""
-    max_poll_records: int = Field(5000, ge=1, le=100_000)
-    """Most records one poll returns; bounds the work between two commits."""
+    max_poll_records: int = Field(1000, ge=1, le=100_000)
+    """Most records one poll returns. A batch is processed in one go on the event loop, so
+    this bounds how long an adaptation result waits to be applied (latency) against the
+    per-batch overhead (throughput)."""
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
     """How long one poll waits for records."""
     commit_interval_ms: int = Field(1000, ge=10, le=600_000)
@@ -146,6 +148,9 @@ class DetectionSettings(Section):
     """river detectors run on every channel."""
     channels: tuple[Channel, ...] = ("returns", "volatility", "error")
     """What the detectors watch: scaled returns, volatility, the live policy's error."""
+    skip: tuple[str, ...] = ("page_hinkley:returns",)
+    """detector:channel pairs left out. Page-Hinkley on raw returns raised most of the false
+    alarms on steady heavy-tailed series, and ADWIN already watches that channel."""
     adwin_delta: float = Field(0.002, gt=0, lt=1)
     """ADWIN confidence; smaller means fewer, surer detections."""
     ph_threshold: float = Field(30.0, gt=0)
@@ -165,6 +170,18 @@ class DetectionSettings(Section):
     """Distinct detector/channel pairs that must fire within the debounce window."""
     cooldown_events: int = Field(100, ge=0)
     """After a shift, further firings are absorbed for this many events."""
+
+    @model_validator(mode="after")
+    def _check_skip(self) -> DetectionSettings:
+        known = {
+            f"{d}:{c}"
+            for d in ("adwin", "page_hinkley")
+            for c in ("returns", "volatility", "error")
+        }
+        unknown = [pair for pair in self.skip if pair not in known]
+        if unknown:
+            raise ValueError(f"skip: unknown detector:channel pairs {unknown}")
+        return self
 
 
 class AdaptationSettings(Section):
@@ -205,7 +222,10 @@ class AdaptationSettings(Section):
     meta_min_items: int = Field(8, ge=1)
     """Replay items needed before meta-training starts."""
     torch_threads: int = Field(1, ge=1, le=64)
-    """Intra-op threads of the torch worker (the event loop keeps the other core)."""
+    """Intra-op threads of torch (the event loop keeps the other core)."""
+    isolation: Literal["process", "thread"] = "process"
+    """Where torch runs: a child process (no GIL shared with the event loop), or a thread
+    of the daemon (one process, slower adaptations under load)."""
     seed: int = 0
     """Seed of parameter initialisation and meta-training sampling."""
 

@@ -1,8 +1,10 @@
-"""The one thread where torch runs, so the event loop (and aiokafka's heartbeats) never does.
+"""The one thread where learning jobs run, so the event loop (and aiokafka's heartbeats)
+never does.
 
 Jobs carry a priority: adaptations (latency-bound) go before meta-training rounds,
-which are cut into short jobs so an adaptation waits for at most one of them.
-Torch's intra-op threads are capped, leaving a core to the event loop.
+which are cut into short jobs so an adaptation waits for at most one of them. When torch
+runs on this thread, its intra-op threads are capped, leaving a core to the event loop;
+when it runs in the learner process, the thread only waits for that process's answers.
 
 >>> import asyncio
 >>> async def demo():
@@ -40,8 +42,8 @@ class WorkerClosed(RuntimeError):
 class TorchWorker:
     """A single worker thread with a priority queue of jobs."""
 
-    def __init__(self, threads: int = 1, name: str = "adaptd-torch") -> None:
-        if threads < 1:
+    def __init__(self, threads: int | None = 1, name: str = "adaptd-torch") -> None:
+        if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         self.threads = threads
         self.name = name
@@ -57,9 +59,10 @@ class TorchWorker:
             self._thread.start()
 
     def _run(self) -> None:
-        import torch
+        if self.threads is not None:  # None: the jobs only wait on another process
+            import torch
 
-        torch.set_num_threads(self.threads)
+            torch.set_num_threads(self.threads)
         while True:
             _, _, job = self._queue.get()
             if job is None:

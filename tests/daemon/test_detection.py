@@ -22,6 +22,7 @@ SETTINGS = DetectionSettings(
     debounce_events=10,
     min_detectors=1,
     cooldown_events=100,
+    skip=(),
 )
 
 
@@ -198,6 +199,17 @@ def test_disabled_channels_get_no_detectors() -> None:
     detector = ShiftDetector(SETTINGS.model_copy(update={"channels": ("returns",)}))
     assert set(detector.firing_counts) == {("adwin", "returns"), ("page_hinkley", "returns")}
     assert run_errors(detector, errors_with_jump()) == []
+
+
+def test_skipped_pairs_get_no_detector_and_default_skips_page_hinkley_on_returns() -> None:
+    detector = ShiftDetector(SETTINGS.model_copy(update={"skip": ("adwin:error",)}))
+    assert ("adwin", "error") not in detector.firing_counts
+    assert ("page_hinkley", "error") in detector.firing_counts
+    default = ShiftDetector(DetectionSettings())
+    assert ("page_hinkley", "returns") not in default.firing_counts
+    assert ("adwin", "returns") in default.firing_counts
+    with pytest.raises(ValueError, match="unknown detector:channel"):
+        DetectionSettings(skip=("cusum:returns",))
 
 
 def test_scale_halflife_validated() -> None:

@@ -282,9 +282,11 @@ def test_a_single_buffered_example_at_a_shift_still_lands_in_an_episode() -> Non
     probe = make_config()
     shifts = collect(feed(StreamState("X", "in", 0, probe), market_events(prices), 1), "shifts")
     examples = reference_examples(probe, prices)
-    filed_before = sum(e.index + H < shifts[0].shift.index for e in examples)
-    # An episode size that leaves exactly one example buffered when the first shift comes.
-    size = next(k for k in range(2, 200) if filed_before % k == 1)
+    # The example maturing at the shift's event predates the shift: it is filed before the cut.
+    filed_before = sum(e.index + H <= shifts[0].shift.index for e in examples)
+    # An episode size that leaves exactly one example buffered when the first shift comes
+    # (k = filed_before - 1 always does).
+    size = next(k for k in range(2, filed_before) if filed_before % k == 1)
     config = make_config(episode_size=size)
     results = feed(StreamState("X", "in", 0, config), market_events(prices), batch=1)
     episodes = collect(results, "episodes")

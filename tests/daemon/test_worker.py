@@ -137,3 +137,16 @@ async def test_the_worker_thread_caps_torch_threads(threads: int) -> None:
 def test_threads_must_be_positive() -> None:
     with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
         TorchWorker(threads=0)
+
+
+def test_the_service_does_not_import_torch() -> None:
+    # Torch lives in the learner process; the daemon's own process stays free of it (and of
+    # the GIL contention its small calls cause next to a busy event loop).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, adaptd.daemon.service, adaptd.daemon.learner_spec;"
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

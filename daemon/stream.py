@@ -89,7 +89,9 @@ class StreamState:
         self.max_ts_ms = -(2**62)
         self.regime = 0
         self._episode: list[Example] = []
-        self._matured: list[Example | _ShiftMark] = []
+        # In event order: (example, offset and time of the event its label arrived with),
+        # and shifts from the market channels.
+        self._matured: list[tuple[Example, int, int] | _ShiftMark] = []
         self._collect: list[Example] = []
         self._collect_shift: ShiftEvent | None = None
         self._fired: dict[tuple[str, str], int] = {}
@@ -120,7 +122,7 @@ class StreamState:
         self.index = index + 1
         example = self.labeler.push(index, feats.log_price, x, feats.vol, offset, ev.ts_ms)
         if example is not None:
-            self._matured.append(example)
+            self._matured.append((example, offset, ev.ts_ms))
         if feats.count > 1:
             shift = self.detector.update(index, feats.ret, feats.vol)
             if shift is not None:
@@ -145,20 +147,24 @@ class StreamState:
     def _score_and_file(self, default_policy: NumpyPolicy | None, out: Effects) -> None:
         items = self._matured
         self._matured = []
-        examples = [e for e in items if type(e) is Example]
+        examples = [item[0] for item in items if type(item) is tuple]
         out.examples += len(examples)
         errors = self._score(examples, default_policy) if examples else None
+        horizon = self.labeler.horizon
         i = 0
         for item in items:
             if type(item) is _ShiftMark:
                 self._on_shift(item.shift, item.offset, item.ts_ms, out)
                 continue
+            example, offset, ts_ms = item
             if errors is not None:
-                shift = self.detector.update_error(item.index, errors[i])
+                # The error is known at the event the label arrived with, so that is where
+                # a shift on this channel is detected (not at the example's own event).
+                shift = self.detector.update_error(example.index + horizon, errors[i])
                 if shift is not None:
-                    self._on_shift(shift, item.offset, item.ts_ms, out)
+                    self._on_shift(shift, offset, ts_ms, out)
             i += 1
-            self._file(item, out)
+            self._file(example, out)
 
     def _score(
         self, examples: list[Example], default_policy: NumpyPolicy | None

@@ -111,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"adaptd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except InputError as exc:
+        print(f"adaptd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     return 1
@@ -146,26 +149,34 @@ def install_signal_handlers(stop: object) -> None:
         loop.add_signal_handler(signum, handle, signum)
 
 
+class InputError(Exception):
+    """A command's input (a CSV file, say) cannot be used; the message says why."""
+
+
 def _feed(settings: Settings, args: argparse.Namespace) -> int:
     from adaptd.daemon import datasets
+    from adaptd.daemon.clients import kafka_common
     from adaptd.daemon.embedded import create_topics
     from adaptd.daemon.feed import produce_series
 
     if args.csv is not None:
         if not args.stream:
             raise ConfigError("--stream is required with --csv")
-        series = [
-            datasets.series_from_csv(
-                args.csv,
-                stream=args.stream,
-                time_col=args.time_col,
-                price_col=args.price_col,
-                volume_col=args.volume_col,
-                bid_col=args.bid_col,
-                ask_col=args.ask_col,
-                time_format=args.time_format,
-            )
-        ]
+        try:
+            series = [
+                datasets.series_from_csv(
+                    args.csv,
+                    stream=args.stream,
+                    time_col=args.time_col,
+                    price_col=args.price_col,
+                    volume_col=args.volume_col,
+                    bid_col=args.bid_col,
+                    ask_col=args.ask_col,
+                    time_format=args.time_format,
+                )
+            ]
+        except (OSError, ValueError) as exc:
+            raise InputError(str(exc)) from exc
     else:
         names = datasets.DATASETS if args.dataset == "all" else (args.dataset,)
         series = [datasets.load(n) for n in names]
@@ -173,8 +184,15 @@ def _feed(settings: Settings, args: argparse.Namespace) -> int:
 
     async def go() -> dict[str, int]:
         await create_topics(settings.kafka.bootstrap_servers, [topic])
+        connection = kafka_common(settings.kafka)
+        connection.pop("bootstrap_servers")
         return await produce_series(
-            settings.kafka.bootstrap_servers, topic, series, rate=args.rate, limit=args.limit
+            settings.kafka.bootstrap_servers,
+            topic,
+            series,
+            rate=args.rate,
+            limit=args.limit,
+            producer_config=connection,
         )
 
     sent = asyncio.run(go())

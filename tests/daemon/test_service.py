@@ -14,10 +14,13 @@ import pytest
 from daemon_support import produce, read_topic, regime_stream, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
+from adaptd.adapters.serving import NumpyPolicy
+from adaptd.daemon.adaptation import PolicyLearner
 from adaptd.daemon.client import PolicySubscriber
 from adaptd.daemon.features import feature_names
 from adaptd.daemon.policy import decode_message
 from adaptd.daemon.service import Daemon
+from adaptd.daemon.state_store import CheckpointStore
 from adaptd.replay.reservoir import ReservoirBuffer
 
 pytestmark = pytest.mark.integration
@@ -224,3 +227,41 @@ async def _published(daemon: Daemon) -> bool:
         "adaptd_adaptations_total", {"outcome": "published"}
     )
     return bool(value)
+
+
+async def test_meta_training_checkpoints_and_a_restart_resumes_from_it(
+    settings_factory, redis_client
+):
+    settings, topics = await settings_factory(
+        adaptation={"meta_interval_s": 0.2, "meta_min_items": 2, "meta_steps": 2},
+        replay={"episode_size": 8},
+    )
+    bootstrap = settings.kafka.bootstrap_servers
+    first = Daemon(settings)
+    task = await _start(first)
+    try:
+        await produce(bootstrap, topics.input, regime_stream("CK", 400, 0, seed=5))
+        await wait_until(lambda: _meta_updates(first, 2), 60, "two meta-updates")
+    finally:
+        await _stop(first, task)
+    stored = await CheckpointStore(redis_client, settings.redis.key_prefix).load()
+    assert stored is not None
+    saved_updates = stored[1]["meta_updates"]
+    assert saved_updates >= 2
+
+    second = Daemon(settings)
+    task = await _start(second)
+    try:
+        # Restored before consuming anything: the count and the initialisation carry over.
+        assert second.learner.meta_updates == saved_updates
+        fresh = NumpyPolicy.from_params(
+            PolicyLearner(settings.adaptation, len(second.names)).init_numpy()
+        )
+        x = np.random.default_rng(0).normal(size=(16, len(second.names))).astype("float32")
+        assert not np.allclose(second._default_policy.predict(x), fresh.predict(x))
+    finally:
+        await _stop(second, task)
+
+
+async def _meta_updates(daemon: Daemon, n: int) -> bool:
+    return (daemon.metrics.registry.get_sample_value("adaptd_meta_updates_total") or 0) >= n

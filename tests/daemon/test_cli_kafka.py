@@ -1,0 +1,122 @@
+"""``adaptd feed`` and ``adaptd policies`` against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+from daemon_support import produce, read_topic
+
+from adaptd.daemon import cli
+from adaptd.daemon.policy import build_message, encode_message
+
+pytestmark = pytest.mark.integration
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, bootstrap: str, **values: str) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("ADAPTD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ADAPTD_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+async def test_feed_produces_a_bundled_dataset(kafka_bootstrap, topic_factory, monkeypatch, capsys):
+    topic = await topic_factory("feed")
+    _env(monkeypatch, kafka_bootstrap, ADAPTD_KAFKA__INPUT_TOPIC=topic)
+    code = await asyncio.to_thread(
+        cli.main, ["feed", "--dataset", "bitcoin", "--limit", "30", "--rate", "0"]
+    )
+    assert code == 0
+    assert f"BTC-USD: 30 events -> {topic}" in capsys.readouterr().out
+    records = await read_topic(kafka_bootstrap, topic, count=30)
+    assert len(records) == 30
+    assert {r.key for r in records} == {b"BTC-USD"}
+    first = json.loads(records[0].value)
+    assert first["stream"] == "BTC-USD" and first["v"] == 1 and first["price"] > 0
+
+
+async def test_feed_from_csv_and_a_bad_csv(
+    kafka_bootstrap, topic_factory, monkeypatch, capsys, tmp_path
+):
+    topic = await topic_factory("feedcsv")
+    _env(monkeypatch, kafka_bootstrap)
+    good = tmp_path / "prices.csv"
+    good.write_text("date,close\n2024-01-02,10.5\n2024-01-03,10.7\n2024-01-04,10.2\n")
+    code = await asyncio.to_thread(
+        cli.main,
+        [
+            "feed",
+            "--csv",
+            str(good),
+            "--stream",
+            "ACME",
+            "--time-col",
+            "date",
+            "--price-col",
+            "close",
+            "--rate",
+            "0",
+            "--topic",
+            topic,
+        ],
+    )
+    assert code == 0
+    assert len(await read_topic(kafka_bootstrap, topic, count=3)) == 3
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,close\n2024-01-02,-1\n")
+    code = await asyncio.to_thread(
+        cli.main,
+        [
+            "feed",
+            "--csv",
+            str(bad),
+            "--stream",
+            "ACME",
+            "--time-col",
+            "date",
+            "--price-col",
+            "close",
+            "--topic",
+            topic,
+        ],
+    )
+    assert code == 2
+    assert "bad.csv" in capsys.readouterr().err
+
+
+async def test_policies_prints_each_policy_and_marks_stale_ones(
+    kafka_bootstrap, topic_factory, monkeypatch, capsys
+):
+    topic = await topic_factory("policies")
+    rng = np.random.default_rng(0)
+    weights = {
+        "layers.0.weight": rng.normal(size=(4, 3)).astype("float32"),
+        "layers.0.bias": np.zeros(4, "float32"),
+        "layers.2.weight": rng.normal(size=(1, 4)).astype("float32"),
+        "layers.2.bias": np.zeros(1, "float32"),
+    }
+
+    def message(version: int) -> bytes:
+        return encode_message(
+            build_message(
+                model_id="M",
+                version=version,
+                parent_version=version - 1,
+                stream="M",
+                weights=weights,
+                architecture={"kind": "mlp", "activation": "tanh"},
+                features={"names": ["a", "b", "c"]},
+                metrics={"query_loss_before": 1.0, "query_loss_after": 0.5},
+            )
+        )
+
+    await produce(kafka_bootstrap, topic, [(b"M", message(2)), (b"M", message(1))])
+    _env(monkeypatch, kafka_bootstrap, ADAPTD_KAFKA__POLICY_TOPIC=topic)
+    assert await asyncio.to_thread(cli.main, ["policies", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(x["version"], x["latest"]) for x in lines] == [(2, True), (1, False)]
+    assert lines[0]["query_loss_after"] == 0.5

@@ -30,9 +30,8 @@ from adaptd.daemon.learner_spec import (
     ACTIVATION,
     OUTPUT_SCALE,
     AdaptationOutcome,
+    Described,
     MetaRound,
-    algorithm,
-    architecture,
 )
 from adaptd.daemon.settings import AdaptationSettings
 from adaptd.replay.episode import Episode
@@ -87,7 +86,7 @@ def episode_task(episode: Episode, query_size: int) -> Task | None:
     return Task(xt[:-q], yt[:-q], xt[-q:], yt[-q:])
 
 
-class PolicyLearner:
+class PolicyLearner(Described):
     """The policy network, its meta-learned initialisation, and the jobs that use them."""
 
     def __init__(self, settings: AdaptationSettings, in_dim: int) -> None:
@@ -137,14 +136,6 @@ class PolicyLearner:
     def meta_update_count(self) -> int:
         """``meta_updates`` as a method, for callers in another process."""
         return self.meta_updates
-
-    @property
-    def architecture(self) -> dict[str, Any]:
-        return architecture(self.settings, self.in_dim)
-
-    @property
-    def algorithm(self) -> dict[str, Any]:
-        return algorithm(self.settings, self.meta_updates)
 
     def init_numpy(self) -> dict[str, np.ndarray]:
         return _numpy(self.learner.params)

@@ -33,7 +33,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from river.drift import ADWIN
 
-from adaptd.daemon.embedded import EmbeddedKafka, EmbeddedRedis, create_topics
+from adaptd.daemon.embedded import EmbeddedKafka, EmbeddedRedis, create_topics, delete_prefix
 from adaptd.daemon.service import Daemon
 from adaptd.daemon.settings import load_settings
 
@@ -171,7 +171,7 @@ async def _daemon_run(bootstrap: str, redis_url: str, topic: str, total: int) ->
     rate = (daemon.events_seen - first) / (time.perf_counter() - start)
     history = list(daemon.publisher.history)
     reg = daemon.metrics.registry
-    await _forget(redis_url, prefix)
+    await delete_prefix(redis_url, prefix)
     adapt = [r.seconds for r in history]
     s2p = [r.shift_to_publish_s for r in history if r.published]
     return {
@@ -200,18 +200,6 @@ def _pcts(values: list[float]) -> dict[str, float | int]:
         "p99": float(np.percentile(arr, 99)),
         "max": float(arr.max()),
     }
-
-
-async def _forget(redis_url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 async def _bench(events: int, streams: int) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings, max_events: int | None, idle_timeout: float | None) -> int:
-    from adaptd.daemon.logs import configure
+    from adaptd.daemon.logs import configure, get_logger
     from adaptd.daemon.service import Daemon
 
     configure(settings.log_level, settings.log_format)
@@ -130,7 +130,15 @@ def _run(settings: Settings, max_events: int | None, idle_timeout: float | None)
         install_signal_handlers(daemon.stop)
         await daemon.run(max_events=max_events, idle_timeout_s=idle_timeout)
 
-    asyncio.run(main_async())
+    try:
+        asyncio.run(main_async())
+    except Exception as exc:
+        # Start-up against an unreachable Kafka or Redis ends here, among others: say what
+        # failed, with the traceback in the log, and exit non-zero for the supervisor.
+        reason = f"{type(exc).__name__}: {exc}"
+        get_logger().error("adaptd failed", error=reason, exc_info=True)
+        print(f"adaptd: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from adaptd.daemon import datasets
-from adaptd.daemon.embedded import EmbeddedKafka, EmbeddedRedis, create_topics
+from adaptd.daemon.embedded import EmbeddedKafka, EmbeddedRedis, create_topics, delete_prefix
 from adaptd.daemon.feed import produce_series
 from adaptd.daemon.logs import configure
 from adaptd.daemon.policy import PolicyBook, PolicyError, decode_message
@@ -172,7 +171,7 @@ async def _demo(
             await asyncio.gather(watcher, return_exceptions=True)
         summaries = _summaries(series, totals, daemon, watch)
         _prequential_table(daemon, console)
-        await _forget(red.url, prefix)
+        await delete_prefix(red.url, prefix)
     return summaries
 
 
@@ -213,16 +212,6 @@ def _prequential_table(daemon: Daemon, console: Console) -> None:
             live, init, zero, n = state.prequential_mse
             table.add_row(name, str(n), f"{live:.4f}", f"{init:.4f}", f"{zero:.4f}")
     console.print(table)
-
-
-async def _forget(redis_url: str, prefix: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 def run_demo(

@@ -227,3 +227,18 @@ def services(prefer_existing_redis: bool = True) -> Iterator[tuple[EmbeddedKafka
     """Both services for the lifetime of the block."""
     with EmbeddedKafka() as kafka, EmbeddedRedis(prefer_existing=prefer_existing_redis) as red:
         yield kafka, red
+
+
+async def delete_prefix(redis_url: str, prefix: str) -> int:
+    """Delete every key under ``prefix`` (what the demo and the benchmark wrote); returns
+    how many."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        return len(keys)
+    finally:
+        await client.aclose()

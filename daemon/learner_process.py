@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptd.daemon.learner_spec import algorithm, architecture
+from adaptd.daemon.learner_spec import Described
 from adaptd.daemon.settings import AdaptationSettings
 
 
@@ -56,26 +56,22 @@ def _serve(conn: Connection, settings_json: str, in_dim: int) -> None:
             return
 
 
-class LearnerProcess:
+class LearnerProcess(Described):
     """A ``PolicyLearner`` in a child process. Calls block the calling thread (the torch
     worker thread), one at a time."""
 
     def __init__(self, settings: AdaptationSettings, in_dim: int) -> None:
         self.settings = settings
         self.in_dim = in_dim
-        self.meta_updates = 0
-        """Mirrors the child's count, updated from every result that carries it."""
+        self._meta_updates = 0
         self._conn: Connection | None = None
         self._proc: mp.process.BaseProcess | None = None
         self._lock = threading.Lock()
 
     @property
-    def architecture(self) -> dict[str, Any]:
-        return architecture(self.settings, self.in_dim)
-
-    @property
-    def algorithm(self) -> dict[str, Any]:
-        return algorithm(self.settings, self.meta_updates)
+    def meta_updates(self) -> int:
+        """The child's count, mirrored from every result that carries it."""
+        return self._meta_updates
 
     @property
     def pid(self) -> int | None:
@@ -119,13 +115,13 @@ class LearnerProcess:
 
     def adapt(self, request: Any, deadline_s: float) -> Any:
         outcome = self._call("adapt", request, deadline_s)
-        self.meta_updates = outcome.meta_updates
+        self._meta_updates = outcome.meta_updates
         return outcome
 
     def meta_train(self, episodes: Any) -> Any:
         result = self._call("meta_train", episodes)
         if result is not None:
-            self.meta_updates = result.meta_updates
+            self._meta_updates = result.meta_updates
         return result
 
     def init_numpy(self) -> dict[str, np.ndarray]:
@@ -136,7 +132,7 @@ class LearnerProcess:
 
     def load_bytes(self, data: bytes) -> None:
         self._call("load_bytes", data)
-        self.meta_updates = self._call("meta_update_count")
+        self._meta_updates = self._call("meta_update_count")
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Ask the child to exit, then make sure it did."""

@@ -79,6 +79,26 @@ def algorithm(settings: AdaptationSettings, meta_updates: int) -> dict[str, Any]
     }
 
 
+class Described:
+    """``architecture`` and ``algorithm`` from ``settings``, ``in_dim`` and ``meta_updates``
+    (shared by the learner and its process proxy)."""
+
+    settings: AdaptationSettings
+    in_dim: int
+
+    @property
+    def meta_updates(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def architecture(self) -> dict[str, Any]:
+        return architecture(self.settings, self.in_dim)
+
+    @property
+    def algorithm(self) -> dict[str, Any]:
+        return algorithm(self.settings, self.meta_updates)
+
+
 class Learner(Protocol):
     """What the service needs of a learner: ``PolicyLearner`` in this process, or
     ``LearnerProcess`` in a child. Every method is called from the worker thread."""

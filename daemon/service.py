@@ -93,6 +93,12 @@ class Daemon:
         m.set_build_info(__version__, _version_of("torch"))
         self.redis = make_redis(s.redis)
         stack.push_async_callback(self.redis.aclose)
+        # The probes answer from the start: /livez at once, /readyz once the group is joined.
+        if s.metrics.enabled:
+            server = HttpServer(s.metrics.host, s.metrics.port, m.render, self.readiness)
+            await server.start()
+            stack.push_async_callback(server.aclose)
+            self.http_port = server.port
         self.reservoir = ReservoirBuffer(
             self.redis, prefix=s.redis.key_prefix, capacity=s.replay.capacity
         )
@@ -144,11 +150,6 @@ class Daemon:
         await self.consumer.start()
         stack.push_async_callback(self.consumer.stop)
 
-        if s.metrics.enabled:
-            server = HttpServer(s.metrics.host, s.metrics.port, m.render, self.readiness)
-            await server.start()
-            stack.push_async_callback(server.aclose)
-            self.http_port = server.port
         for coro in (self.trainer.run(), self._watch_loop_lag(), self._refresh_gauges()):
             task = asyncio.create_task(coro)
             stack.push_async_callback(_cancel, task)
@@ -184,8 +185,9 @@ class Daemon:
             redis_ok = bool(await asyncio.wait_for(self.redis.ping(), 1.0))
         except Exception:
             redis_ok = False
+        ownership: Ownership | None = getattr(self, "ownership", None)
         return {
-            "group_joined": self.ownership.joined.is_set(),
+            "group_joined": ownership is not None and ownership.joined.is_set(),
             "redis": redis_ok,
             "running": not self.stopping,
         }

@@ -226,3 +226,19 @@ def test_invalid_configuration_stops_with_exit_code_2():
     )
     assert proc.returncode == 2
     assert "adaptation.deadline_s" in proc.stderr
+
+
+def test_unreachable_redis_stops_with_a_clear_message():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADAPTD_")}
+    env["ADAPTD_REDIS__URL"] = "redis://127.0.0.1:1/0"
+    env["ADAPTD_METRICS__PORT"] = "0"
+    proc = subprocess.run(
+        [sys.executable, "-m", "adaptd.daemon", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "adaptd: ConnectionError" in proc.stderr
+    assert "127.0.0.1:1" in proc.stderr

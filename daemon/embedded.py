@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -220,13 +220,6 @@ async def create_topics(
                 await admin.create_topics(missing, timeout_ms=int(timeout_s * 1000))
     finally:
         await admin.close()
-
-
-@contextlib.contextmanager
-def services(prefer_existing_redis: bool = True) -> Iterator[tuple[EmbeddedKafka, EmbeddedRedis]]:
-    """Both services for the lifetime of the block."""
-    with EmbeddedKafka() as kafka, EmbeddedRedis(prefer_existing=prefer_existing_redis) as red:
-        yield kafka, red
 
 
 async def delete_prefix(redis_url: str, prefix: str) -> int:

@@ -57,10 +57,6 @@ class AdaptationRecord(NamedTuple):
     query_loss_after: float
     query_loss_scratch: float
     shift_to_publish_s: float
-    ready_to_done_s: float
-    """From the K-th example of the new regime to this record (published or rejected)."""
-    queued_s: float
-    """Of which: waiting for the torch worker."""
 
 
 class Publisher:
@@ -235,8 +231,6 @@ class Publisher:
                 query_loss_after=outcome.query_loss_after,
                 query_loss_scratch=outcome.query_loss_scratch,
                 shift_to_publish_s=time.time() - request.shift.wall_time,
-                ready_to_done_s=time.time() - request.ready_wall_time,
-                queued_s=outcome.queued_s,
             )
         )
 

@@ -64,9 +64,6 @@ class SnapshotStore:
                 streams[name[len(_STREAM) :]] = pickle.loads(zlib.decompress(blob))
         return int(raw[_OFFSET]), streams
 
-    async def drop(self, topic: str, partition: int) -> None:
-        await self.client.delete(self.key(topic, partition))
-
 
 class PolicyStore:
     """Version counters and the latest published policy per model."""

@@ -14,7 +14,7 @@ service can snapshot it next to the committed offset.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -43,10 +43,18 @@ class StreamConfig:
 
     settings: Settings
     feature_names: tuple[str, ...]
+    # Read per event or per example: plain attributes, not three lookups into the settings.
+    max_out_of_order_ms: int = field(init=False)
+    episode_size: int = field(init=False)
+    shots: int = field(init=False)
+    query_size: int = field(init=False)
 
-    @property
-    def max_out_of_order_ms(self) -> int:
-        return self.settings.features.max_out_of_order_ms
+    def __post_init__(self) -> None:
+        s = self.settings
+        object.__setattr__(self, "max_out_of_order_ms", s.features.max_out_of_order_ms)
+        object.__setattr__(self, "episode_size", s.replay.episode_size)
+        object.__setattr__(self, "shots", s.adaptation.shots)
+        object.__setattr__(self, "query_size", s.adaptation.query_size)
 
 
 class StreamState:
@@ -190,12 +198,12 @@ class StreamState:
     def _file(self, example: Example, out: Effects) -> None:
         episode = self._episode
         episode.append(example)
-        if len(episode) >= self.config.settings.replay.episode_size:
+        if len(episode) >= self.config.episode_size:
             self._cut_episode(out)
         shift = self._collect_shift
         if shift is not None and example.index >= shift.shift.first_index:
             self._collect.append(example)
-            if len(self._collect) >= self.config.settings.adaptation.shots:
+            if len(self._collect) >= self.config.shots:
                 self._request(shift, out)
 
     def _on_shift(self, shift: Shift, offset: int, ts_ms: int, out: Effects) -> None:
@@ -239,7 +247,7 @@ class StreamState:
         examples = self._collect
         self._collect = []
         self._collect_shift = None
-        q = self.config.settings.adaptation.query_size
+        q = self.config.query_size
         x = np.array([e.x for e in examples], dtype=np.float32)
         y = np.array([e.y for e in examples], dtype=np.float32)
         request = AdaptationRequest(

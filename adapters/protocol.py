@@ -31,14 +31,28 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from torch import Tensor
 
     from .fast_weights import AdaptResult
 
-__all__ = ["MetaLearner", "MetaStats", "Task"]
+__all__ = [
+    "LOSSES",
+    "EpisodeStats",
+    "FewShotClassifier",
+    "FittedSupport",
+    "Loss",
+    "MetaLearner",
+    "MetaStats",
+    "Task",
+]
+
+Loss = Literal["mse", "cross_entropy"]
+"""Task loss: "mse" for regression (targets ``(n,)`` float), "cross_entropy" for
+classification (targets ``(n,)`` integer class ids, network output ``(n, n_classes)``)."""
+LOSSES: tuple[Loss, ...] = ("mse", "cross_entropy")
 
 
 class Task(NamedTuple):
@@ -47,7 +61,8 @@ class Task(NamedTuple):
     support_x: Tensor
     """Support features ``(n_support, in_dim)``."""
     support_y: Tensor
-    """Support targets ``(n_support,)``."""
+    """Support targets ``(n_support,)``: floats for regression, class ids ``0..N-1`` for an
+    N-way classification episode."""
     query_x: Tensor
     """Query features ``(n_query, in_dim)``."""
     query_y: Tensor
@@ -71,6 +86,11 @@ class MetaStats(NamedTuple):
 class MetaLearner(Protocol):
     """A meta-learned initialisation plus the two operations on it."""
 
+    algorithm: ClassVar[str]
+    """Short name ("maml", "fomaml", "reptile", "metasgd", "anil"), also stored in the state."""
+    second_order: ClassVar[bool]
+    """True when the meta-gradient differentiates through the inner loop."""
+
     params: dict[str, Tensor]
     """The meta-learned initialisation (detached). ``meta_update`` rebinds it to new tensors
     and never modifies the old ones, so a dict read earlier stays a valid snapshot."""
@@ -81,8 +101,78 @@ class MetaLearner(Protocol):
         """Improve ``params`` from a batch of tasks."""
         ...
 
+    def meta_parameters(self) -> dict[str, Tensor]:
+        """Everything the outer loop learns: ``params`` plus any learned inner-loop state
+        (Meta-SGD's per-parameter step sizes, under names that do not clash with ``params``)."""
+        ...
+
     def adapt(self, x: Tensor, y: Tensor, *, deadline_s: float | None = None) -> AdaptResult:
         """Fast weights for a new task from its support set, starting at ``params``."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue meta-training exactly (copies, safe to keep)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict``; raises ValueError if it does not fit this learner."""
+        ...
+
+
+class EpisodeStats(NamedTuple):
+    """Outcome of one ``FewShotClassifier.meta_update``; means over the batch's episodes."""
+
+    tasks: int
+    """Episodes in the batch."""
+    loss: float
+    """Query cross-entropy before this update."""
+    accuracy: float
+    """Query accuracy before this update, in ``[0, 1]``."""
+    seconds: float
+    """Wall-clock time of the update."""
+
+
+@runtime_checkable
+class FittedSupport(Protocol):
+    """A classifier built from one support set; it classifies queries into its classes."""
+
+    n_classes: int
+    """Classes of the support set (the N of N-way); scores have this many columns."""
+
+    def scores(self, query_x: Tensor) -> Tensor:
+        """``(n_query, n_classes)`` scores, higher meaning more likely: negative squared
+        distances for prototypes, log attention weights for matching, relation scores."""
+        ...
+
+    def predict(self, query_x: Tensor) -> Tensor:
+        """``(n_query,)`` class ids, the arg-max of ``scores``."""
+        ...
+
+
+@runtime_checkable
+class FewShotClassifier(Protocol):
+    """A metric-based few-shot learner: a learned embedding (and comparison) that turns any
+    labelled support set into a classifier without gradient steps.
+
+    The calling loop::
+
+        for tasks in sampler:                      # N-way K-shot episodes, classes 0..N-1
+            stats = learner.meta_update(tasks)     # EpisodeStats
+        fitted = learner.fit(support_x, support_y) # FittedSupport, a frozen snapshot
+        labels = fitted.predict(query_x)
+    """
+
+    algorithm: ClassVar[str]
+    """Short name ("protonet", "matching", "relation"), also stored in the state."""
+    updates: int
+    """Meta-updates made so far (restored with the state dict)."""
+
+    def meta_update(self, tasks: Sequence[Task]) -> EpisodeStats:
+        """One optimiser step on the query cross-entropy of a batch of episodes."""
+        ...
+
+    def fit(self, support_x: Tensor, support_y: Tensor) -> FittedSupport:
+        """A classifier for the support set's classes; later meta-updates do not change it."""
         ...
 
     def state_dict(self) -> dict[str, Any]:

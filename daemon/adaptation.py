@@ -46,7 +46,7 @@ def make_learner(settings: AdaptationSettings, net: PolicyNet) -> MetaLearner:
     }
     if settings.meta_algorithm == "reptile":
         return Reptile(net, meta_lr=settings.meta_lr, **common)
-    return FOMAML(net, meta_lr=settings.fomaml_lr, **common)
+    return FOMAML(net, meta_lr=settings.adam_lr, **common)
 
 
 def _tensors(params: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -146,7 +146,20 @@ class PolicyLearner(Described):
         start = time.perf_counter()
         sx, sy = torch.from_numpy(request.support_x), torch.from_numpy(request.support_y)
         qx, qy = torch.from_numpy(request.query_x), torch.from_numpy(request.query_y)
-        result = self.learner.adapt(sx, sy, deadline_s=max(deadline_s, 0.0))
+        if request.start_weights is not None:
+            # A returning regime: continue from what was learned for it.
+            result = adapt(
+                self.net,
+                _tensors(request.start_weights),
+                sx,
+                sy,
+                steps=self.settings.inner_steps,
+                lr=self.settings.inner_lr,
+                deadline_s=max(deadline_s, 0.0),
+                backend=self.settings.backend,
+            )
+        else:
+            result = self.learner.adapt(sx, sy, deadline_s=max(deadline_s, 0.0))
         parent = (
             _tensors(request.parent_weights)
             if request.parent_weights is not None

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from adaptd.daemon.detection import Shift
+from adaptd.daemon.regimes import RegimeMatch
 from adaptd.daemon.schema import Reason
 from adaptd.replay.episode import Episode
 
@@ -38,8 +39,9 @@ class ShiftEvent(NamedTuple):
     """``{stream}@{topic}:{partition}:{offset}``: unique per shift, stable on redelivery."""
     stream: str
     shift: Shift
-    regime: int
-    """The new regime's number on this stream (1 after the first shift)."""
+    segment: int
+    """The new segment's number on this stream (1 after the first shift). Its regime id is
+    known only once its examples arrive: see ``AdaptationRequest.regime``."""
     topic: str
     partition: int
     offset: int
@@ -70,6 +72,11 @@ class AdaptationRequest:
     last_offset: int
     ready_wall_time: float
     """time.time() when the last needed example matured."""
+    regime: RegimeMatch | None = None
+    """The regime the examples were classified into."""
+    start_weights: dict[str, np.ndarray] | None = None
+    """Where adaptation starts: the last policy of a known, returning regime (None: the
+    meta-learned initialisation)."""
 
 
 @dataclass
@@ -80,6 +87,8 @@ class Effects:
     shifts: list[ShiftEvent] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
     requests: list[AdaptationRequest] = field(default_factory=list)
+    regimes: list[tuple[str, RegimeMatch]] = field(default_factory=list)
+    """(stream, regime) of every adaptation set classified, queued requests included."""
     processed: int = 0
     examples: int = 0
     firings: dict[tuple[str, str], int] = field(default_factory=dict)

@@ -62,6 +62,12 @@ class Metrics:
             ["detector", "channel"],
             registry=r,
         )
+        self.regimes = Counter(
+            f"{PREFIX}_regimes",
+            "Shifts whose examples were classified into a regime: a known one or a new one.",
+            ["outcome"],
+            registry=r,
+        )
         self.detector_firings = Counter(
             f"{PREFIX}_detector_firings",
             "Raw detector firings, including those absorbed by debounce and cool-down.",

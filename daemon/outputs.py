@@ -65,7 +65,7 @@ def shift_message(ev: ShiftEvent, detected_ms: int) -> tuple[bytes, bytes]:
         "schema": SHIFT_SCHEMA,
         "id": ev.id,
         "stream": ev.stream,
-        "regime": ev.regime,
+        "segment": ev.segment,
         "detector": ev.shift.triggers[0] if ev.shift.triggers else "",
         "triggers": list(ev.shift.triggers),
         "index": ev.shift.index,

@@ -56,6 +56,20 @@ class ShiftRef(msgspec.Struct, frozen=True):
     offset: int
 
 
+class RegimeRef(msgspec.Struct, frozen=True):
+    """The regime the adaptation examples were classified into (see adaptd.daemon.regimes)."""
+
+    id: int
+    """Regime id on this stream: a returning regime gets its earlier id back."""
+    known: bool
+    """True when the examples matched a stored regime (adaptation may have started from its
+    last policy: ``warm_start``)."""
+    ratio: float | None
+    """Distance ratio to the nearest stored prototype (None when there was none)."""
+    warm_start: bool = False
+    """True when adaptation started from the regime's last policy, not the initialisation."""
+
+
 class PolicyMessage(msgspec.Struct, frozen=True, kw_only=True):
     """One adapted policy, as published on the policy topic (see docs/operations.md)."""
 
@@ -65,6 +79,7 @@ class PolicyMessage(msgspec.Struct, frozen=True, kw_only=True):
     parent_version: int
     stream: str
     shift: ShiftRef | None = None
+    regime: RegimeRef | None = None
     algorithm: dict[str, Any] = msgspec.field(default_factory=dict)
     architecture: dict[str, Any]
     features: dict[str, Any]
@@ -107,6 +122,7 @@ def build_message(
     architecture: Mapping[str, Any],
     features: Mapping[str, Any],
     shift: ShiftRef | None = None,
+    regime: RegimeRef | None = None,
     algorithm: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
     latency_s: Mapping[str, float] | None = None,
@@ -123,6 +139,7 @@ def build_message(
         parent_version=parent_version,
         stream=stream,
         shift=shift,
+        regime=regime,
         algorithm=dict(algorithm or {}),
         architecture=dict(architecture),
         features=dict(features),

@@ -11,6 +11,7 @@ instead of publishing a second one.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -27,7 +28,7 @@ from adaptd.daemon.logs import get_logger
 from adaptd.daemon.metrics import Metrics
 from adaptd.daemon.outputs import Outputs
 from adaptd.daemon.ownership import Ownership
-from adaptd.daemon.policy import ShiftRef, build_message, encode_message
+from adaptd.daemon.policy import RegimeRef, ShiftRef, build_message, encode_message
 from adaptd.daemon.retry import retrying
 from adaptd.daemon.settings import Settings
 from adaptd.daemon.state_store import PolicyStore
@@ -106,6 +107,7 @@ class Publisher:
                         latest.version,
                         params_from_bytes(latest.weight_bytes()),
                         self.learner.architecture["activation"],
+                        regime=latest.regime.id if latest.regime is not None else None,
                     )
                 nxt = stream.complete(request.id)
                 if nxt is not None:
@@ -185,7 +187,10 @@ class Publisher:
     ) -> None:
         self._record(stream, request, outcome, version)
         if version:
-            stream.adopt(version, outcome.weights, self.learner.architecture["activation"])
+            regime = request.regime.regime_id if request.regime is not None else None
+            stream.adopt(
+                version, outcome.weights, self.learner.architecture["activation"], regime=regime
+            )
             done = time.time()
             self.metrics.adaptations.labels(outcome="published").inc()
             self.metrics.shift_to_publish.observe(done - request.shift.wall_time)
@@ -197,6 +202,7 @@ class Publisher:
                 parent_version=request.parent_version,
                 shift=request.id,
                 offset=request.shift.offset,
+                regime=regime,
                 query_loss_before=outcome.query_loss_before,
                 query_loss_after=outcome.query_loss_after,
                 adaptation_ms=round(outcome.seconds * 1000, 2),
@@ -266,6 +272,7 @@ class Publisher:
                 partition=shift.partition,
                 offset=shift.offset,
             ),
+            regime=_regime_ref(request),
             algorithm=self.learner.algorithm | {"meta_updates": outcome.meta_updates},
             metrics={
                 "query_loss_before": outcome.query_loss_before,
@@ -295,3 +302,15 @@ class Publisher:
         )
         await self.policies.save_latest(message)
         return version
+
+
+def _regime_ref(request: AdaptationRequest) -> RegimeRef | None:
+    match = request.regime
+    if match is None:
+        return None
+    return RegimeRef(
+        id=match.regime_id,
+        known=match.known,
+        ratio=match.ratio if math.isfinite(match.ratio) else None,
+        warm_start=request.start_weights is not None,
+    )

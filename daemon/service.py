@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
+import math
 import time
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
@@ -267,6 +268,16 @@ class Daemon:
             self.outputs.dead_letter_record(k.deadletter_topic, dl) for dl in out.dead_letters
         ]
         now_ms = int(time.time() * 1000)
+        for stream, match in out.regimes:
+            m.regimes.labels(outcome="known" if match.known else "new").inc()
+            log.info(
+                "regime classified",
+                stream=stream,
+                regime=match.regime_id,
+                known=match.known,
+                ratio=round(match.ratio, 3) if math.isfinite(match.ratio) else None,
+                nearest=match.nearest,
+            )
         for ev in out.shifts:
             key, value = shift_message(ev, now_ms)
             records.append((k.shift_topic, key, value, None))
@@ -309,7 +320,7 @@ class Daemon:
             log.info(
                 "shift detected",
                 stream=ev.stream,
-                regime=ev.regime,
+                segment=ev.segment,
                 triggers=list(ev.shift.triggers),
                 offset=ev.offset,
                 partition=ev.partition,

@@ -206,8 +206,10 @@ class AdaptationSettings(Section):
     gate_z: float = Field(1.0, ge=0)
     """...and by more than this many standard errors of the paired per-example loss
     difference on the query set (0: any improvement passes)."""
-    meta_algorithm: Literal["reptile", "fomaml"] = "reptile"
-    """How the shared initialisation is meta-trained from replayed episodes."""
+    meta_algorithm: Literal["maml", "fomaml", "reptile", "metasgd", "anil"] = "reptile"
+    """How the shared initialisation is meta-trained from replayed episodes and adapted: MAML
+    (second order), first-order MAML, Reptile, Meta-SGD (learned per-parameter step sizes)
+    or ANIL (only the output layer adapts). See docs/benchmarks.md for the choice."""
     meta_interval_s: float = Field(2.0, gt=0)
     """Seconds between meta-training rounds."""
     meta_batch: int = Field(8, ge=1)
@@ -217,8 +219,8 @@ class AdaptationSettings(Section):
     meta_lr: float = Field(0.1, gt=0, le=1)
     """Reptile's outer step: the fraction of the way the initialisation moves toward the
     mean adapted weights."""
-    fomaml_lr: float = Field(0.01, gt=0)
-    """Adam step size of first-order MAML's outer loop."""
+    adam_lr: float = Field(0.01, gt=0)
+    """Adam step size of the outer loop of maml, fomaml, metasgd and anil."""
     meta_min_items: int = Field(8, ge=1)
     """Replay items needed before meta-training starts."""
     torch_threads: int = Field(1, ge=1, le=64)
@@ -236,6 +238,23 @@ class AdaptationSettings(Section):
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError("hidden must be a non-empty list of positive widths")
         return self
+
+
+class RegimeSettings(Section):
+    """The per-stream prototypical regime classifier that names each shift's regime."""
+
+    novelty: float = Field(4.0, gt=0)
+    """A shift's examples belong to a stored regime when the squared distance of their mean
+    to its prototype is at most this many times what two samples of one regime would give
+    (about 1); otherwise they found a new regime."""
+    max_regimes: int = Field(32, ge=1, le=4096)
+    """Regimes kept per stream; beyond it, the one seen least recently is forgotten."""
+    warm_start: bool = True
+    """Adapt a returning regime from the last policy published for it, not from the
+    meta-learned initialisation."""
+    exclude_features: tuple[str, ...] = ("mean_slow_z", "vol_ratio", "spread_z", "volume_z")
+    """Features left out of the regime embedding: those with a long memory still describe
+    the previous regime right after a shift (the label is always included)."""
 
 
 class ReplaySettings(Section):
@@ -277,6 +296,7 @@ class Settings(BaseSettings):
     features: FeatureSettings = FeatureSettings()
     detection: DetectionSettings = DetectionSettings()
     adaptation: AdaptationSettings = AdaptationSettings()
+    regimes: RegimeSettings = RegimeSettings()
     replay: ReplaySettings = ReplaySettings()
     metrics: MetricsSettings = MetricsSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -285,6 +305,18 @@ class Settings(BaseSettings):
     """structlog renderer: one JSON object per line, or a readable console form."""
     shutdown_grace_s: float = Field(10.0, gt=0, le=300)
     """On SIGTERM, how long in-flight adaptations may finish before they are cancelled."""
+
+    @model_validator(mode="after")
+    def _check_regime_features(self) -> Settings:
+        from adaptd.daemon.features import feature_names  # features imports this module
+
+        names = feature_names(self.features)
+        unknown = [n for n in self.regimes.exclude_features if n not in names]
+        if unknown:
+            raise ValueError(
+                f"regimes.exclude_features: unknown features {unknown} (features: {list(names)})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

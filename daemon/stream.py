@@ -5,7 +5,9 @@ volatility. Per batch: the live policy's prequential error on the examples whose
 arrived (one vectorised numpy forward, test-then-train: each example is scored by the
 policy live when its label arrived, which never trained on it) feeds the error channel.
 Matured examples fill the current episode (cut at episode_size and at every shift) and,
-after a shift, the new regime's adaptation set.
+after a shift, the new regime's adaptation set. Once that set is full, the stream's
+``RegimeBook`` names its regime (a known one when it sits close to a stored prototype, else a
+new one); until the next shift, matured examples update that regime's prototype.
 
 Pure: no I/O, no torch; effects go to an ``Effects`` collector. Picklable, so the
 service can snapshot it next to the committed offset.
@@ -24,6 +26,7 @@ from adaptd.daemon.detection import Shift, ShiftDetector
 from adaptd.daemon.effects import AdaptationRequest, Effects, ShiftEvent
 from adaptd.daemon.features import FeatureExtractor
 from adaptd.daemon.labels import DelayedLabeler, Example
+from adaptd.daemon.regimes import RegimeBook, embed
 from adaptd.daemon.schema import MarketEvent, Reason, Rejection
 from adaptd.daemon.settings import Settings
 from adaptd.replay.episode import Episode
@@ -48,6 +51,10 @@ class StreamConfig:
     episode_size: int = field(init=False)
     shots: int = field(init=False)
     query_size: int = field(init=False)
+    regime_novelty: float = field(init=False)
+    max_regimes: int = field(init=False)
+    regime_warm_start: bool = field(init=False)
+    regime_columns: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -55,6 +62,12 @@ class StreamConfig:
         object.__setattr__(self, "episode_size", s.replay.episode_size)
         object.__setattr__(self, "shots", s.adaptation.shots)
         object.__setattr__(self, "query_size", s.adaptation.query_size)
+        object.__setattr__(self, "regime_novelty", s.regimes.novelty)
+        object.__setattr__(self, "max_regimes", s.regimes.max_regimes)
+        object.__setattr__(self, "regime_warm_start", s.regimes.warm_start)
+        excluded = set(s.regimes.exclude_features)
+        columns = tuple(i for i, n in enumerate(self.feature_names) if n not in excluded)
+        object.__setattr__(self, "regime_columns", columns)
 
 
 class StreamState:
@@ -66,6 +79,7 @@ class StreamState:
         "_episode",
         "_fired",
         "_matured",
+        "_regime_rows",
         "config",
         "detector",
         "features",
@@ -80,6 +94,8 @@ class StreamState:
         "preq",
         "queued",
         "regime",
+        "regimes",
+        "segment",
         "stream",
         "topic",
     )
@@ -95,7 +111,12 @@ class StreamState:
         self.detector = ShiftDetector(s.detection, s.detection.scale_halflife)
         self.index = 0
         self.max_ts_ms = -(2**62)
+        self.segment = 0
+        """Shifts seen so far."""
         self.regime = 0
+        """Regime id of the current segment (0 for the first; see ``RegimeBook``)."""
+        self.regimes = RegimeBook(config.regime_novelty, config.max_regimes)
+        self._regime_rows: list[Example] = []
         self._episode: list[Example] = []
         # In event order: (example, offset and time of the event its label arrived with),
         # and shifts from the market channels.
@@ -173,6 +194,7 @@ class StreamState:
                     self._on_shift(shift, offset, ts_ms, out)
             i += 1
             self._file(example, out)
+        self._learn_regime()
 
     def _score(
         self, examples: list[Example], default_policy: NumpyPolicy | None
@@ -201,19 +223,31 @@ class StreamState:
         if len(episode) >= self.config.episode_size:
             self._cut_episode(out)
         shift = self._collect_shift
-        if shift is not None and example.index >= shift.shift.first_index:
+        if shift is None:
+            self._regime_rows.append(example)
+        elif example.index >= shift.shift.first_index:
             self._collect.append(example)
             if len(self._collect) >= self.config.shots:
                 self._request(shift, out)
 
+    def _learn_regime(self) -> None:
+        """Merge the current regime's newly matured examples into its prototype."""
+        rows = self._regime_rows
+        if rows:
+            self._regime_rows = []
+            x = np.array([e.x for e in rows], dtype=np.float64)
+            y = np.fromiter((e.y for e in rows), dtype=np.float64, count=len(rows))
+            self.regimes.add(self.regime, embed(x, y, self.config.regime_columns))
+
     def _on_shift(self, shift: Shift, offset: int, ts_ms: int, out: Effects) -> None:
+        self._learn_regime()
         self._cut_episode(out)
-        self.regime += 1
+        self.segment += 1
         event = ShiftEvent(
             id=f"{self.stream}@{self.topic}:{self.partition}:{offset}",
             stream=self.stream,
             shift=shift,
-            regime=self.regime,
+            segment=self.segment,
             topic=self.topic,
             partition=self.partition,
             offset=offset,
@@ -231,6 +265,7 @@ class StreamState:
             out.episodes.append(
                 Episode.from_arrays(
                     stream=self.stream,
+                    segment=self.segment,
                     regime=self.regime,
                     topic=self.topic,
                     partition=self.partition,
@@ -250,6 +285,19 @@ class StreamState:
         q = self.config.query_size
         x = np.array([e.x for e in examples], dtype=np.float32)
         y = np.array([e.y for e in examples], dtype=np.float32)
+        z = embed(x, y, self.config.regime_columns)
+        match = self.regimes.classify(z)
+        self.regimes.add(match.regime_id, z)
+        # The episode open since the shift holds these examples (shots < episode_size): it
+        # will be stored under the regime they were just given, so the replay buffer keeps
+        # the new regime's examples with its id.
+        self.regime = match.regime_id
+        out.regimes.append((self.stream, match))
+        start = (
+            self.regimes.policy(match.regime_id)
+            if match.known and self.config.regime_warm_start
+            else None
+        )
         request = AdaptationRequest(
             id=shift.id,
             stream=self.stream,
@@ -263,6 +311,8 @@ class StreamState:
             first_offset=examples[0].offset,
             last_offset=examples[-1].offset,
             ready_wall_time=time.time(),
+            regime=match,
+            start_weights=start,
         )
         # One adaptation in flight per stream; a newer request replaces a waiting one.
         if self.pending is None:
@@ -272,11 +322,19 @@ class StreamState:
             self.queued = request
 
     # -- results -----------------------------------------------------------------------
-    def adopt(self, version: int, weights: dict[str, np.ndarray], activation: str) -> None:
-        """Make a published policy the stream's live one."""
+    def adopt(
+        self,
+        version: int,
+        weights: dict[str, np.ndarray],
+        activation: str,
+        regime: int | None = None,
+    ) -> None:
+        """Make a published policy the stream's live one (and its regime's latest policy)."""
         self.policy_version = version
         self.policy_weights = weights
         self.policy = NumpyPolicy.from_params(weights, activation=activation)
+        if regime is not None:
+            self.regimes.remember_policy(regime, weights)
 
     def complete(self, request_id: str) -> AdaptationRequest | None:
         """Mark the in-flight request done; returns the queued one to submit next, if any."""
@@ -297,6 +355,9 @@ class StreamState:
         return {k: getattr(self, k) for k in self.__slots__ if k not in skip}
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        if "segment" not in state:  # a snapshot from before regime ids: regime counted shifts
+            state = {**state, "segment": state.get("regime", 0), "regime": 0}
+        state.setdefault("_regime_rows", [])
         for key, value in state.items():
             object.__setattr__(self, key, value)
         self.policy = None
@@ -304,6 +365,8 @@ class StreamState:
     def attach(self, config: StreamConfig, activation: str) -> None:
         """Reconnect a restored stream to its config and rebuild its live model."""
         self.config = config
+        if not hasattr(self, "regimes"):
+            self.regimes = RegimeBook(config.regime_novelty, config.max_regimes)
         if self.policy_weights is not None:
             self.policy = NumpyPolicy.from_params(self.policy_weights, activation=activation)
 

@@ -7,7 +7,7 @@ msgpack array with two binary blobs and decoding makes no copies of the numbers.
 
 >>> import numpy as np
 >>> ep = Episode.from_arrays(
-...     stream="BTC-USD", regime=1, topic="adaptd.market", partition=2,
+...     stream="BTC-USD", segment=1, topic="adaptd.market", partition=2,
 ...     offsets=[10, 11, 13], ts_ms=[1000, 1001, 1003],
 ...     x=np.arange(6.0).reshape(3, 2), y=[0.5, -0.25, 0.0])
 >>> ep.id
@@ -40,7 +40,7 @@ class Episode(msgspec.Struct, frozen=True, array_like=True):
     ----------
     stream
         The stream id (the Kafka key of the source events).
-    regime
+    segment
         How many shifts the stream had seen before this episode.
     topic, partition
         Where the source events came from.
@@ -54,10 +54,13 @@ class Episode(msgspec.Struct, frozen=True, array_like=True):
         Examples and features.
     feature_names
         Optional names of the ``d`` features.
+    regime
+        The regime id the stream's prototypical regime classifier gave these examples
+        (see ``adaptd.daemon.regimes``); recurring regimes share an id, segments do not.
     """
 
     stream: str
-    regime: int
+    segment: int
     topic: str
     partition: int
     first_offset: int
@@ -69,6 +72,8 @@ class Episode(msgspec.Struct, frozen=True, array_like=True):
     n: int
     d: int
     feature_names: tuple[str, ...] = ()
+    regime: int = 0
+    """Last, with a default, so episodes stored before regime ids existed still decode."""
 
     def __post_init__(self) -> None:
         # Runs on construction and on decoding, so a corrupt blob never becomes an Episode.
@@ -76,6 +81,8 @@ class Episode(msgspec.Struct, frozen=True, array_like=True):
             raise ValueError("stream must be a non-empty string")
         if not self.topic:
             raise ValueError("topic must be a non-empty string")
+        if self.segment < 0:
+            raise ValueError(f"segment must be >= 0, got {self.segment}")
         if self.regime < 0:
             raise ValueError(f"regime must be >= 0, got {self.regime}")
         if self.partition < 0:
@@ -120,7 +127,7 @@ class Episode(msgspec.Struct, frozen=True, array_like=True):
         cls,
         *,
         stream: str,
-        regime: int,
+        segment: int,
         topic: str,
         partition: int,
         offsets: Sequence[int],
@@ -128,6 +135,7 @@ class Episode(msgspec.Struct, frozen=True, array_like=True):
         x: ArrayLike,
         y: ArrayLike,
         feature_names: Sequence[str] = (),
+        regime: int = 0,
     ) -> Episode:
         """An episode from per-example source offsets and timestamps and the arrays.
 
@@ -159,7 +167,7 @@ class Episode(msgspec.Struct, frozen=True, array_like=True):
                 )
         return cls(
             stream=stream,
-            regime=int(regime),
+            segment=int(segment),
             topic=topic,
             partition=int(partition),
             first_offset=offs[0],
@@ -171,6 +179,7 @@ class Episode(msgspec.Struct, frozen=True, array_like=True):
             n=n,
             d=d,
             feature_names=tuple(feature_names),
+            regime=int(regime),
         )
 
 

@@ -46,6 +46,27 @@ def regime_stream(
     ]
 
 
+def segments_stream(
+    stream: str,
+    segments: list[tuple[int, float, float]],
+    *,
+    seed: int = 0,
+    t0_ms: int = 1_700_000_000_000,
+) -> list[tuple[bytes, bytes]]:
+    """(key, value) events of one stream made of ``(events, drift, volatility)`` segments of
+    log returns, one minute apart."""
+    rng = np.random.default_rng(seed)
+    rets = np.concatenate([rng.normal(mu, sigma, n) for n, mu, sigma in segments])
+    prices = 100.0 * np.exp(np.cumsum(rets))
+    return [
+        (
+            stream.encode(),
+            _enc.encode({"v": 1, "stream": stream, "ts": t0_ms + i * 60_000, "price": float(p)}),
+        )
+        for i, p in enumerate(prices)
+    ]
+
+
 async def produce(
     bootstrap: str,
     topic: str,

@@ -59,7 +59,7 @@ def episode(seed: int, n: int = 32, slope: float = 0.8, drift: float = 0.5) -> E
     x, y = regime(seed, n, slope, drift)
     return Episode.from_arrays(
         stream="X",
-        regime=seed,
+        segment=seed,
         topic="in",
         partition=0,
         offsets=list(range(n)),

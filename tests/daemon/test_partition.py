@@ -91,7 +91,7 @@ def default_policy(in_dim: int) -> NumpyPolicy:
 
 def view(out: Effects) -> tuple[Any, ...]:
     return (
-        [(s.id, s.shift, s.regime, s.offset) for s in out.shifts],
+        [(s.id, s.shift, s.segment, s.offset) for s in out.shifts],
         [encode_episode(e) for e in out.episodes],
         [(r.id, r.support_x.tobytes(), r.query_y.tobytes(), r.first_offset) for r in out.requests],
         list(out.dead_letters),
@@ -129,8 +129,8 @@ def test_records_route_to_their_stream_as_if_each_stream_ran_alone() -> None:
         assert (state.topic, state.partition, state.stream) == ("in", 4, stream)
         assert state.preq == alone[stream].preq
     # Only BTC changed regime.
-    assert partition.streams["BTC"].regime >= 1
-    assert partition.streams["ETH"].regime == partition.streams["AAPL"].regime == 0
+    assert partition.streams["BTC"].segment >= 1
+    assert partition.streams["ETH"].segment == partition.streams["AAPL"].segment == 0
     assert partition.next_offset == len(recs)
 
 

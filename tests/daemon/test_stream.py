@@ -131,7 +131,7 @@ def assert_tiles(episodes: Sequence[Episode], examples: Sequence[Example]) -> in
 
 
 def shift_view(ev: ShiftEvent) -> tuple[Any, ...]:
-    return (ev.id, ev.stream, ev.shift, ev.regime, ev.topic, ev.partition, ev.offset, ev.ts_ms)
+    return (ev.id, ev.stream, ev.shift, ev.segment, ev.topic, ev.partition, ev.offset, ev.ts_ms)
 
 
 def request_view(req: AdaptationRequest) -> tuple[Any, ...]:
@@ -178,7 +178,7 @@ def test_a_regime_change_gives_one_shift_then_one_request_from_the_new_regime() 
     at, shift = shifts[0]
     assert 600 <= shift.shift.first_index <= shift.shift.index == at < 700
     assert shift.id == f"X@in:3:{offset_of(at)}"
-    assert (shift.stream, shift.topic, shift.partition, shift.regime) == ("X", "in", 3, 1)
+    assert (shift.stream, shift.topic, shift.partition, shift.segment) == ("X", "in", 3, 1)
     assert (shift.offset, shift.ts_ms) == (offset_of(at), T0 + DT * at)
 
     requests = [(i, r) for i, out in results for r in out.requests]
@@ -244,11 +244,11 @@ def test_episodes_are_cut_at_episode_size_and_at_every_shift() -> None:
     examples = reference_examples(config, prices)
     shifts = collect(results, "shifts")
     assert len(shifts) == 2
-    assert [s.regime for s in shifts] == [1, 2]
+    assert [s.segment for s in shifts] == [1, 2]
 
     episodes = collect(results, "episodes")
     want, buffered = expected_episodes(examples, {s.shift.index for s in shifts}, EPISODE)
-    assert [(ep.regime, ep.n) for ep in episodes] == [(r, len(exs)) for r, exs in want]
+    assert [(ep.segment, ep.n) for ep in episodes] == [(r, len(exs)) for r, exs in want]
     # Some episodes ended early, at a shift.
     assert sum(ep.n < EPISODE for ep in episodes) == 2
     used = assert_tiles(episodes, examples)
@@ -258,7 +258,7 @@ def test_episodes_are_cut_at_episode_size_and_at_every_shift() -> None:
     # The cut happens in the effects of the event that confirmed the shift.
     for _, out in results:
         if out.shifts:
-            assert [ep.regime for ep in out.episodes] == [out.shifts[0].regime - 1]
+            assert [ep.segment for ep in out.episodes] == [out.shifts[0].segment - 1]
 
 
 @pytest.mark.parametrize("batch", [7, 50])
@@ -272,7 +272,7 @@ def test_episodes_tile_the_examples_whatever_the_batches(batch: int) -> None:
     used = assert_tiles(episodes, examples)
     assert 0 <= len(examples) - used < EPISODE  # the partial episode is still buffered
     assert all(1 <= ep.n <= EPISODE for ep in episodes)
-    regimes = [ep.regime for ep in episodes]
+    regimes = [ep.segment for ep in episodes]
     assert regimes == sorted(regimes)
     assert set(regimes) == {0, 1, 2}
 
@@ -303,9 +303,9 @@ def test_effects_do_not_depend_on_batch_boundaries() -> None:
     assert [shift_view(s) for s in collect(one_by_one, "shifts")] == [
         shift_view(s) for s in collect(all_at_once, "shifts")
     ]
-    assert [(e.regime, e.first_offset, e.n) for e in collect(one_by_one, "episodes")] == [
-        (e.regime, e.first_offset, e.n) for e in collect(all_at_once, "episodes")
-    ]
+    assert [
+        (e.segment, e.regime, e.first_offset, e.n) for e in collect(one_by_one, "episodes")
+    ] == [(e.segment, e.regime, e.first_offset, e.n) for e in collect(all_at_once, "episodes")]
     assert [request_view(r) for r in collect(one_by_one, "requests")] == [
         request_view(r) for r in collect(all_at_once, "requests")
     ]

@@ -23,14 +23,14 @@ def make_episode(
     d: int = 3,
     topic: str = "t",
     partition: int = 0,
-    regime: int = 0,
+    segment: int = 0,
 ) -> Episode:
     """An episode of n examples whose offsets start at first_offset, values derived from it."""
     offsets = list(range(first_offset, first_offset + n))
     x = np.arange(n * d, dtype=np.float64).reshape(n, d) + first_offset
     return Episode.from_arrays(
         stream=stream,
-        regime=regime,
+        segment=segment,
         topic=topic,
         partition=partition,
         offsets=offsets,

@@ -19,7 +19,7 @@ FINITE32 = st.floats(allow_nan=False, allow_infinity=False, width=32)
 def _kwargs(n: int = 3, d: int = 2, **over: object) -> dict[str, object]:
     kw: dict[str, object] = {
         "stream": "BTC-USD",
-        "regime": 2,
+        "segment": 2,
         "topic": "adaptd.market",
         "partition": 4,
         "offsets": list(range(100, 100 + n)),
@@ -44,7 +44,7 @@ def episodes(draw: st.DrawFn) -> tuple[Episode, np.ndarray, np.ndarray, list[int
     names = draw(st.one_of(st.just(()), st.lists(st.text(), min_size=d, max_size=d)))
     ep = Episode.from_arrays(
         stream=draw(st.text(min_size=1)),
-        regime=draw(st.integers(0, 1000)),
+        segment=draw(st.integers(0, 1000)),
         topic=draw(st.from_regex(r"[a-z][a-z0-9._-]{0,30}", fullmatch=True)),
         partition=draw(st.integers(0, 1000)),
         offsets=offsets,
@@ -111,6 +111,7 @@ def test_equal_offsets_are_allowed() -> None:
         ({"x": np.array([["a", "b"]] * 3)}, "x must be numeric"),
         ({"feature_names": ["a"]}, "feature_names has 1 names for d=2"),
         ({"stream": ""}, "stream must be a non-empty"),
+        ({"segment": -1}, "segment must be >= 0"),
         ({"regime": -1}, "regime must be >= 0"),
         ({"offsets": [-1, 0, 1]}, "0 <= first_offset"),
     ],

@@ -84,7 +84,7 @@ spec = json.loads(sys.stdin.readline())
 
 def episode(stream, partition, first):
     return Episode.from_arrays(
-        stream=stream, regime=0, topic="t", partition=partition, offsets=[first, first + 1],
+        stream=stream, segment=0, topic="t", partition=partition, offsets=[first, first + 1],
         ts_ms=[first, first + 1], x=np.full((2, 3), first), y=np.zeros(2))
 
 async def main():

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-learn clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,12 @@ test: setup
 
 bench: setup
 	$(BIN)/adaptd bench --out docs/bench/ingest.json
+
+# learn2learn is a baseline of the speed section only, never a dependency: built best effort
+# (`-` ignores a failure; the benchmark then reports it as unavailable).
+bench-learn: setup
+	-$(BIN)/python -m adaptd.adapters.bench.learn2learn
+	$(BIN)/python -m adaptd.adapters.bench --out docs/bench/learn.json --docs docs/benchmarks.md
 
 lint: setup
 	$(BIN)/ruff check --fix .

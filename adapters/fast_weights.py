@@ -1,12 +1,22 @@
 """Fast weights: few-shot adaptation of a policy as a pure function of a dict of tensors.
 
 ``Params`` is ``dict[str, Tensor]`` keyed like ``net.named_parameters()``. The network is only
-the architecture, called through ``torch.func.functional_call``; it is never mutated and no
-tensor handed in is modified in place, so a dict read once stays a valid snapshot.
+the architecture; it is never mutated and no tensor handed in is modified in place, so a dict
+read once stays a valid snapshot.
 
-The inner loop is plain gradient descent, ``{k: p - lr * g}``, with the gradient from either
-``torch.autograd.grad`` ("autograd", the lower per-call overhead for one small task) or
-``torch.func.grad`` ("func", composable with ``torch.func.vmap``). Both compute the same maths.
+The inner loop is plain gradient descent, ``{k: p - lr * g}`` (``lr`` a number, one tensor per
+parameter for learned step sizes, or a list of those, one an inner step, for a learned
+schedule), over all parameters or a named subset (the head only, for ANIL). Two backends
+compute the same maths:
+
+* "autograd": :func:`adaptd.adapters.network.forward` (explicit matrix products) and
+  ``torch.autograd.grad``, the lower per-call overhead for one small task;
+* "func": ``torch.func.functional_call`` on the module and ``torch.func.grad``, the generic
+  path that composes with ``torch.func.vmap``.
+
+Losses (``loss=``, see :data:`adaptd.adapters.protocol.LOSSES`): "mse" for regression (float
+targets ``(n,)``, net output ``(n,)``), "cross_entropy" for classification (integer targets
+``(n,)`` in ``0..out_dim-1``, net output ``(n, out_dim)`` logits).
 
 Examples
 --------
@@ -22,35 +32,104 @@ Examples
 (5, 6, False)
 >>> result.losses[-1] < result.losses[0]
 True
+>>> classifier = PolicyNet(in_dim=3, hidden=(8,), out_dim=2)
+>>> labels = (x[:, 0] > 0).long()
+>>> fit = adapt(classifier, init_params(classifier, 0), x, labels, steps=5, lr=0.5,
+...             loss="cross_entropy")
+>>> fit.losses[-1] < fit.losses[0]
+True
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
 from torch.func import functional_call, grad_and_value
 
-from .network import PolicyNet
+from .network import PolicyNet, forward
+from .protocol import LOSSES, Loss
 
-__all__ = ["BACKENDS", "AdaptResult", "Backend", "Params", "adapt", "grad_and_loss", "mse"]
+__all__ = [
+    "BACKENDS",
+    "AdaptResult",
+    "Backend",
+    "Params",
+    "StepSchedule",
+    "StepSize",
+    "adapt",
+    "check_loss",
+    "copy_params_like",
+    "cross_entropy",
+    "grad_and_loss",
+    "mse",
+    "rate_schedule",
+    "rates_at",
+    "reduce_rows",
+    "row_losses",
+    "task_loss",
+]
 
 Params = dict[str, Tensor]
 Backend = Literal["autograd", "func"]
 BACKENDS: tuple[Backend, ...] = ("autograd", "func")
+StepSize = float | Mapping[str, Tensor]
+"""A step size for every parameter, or one tensor (broadcastable to it) per adapted parameter."""
+StepSchedule = StepSize | Sequence[StepSize]
+"""One ``StepSize`` for every inner step, or a list (tuple) of them, entry ``i`` for step ``i``;
+steps past the end of the list reuse its last entry (see :func:`rate_schedule`)."""
+
+
+def row_losses(output: Tensor, y: Tensor, loss: Loss) -> Tensor:
+    """Per-row loss, shaped like ``y`` (``(n,)`` or stacked ``(T, n)``)."""
+    if loss == "mse":
+        return (output - y) ** 2
+    logits = output.reshape(-1, output.shape[-1])
+    rows = torch.nn.functional.cross_entropy(logits, y.reshape(-1), reduction="none")
+    return rows.reshape(y.shape)
+
+
+def reduce_rows(rows: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Mean over the last dimension, or the ``weights``-weighted sum (weights ``1/n_i`` on real
+    rows and 0 on padding give each task's own mean)."""
+    return rows.mean(-1) if weights is None else (rows * weights).sum(-1)
+
+
+def task_loss(
+    net: PolicyNet,
+    params: Mapping[str, Tensor],
+    x: Tensor,
+    y: Tensor,
+    loss: Loss = "mse",
+    *,
+    weights: Tensor | None = None,
+    backend: Backend = "autograd",
+) -> Tensor:
+    """The mean ``loss`` of ``net`` run with ``params`` on ``(x, y)`` (per task when stacked).
+
+    ``weights`` (row weights, see :func:`reduce_rows`) also mask batch-norm statistics. The
+    "autograd" backend uses the explicit forward, "func" ``functional_call``. No argument
+    checks: this is the hot path, also called under ``torch.func.vmap``.
+    """
+    if backend == "autograd":
+        output = forward(net, params, x, weights)
+    else:
+        output = functional_call(net, dict(params), (x, weights))
+    return reduce_rows(row_losses(output, y, loss), weights)
 
 
 def mse(net: PolicyNet, params: Mapping[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-    """Mean squared error of ``net`` run with ``params`` on ``x`` against ``y`` (a 0-d tensor).
+    """Mean squared error of ``net`` run with ``params`` on ``x`` against ``y`` (a 0-d tensor)."""
+    return torch.mean((forward(net, params, x) - y) ** 2)
 
-    No argument checks: this is the hot path, also called under ``torch.func.vmap``.
-    """
-    prediction = functional_call(net, dict(params), (x,))
-    return torch.mean((prediction - y) ** 2)
+
+def cross_entropy(net: PolicyNet, params: Mapping[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+    """Mean cross-entropy of the logits of ``net`` run with ``params`` against class ids ``y``."""
+    return torch.nn.functional.cross_entropy(forward(net, params, x), y)
 
 
 def grad_and_loss(
@@ -61,27 +140,36 @@ def grad_and_loss(
     *,
     backend: Backend = "autograd",
     create_graph: bool = False,
+    loss: Loss = "mse",
+    names: Collection[str] | None = None,
 ) -> tuple[Params, Tensor]:
-    """One gradient of the support MSE with respect to ``params``, and the loss itself.
+    """One gradient of the support loss with respect to ``params``, and the loss itself.
 
-    With ``create_graph=False`` the gradients are detached. With ``create_graph=True`` they stay
-    differentiable with respect to whatever ``params`` depend on (second-order meta-learning);
-    for the "autograd" backend every tensor in ``params`` must then require grad.
+    ``names`` restricts the gradient to those parameters (the others are held fixed); by
+    default every parameter. With ``create_graph=False`` the gradients are detached. With
+    ``create_graph=True`` they stay differentiable with respect to whatever ``params`` depend
+    on (second-order meta-learning); for the "autograd" backend every differentiated tensor
+    must then require grad.
     """
+    keys = list(params) if names is None else list(names)
     if backend == "autograd":
-        leaves = (
-            params if create_graph else {k: v.detach().requires_grad_() for k, v in params.items()}
-        )
-        with torch.enable_grad():
-            loss = mse(net, leaves, x, y)
-            grads = torch.autograd.grad(loss, tuple(leaves.values()), create_graph=create_graph)
+        leaves = dict(params)
         if not create_graph:
-            loss = loss.detach()
-        return dict(zip(leaves.keys(), grads, strict=True)), loss
+            leaves.update({k: leaves[k].detach().requires_grad_() for k in keys})
+        with torch.enable_grad():
+            value = task_loss(net, leaves, x, y, loss)
+            grads = torch.autograd.grad(value, [leaves[k] for k in keys], create_graph=create_graph)
+        if not create_graph:
+            value = value.detach()
+        return dict(zip(keys, grads, strict=True)), value
     if backend == "func":
-        inputs = dict(params) if create_graph else {k: v.detach() for k, v in params.items()}
-        grads, loss = grad_and_value(lambda p: mse(net, p, x, y))(inputs)
-        return grads, loss
+        fixed = {k: v for k, v in params.items() if k not in keys}
+        inputs = {k: params[k] if create_graph else params[k].detach() for k in keys}
+
+        def objective(sub: Params) -> Tensor:
+            return task_loss(net, {**fixed, **sub}, x, y, loss, backend="func")
+
+        return grad_and_value(objective)(inputs)
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
@@ -107,66 +195,151 @@ def adapt(
     y: Tensor,
     *,
     steps: int,
-    lr: float,
+    lr: StepSchedule,
     deadline_s: float | None = None,
     backend: Backend = "autograd",
     create_graph: bool = False,
+    loss: Loss = "mse",
+    names: Collection[str] | None = None,
 ) -> AdaptResult:
     """Take up to ``steps`` gradient steps of size ``lr`` on the support set ``(x, y)``.
 
     Parameters
     ----------
     net
-        The architecture; run through ``functional_call`` and never modified.
+        The architecture; never modified.
     params
         Starting fast weights (typically a meta-learned initialisation); not modified.
     x, y
-        Support features ``(n, in_dim)`` and targets ``(n,)``, ``n >= 1``; cast to the dtype
-        of ``params``.
+        Support features ``(n, in_dim)`` and targets ``(n,)``, ``n >= 1``; ``x`` (and, for
+        "mse", ``y``) cast to the dtype of ``params``, class ids to ``int64``.
     steps, lr
-        Inner-loop length (``>= 0``) and step size (``> 0``).
+        Inner-loop length (``>= 0``) and step size: a positive number, a mapping from
+        every adapted parameter name to a tensor broadcastable to it (Meta-SGD's learned
+        per-parameter step sizes), or a list of those, one a step (a learned schedule;
+        steps past its end reuse its last entry, see :func:`rate_schedule`).
     deadline_s
         Wall-clock budget from the start of the call, checked with ``time.perf_counter``
         before every step; once spent, the loop stops and returns the weights so far with
         ``deadline_hit=True`` (zero steps if the budget is already spent at the start).
         ``None`` means no deadline.
     backend
-        "autograd" (``torch.autograd.grad``) or "func" (``torch.func.grad``).
+        "autograd" (explicit forward, ``torch.autograd.grad``) or "func" (``functional_call``,
+        ``torch.func.grad``).
     create_graph
         Keep the inner loop differentiable (for second-order meta-gradients); the default
         first-order loop detaches every step.
+    loss
+        "mse" or "cross_entropy".
+    names
+        Parameters to adapt (default all); the others keep their starting values.
     """
     start = time.perf_counter()
-    _check_adapt_args(net, params, x, y, steps=steps, lr=lr, deadline_s=deadline_s)
+    _check_adapt_args(net, params, x, y, steps=steps, deadline_s=deadline_s)
+    check_loss(net, loss)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    keys = list(params) if names is None else list(names)
+    if unknown := set(keys) - set(params):
+        raise ValueError(f"names holds unknown parameters {sorted(unknown)}")
+    schedule = rate_schedule(lr, keys)
     dtype = next(iter(params.values())).dtype
     x = x.to(dtype)
-    y = y.to(dtype)
+    y = y.to(dtype) if loss == "mse" else _class_ids(y, net.out_dim)
     current: Params = dict(params) if create_graph else {k: v.detach() for k, v in params.items()}
     if create_graph and backend == "autograd":
-        # autograd.grad needs every input to require grad; constants become fresh leaves.
-        current = {
-            k: v if v.requires_grad else v.detach().requires_grad_() for k, v in current.items()
-        }
+        # autograd.grad needs every differentiated input to require grad; constants become
+        # fresh leaves (the caller's tensors are not touched).
+        current.update({k: _differentiable(current[k]) for k in keys})
     losses: list[float] = []
     taken = 0
     deadline_hit = False
-    for _ in range(steps):
+    for step in range(steps):
         if deadline_s is not None and time.perf_counter() - start >= deadline_s:
             deadline_hit = True
             break
-        grads, loss = grad_and_loss(net, current, x, y, backend=backend, create_graph=create_graph)
-        losses.append(float(loss.detach()))
-        if create_graph:
-            current = {k: v - lr * grads[k] for k, v in current.items()}
-        else:
-            with torch.no_grad():
-                current = {k: v - lr * grads[k] for k, v in current.items()}
+        grads, value = grad_and_loss(
+            net, current, x, y, backend=backend, create_graph=create_graph, loss=loss, names=keys
+        )
+        losses.append(float(value.detach()))
+        rates = rates_at(schedule, step)
+        with torch.set_grad_enabled(create_graph):
+            current = {**current, **{k: current[k] - rates[k] * grads[k] for k in keys}}
         taken += 1
     with torch.no_grad():
-        losses.append(float(mse(net, current, x, y)))
+        losses.append(float(task_loss(net, current, x, y, loss)))
     return AdaptResult(current, taken, tuple(losses), deadline_hit, time.perf_counter() - start)
+
+
+def check_loss(net: PolicyNet, loss: str) -> None:
+    """ValueError unless ``loss`` is known and fits the net's output width."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss == "mse" and net.out_dim != 1:
+        raise ValueError(f"loss 'mse' needs a net with out_dim=1, got out_dim={net.out_dim}")
+    if loss == "cross_entropy" and net.out_dim < 2:
+        raise ValueError("loss 'cross_entropy' needs a net with out_dim >= 2 (one logit a class)")
+
+
+def copy_params_like(values: object, like: Mapping[str, Tensor], what: str) -> Params:
+    """Detached copies of ``values`` in the dtypes of ``like``, after checking that it maps
+    exactly ``like``'s names to tensors of the same shapes (a ValueError naming ``what``, e.g.
+    "state params", otherwise): for restoring saved weights."""
+    if not isinstance(values, Mapping) or set(values) != set(like):
+        got = sorted(values) if isinstance(values, Mapping) else type(values).__name__
+        raise ValueError(f"{what} {got} do not match the expected {sorted(like)}")
+    for name, value in values.items():
+        shape, expected = tuple(getattr(value, "shape", ())), tuple(like[name].shape)
+        if not isinstance(value, Tensor) or shape != expected:
+            raise ValueError(f"{what} {name} has shape {shape}, expected {expected}")
+    return {k: values[k].detach().clone().to(like[k].dtype) for k in like}
+
+
+def _differentiable(value: Tensor) -> Tensor:
+    return value if value.requires_grad else value.detach().requires_grad_()
+
+
+def _class_ids(y: Tensor, n_classes: int) -> Tensor:
+    ids = y.to(torch.int64)
+    if not torch.equal(ids.to(y.dtype), y) or bool((ids < 0).any() | (ids >= n_classes).any()):
+        raise ValueError(f"y must hold class ids 0..{n_classes - 1} for 'cross_entropy'")
+    return ids
+
+
+def rate_schedule(lr: StepSchedule, keys: Collection[str]) -> list[Mapping[str, float | Tensor]]:
+    """``lr`` as a non-empty list of step sizes by parameter name, entry ``i`` for inner step
+    ``i``; a loop longer than the list reuses its last entry (:func:`rates_at`).
+
+    A learned schedule is only trained for the steps it has; reusing its last entry (rather
+    than, say, cycling or stopping) continues from the rates that the end of the inner loop
+    was trained with, where the weights are closest to those of extra steps.
+
+    >>> [dict(rates) for rates in rate_schedule(0.1, ["w"])]
+    [{'w': 0.1}]
+    """
+    if isinstance(lr, Sequence) and not isinstance(lr, str):
+        if len(lr) == 0:
+            raise ValueError("lr is an empty schedule: it needs at least one step's sizes")
+        return [_step_rates(rates, keys, f"lr[{i}]") for i, rates in enumerate(lr)]
+    return [_step_rates(lr, keys, "lr")]
+
+
+def rates_at(
+    schedule: Sequence[Mapping[str, float | Tensor]], step: int
+) -> Mapping[str, float | Tensor]:
+    """The step sizes of inner step ``step`` (from 0): ``schedule[step]``, or its last entry
+    for a step past its end."""
+    return schedule[min(step, len(schedule) - 1)]
+
+
+def _step_rates(lr: object, keys: Collection[str], name: str) -> Mapping[str, float | Tensor]:
+    if isinstance(lr, Mapping):
+        if missing := set(keys) - set(lr):
+            raise ValueError(f"{name} has no step size for {sorted(missing)}")
+        return lr
+    if isinstance(lr, bool) or not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {lr!r}")
+    return dict.fromkeys(keys, lr)
 
 
 def _check_adapt_args(
@@ -176,13 +349,10 @@ def _check_adapt_args(
     y: Tensor,
     *,
     steps: int,
-    lr: float,
     deadline_s: float | None,
 ) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if deadline_s is not None and not (deadline_s >= 0):
         raise ValueError(f"deadline_s must be None or >= 0, got {deadline_s!r}")
     if not params:

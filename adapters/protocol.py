@@ -30,7 +30,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -75,9 +75,10 @@ class MetaStats(NamedTuple):
     tasks: int
     """Tasks in the batch."""
     query_loss_before: float
-    """Query MSE at the initialisation (before this update), without adaptation."""
+    """Query loss (MSE or cross-entropy) at the initialisation (before this update), without
+    adaptation."""
     query_loss_after: float
-    """Query MSE after adapting that initialisation on each task's support set only."""
+    """Query loss after adapting that initialisation on each task's support set only."""
     seconds: float
     """Wall-clock time of the update."""
 
@@ -106,8 +107,17 @@ class MetaLearner(Protocol):
         (Meta-SGD's per-parameter step sizes, under names that do not clash with ``params``)."""
         ...
 
-    def adapt(self, x: Tensor, y: Tensor, *, deadline_s: float | None = None) -> AdaptResult:
-        """Fast weights for a new task from its support set, starting at ``params``."""
+    def adapt(
+        self,
+        x: Tensor,
+        y: Tensor,
+        *,
+        deadline_s: float | None = None,
+        steps: int | None = None,
+        start: Mapping[str, Tensor] | None = None,
+    ) -> AdaptResult:
+        """Fast weights for a new task from its support set: ``steps`` inner steps (default
+        the learner's own) from ``start`` (default ``params``), stopping at the deadline."""
         ...
 
     def state_dict(self) -> dict[str, Any]:
@@ -125,9 +135,10 @@ class EpisodeStats(NamedTuple):
     tasks: int
     """Episodes in the batch."""
     loss: float
-    """Query cross-entropy before this update."""
+    """The learner's query training loss before this update (cross-entropy; the MSE to
+    one-hot targets for relation networks)."""
     accuracy: float
-    """Query accuracy before this update, in ``[0, 1]``."""
+    """Query accuracy before this update (or of ``evaluate``), in ``[0, 1]``."""
     seconds: float
     """Wall-clock time of the update."""
 
@@ -169,6 +180,11 @@ class FewShotClassifier(Protocol):
 
     def meta_update(self, tasks: Sequence[Task]) -> EpisodeStats:
         """One optimiser step on the query cross-entropy of a batch of episodes."""
+        ...
+
+    def evaluate(self, tasks: Sequence[Task]) -> EpisodeStats:
+        """The same loss and accuracy as ``meta_update`` on a batch of episodes, learning
+        nothing (for validation and test episodes)."""
         ...
 
     def fit(self, support_x: Tensor, support_y: Tensor) -> FittedSupport:

@@ -82,7 +82,10 @@ class NumpyPolicy:
             # Transposed once here so predict is x @ w_t + b with no per-call copies.
             checked.append((np.ascontiguousarray(w.T), b))
         if fan_in != 1:
-            raise ValueError(f"the last layer must have one output, got {fan_in}")
+            raise ValueError(
+                f"the last layer must have one output, got {fan_in}: NumpyPolicy serves "
+                "regression policies only, not PolicyNet(out_dim > 1) classifiers"
+            )
         self.activation = activation
         self.in_dim = int(checked[0][0].shape[0])
         self.hidden = tuple(int(w_t.shape[1]) for w_t, _ in checked[:-1])
@@ -100,6 +103,13 @@ class NumpyPolicy:
                     f"unexpected parameter name {name!r} (want layers.<i>.weight/bias)"
                 )
             found.setdefault(int(match.group(1)), {})[match.group(2)] = np.asarray(value)
+        for index, parts in sorted(found.items()):
+            if "weight" in parts and parts["weight"].ndim == 1:
+                raise ValueError(
+                    f"layers.{index} is a normalisation layer (PolicyNet(norm='batch')): "
+                    "NumpyPolicy serves only norm='none' nets, since meta-batch normalisation "
+                    "needs the statistics of a batch, not one feature vector"
+                )
         indices = sorted(found)
         if indices != list(range(0, 2 * len(indices), 2)):
             raise ValueError(f"linear layers must be layers.0, layers.2, ...; got {indices}")

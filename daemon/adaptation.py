@@ -15,14 +15,14 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import torch
 from torch.func import functional_call
 
-from adaptd.adapters import FOMAML, PolicyNet, Reptile, Task, init_params
+from adaptd.adapters import PolicyNet, Task, init_params
 from adaptd.adapters.fast_weights import adapt, mse
+from adaptd.adapters.meta import ANIL, FOMAML, MAML, MetaSGD, Reptile
 from adaptd.adapters.protocol import MetaLearner
 from adaptd.daemon.detection import Shift
 from adaptd.daemon.effects import AdaptationRequest, ShiftEvent
@@ -36,17 +36,25 @@ from adaptd.daemon.learner_spec import (
 from adaptd.daemon.settings import AdaptationSettings
 from adaptd.replay.episode import Episode
 
+LEARNERS: dict[str, type[MetaLearner]] = {
+    cls.algorithm: cls for cls in (MAML, FOMAML, Reptile, MetaSGD, ANIL)
+}
+"""``adaptation.meta_algorithm`` values and their classes."""
+
 
 def make_learner(settings: AdaptationSettings, net: PolicyNet) -> MetaLearner:
-    common: dict[str, Any] = {
-        "inner_steps": settings.inner_steps,
-        "inner_lr": settings.inner_lr,
-        "backend": settings.backend,
-        "seed": settings.seed,
-    }
-    if settings.meta_algorithm == "reptile":
-        return Reptile(net, meta_lr=settings.meta_lr, **common)
-    return FOMAML(net, meta_lr=settings.adam_lr, **common)
+    """The meta-learner named by ``adaptation.meta_algorithm``, with the daemon's settings."""
+    cls = LEARNERS[settings.meta_algorithm]
+    # Reptile's outer step is an interpolation factor; the others take an Adam step size.
+    meta_lr = settings.meta_lr if cls is Reptile else settings.adam_lr
+    return cls(
+        net,
+        inner_steps=settings.inner_steps,
+        inner_lr=settings.inner_lr,
+        meta_lr=meta_lr,
+        backend=settings.backend,
+        seed=settings.seed,
+    )
 
 
 def _tensors(params: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -146,20 +154,9 @@ class PolicyLearner(Described):
         start = time.perf_counter()
         sx, sy = torch.from_numpy(request.support_x), torch.from_numpy(request.support_y)
         qx, qy = torch.from_numpy(request.query_x), torch.from_numpy(request.query_y)
-        if request.start_weights is not None:
-            # A returning regime: continue from what was learned for it.
-            result = adapt(
-                self.net,
-                _tensors(request.start_weights),
-                sx,
-                sy,
-                steps=self.settings.inner_steps,
-                lr=self.settings.inner_lr,
-                deadline_s=max(deadline_s, 0.0),
-                backend=self.settings.backend,
-            )
-        else:
-            result = self.learner.adapt(sx, sy, deadline_s=max(deadline_s, 0.0))
+        # A returning regime continues from what was learned for it.
+        origin = None if request.start_weights is None else _tensors(request.start_weights)
+        result = self.learner.adapt(sx, sy, deadline_s=max(deadline_s, 0.0), start=origin)
         parent = (
             _tensors(request.parent_weights)
             if request.parent_weights is not None

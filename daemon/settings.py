@@ -206,10 +206,12 @@ class AdaptationSettings(Section):
     gate_z: float = Field(1.0, ge=0)
     """...and by more than this many standard errors of the paired per-example loss
     difference on the query set (0: any improvement passes)."""
-    meta_algorithm: Literal["maml", "fomaml", "reptile", "metasgd", "anil"] = "reptile"
+    meta_algorithm: Literal["maml", "fomaml", "reptile", "metasgd", "anil"] = "anil"
     """How the shared initialisation is meta-trained from replayed episodes and adapted: MAML
     (second order), first-order MAML, Reptile, Meta-SGD (learned per-parameter step sizes)
-    or ANIL (only the output layer adapts). See docs/benchmarks.md for the choice."""
+    or ANIL (only the output layer adapts). ANIL is the default: lowest validation error of
+    the five on the daemon's own task on real prices, and the fastest adaptation (see the
+    `policy` section of docs/benchmarks.md)."""
     meta_interval_s: float = Field(2.0, gt=0)
     """Seconds between meta-training rounds."""
     meta_batch: int = Field(8, ge=1)

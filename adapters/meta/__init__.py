@@ -1,11 +1,16 @@
-"""Meta-learners of the policy initialisation (torch-backed), one algorithm per module.
+"""Meta-learners of the policy initialisation (torch-backed), one algorithm per module;
+``learners()`` finds them all by name.
 
->>> from adaptd.adapters.meta import FOMAML, Reptile
->>> sorted(cls.algorithm for cls in (FOMAML, Reptile))
-['fomaml', 'reptile']
+>>> from adaptd.adapters.meta import ANIL, FOMAML, MAML, MetaSGD, Reptile
+>>> [(cls.algorithm, cls.second_order) for cls in (MAML, FOMAML, Reptile, MetaSGD, ANIL)]
+[('maml', True), ('fomaml', False), ('reptile', False), ('metasgd', True), ('anil', True)]
 """
 
+from .anil import ANIL
 from .fomaml import FOMAML
+from .maml import MAML
+from .metasgd import MetaSGD
+from .registry import learners
 from .reptile import Reptile
 
-__all__ = ["FOMAML", "Reptile"]
+__all__ = ["ANIL", "FOMAML", "MAML", "MetaSGD", "Reptile", "learners"]

@@ -1,5 +1,10 @@
-"""What every first-order meta-learner here shares: arguments, the initialisation, ``adapt``,
-task checks and the state dict. Subclasses implement ``meta_update``.
+"""What every meta-learner here shares: arguments, the initialisation, ``adapt``, task checks
+and the state dict. Subclasses implement ``meta_update``.
+
+The inner loop of ``adapt`` (and of the learners' meta-updates) is described by two hooks:
+``inner_names`` (the parameters it adapts; ``None`` for all) and ``step_sizes`` (a number, one
+tensor a parameter, or a schedule of those, one an inner step). ``meta_parameters`` is what the
+outer loop learns.
 
 Examples
 --------
@@ -12,35 +17,72 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from ..fast_weights import BACKENDS, AdaptResult, Backend, Params, adapt
+from ..fast_weights import (
+    BACKENDS,
+    AdaptResult,
+    Backend,
+    Params,
+    StepSchedule,
+    adapt,
+    check_loss,
+    copy_params_like,
+)
 from ..network import PolicyNet, init_params
-from ..protocol import Task
+from ..protocol import Loss, Task
 
 __all__ = ["FastWeightLearner", "as_task_tensors"]
 
 
 class FastWeightLearner:
-    """Base of Reptile and FOMAML (see those for the parameters)."""
+    """Base of the meta-learners; its constructor is theirs (each says what ``meta_lr`` means
+    for it).
 
-    algorithm = ""
+    Parameters
+    ----------
+    net
+        The architecture (never modified).
+    inner_steps, inner_lr
+        Gradient steps and step size of the inner loop, used by ``meta_update`` and ``adapt``.
+    meta_lr
+        Step size of the outer loop; ``None`` takes the class's ``default_meta_lr``.
+    backend
+        Gradient engine: "autograd" (stacked weights, the fast path) or "func"
+        (``torch.func.vmap``).
+    seed
+        Seed of the initial ``params``.
+    loss
+        "mse" (regression) or "cross_entropy" (classification, ``net.out_dim`` classes).
+    """
+
+    algorithm: ClassVar[str] = ""
     """Name stored in the state dict, so one learner's state cannot load into another."""
+    second_order: ClassVar[bool] = False
+    """True when the meta-gradient differentiates through the inner loop."""
+    default_meta_lr: ClassVar[float] = 1e-3
+    """The outer step size when ``meta_lr`` is not given (Adam's, for the gradient learners)."""
+    conformance_options: ClassVar[tuple[Mapping[str, Any], ...]] = ({},)
+    """Constructor options that change what the learner computes, each checked by the
+    conformance suite (``{}``: the defaults); a new option adds an entry."""
 
     def __init__(
         self,
         net: PolicyNet,
         *,
-        inner_steps: int,
-        inner_lr: float,
-        meta_lr: float,
-        backend: Backend,
-        seed: int,
+        inner_steps: int = 5,
+        inner_lr: float = 0.05,
+        meta_lr: float | None = None,
+        backend: Backend = "autograd",
+        seed: int = 0,
+        loss: Loss = "mse",
     ) -> None:
+        if meta_lr is None:
+            meta_lr = self.default_meta_lr
         if not isinstance(net, PolicyNet):
             raise ValueError(f"net must be a PolicyNet, got {type(net).__name__}")
         if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
@@ -51,29 +93,62 @@ class FastWeightLearner:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        check_loss(net, loss)
         self.net = net
         self.inner_steps = inner_steps
         self.inner_lr = float(inner_lr)
         self.meta_lr = float(meta_lr)
         self.backend: Backend = backend
         self.seed = seed
+        self.loss: Loss = loss
         self._reset()
 
     def _reset(self) -> None:
         self.params: Params = init_params(self.net, self.seed)
         self.updates = 0
 
-    def adapt(self, x: Tensor, y: Tensor, *, deadline_s: float | None = None) -> AdaptResult:
-        """Fast weights for a new task: ``inner_steps`` steps from ``params`` on ``(x, y)``."""
+    @property
+    def inner_names(self) -> tuple[str, ...] | None:
+        """The parameters the inner loop adapts; ``None`` means all of them."""
+        return None
+
+    def step_sizes(self) -> StepSchedule:
+        """The inner loop's step size: ``inner_lr`` unless the learner learns its own."""
+        return self.inner_lr
+
+    def meta_parameters(self) -> dict[str, Tensor]:
+        """Everything the outer loop learns, by name: here ``params``. The learner's own
+        tensors (not copies), to be read, not modified."""
+        return dict(self.params)
+
+    def adapt(
+        self,
+        x: Tensor,
+        y: Tensor,
+        *,
+        deadline_s: float | None = None,
+        steps: int | None = None,
+        start: Mapping[str, Tensor] | None = None,
+    ) -> AdaptResult:
+        """Fast weights for a new task: ``steps`` (default ``inner_steps``) inner steps on
+        ``(x, y)`` from ``start`` (default the meta-learned ``params``; e.g. the last policy of
+        a returning regime), with the learner's own step sizes and adapted parameters. A
+        learned step-size schedule shorter than ``steps`` reuses its last step's sizes."""
+        if start is not None and set(start) != set(self.params):
+            raise ValueError(
+                f"start has params {sorted(start)}, the network has {sorted(self.params)}"
+            )
         return adapt(
             self.net,
-            self.params,
+            self.params if start is None else start,
             x,
             y,
-            steps=self.inner_steps,
-            lr=self.inner_lr,
+            steps=self.inner_steps if steps is None else steps,
+            lr=self.step_sizes(),
             deadline_s=deadline_s,
             backend=self.backend,
+            loss=self.loss,
+            names=self.inner_names,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -91,18 +166,9 @@ class FastWeightLearner:
             raise ValueError(
                 f"state is for algorithm {state.get('algorithm')!r}, not {self.algorithm!r}"
             )
-        params = state.get("params")
-        if not isinstance(params, dict) or set(params) != set(self.params):
-            got = sorted(params) if isinstance(params, dict) else type(params).__name__
-            raise ValueError(f"state params {got} do not match the network's {sorted(self.params)}")
-        for name, value in params.items():
-            if tuple(value.shape) != tuple(self.params[name].shape):
-                raise ValueError(
-                    f"state param {name} has shape {tuple(value.shape)}, "
-                    f"expected {tuple(self.params[name].shape)}"
-                )
+        params = copy_params_like(state.get("params"), self.params, "state params")
         self._load_extra_state(state)
-        self.params = {k: params[k].detach().clone().to(self.params[k].dtype) for k in self.params}
+        self.params = params
         self.updates = int(state.get("updates", 0))
 
     def _columns(
@@ -110,7 +176,8 @@ class FastWeightLearner:
     ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
         """Checked tasks as four lists: support x, support y, query x, query y."""
         dtype = next(iter(self.params.values())).dtype
-        parts = as_task_tensors(tasks, in_dim=self.net.in_dim, dtype=dtype)
+        n_classes = self.net.out_dim if self.loss == "cross_entropy" else None
+        parts = as_task_tensors(tasks, in_dim=self.net.in_dim, dtype=dtype, n_classes=n_classes)
         sx, sy, qx, qy = (list(column) for column in zip(*parts, strict=True))
         return sx, sy, qx, qy
 
@@ -123,20 +190,34 @@ class FastWeightLearner:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(inner_steps={self.inner_steps}, inner_lr={self.inner_lr}, "
-            f"meta_lr={self.meta_lr}, backend={self.backend!r}, seed={self.seed}, "
-            f"updates={self.updates})"
+            f"meta_lr={self.meta_lr}, backend={self.backend!r}, loss={self.loss!r}, "
+            f"seed={self.seed}, updates={self.updates})"
         )
 
 
 def as_task_tensors(
-    tasks: Sequence[Task], *, in_dim: int, dtype: torch.dtype = torch.float32
+    tasks: Sequence[Task],
+    *,
+    in_dim: int,
+    dtype: torch.dtype = torch.float32,
+    n_classes: int | None = None,
 ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
-    """Validated ``(support_x, support_y, query_x, query_y)`` per task, cast to ``dtype``."""
+    """Validated ``(support_x, support_y, query_x, query_y)`` per task, cast to ``dtype``;
+    with ``n_classes`` the targets are class ids, checked and cast to ``int64``."""
     if len(tasks) == 0:
         raise ValueError("tasks is empty: a meta-update needs at least one task")
+    target = dtype if n_classes is None else torch.int64
     out = []
     for i, task in enumerate(tasks):
-        sx, sy, qx, qy = (torch.as_tensor(part, dtype=dtype) for part in task)
+        sx, qx = (torch.as_tensor(part, dtype=dtype) for part in (task[0], task[2]))
+        sy, qy = (torch.as_tensor(part) for part in (task[1], task[3]))
+        if n_classes is not None:
+            for name, y in (("support", sy), ("query", qy)):
+                if not torch.equal(y, y.to(torch.int64).to(y.dtype)) or (
+                    y.numel() and not (int(y.min()) >= 0 and int(y.max()) < n_classes)
+                ):
+                    raise ValueError(f"task {i}: {name}_y must hold class ids 0..{n_classes - 1}")
+        sy, qy = sy.to(target), qy.to(target)
         for name, x, y in (("support", sx, sy), ("query", qx, qy)):
             if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] != in_dim:
                 raise ValueError(

@@ -1,30 +1,26 @@
-"""The inner loop over a batch of tasks, as one ``torch.func.vmap`` call.
+"""The inner loop over a batch of tasks, all tasks at once.
 
-Measured on the 2-core machine (``torch.set_num_threads(1)``, ``PolicyNet(10, (32, 32))``,
-12 shots, 5 steps), one adaptation per task:
+Two backends compute the same maths (tests hold them equal):
 
-=======  ===================  ===================  ===================  ===================
-tasks    loop, autograd       vmap, autograd       loop, func           vmap, func
-=======  ===================  ===================  ===================  ===================
-1        1.4 ms               2.7 ms               2.8 ms               3.5 ms
-2        2.6 ms               2.7 ms               5.5 ms               3.5 ms
-8        10.2 ms              3.0 ms               21.0 ms              3.6 ms
-16       19.9 ms              3.4 ms               42.2 ms              4.1 ms
-=======  ===================  ===================  ===================  ===================
+* "autograd", the fast path: the weights are stacked, one copy a task (``{name: (T, *shape)}``),
+  the forward is :func:`adaptd.adapters.network.forward` with ``torch.baddbmm``, and each
+  step takes one ``torch.autograd.grad`` of the *sum* of the task losses. Task ``i``'s loss
+  depends only on its own copy of the weights, so that gradient is exactly the stack of
+  per-task gradients.
+* "func", the generic path: ``torch.func.vmap`` over tasks of ``torch.func.grad`` of a
+  ``functional_call`` of the module.
 
-so vmap is used from ``VMAP_MIN_TASKS`` tasks on (break-even for autograd at two, a clear win
-from there) and a single task is adapted directly.
+Measured on the 2-core machine (one thread) on the MAML sinusoid protocol (meta-batch 25,
+10 + 10 points, ``PolicyNet(1, (40, 40), "relu")``), a second-order MAML meta-gradient with
+5 inner steps takes about 2x longer through "func" than through "autograd"; see
+:mod:`adaptd.adapters.meta.maml` for the figures.
 
 Tasks of different sizes (an episode cut short by a shift) are zero-padded to the longest and
-their loss weighted by ``1/n_i`` on real rows and 0 on padding: the same loss and gradients as
-each task's own mean squared error, still in one vmap call.
+their loss weighted by ``1/n_i`` on real rows and 0 on padding (:class:`TaskBatch`): the same
+loss and gradients as each task's own mean, still in one batched call. The same weights mask
+the batch-norm statistics, so padding does not change them either.
 
-The "autograd" backend under vmap runs the batched forward through vmap and takes the gradient
-of the summed task losses with ``torch.autograd.grad``: task ``i``'s loss depends only on its
-own copy of the weights, so that gradient is exactly the stack of per-task gradients. The
-"func" backend vmaps ``torch.func.grad`` itself.
-
-Adapted weights and per-task gradients are returned stacked: ``{name: (n_tasks, *shape)}``.
+A single task (fewer than ``VMAP_MIN_TASKS``) is adapted directly, without batching.
 
 Examples
 --------
@@ -38,24 +34,78 @@ Examples
 (2, 4, 2)
 >>> task_losses(net, phi, xs, ys).shape
 torch.Size([2])
+>>> stack_tasks(xs, ys).weights[0]
+tensor([0.3333, 0.3333, 0.3333, 0.0000, 0.0000])
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import grad, grad_and_value, vmap
 
-from ..fast_weights import Backend, Params, adapt, grad_and_loss, mse
-from ..network import PolicyNet
+from ..fast_weights import (
+    Backend,
+    Params,
+    StepSchedule,
+    adapt,
+    grad_and_loss,
+    rate_schedule,
+    rates_at,
+    reduce_rows,
+    row_losses,
+    task_loss,
+)
+from ..network import PolicyNet, features, head
+from ..protocol import Loss
 
-__all__ = ["VMAP_MIN_TASKS", "adapt_tasks", "broadcast", "task_grads", "task_losses"]
+__all__ = [
+    "VMAP_MIN_TASKS",
+    "TaskBatch",
+    "adapt_tasks",
+    "adapted_query_losses",
+    "broadcast",
+    "stack_tasks",
+    "task_grads",
+    "task_losses",
+]
 
 VMAP_MIN_TASKS = 2
 
-TaskLoss = Callable[..., Tensor]
+
+class TaskBatch(NamedTuple):
+    """The data of several tasks, stacked (zero-padded to the longest task)."""
+
+    x: Tensor
+    """Features ``(T, n, in_dim)``."""
+    y: Tensor
+    """Targets ``(T, n)``."""
+    weights: Tensor | None
+    """Row weights ``(T, n)``: ``1/n_i`` on task ``i``'s real rows, 0 on padding; ``None``
+    when every task has ``n`` rows (a plain mean)."""
+
+    def data(self) -> tuple[Tensor, ...]:
+        """The tensors a per-task function takes under ``vmap``."""
+        return (self.x, self.y) if self.weights is None else (self.x, self.y, self.weights)
+
+
+def stack_tasks(xs: Sequence[Tensor], ys: Sequence[Tensor]) -> TaskBatch:
+    """Stack the tasks' data, padding shorter tasks (see :class:`TaskBatch`)."""
+    sizes = [x.shape[0] for x in xs]
+    if len(set(sizes)) == 1:
+        return TaskBatch(torch.stack(list(xs)), torch.stack(list(ys)), None)
+    longest = max(sizes)
+    x = xs[0].new_zeros((len(xs), longest, xs[0].shape[1]))
+    y = ys[0].new_zeros((len(ys), longest))
+    w = xs[0].new_zeros((len(ys), longest))
+    for i, (xi, yi) in enumerate(zip(xs, ys, strict=True)):
+        x[i, : sizes[i]] = xi
+        y[i, : sizes[i]] = yi
+        w[i, : sizes[i]] = 1.0 / sizes[i]
+    return TaskBatch(x, y, w)
 
 
 def broadcast(params: Mapping[str, Tensor], n_tasks: int) -> Params:
@@ -72,43 +122,46 @@ def adapt_tasks(
     steps: int,
     lr: float,
     backend: Backend,
+    loss: Loss = "mse",
 ) -> Params:
     """First-order inner loop from ``theta`` on every task; the adapted weights, stacked."""
     if len(xs) < VMAP_MIN_TASKS:
         results = [
-            adapt(net, theta, x, y, steps=steps, lr=lr, backend=backend).params
+            adapt(net, theta, x, y, steps=steps, lr=lr, backend=backend, loss=loss).params
             for x, y in zip(xs, ys, strict=True)
         ]
         return {k: torch.stack([r[k] for r in results]) for k in theta}
-    loss, data = _batched(net, xs, ys)
+    batch = stack_tasks(xs, ys)
     if backend == "func":
+        per_task = _per_task_loss(net, loss)
 
         def inner(*task: Tensor) -> Params:
             current = {k: v.detach() for k, v in theta.items()}
             for _ in range(steps):
-                grads, _ = grad_and_value(loss)(current, *task)
+                grads = grad(per_task)(current, *task)
                 current = {k: v - lr * grads[k] for k, v in current.items()}
             return current
 
-        return vmap(inner)(*data)
+        return vmap(inner)(*batch.data())
     current = {k: v.detach().clone() for k, v in broadcast(theta, len(xs)).items()}
     for _ in range(steps):
-        grads, _ = _autograd_task_grads(loss, current, data)
+        grads, _ = _stacked_grads(net, current, batch, loss)
         with torch.no_grad():
             current = {k: v - lr * grads[k] for k, v in current.items()}
     return current
 
 
 def task_losses(
-    net: PolicyNet, params: Mapping[str, Tensor], xs: Sequence[Tensor], ys: Sequence[Tensor]
+    net: PolicyNet,
+    params: Mapping[str, Tensor],
+    xs: Sequence[Tensor],
+    ys: Sequence[Tensor],
+    loss: Loss = "mse",
 ) -> Tensor:
-    """Per-task MSE ``(n_tasks,)`` of stacked weights ``params`` on each task's data."""
+    """Per-task loss ``(n_tasks,)`` of stacked weights ``params`` on each task's data."""
     with torch.no_grad():
-        if len(xs) < VMAP_MIN_TASKS:
-            rows = [_row(params, i) for i in range(len(xs))]
-            return torch.stack([mse(net, p, x, y) for p, x, y in zip(rows, xs, ys, strict=True)])
-        loss, data = _batched(net, xs, ys)
-        return vmap(loss)(dict(params), *data)
+        batch = stack_tasks(xs, ys)
+        return task_loss(net, params, batch.x, batch.y, loss, weights=batch.weights)
 
 
 def task_grads(
@@ -118,53 +171,125 @@ def task_grads(
     ys: Sequence[Tensor],
     *,
     backend: Backend,
+    loss: Loss = "mse",
 ) -> tuple[Params, Tensor]:
-    """Per-task gradients of each task's MSE at its own stacked weights, and the losses."""
+    """Per-task gradients of each task's loss at its own stacked weights, and the losses."""
     if len(xs) < VMAP_MIN_TASKS:
         pairs = [
-            grad_and_loss(net, _row(params, i), x, y, backend=backend)
+            grad_and_loss(
+                net, {k: v[i] for k, v in params.items()}, x, y, backend=backend, loss=loss
+            )
             for i, (x, y) in enumerate(zip(xs, ys, strict=True))
         ]
         grads = {k: torch.stack([g[k] for g, _ in pairs]) for k in params}
         return grads, torch.stack([value for _, value in pairs])
-    loss, data = _batched(net, xs, ys)
+    batch = stack_tasks(xs, ys)
     inputs = {k: v.detach() for k, v in params.items()}
     if backend == "func":
-        return vmap(grad_and_value(loss))(inputs, *data)
-    return _autograd_task_grads(loss, inputs, data)
+        return vmap(grad_and_value(_per_task_loss(net, loss)))(inputs, *batch.data())
+    return _stacked_grads(net, inputs, batch, loss)
 
 
-def _autograd_task_grads(
-    loss: TaskLoss, params: Mapping[str, Tensor], data: tuple[Tensor, ...]
+def adapted_query_losses(
+    net: PolicyNet,
+    theta: Mapping[str, Tensor],
+    support: TaskBatch,
+    query: TaskBatch,
+    *,
+    steps: int,
+    lr: StepSchedule,
+    loss: Loss,
+    backend: Backend,
+    names: Collection[str] | None = None,
+) -> Tensor:
+    """Each task's query loss after ``steps`` differentiable inner steps from ``theta``.
+
+    The result ``(T,)`` stays a differentiable function of ``theta`` and of any step-size
+    tensors in ``lr`` (a step size, or a schedule of one a step, as for
+    :func:`~adaptd.adapters.fast_weights.adapt`): the inner gradients are taken with
+    ``create_graph=True``, so the gradient of its mean is the second-order meta-gradient.
+    ``names`` limits the inner loop to those parameters (the rest are shared by all tasks and
+    only meta-learned).
+    """
+    keys = list(theta) if names is None else list(names)
+    schedule = rate_schedule(lr, keys)
+    if backend == "func":
+        return _func_query_losses(net, theta, support, query, steps, schedule, loss, keys)
+    n_tasks = support.x.shape[0]
+    if set(keys) == {f"{net.head}.weight", f"{net.head}.bias"}:
+        # Head-only adaptation: the body is fixed in the inner loop, so its features are
+        # computed once (unstacked body weights broadcast over the task stack).
+        support_h = features(net, theta, support.x, support.weights)
+        query_h = features(net, theta, query.x, query.weights)
+        current = broadcast({k: theta[k] for k in keys}, n_tasks)
+        for step in range(steps):
+            rows = head(net, current, support_h)
+            value = _reduce(rows, support, loss).sum()
+            grads = torch.autograd.grad(value, list(current.values()), create_graph=True)
+            rates = rates_at(schedule, step)
+            current = {
+                k: v - rates[k] * g for (k, v), g in zip(current.items(), grads, strict=True)
+            }
+        return _reduce(head(net, current, query_h), query, loss)
+    current = {**theta, **broadcast({k: theta[k] for k in keys}, n_tasks)}
+    for step in range(steps):
+        value = task_loss(net, current, support.x, support.y, loss, weights=support.weights)
+        grads = torch.autograd.grad(value.sum(), [current[k] for k in keys], create_graph=True)
+        rates = rates_at(schedule, step)
+        current = {
+            **current,
+            **{k: current[k] - rates[k] * g for k, g in zip(keys, grads, strict=True)},
+        }
+    return task_loss(net, current, query.x, query.y, loss, weights=query.weights)
+
+
+def _reduce(output: Tensor, batch: TaskBatch, loss: Loss) -> Tensor:
+    return reduce_rows(row_losses(output, batch.y, loss), batch.weights)
+
+
+def _func_query_losses(
+    net: PolicyNet,
+    theta: Mapping[str, Tensor],
+    support: TaskBatch,
+    query: TaskBatch,
+    steps: int,
+    schedule: Sequence[Mapping[str, float | Tensor]],
+    loss: Loss,
+    keys: list[str],
+) -> Tensor:
+    support_loss = _per_task_loss(net, loss)
+    query_loss = _per_task_loss(net, loss)
+    n_support = len(support.data())
+
+    def per_task(*task: Tensor) -> Tensor:
+        current = dict(theta)
+
+        def objective(sub: Params) -> Tensor:
+            return support_loss({**current, **sub}, *task[:n_support])
+
+        for step in range(steps):
+            grads = grad(objective)({k: current[k] for k in keys})
+            rates = rates_at(schedule, step)
+            current = {**current, **{k: current[k] - rates[k] * grads[k] for k in keys}}
+        return query_loss(current, *task[n_support:])
+
+    return vmap(per_task)(*support.data(), *query.data())
+
+
+def _per_task_loss(net: PolicyNet, loss: Loss) -> Callable[..., Tensor]:
+    """The loss of one task's rows for ``vmap``: ``f(params, x, y[, weights])``."""
+
+    def per_task(params: Params, x: Tensor, y: Tensor, weights: Tensor | None = None) -> Tensor:
+        return task_loss(net, params, x, y, loss, weights=weights, backend="func")
+
+    return per_task
+
+
+def _stacked_grads(
+    net: PolicyNet, params: Mapping[str, Tensor], batch: TaskBatch, loss: Loss
 ) -> tuple[Params, Tensor]:
     leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
     with torch.enable_grad():
-        losses = vmap(loss)(leaves, *data)
+        losses = task_loss(net, leaves, batch.x, batch.y, loss, weights=batch.weights)
         grads = torch.autograd.grad(losses.sum(), tuple(leaves.values()))
     return dict(zip(leaves.keys(), grads, strict=True)), losses.detach()
-
-
-def _row(params: Mapping[str, Tensor], i: int) -> Params:
-    return {k: v[i] for k, v in params.items()}
-
-
-def _batched(
-    net: PolicyNet, xs: Sequence[Tensor], ys: Sequence[Tensor]
-) -> tuple[TaskLoss, tuple[Tensor, ...]]:
-    """A per-task loss for vmap and the stacked task data it takes after the weights."""
-    sizes = [x.shape[0] for x in xs]
-    if len(set(sizes)) == 1:
-        return (lambda p, x, y: mse(net, p, x, y)), (torch.stack(list(xs)), torch.stack(list(ys)))
-    longest = max(sizes)
-    x = xs[0].new_zeros((len(xs), longest, xs[0].shape[1]))
-    y = ys[0].new_zeros((len(ys), longest))
-    w = ys[0].new_zeros((len(ys), longest))
-    for i, (xi, yi) in enumerate(zip(xs, ys, strict=True)):
-        x[i, : sizes[i]] = xi
-        y[i, : sizes[i]] = yi
-        w[i, : sizes[i]] = 1.0 / sizes[i]
-
-    def weighted(p: Params, x1: Tensor, y1: Tensor, w1: Tensor) -> Tensor:
-        return torch.sum(w1 * (functional_call(net, p, (x1,)) - y1) ** 2)
-
-    return weighted, (x, y, w)

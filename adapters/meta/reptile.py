@@ -14,15 +14,11 @@ with a second, support-only adaptation per task whose query loss is what
 
 Examples
 --------
->>> import torch
 >>> from adaptd.adapters.network import PolicyNet
->>> from adaptd.adapters.protocol import Task
->>> g = torch.Generator().manual_seed(0)
->>> def task(slope):
-...     x = torch.randn(16, 2, generator=g)
-...     return Task(x[:12], slope * x[:12, 0], x[12:], slope * x[12:, 0])
->>> learner = Reptile(PolicyNet(2, (8,)), inner_steps=3, inner_lr=0.1, meta_lr=0.5, seed=0)
->>> stats = learner.meta_update([task(1.0), task(-1.0), task(2.0)])
+>>> from adaptd.adapters.tasks import SinusoidTasks
+>>> tasks = SinusoidTasks(seed=4).sample(3, k_support=10, k_query=10)
+>>> learner = Reptile(PolicyNet(1, (40, 40)), inner_steps=3, inner_lr=0.01, meta_lr=0.5)
+>>> stats = learner.meta_update(tasks)
 >>> stats.tasks, learner.updates
 (3, 1)
 >>> stats.query_loss_after < stats.query_loss_before
@@ -36,8 +32,6 @@ from collections.abc import Sequence
 
 import torch
 
-from ..fast_weights import Backend
-from ..network import PolicyNet
 from ..protocol import MetaStats, Task
 from .base import FastWeightLearner
 from .batched import adapt_tasks, broadcast, task_losses
@@ -48,41 +42,18 @@ __all__ = ["Reptile"]
 class Reptile(FastWeightLearner):
     """Reptile meta-learner over fast weights of a ``PolicyNet``.
 
-    Parameters
+    Takes the parameters of :class:`~adaptd.adapters.meta.base.FastWeightLearner`; here
+    ``meta_lr`` is the interpolation factor toward the mean adapted weights, in ``(0, 1]`` for
+    the usual behaviour (larger values are allowed and extrapolate; ``None``: 0.1).
+
+    References
     ----------
-    net
-        The architecture (never modified).
-    inner_steps, inner_lr
-        Gradient steps and step size of the inner loop, used by ``meta_update`` and ``adapt``.
-    meta_lr
-        Interpolation factor toward the mean adapted weights, in ``(0, 1]`` for the usual
-        behaviour (larger values are allowed and extrapolate).
-    backend
-        Gradient engine of the inner loop, "autograd" or "func".
-    seed
-        Seed of the initial ``params``.
+    Nichol, A., Achiam, J. & Schulman, J. (2018). On first-order meta-learning algorithms.
+    arXiv:1803.02999.
     """
 
     algorithm = "reptile"
-
-    def __init__(
-        self,
-        net: PolicyNet,
-        *,
-        inner_steps: int = 5,
-        inner_lr: float = 0.05,
-        meta_lr: float = 0.1,
-        backend: Backend = "autograd",
-        seed: int = 0,
-    ) -> None:
-        super().__init__(
-            net,
-            inner_steps=inner_steps,
-            inner_lr=inner_lr,
-            meta_lr=meta_lr,
-            backend=backend,
-            seed=seed,
-        )
+    default_meta_lr = 0.1
 
     def meta_update(self, tasks: Sequence[Task]) -> MetaStats:
         """One Reptile step from a batch of tasks; returns the batch's query losses."""
@@ -90,11 +61,16 @@ class Reptile(FastWeightLearner):
         theta = self.params
         sxs, sys_, qxs, qys = self._columns(tasks)
         n = len(sxs)
-        kwargs = {"steps": self.inner_steps, "lr": self.inner_lr, "backend": self.backend}
+        kwargs = {
+            "steps": self.inner_steps,
+            "lr": self.inner_lr,
+            "backend": self.backend,
+            "loss": self.loss,
+        }
 
-        before = task_losses(self.net, broadcast(theta, n), qxs, qys)
+        before = task_losses(self.net, broadcast(theta, n), qxs, qys, self.loss)
         support_only = adapt_tasks(self.net, theta, sxs, sys_, **kwargs)
-        after = task_losses(self.net, support_only, qxs, qys)
+        after = task_losses(self.net, support_only, qxs, qys, self.loss)
 
         all_x = [torch.cat((sx, qx)) for sx, qx in zip(sxs, qxs, strict=True)]
         all_y = [torch.cat((sy, qy)) for sy, qy in zip(sys_, qys, strict=True)]

@@ -6,7 +6,7 @@ regime-specific sign, strength and drift, ``y = a * x[:, k] + b + noise``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -32,6 +32,16 @@ def regime_task(
         + noise * torch.randn(shots + queries, generator=generator)
     )
     return Task(x[:shots], y[:shots], x[shots:], y[shots:])
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One torch thread for the learning tests: their tiny networks run several times slower
+    with two threads on a busy two-core machine. The previous setting is restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture

@@ -5,7 +5,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptd.adapters.fast_weights import BACKENDS, adapt, grad_and_loss, mse
+from adaptd.adapters.fast_weights import (
+    BACKENDS,
+    adapt,
+    cross_entropy,
+    grad_and_loss,
+    mse,
+    task_loss,
+)
 from adaptd.adapters.network import PolicyNet, init_params
 
 
@@ -166,3 +173,64 @@ def test_shapes_are_checked() -> None:
         adapt(net, params, x[:0], y[:0], steps=1, lr=0.1)
     with pytest.raises(ValueError, match="backend"):
         grad_and_loss(net, params, x, y, backend="jax")  # type: ignore[arg-type]
+
+
+def _classification(seed: int, shots: int = 9):
+    g = torch.Generator().manual_seed(seed)
+    net = PolicyNet(4, (8,), out_dim=3)
+    y = torch.arange(shots) % 3
+    x = torch.randn(shots, 4, generator=g) + 2.0 * torch.nn.functional.one_hot(y, 4)
+    return net, init_params(net, seed=seed), x, y
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cross_entropy_adaptation(backend: str) -> None:
+    net, params, x, y = _classification(0)
+    result = adapt(net, params, x, y, steps=5, lr=0.5, loss="cross_entropy", backend=backend)
+    assert all(b < a for a, b in zip(result.losses, result.losses[1:], strict=False))
+    expected = torch.nn.functional.cross_entropy(torch.func.functional_call(net, params, (x,)), y)
+    assert result.losses[0] == pytest.approx(float(expected), rel=1e-6)
+    assert result.losses[0] == pytest.approx(float(cross_entropy(net, params, x, y)), rel=1e-6)
+    floats = adapt(net, params, x, y.double(), steps=5, lr=0.5, loss="cross_entropy")
+    assert floats.losses == pytest.approx(result.losses, rel=1e-5)
+
+
+def test_losses_must_fit_the_net() -> None:
+    net, params, x, y = _classification(1)
+    with pytest.raises(ValueError, match="'mse' needs a net with out_dim=1"):
+        adapt(net, params, x, y.float(), steps=1, lr=0.1)
+    with pytest.raises(ValueError, match=r"class ids 0\.\.2"):
+        adapt(net, params, x, y + 1, steps=1, lr=0.1, loss="cross_entropy")
+    reg, reg_params, rx, ry = _problem(1)
+    with pytest.raises(ValueError, match="out_dim >= 2"):
+        adapt(reg, reg_params, rx, ry, steps=1, lr=0.1, loss="cross_entropy")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        adapt(reg, reg_params, rx, ry, steps=1, lr=0.1, loss="hinge")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_per_parameter_step_sizes_and_a_subset_of_names(backend: str) -> None:
+    net, params, x, y = _problem(11, hidden=(6,))
+    rates = {
+        k: torch.rand(v.shape, generator=torch.Generator().manual_seed(0)) * 0.1
+        for k, v in params.items()
+    }
+    head = ("layers.2.weight", "layers.2.bias")
+    result = adapt(net, params, x, y, steps=1, lr=rates, names=head, backend=backend)
+    grads, _ = grad_and_loss(net, params, x, y)
+    for name, value in params.items():
+        expected = value - rates[name] * grads[name] if name in head else value
+        torch.testing.assert_close(result.params[name], expected)
+    with pytest.raises(ValueError, match=r"lr has no step size for \['layers.2.bias'\]"):
+        adapt(net, params, x, y, steps=1, lr={"layers.2.weight": torch.ones(1)}, names=head)
+    with pytest.raises(ValueError, match="names holds unknown"):
+        adapt(net, params, x, y, steps=1, lr=0.1, names=("head.weight",))
+
+
+def test_explicit_and_functional_call_losses_agree() -> None:
+    net, params, x, y = _problem(12)
+    with torch.no_grad():
+        fast = task_loss(net, params, x, y)
+        generic = task_loss(net, params, x, y, backend="func")
+    torch.testing.assert_close(fast, generic)
+    torch.testing.assert_close(fast, mse(net, params, x, y))

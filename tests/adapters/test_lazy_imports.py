@@ -1,4 +1,9 @@
-"""The torch-free modules stay torch-free, and the package's lazy names all resolve."""
+"""The torch-free modules stay torch-free, and the package's lazy names all resolve.
+
+(Every module of ``adaptd.adapters.fewshot`` and ``adaptd.adapters.tasks`` loads torch: the
+few-shot learners are torch modules, and ``tasks/__init__`` imports its torch-backed modules,
+so even its numpy-only ones, ``stats``, ``market``, ``segmentation`` and ``digits``, cannot be
+imported without it. Their names are exported lazily, so ``adaptd.adapters`` stays cheap.)"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ import sys
 import pytest
 
 import adaptd.adapters
+import adaptd.adapters.fewshot
 import adaptd.adapters.meta
+import adaptd.adapters.tasks
 
 TORCH_FREE = [
     "adaptd.adapters",
@@ -31,6 +38,20 @@ def test_module_imports_without_torch(module: str) -> None:
     assert "torch" not in loaded
 
 
+def test_the_package_imports_nothing_heavy() -> None:
+    loaded = set(_modules_after("import adaptd.adapters"))
+    assert not loaded & {"torch", "numpy", "sklearn", "river", "scipy"}
+
+
+def test_protocol_names_resolve_through_the_package_without_torch() -> None:
+    code = (
+        "from adaptd.adapters import EpisodeStats, FewShotClassifier, FittedSupport, "
+        "MetaLearner, MetaStats, Task\n"
+        "assert EpisodeStats.__module__ == 'adaptd.adapters.protocol'"
+    )
+    assert "torch" not in _modules_after(code)
+
+
 def test_serving_names_resolve_through_the_package_without_torch() -> None:
     code = (
         "from adaptd.adapters import NumpyPolicy, params_from_bytes, params_to_bytes, Task\n"
@@ -46,7 +67,10 @@ def test_a_torch_backed_name_does_load_torch() -> None:
     assert "torch" in _modules_after("from adaptd.adapters import PolicyNet")
 
 
-@pytest.mark.parametrize("package", [adaptd.adapters, adaptd.adapters.meta])
+@pytest.mark.parametrize(
+    "package",
+    [adaptd.adapters, adaptd.adapters.meta, adaptd.adapters.fewshot, adaptd.adapters.tasks],
+)
 def test_every_exported_name_resolves(package) -> None:
     for name in package.__all__:
         value = getattr(package, name)
@@ -56,10 +80,27 @@ def test_every_exported_name_resolves(package) -> None:
 
 def test_package_names_are_the_defining_modules_objects() -> None:
     from adaptd.adapters.fast_weights import adapt
+    from adaptd.adapters.fewshot.protonet import ProtoNet
     from adaptd.adapters.meta.reptile import Reptile
+    from adaptd.adapters.protocol import FewShotClassifier
+    from adaptd.adapters.tasks.tuning import tune
 
     assert adaptd.adapters.adapt is adapt
     assert adaptd.adapters.Reptile is Reptile is adaptd.adapters.meta.Reptile
+    assert adaptd.adapters.ProtoNet is ProtoNet is adaptd.adapters.fewshot.ProtoNet
+    assert adaptd.adapters.tune is tune is adaptd.adapters.tasks.tune
+    assert adaptd.adapters.FewShotClassifier is FewShotClassifier
+
+
+def test_the_lazy_table_is_the_public_list() -> None:
+    """A name in the look-up table but not in ``__all__`` (or the reverse) is a slip."""
+    assert sorted(adaptd.adapters._SOURCE) == sorted(adaptd.adapters.__all__)
+    for name in ("ProtoNet", "Prototypes", "MatchingNet", "MatchingSupport", "RelationNet"):
+        assert name in adaptd.adapters.__all__
+    for name in ("Embedding", "EpisodeStats", "FewShotClassifier", "FittedSupport"):
+        assert name in adaptd.adapters.__all__
+    for name in ("SinusoidTasks", "EpisodeSampler", "rotated_digits", "EarlyStopping", "tune"):
+        assert name in adaptd.adapters.__all__
 
 
 def test_unknown_names_raise_attribute_error() -> None:

@@ -96,3 +96,15 @@ def test_bad_inputs_are_refused() -> None:
         policy.predict(np.ones((2, 4)))
     with pytest.raises(ValueError, match="x must have shape"):
         policy.predict(np.ones((2, 2, 3)))
+
+
+@pytest.mark.parametrize(
+    ("net", "message"),
+    [
+        (PolicyNet(3, (4,), out_dim=2), r"one output, got 2.*out_dim > 1"),
+        (PolicyNet(3, (4,), norm="batch"), r"layers\.1 is a normalisation layer.*norm='batch'"),
+    ],
+)
+def test_nets_it_cannot_serve_are_refused_with_the_reason(net: PolicyNet, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        NumpyPolicy.from_params(_numpy(init_params(net, 0)))

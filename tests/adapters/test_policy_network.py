@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adaptd.adapters.network import ACTIVATIONS, PolicyNet, init_params
+from adaptd.adapters.network import ACTIVATIONS, PolicyNet, forward, init_params
 from adaptd.adapters.serving import NUMPY_ACTIVATIONS
 
 
@@ -116,3 +116,73 @@ def test_output_scale_applies_to_the_modules_own_parameters() -> None:
     torch.manual_seed(0)
     net = PolicyNet(in_dim=6, hidden=(16, 16), output_scale=0.1)
     assert torch.count_nonzero(net.layers[-1].bias) == 0
+
+
+def test_out_dim_gives_unsqueezed_logits() -> None:
+    net = PolicyNet(in_dim=3, hidden=(4,), out_dim=5)
+    assert net(torch.randn(7, 3)).shape == (7, 5)
+    assert net(torch.randn(3)).shape == (5,)
+    assert dict((n, tuple(p.shape)) for n, p in net.named_parameters())["layers.2.weight"] == (5, 4)
+    assert PolicyNet(in_dim=3, hidden=(4,), out_dim=1)(torch.randn(7, 3)).shape == (7,)
+
+
+def test_batch_norm_names_and_initialisation() -> None:
+    net = PolicyNet(in_dim=3, hidden=(4, 6), norm="batch")
+    shapes = {name: tuple(p.shape) for name, p in net.named_parameters()}
+    assert shapes == {
+        "layers.0.weight": (4, 3),  # no bias: the normalisation would remove it
+        "layers.1.weight": (4,),
+        "layers.1.bias": (4,),
+        "layers.3.weight": (6, 4),
+        "layers.4.weight": (6,),
+        "layers.4.bias": (6,),
+        "layers.6.weight": (1, 6),
+        "layers.6.bias": (1,),
+    }
+    params = init_params(net, seed=0)
+    assert torch.equal(params["layers.1.weight"], torch.ones(4))
+    assert torch.equal(params["layers.4.bias"], torch.zeros(6))
+    assert net.head == "layers.6"
+
+
+def test_meta_batch_norm_uses_the_statistics_of_the_batch_passed() -> None:
+    net = PolicyNet(in_dim=2, hidden=(3,), norm="batch")
+    params = init_params(net, seed=1)
+    x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
+    hidden = torch.nn.functional.linear(x, params["layers.0.weight"])
+    normalised = torch.nn.functional.batch_norm(hidden, None, None, training=True)
+    torch.testing.assert_close(normalised.mean(0), torch.zeros(3), atol=1e-6, rtol=0)
+    expected = torch.tanh(normalised) @ params["layers.3.weight"].T + params["layers.3.bias"]
+    torch.testing.assert_close(forward(net, params, x), expected.squeeze(-1))
+    # No running statistics: the same rows in another batch give another output.
+    other = forward(net, params, torch.cat((x, 5 + x)))[:8]
+    assert not torch.allclose(other, forward(net, params, x))
+    assert dict(net.named_buffers()) == {}
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+@pytest.mark.parametrize("out_dim", [1, 3])
+def test_explicit_forward_equals_the_module_one_task_and_stacked(norm: str, out_dim: int) -> None:
+    net = PolicyNet(in_dim=3, hidden=(5, 4), out_dim=out_dim, norm=norm)
+    g = torch.Generator().manual_seed(2)
+    per_task = [init_params(net, seed=s) for s in range(3)]
+    xs = torch.randn(3, 6, 3, generator=g)
+    mask = torch.ones(3, 6)
+    mask[1, 4:] = 0.0  # task 1 has 4 real rows and 2 padding rows
+    stacked = {k: torch.stack([p[k] for p in per_task]) for k in per_task[0]}
+    out = forward(net, stacked, xs, mask)
+    for i, params in enumerate(per_task):
+        n = 4 if i == 1 else 6
+        expected = torch.func.functional_call(net, params, (xs[i, :n],))
+        torch.testing.assert_close(forward(net, params, xs[i, :n]), expected)
+        torch.testing.assert_close(out[i, :n], expected, atol=1e-6, rtol=1e-5)
+        shared = forward(net, params, xs, mask)  # unstacked weights over a task stack
+        torch.testing.assert_close(shared[i, :n], expected, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"), [({"out_dim": 0}, "out_dim"), ({"norm": "layer"}, "norm")]
+)
+def test_invalid_head_and_norm_are_named(kwargs: dict, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        PolicyNet(in_dim=3, **kwargs)

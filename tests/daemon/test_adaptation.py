@@ -28,6 +28,7 @@ def adaptation_settings(**overrides: object) -> AdaptationSettings:
 
 
 IN_DIM = len(feature_names(load_settings(environ={}).features))
+ALGORITHMS = ["maml", "fomaml", "reptile", "metasgd", "anil"]
 
 
 def regime(seed: int, n: int = SHOTS, slope: float = 0.8, drift: float = 0.5) -> tuple:
@@ -240,7 +241,7 @@ def test_a_fresh_policy_predicts_close_to_zero() -> None:
 # -- meta-training -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["reptile", "fomaml"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_meta_train_updates_the_initialisation(algorithm: str) -> None:
     learner = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), IN_DIM)
     before = learner.init_numpy()
@@ -256,6 +257,24 @@ def test_meta_train_updates_the_initialisation(algorithm: str) -> None:
     assert learner.algorithm["meta_updates"] == 1
     learner.meta_train(episodes)
     assert learner.meta_updates == 2
+
+
+def test_every_algorithm_setting_builds_its_learner() -> None:
+    for algorithm in ALGORITHMS:
+        learner = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), IN_DIM)
+        assert learner.learner.algorithm == algorithm
+        assert learner.algorithm["meta_algorithm"] == algorithm
+
+
+def test_a_known_regime_adapts_from_its_last_policy() -> None:
+    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    fresh = learner.adapt(request(3), deadline_s=5.0)
+    warm = request(3)
+    warm.start_weights = fresh.weights  # what was learned for this regime before
+    again = learner.adapt(warm, deadline_s=5.0)
+    # The support loss starts where the earlier policy left it, not at the initialisation.
+    assert again.support_loss_before == pytest.approx(fresh.support_loss_after, rel=1e-5)
+    assert again.support_loss_after < fresh.support_loss_after
 
 
 def test_meta_train_without_usable_episodes_does_nothing() -> None:
@@ -278,7 +297,7 @@ def test_meta_training_on_a_family_of_regimes_helps_adaptation() -> None:
     assert trained.query_loss_after < fresh.query_loss_after
 
 
-@pytest.mark.parametrize("algorithm", ["reptile", "fomaml"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_state_bytes_round_trip_gives_identical_adaptations(algorithm: str) -> None:
     a = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), IN_DIM)
     for step in range(3):

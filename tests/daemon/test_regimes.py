@@ -7,7 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
-from test_stream import collect, feed, make_config, market_events
+from test_stream import collect, feed, make_config, market_events, regime_walk
 
 from adaptd.daemon.regimes import RegimeBook, embed
 from adaptd.daemon.stream import StreamState
@@ -124,22 +124,12 @@ def test_embed_selects_columns_and_appends_the_label() -> None:
 # -- in a stream ------------------------------------------------------------------------
 
 
-def walk(regimes: list[tuple[float, float]], changes: list[int], n: int, seed: int) -> list[float]:
-    rng = np.random.default_rng(seed)
-    log_price, prices = 0.0, []
-    for i in range(n):
-        mu, sigma = regimes[sum(i >= c for c in changes)]
-        log_price += mu + sigma * rng.standard_normal()
-        prices.append(100.0 * float(np.exp(log_price)))
-    return prices
-
-
 QUIET, UP, DOWN = (0.0, 0.001), (0.003, 0.004), (-0.002, 0.001)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_returning_regime_gets_its_id_back_and_a_different_one_does_not(seed: int) -> None:
-    prices = walk([QUIET, UP, QUIET, DOWN], [500, 1000, 1500], 2000, seed)
+    prices = regime_walk(2000, [500, 1000, 1500], seed, [QUIET, UP, QUIET, DOWN])
     state = StreamState("X", "in", 0, make_config())
     results = feed(state, market_events(prices), batch=10)
     shifts = collect(results, "shifts")
@@ -156,7 +146,7 @@ def test_a_returning_regime_gets_its_id_back_and_a_different_one_does_not(seed: 
 
 
 def test_requests_of_a_known_regime_start_from_its_last_policy() -> None:
-    prices = walk([QUIET, UP, QUIET], [500, 1000], 1500, 0)
+    prices = regime_walk(1500, [500, 1000], 0, [QUIET, UP, QUIET])
     config = make_config()
     state = StreamState("X", "in", 0, config)
     events = market_events(prices)

@@ -46,12 +46,18 @@ def make_config(episode_size: int = EPISODE) -> StreamConfig:
     return StreamConfig(settings, feature_names(settings.features))
 
 
-def regime_walk(n: int, changes: Sequence[int], seed: int = 0) -> list[float]:
-    """Prices of a random walk whose drift and volatility jump at each index in changes."""
+def regime_walk(
+    n: int,
+    changes: Sequence[int],
+    seed: int = 0,
+    regimes: Sequence[tuple[float, float]] = REGIMES,
+) -> list[float]:
+    """Prices of a random walk whose (drift, volatility) moves to the next of ``regimes`` at
+    each index in changes."""
     rng = np.random.default_rng(seed)
     log_price, prices = 0.0, []
     for i in range(n):
-        mu, sigma = REGIMES[sum(i >= c for c in changes)]
+        mu, sigma = regimes[sum(i >= c for c in changes)]
         log_price += mu + sigma * rng.standard_normal()
         prices.append(100.0 * float(np.exp(log_price)))
     return prices

@@ -9,41 +9,24 @@ import torch
 from adaptd.adapters.fast_weights import BACKENDS, mse
 from adaptd.adapters.meta import Reptile
 from adaptd.adapters.network import PolicyNet
-from adaptd.adapters.protocol import Task
-
-
-def _np_adapt(w: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray, steps: int, lr: float):
-    """Gradient descent on mean((x @ w.T + b - y)^2) for a (1, d) weight and (1,) bias."""
-    for _ in range(steps):
-        r = x @ w[0] + b[0] - y
-        w = w - lr * (2.0 / len(y)) * (r @ x)[None, :]
-        b = b - lr * (2.0 / len(y)) * np.array([r.sum()])
-    return w, b
-
-
-def _tasks(sizes: list[tuple[int, int]], seed: int = 0) -> list[Task]:
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for i, (n_support, n_query) in enumerate(sizes):
-        x = torch.randn(n_support + n_query, 3, generator=g)
-        y = (i - 1.0) * x[:, 0] + 0.5 * x[:, 2] + 0.1 * i
-        out.append(Task(x[:n_support], y[:n_support], x[n_support:], y[n_support:]))
-    return out
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sizes", [[(4, 3)] * 3, [(1, 2), (5, 3), (3, 1)], [(2, 2)]])
-def test_update_matches_a_hand_computation(backend: str, sizes: list[tuple[int, int]]) -> None:
+def test_update_matches_a_hand_computation(
+    backend: str, sizes: list[tuple[int, int]], linear_tasks, linear_reference
+) -> None:
+    _, descend = linear_reference
     net = PolicyNet(3, hidden=())
     learner = Reptile(net, inner_steps=3, inner_lr=0.1, meta_lr=0.4, backend=backend, seed=5)
     w0 = learner.params["layers.0.weight"].double().numpy()
     b0 = learner.params["layers.0.bias"].double().numpy()
-    tasks = _tasks(sizes)
+    tasks = linear_tasks(sizes)
     adapted = []
     for t in tasks:
         x = torch.cat((t.support_x, t.query_x)).double().numpy()  # Reptile adapts on all data
         y = torch.cat((t.support_y, t.query_y)).double().numpy()
-        adapted.append(_np_adapt(w0, b0, x, y, steps=3, lr=0.1))
+        adapted.append(descend(w0, b0, x, y, steps=3, lr=0.1))
     w_mean = np.mean([w for w, _ in adapted], axis=0)
     b_mean = np.mean([b for _, b in adapted], axis=0)
     learner.meta_update(tasks)
@@ -56,10 +39,10 @@ def test_update_matches_a_hand_computation(backend: str, sizes: list[tuple[int, 
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_reported_losses_hold_the_query_set_out(backend: str) -> None:
+def test_reported_losses_hold_the_query_set_out(backend: str, linear_tasks) -> None:
     net = PolicyNet(3, hidden=(8,))
     learner = Reptile(net, inner_steps=4, inner_lr=0.1, backend=backend, seed=1)
-    tasks = _tasks([(5, 4)] * 4, seed=3)
+    tasks = linear_tasks([(5, 4)] * 4, seed=3)
     theta = learner.params
     before = np.mean([float(mse(net, theta, t.query_x, t.query_y)) for t in tasks])
     after = np.mean(
@@ -75,10 +58,10 @@ def test_reported_losses_hold_the_query_set_out(backend: str) -> None:
     assert stats.seconds > 0
 
 
-def test_meta_lr_one_jumps_to_the_mean_of_adapted_weights() -> None:
+def test_meta_lr_one_jumps_to_the_mean_of_adapted_weights(linear_tasks) -> None:
     net = PolicyNet(3, hidden=(4,))
     learner = Reptile(net, inner_steps=2, inner_lr=0.1, meta_lr=1.0, seed=0)
-    (task,) = _tasks([(3, 2)])
+    (task,) = linear_tasks([(3, 2)])
     everything = (
         torch.cat((task.support_x, task.query_x)),
         torch.cat((task.support_y, task.query_y)),

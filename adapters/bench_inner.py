@@ -69,11 +69,11 @@ def run(
         backends: dict[str, dict[str, dict[str, float]]] = {}
         for backend in BACKENDS:
             backends[backend] = {
-                "adapt_ms": _time_ms(
+                "adapt_ms": time_ms(
                     lambda b=backend: adapt(net, params, x, y, steps=steps, lr=0.05, backend=b),
                     repeats,
                 ),
-                "grad_ms": _time_ms(
+                "grad_ms": time_ms(
                     lambda b=backend: grad_and_loss(net, params, x, y, backend=b), repeats
                 ),
             }
@@ -81,7 +81,7 @@ def run(
             {k: v.numpy() for k, v in params.items()}, activation=net.activation
         )
         vector = x[0].numpy().astype(np.float64)
-        serve_ms = _time_ms(lambda: policy.predict(vector), repeats)
+        serve_ms = time_ms(lambda: policy.predict(vector), repeats)
     finally:
         torch.set_num_threads(previous_threads)
     ratio = {
@@ -150,8 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _time_ms(call: Callable[[], object], repeats: int) -> dict[str, float]:
-    for _ in range(WARMUP):
+def time_ms(call: Callable[[], object], repeats: int, warmup: int = WARMUP) -> dict[str, float]:
+    """p50 and p99 wall milliseconds of ``call`` over ``repeats`` calls after ``warmup``."""
+    for _ in range(warmup):
         call()
     samples = np.empty(repeats)
     for i in range(repeats):

@@ -399,4 +399,7 @@ def _checks(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _cell(figures: dict[str, float]) -> str:
     diverged = figures.get("diverged", 0)
     note = f" ({diverged} of {diverged + figures['n']} diverged)" if diverged else ""
-    return f"{figures['mean']:.3f} ± {figures['half_width']:.3f}{note}"
+    mean, half = figures["mean"], figures["half_width"]
+    if abs(mean) >= 1000:  # blown up on some tasks: the order of magnitude is what matters
+        return f"{mean:.1e} ± {half:.1e}{note}"
+    return f"{mean:.3f} ± {half:.3f}{note}"

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..bench_inner import time_ms
 from ..fast_weights import adapt
 from ..network import PolicyNet, init_params
 from ..protocol import Task
@@ -103,7 +104,7 @@ def run(*, quick: bool, seed: int) -> dict[str, Any]:
         x, y = batches[0][0][0], batches[0][1][0]
         adapters = {name: t["adapt"] for name, t in trainers.items() if "adapt" in t}
         adapt_ms[str(steps)] = {
-            name: _percentiles(lambda a=call, x=x, y=y: a(x, y), adapt_repeats, warmup)
+            name: time_ms(lambda a=call, x=x, y=y: a(x, y), adapt_repeats, warmup)
             for name, call in adapters.items()
         }
     return {
@@ -277,18 +278,6 @@ def _time_round_robin(
     }
 
 
-def _percentiles(call: Callable[[], object], repeats: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
-        call()
-    samples = np.empty(repeats)
-    for i in range(repeats):
-        start = time.perf_counter()
-        call()
-        samples[i] = time.perf_counter() - start
-    p50, p99 = np.percentile(samples * 1e3, [50, 99])
-    return {"p50": float(p50), "p99": float(p99)}
-
-
 def _daemon_adaptation(repeats: int, seed: int) -> dict[str, Any]:
     from adaptd.daemon.features import feature_names
     from adaptd.daemon.settings import AdaptationSettings, FeatureSettings
@@ -303,7 +292,7 @@ def _daemon_adaptation(repeats: int, seed: int) -> dict[str, Any]:
     for shots in PROTOCOL["daemon_shots"]:
         x = torch.randn(shots, in_dim, generator=generator)
         y = torch.randn(shots, generator=generator)
-        ms[str(shots)] = _percentiles(
+        ms[str(shots)] = time_ms(
             lambda x=x, y=y: adapt(
                 net, params, x, y, steps=steps, lr=settings.inner_lr, backend=settings.backend
             ),

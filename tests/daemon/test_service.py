@@ -237,14 +237,22 @@ async def test_meta_training_checkpoints_and_a_restart_resumes_from_it(
         replay={"episode_size": 8},
     )
     bootstrap = settings.kafka.bootstrap_servers
+    checkpoints = CheckpointStore(redis_client, settings.redis.key_prefix)
+
+    async def checkpointed() -> bool:
+        # The counter moves before the round's checkpoint is written: wait for the write.
+        stored = await checkpoints.load()
+        return stored is not None and stored[1]["meta_updates"] >= 2
+
     first = Daemon(settings)
     task = await _start(first)
     try:
         await produce(bootstrap, topics.input, regime_stream("CK", 400, 0, seed=5))
         await wait_until(lambda: _meta_updates(first, 2), 60, "two meta-updates")
+        await wait_until(checkpointed, 30, "a checkpoint after two meta-updates")
     finally:
         await _stop(first, task)
-    stored = await CheckpointStore(redis_client, settings.redis.key_prefix).load()
+    stored = await checkpoints.load()
     assert stored is not None
     saved_updates = stored[1]["meta_updates"]
     assert saved_updates >= 2

@@ -22,6 +22,7 @@ paired differences to no adaptation; meta-update milliseconds; adaptation p50/p9
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -40,8 +41,10 @@ ALGORITHMS = ("maml", "fomaml", "reptile", "metasgd", "anil")
 SPLIT = (0.60, 0.75)  # train | validation | test, by time within each series
 
 
+@functools.cache
 def series_examples(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) of one river series through the daemon's features and delayed labels."""
+    """(x, y) of one river series through the daemon's features and delayed labels (computed
+    once per process: every learner and the tuner share these arrays: never modify them)."""
     from adaptd.daemon import datasets
     from adaptd.daemon.features import FeatureExtractor
     from adaptd.daemon.labels import DelayedLabeler

@@ -172,6 +172,9 @@ def test_unknown_keys_in_env_are_named() -> None:
         # Checks across fields name the section.
         ({"ADAPTD_ADAPTATION__QUERY_SIZE": "30"}, "adaptation: .*query_size"),
         ({"ADAPTD_KAFKA__SECURITY_PROTOCOL": "SASL_SSL"}, "kafka: .*sasl_mechanism"),
+        ({"ADAPTD_ADAPTATION__META_ALGORITHM": "maml2"}, "adaptation.meta_algorithm"),
+        ({"ADAPTD_REGIMES__NOVELTY": "0"}, "regimes.novelty"),
+        ({"ADAPTD_REGIMES__EXCLUDE_FEATURES": "ret_z,nope"}, "regimes.exclude_features"),
     ],
 )
 def test_invalid_values_are_named(env: dict[str, str], named: str) -> None:

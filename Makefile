@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-learn clean
+.PHONY: setup demo test lint bench bench-learn bench-continual clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ bench: setup
 bench-learn: setup
 	-$(BIN)/python -m adaptd.adapters.bench.learn2learn
 	$(BIN)/python -m adaptd.adapters.bench --out docs/bench/learn.json --docs docs/benchmarks.md
+
+# About 40 minutes on 2 cores (2 workers, one torch thread each); the module with --quick is
+# a smoke test of a few seconds a section.
+bench-continual: setup
+	$(BIN)/python -m adaptd.adapters.bench.continual --out docs/bench/continual.json --docs docs/benchmarks.md
 
 lint: setup
 	$(BIN)/ruff check --fix .

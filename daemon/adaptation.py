@@ -4,17 +4,28 @@
 MAML from ``adaptd.adapters``). Every method runs on the worker thread only, so the
 meta-learned initialisation is never read while it is being updated.
 
-Adaptation starts from the current meta-learned initialisation, takes ``inner_steps``
-fast-weight steps on the support examples under a deadline, and is gated on the held-out
-query examples: it is published only if its query loss beats the stream's current
-policy (or the initialisation, for a stream without one) by more than min_improvement.
+Adaptation starts from the current meta-learned initialisation (or a returning regime's
+last policy), takes ``inner_steps`` fast-weight steps on the support examples under a
+deadline, and is gated on the held-out query examples: it is published only if its query
+loss beats the stream's current policy (or the initialisation, for a stream without one) by
+more than min_improvement.
+
+Forgetting prevention (``continual`` settings, :mod:`adaptd.daemon.protection`): online EWC
+regularises meta-training and the adaptation of a returning regime, ``consolidate`` updates
+its Fisher after each meta round, and ``evaluate`` measures the few-shot query loss of
+held-out episodes for the retention metrics. The checkpoint (``state_bytes``) holds the
+meta-learner's state and the penalty's: ``{"format": 2, "learner": ..., "protection": ...}``;
+a checkpoint from before (the meta-learner's state dict alone) still loads, with the penalty
+starting afresh.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +34,7 @@ from torch.func import functional_call
 from adaptd.adapters import PolicyNet, Task, init_params
 from adaptd.adapters.fast_weights import adapt, mse
 from adaptd.adapters.meta import ANIL, FOMAML, MAML, MetaSGD, Reptile
+from adaptd.adapters.meta.batched import adapted_query_losses, stack_tasks
 from adaptd.adapters.protocol import MetaLearner
 from adaptd.daemon.detection import Shift
 from adaptd.daemon.effects import AdaptationRequest, ShiftEvent
@@ -33,8 +45,13 @@ from adaptd.daemon.learner_spec import (
     Described,
     MetaRound,
 )
-from adaptd.daemon.settings import AdaptationSettings
+from adaptd.daemon.protection import Protection
+from adaptd.daemon.settings import AdaptationSettings, ContinualSettings
 from adaptd.replay.episode import Episode
+
+CHECKPOINT_FORMAT = 2
+"""Version of ``state_bytes``: 2 holds the learner and the penalty; 1 (no ``format`` key)
+was the learner's state dict alone."""
 
 LEARNERS: dict[str, type[MetaLearner]] = {
     cls.algorithm: cls for cls in (MAML, FOMAML, Reptile, MetaSGD, ANIL)
@@ -97,13 +114,20 @@ def episode_task(episode: Episode, query_size: int) -> Task | None:
 class PolicyLearner(Described):
     """The policy network, its meta-learned initialisation, and the jobs that use them."""
 
-    def __init__(self, settings: AdaptationSettings, in_dim: int) -> None:
+    def __init__(
+        self,
+        settings: AdaptationSettings,
+        in_dim: int,
+        continual: ContinualSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.in_dim = in_dim
+        self.continual = continual if continual is not None else ContinualSettings()
         self.net = PolicyNet(
             in_dim, settings.hidden, activation=ACTIVATION, output_scale=OUTPUT_SCALE
         )
         self.learner = make_learner(settings, self.net)
+        self.protection = Protection(self.continual, self.net, self.learner, seed=settings.seed)
         # The from-scratch baseline: the same inner loop from an initialisation that was
         # never meta-trained, so reports can show what meta-learning adds.
         self.scratch = init_params(self.net, settings.seed + 1)
@@ -123,7 +147,13 @@ class PolicyLearner(Described):
             torch.randn(q, self.in_dim, generator=gen),
             torch.randn(q, generator=gen),
         )
-        make_learner(self.settings, self.net).meta_update([task, task])
+        spare = make_learner(self.settings, self.net)
+        spare.meta_update([task, task])
+        # The penalised paths too: a throwaway penalty with a Fisher, a warm-started adapt.
+        guard = Protection(self.continual, self.net, spare)
+        if guard.consolidate(task.support_x, task.support_y):
+            spare.meta_update([task, task])
+            guard.adapt(task.support_x, task.support_y, start=spare.params, deadline_s=10.0)
         shift = ShiftEvent("warm-up", "warm-up", Shift(0, 0, (), {}), 1, "", 0, 0, 0, 0.0)
         request = AdaptationRequest(
             id="warm-up",
@@ -156,7 +186,7 @@ class PolicyLearner(Described):
         qx, qy = torch.from_numpy(request.query_x), torch.from_numpy(request.query_y)
         # A returning regime continues from what was learned for it.
         origin = None if request.start_weights is None else _tensors(request.start_weights)
-        result = self.learner.adapt(sx, sy, deadline_s=max(deadline_s, 0.0), start=origin)
+        result = self.protection.adapt(sx, sy, start=origin, deadline_s=max(deadline_s, 0.0))
         parent = (
             _tensors(request.parent_weights)
             if request.parent_weights is not None
@@ -206,7 +236,12 @@ class PolicyLearner(Described):
         tasks = [t for e in episodes if (t := episode_task(e, self.settings.query_size))]
         if not tasks:
             return None
+        before = self.learner.state_dict()
         stats = self.learner.meta_update(tasks)
+        if not all(bool(torch.isfinite(v).all()) for v in self.learner.params.values()):
+            # Never serve a broken initialisation: undo, and let the round count an error.
+            self.learner.load_state_dict(before)
+            raise FloatingPointError("a meta-update made the initialisation non-finite; undone")
         return MetaRound(
             tasks=stats.tasks,
             query_loss_before=stats.query_loss_before,
@@ -216,10 +251,60 @@ class PolicyLearner(Described):
             init=self.init_numpy(),
         )
 
+    def consolidate(self, episodes: Sequence[Episode]) -> int:
+        """Fold the Fisher of the episodes' examples at the current initialisation into the
+        penalty and anchor it there (worker thread); the consolidations made so far."""
+        arrays = [e.arrays() for e in episodes]
+        if arrays:
+            x = torch.tensor(np.concatenate([a[0] for a in arrays]))
+            y = torch.tensor(np.concatenate([a[1] for a in arrays]))
+            self.protection.consolidate(x, y)
+        return self.protection.consolidations
+
+    def evaluate(self, episodes: Sequence[Episode]) -> list[float]:
+        """Each episode's few-shot query loss from the current initialisation: the learner's
+        inner loop on the episode's support part, MSE on its query part (``episode_task``);
+        NaN for an episode too short to split (worker thread)."""
+        tasks = [episode_task(e, self.settings.query_size) for e in episodes]
+        usable = [t for t in tasks if t is not None]
+        if not usable:
+            return [math.nan] * len(tasks)
+        theta = {k: v.detach().requires_grad_() for k, v in self.learner.params.items()}
+        with torch.enable_grad():
+            losses = adapted_query_losses(
+                self.net,
+                theta,
+                stack_tasks([t.support_x for t in usable], [t.support_y for t in usable]),
+                stack_tasks([t.query_x for t in usable], [t.query_y for t in usable]),
+                steps=self.settings.inner_steps,
+                lr=self.learner.step_sizes(),
+                loss="mse",
+                backend=self.settings.backend,
+                names=self.learner.inner_names,
+            )
+        found = iter(losses.detach().tolist())
+        return [math.nan if t is None else next(found) for t in tasks]
+
     def state_bytes(self) -> bytes:
+        """The checkpoint: the meta-learner's state and the penalty's (format 2)."""
+        state: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "learner": self.learner.state_dict(),
+            "protection": self.protection.state_dict(),
+        }
         buf = io.BytesIO()
-        torch.save(self.learner.state_dict(), buf)
+        torch.save(state, buf)
         return buf.getvalue()
 
     def load_bytes(self, data: bytes) -> None:
-        self.learner.load_state_dict(torch.load(io.BytesIO(data), weights_only=True))
+        """Restore ``state_bytes`` output, or a format-1 checkpoint (the learner's state
+        alone; the penalty then starts afresh)."""
+        state = torch.load(io.BytesIO(data), weights_only=True)
+        if "format" not in state:
+            self.learner.load_state_dict(state)
+            self.protection.load_state_dict(None)
+            return
+        if state["format"] != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {state['format']!r} is not {CHECKPOINT_FORMAT}")
+        self.learner.load_state_dict(state["learner"])
+        self.protection.load_state_dict(state.get("protection"))

@@ -20,22 +20,23 @@ from typing import Any
 import numpy as np
 
 from adaptd.daemon.learner_spec import Described
-from adaptd.daemon.settings import AdaptationSettings
+from adaptd.daemon.settings import AdaptationSettings, ContinualSettings
 
 
 class LearnerError(RuntimeError):
     """The learner process failed or is gone."""
 
 
-def _serve(conn: Connection, settings_json: str, in_dim: int) -> None:
+def _serve(conn: Connection, settings_json: str, in_dim: int, continual_json: str) -> None:
     """The child: build the learner, then answer calls until the pipe closes."""
     import torch
 
     from adaptd.daemon.adaptation import PolicyLearner
 
     settings = AdaptationSettings.model_validate_json(settings_json)
+    continual = ContinualSettings.model_validate_json(continual_json)
     torch.set_num_threads(settings.torch_threads)
-    learner = PolicyLearner(settings, in_dim)
+    learner = PolicyLearner(settings, in_dim, continual)
     learner.warm_up()
     conn.send(("ok", None))
     while True:
@@ -60,9 +61,15 @@ class LearnerProcess(Described):
     """A ``PolicyLearner`` in a child process. Calls block the calling thread (the torch
     worker thread), one at a time."""
 
-    def __init__(self, settings: AdaptationSettings, in_dim: int) -> None:
+    def __init__(
+        self,
+        settings: AdaptationSettings,
+        in_dim: int,
+        continual: ContinualSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.in_dim = in_dim
+        self.continual = continual if continual is not None else ContinualSettings()
         self._meta_updates = 0
         self._conn: Connection | None = None
         self._proc: mp.process.BaseProcess | None = None
@@ -83,7 +90,12 @@ class LearnerProcess(Described):
         parent, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_serve,
-            args=(child, self.settings.model_dump_json(), self.in_dim),
+            args=(
+                child,
+                self.settings.model_dump_json(),
+                self.in_dim,
+                self.continual.model_dump_json(),
+            ),
             name="adaptd-learner",
             daemon=True,
         )
@@ -123,6 +135,12 @@ class LearnerProcess(Described):
         if result is not None:
             self._meta_updates = result.meta_updates
         return result
+
+    def consolidate(self, episodes: Any) -> int:
+        return self._call("consolidate", episodes)
+
+    def evaluate(self, episodes: Any) -> list[float]:
+        return self._call("evaluate", episodes)
 
     def init_numpy(self) -> dict[str, np.ndarray]:
         return self._call("init_numpy")

@@ -1,9 +1,12 @@
 """Continuous meta-training of the shared initialisation from the replay reservoir.
 
 Every ``meta_interval_s`` seconds, once the reservoir holds ``meta_min_items`` episodes,
-``meta_steps`` meta-updates each sample ``meta_batch`` episodes (uniformly or stratified
-by stream), run on the torch worker at background priority (adaptations go first), and
-then the learner's state is checkpointed to Redis so a restart resumes from it.
+``meta_steps`` meta-updates each sample ``meta_batch`` episodes (uniformly, stratified by
+stream, or by (stream, regime): ``replay.sample_strategy``), run on the torch worker at
+background priority (adaptations go first). A round that made updates then consolidates
+the penalty (``continual.fisher_episodes`` episodes sampled by regime, their Fisher at the new
+initialisation), checkpoints the learner's state and the penalty's to Redis so a restart
+resumes from them, and re-evaluates the held-out episodes for the retention metrics.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon.learner_spec import Learner
 from adaptd.daemon.logs import get_logger
 from adaptd.daemon.metrics import Metrics
+from adaptd.daemon.retention import RetentionMonitor
 from adaptd.daemon.settings import Settings
 from adaptd.daemon.state_store import CheckpointStore
 from adaptd.daemon.worker import BACKGROUND, TorchWorker
@@ -42,6 +46,7 @@ class MetaTrainer:
         checkpoints: CheckpointStore,
         metrics: Metrics,
         on_init: Callable[[NumpyPolicy], None],
+        retention: RetentionMonitor | None = None,
     ) -> None:
         self.settings = settings
         self.learner = learner
@@ -50,6 +55,7 @@ class MetaTrainer:
         self.checkpoints = checkpoints
         self.metrics = metrics
         self.on_init = on_init
+        self.retention = retention
         self.rng = random.Random(settings.adaptation.seed)
         self.last: MetaRound | None = None
 
@@ -94,7 +100,8 @@ class MetaTrainer:
                 log.warning("meta-training round failed", error=repr(exc))
 
     async def round(self) -> int:
-        """One round: refresh replay metrics, meta-update, checkpoint. Returns updates made."""
+        """One round: refresh replay metrics, meta-update, consolidate, checkpoint, measure
+        retention. Returns the updates made."""
         a = self.settings.adaptation
         stats = await self.reservoir.stats()
         self.metrics.replay_items.set(stats.size)
@@ -116,14 +123,28 @@ class MetaTrainer:
             self.metrics.meta_updates.inc()
             self.metrics.meta_loss.set(result.query_loss_after)
             self._publish_init(result.init)
-        if done:
-            state = await self.worker.submit(self.learner.state_bytes, priority=BACKGROUND)
-            await self.checkpoints.save(
-                state,
-                {
-                    "architecture": self.learner.architecture,
-                    "meta_algorithm": a.meta_algorithm,
-                    "meta_updates": self.learner.meta_updates,
-                },
+        if not done:
+            return 0
+        c = self.settings.continual
+        consolidations = 0
+        if c.penalty != "none":
+            episodes = await self.reservoir.sample(
+                c.fisher_episodes, strategy="regime", rng=self.rng
             )
+            consolidations = await self.worker.submit(
+                self.learner.consolidate, episodes, priority=BACKGROUND
+            )
+        state = await self.worker.submit(self.learner.state_bytes, priority=BACKGROUND)
+        await self.checkpoints.save(
+            state,
+            {
+                "architecture": self.learner.architecture,
+                "meta_algorithm": a.meta_algorithm,
+                "meta_updates": self.learner.meta_updates,
+                "penalty": c.penalty,
+                "consolidations": consolidations,
+            },
+        )
+        if self.retention is not None:
+            await self.retention.evaluate()
         return done

@@ -126,7 +126,7 @@ class Metrics:
         self.replay_inserts = Counter(
             f"{PREFIX}_replay_inserts",
             "Episodes offered to the reservoir, by result (stored, skipped by Algorithm R, "
-            "or duplicate redelivery).",
+            "duplicate redelivery, or held out of training to measure retention).",
             ["result"],
             registry=r,
         )
@@ -136,6 +136,19 @@ class Metrics:
         self.meta_loss = Gauge(
             f"{PREFIX}_meta_query_loss",
             "Mean post-adaptation query loss of the last meta-training batch.",
+            registry=r,
+        )
+        self.retention_ratio = Gauge(
+            f"{PREFIX}_retention_ratio",
+            "Retention of held-out regimes after the last meta round (reference query loss over "
+            "current query loss of each regime's held-out episodes; 1 = nothing lost), mean "
+            "and minimum over regimes.",
+            ["stat"],
+            registry=r,
+        )
+        self.retention_regimes = Gauge(
+            f"{PREFIX}_retention_regimes",
+            "(stream, regime) pairs whose held-out episodes the last retention evaluation covered.",
             registry=r,
         )
         self.consumer_lag = Gauge(

@@ -41,11 +41,14 @@ from adaptd.daemon.metrics import Metrics
 from adaptd.daemon.outputs import Outputs, shift_message
 from adaptd.daemon.ownership import Ownership, RebalanceListener
 from adaptd.daemon.publishing import Publisher
+from adaptd.daemon.retention import RetentionMonitor
 from adaptd.daemon.retry import retrying
 from adaptd.daemon.settings import Settings
 from adaptd.daemon.state_store import CheckpointStore, PolicyStore, SnapshotStore
 from adaptd.daemon.stream import StreamConfig
 from adaptd.daemon.worker import TorchWorker
+from adaptd.replay.episode import Episode
+from adaptd.replay.holdout import HoldoutStore
 from adaptd.replay.reservoir import AddResult, ReservoirBuffer
 
 log = get_logger("adaptd.service")
@@ -104,6 +107,7 @@ class Daemon:
             self.redis, prefix=s.redis.key_prefix, capacity=s.replay.capacity
         )
         await self.reservoir.open()
+        self.holdout = await self._open_holdout()
         self.learner = await self._open_learner(stack)
         self.worker = TorchWorker(
             threads=s.adaptation.torch_threads if s.adaptation.isolation == "thread" else None
@@ -117,6 +121,11 @@ class Daemon:
             CheckpointStore(self.redis, s.redis.key_prefix),
             m,
             self._set_default_policy,
+            None
+            if self.holdout is None
+            else RetentionMonitor(
+                self.holdout, self.learner, self.worker, m, s.continual.retention_floor
+            ),
         )
         await self.trainer.restore()
 
@@ -164,15 +173,29 @@ class Daemon:
         )
         self.started.set()
 
+    async def _open_holdout(self) -> HoldoutStore | None:
+        c = self.settings.continual
+        if c.holdout_per_regime == 0:
+            return None
+        holdout = HoldoutStore(
+            self.redis,
+            prefix=self.settings.redis.key_prefix,
+            per_regime=c.holdout_per_regime,
+            max_regimes=c.holdout_max_regimes,
+            min_examples=min(c.holdout_min_examples, self.settings.replay.episode_size),
+        )
+        await holdout.open()
+        return holdout
+
     async def _open_learner(self, stack: AsyncExitStack) -> Learner:
-        a = self.settings.adaptation
+        a, c = self.settings.adaptation, self.settings.continual
         if a.isolation == "thread":
             from adaptd.daemon.adaptation import PolicyLearner
 
-            local = PolicyLearner(a, len(self.names))
+            local = PolicyLearner(a, len(self.names), c)
             await asyncio.get_running_loop().run_in_executor(None, local.warm_up)
             return local
-        learner = LearnerProcess(a, len(self.names))
+        learner = LearnerProcess(a, len(self.names), c)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, learner.start)
         stack.push_async_callback(loop.run_in_executor, None, learner.close)
@@ -291,16 +314,22 @@ class Daemon:
                     fatal=(ProducerClosed,),
                 )
 
-        async def keep() -> list[AddResult]:
+        async def keep() -> tuple[int, list[AddResult]]:
             if not out.episodes:
-                return []
-            return await retrying(
-                lambda: self.reservoir.add_many(out.episodes),
-                what="store episodes",
-                on_error=lambda _: m.redis_errors.inc(),
-            )
+                return 0, []
+            train = await self._divert_held_out(out.episodes)
+            results = []
+            if train:
+                results = await retrying(
+                    lambda: self.reservoir.add_many(train),
+                    what="store episodes",
+                    on_error=lambda _: m.redis_errors.inc(),
+                )
+            return len(out.episodes) - len(train), results
 
-        _, results = await asyncio.gather(send(), keep())
+        _, (held, results) = await asyncio.gather(send(), keep())
+        if held:
+            m.replay_inserts.labels(result="held_out").inc(held)
         for result in results:
             m.replay_inserts.labels(result=str(result)).inc()
         m.processing_latency.observe(time.perf_counter() - started)
@@ -326,6 +355,19 @@ class Daemon:
                 partition=ev.partition,
                 event_ts_ms=ev.ts_ms,
             )
+
+    async def _divert_held_out(self, episodes: list[Episode]) -> list[Episode]:
+        """Offer the episodes to the held-out store first; the ones it keeps never reach
+        the reservoir, so meta-training never sees them. Returns the others."""
+        if self.holdout is None:
+            return episodes
+        holdout = self.holdout
+        held = await retrying(
+            lambda: holdout.offer_many(episodes),
+            what="hold out episodes",
+            on_error=lambda _: self.metrics.redis_errors.inc(),
+        )
+        return [ep for ep, h in zip(episodes, held, strict=True) if not h]
 
     # -- background ---------------------------------------------------------------------
     async def _watch_loop_lag(self) -> None:

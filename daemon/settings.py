@@ -266,8 +266,47 @@ class ReplaySettings(Section):
     """Most episodes kept; beyond it, Algorithm R keeps a uniform sample of all seen."""
     episode_size: int = Field(32, ge=2, le=4096)
     """Labelled examples per episode; an episode also ends at a shift."""
-    sample_strategy: Literal["uniform", "stratified"] = "stratified"
-    """How meta-training samples episodes: uniformly, or evenly across streams."""
+    sample_strategy: Literal["uniform", "stratified", "regime"] = "regime"
+    """How meta-training samples episodes: uniformly, evenly across streams, or evenly across
+    the (stream, regime) pairs held, so that a short or long-past regime is rehearsed as
+    often as a long or recent one (the replay half of forgetting prevention)."""
+
+
+class ContinualSettings(Section):
+    """Forgetting prevention: the penalty that protects the meta-learned initialisation and
+    returning regimes' policies, and the held-out episodes that measure retention (see
+    "Forgetting prevention in the daemon" in docs/architecture.md)."""
+
+    penalty: Literal["none", "online_ewc"] = "online_ewc"
+    """Penalty on moving weights that mattered before: online EWC (a running diagonal Fisher
+    and an anchor, both checkpointed with the meta-learner), or none (replay alone)."""
+    ewc_lambda: float = Field(100.0, ge=0, le=1e6)
+    """Strength of the online-EWC penalty on the meta-learned initialisation,
+    lambda / 2 * sum F (w - anchor)^2, added to every meta-update."""
+    policy_lambda: float = Field(1.0, ge=0, le=1e6)
+    """Strength of the same penalty (same Fisher) when a returning regime is adapted from its
+    last policy, anchored at that policy. Lower than ewc_lambda: the support loss here is a
+    mean over a dozen examples, and 1 weighs what the policy learned like the new examples
+    (at 100 a returning policy barely moves; measured in docs/architecture.md)."""
+    ewc_decay: float = Field(0.9, ge=0, le=1)
+    """Factor applied to the running Fisher before each meta round's is added (1: never
+    forget an importance, 0: only the last round's)."""
+    fisher_episodes: int = Field(16, ge=1, le=1024)
+    """Episodes sampled (stratified by regime) after each meta round to estimate that round's
+    Fisher information at the new initialisation."""
+    holdout_per_regime: int = Field(2, ge=0, le=64)
+    """The first episodes of every (stream, regime) kept out of the reservoir, never trained
+    on, to measure retention (0: no held-out episodes and no retention metrics)."""
+    holdout_max_regimes: int = Field(64, ge=1, le=100_000)
+    """Most (stream, regime) pairs with held-out episodes; beyond it the pair offered an
+    episode least recently is forgotten with its reference losses (LRU)."""
+    holdout_min_examples: int = Field(16, ge=2)
+    """Shorter episodes (cut early by a shift) are never held out: their query part would be
+    an example or two. Capped at replay.episode_size, so full episodes always qualify."""
+    retention_floor: float = Field(0.8, gt=0, le=1)
+    """A regime whose retention (reference loss / current loss of its held-out episodes)
+    falls below this is logged as a warning, once per fall; the fall ends when it is back
+    above halfway between the floor and 1."""
 
 
 class MetricsSettings(Section):
@@ -300,6 +339,7 @@ class Settings(BaseSettings):
     adaptation: AdaptationSettings = AdaptationSettings()
     regimes: RegimeSettings = RegimeSettings()
     replay: ReplaySettings = ReplaySettings()
+    continual: ContinualSettings = ContinualSettings()
     metrics: MetricsSettings = MetricsSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level logged."""

@@ -1,7 +1,7 @@
--- Offer one episode to the reservoir: idempotency check, Algorithm R, stratification index.
+-- Offer one episode to the reservoir: idempotency check, Algorithm R, stratification indexes.
 -- Everything below runs atomically (Redis executes one script at a time), so the watermark,
--- the seen count, the slot contents and the per-stream index can never disagree, whatever
--- the number of concurrent writers.
+-- the seen count, the slot contents and the per-stream and per-regime indexes can never
+-- disagree, whatever the number of concurrent writers.
 --
 -- KEYS[1] meta     hash   capacity, seen
 -- KEYS[2] marks    hash   source -> largest last_offset accepted from that source
@@ -9,12 +9,17 @@
 -- KEYS[4] owners   hash   slot index -> stream of the episode in that slot
 -- KEYS[5] counts   hash   stream -> number of slots it owns (field absent when 0)
 -- KEYS[6] the sorted set of slot indices owned by ARGV[4] (member = score = slot index)
+-- KEYS[7] regime_owners  hash  slot index -> '<stream>:<regime>' of the episode in that slot
+-- KEYS[8] regime_counts  hash  '<stream>:<regime>' -> number of slots it owns (absent when 0)
+-- KEYS[9] the sorted set of slot indices owned by ARGV[8]
 -- ARGV[1] capacity (decimal)     ARGV[2] source        ARGV[3] last_offset (decimal, >= 0)
 -- ARGV[4] stream                 ARGV[5] encoded episode
 -- ARGV[6] u, a uniform float in [0, 1) drawn by the client
 -- ARGV[7] key prefix of the per-stream sorted sets (the old owner's set is ARGV[7] .. stream)
+-- ARGV[8] '<stream>:<regime>' of the episode
+-- ARGV[9] key prefix of the per-regime sorted sets
 --
--- The evicted owner's set is only known here, so its name is built in the script rather
+-- The evicted owner's sets are only known here, so their names are built in the script rather
 -- than passed in KEYS. It carries the same {hash tag} as KEYS, so in a Redis Cluster it
 -- lives in the same hash slot and the script stays a single-slot script.
 --
@@ -29,8 +34,10 @@
 
 local meta, marks, slots, owners, counts, stream_set =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local regime_owners, regime_counts, regime_set = KEYS[7], KEYS[8], KEYS[9]
 local capacity_arg, source, last_offset, stream, blob, u, set_prefix =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local regime, regime_prefix = ARGV[8], ARGV[9]
 
 -- Offsets are compared as canonical decimal strings (no sign, no leading zeros), which is
 -- exact for all 64-bit offsets; Lua numbers are doubles and would round above 2^53.
@@ -70,15 +77,21 @@ else
 end
 local field = string.format('%d', slot)
 
-local old_stream = redis.call('HGET', owners, field)
-if old_stream then
-  redis.call('ZREM', set_prefix .. old_stream, field)
-  if redis.call('HINCRBY', counts, old_stream, -1) <= 0 then
-    redis.call('HDEL', counts, old_stream)
+-- Move the slot from its old owner's index to the new one's (by stream and by regime).
+local function reown(owner_hash, count_hash, prefix, new_owner, new_set)
+  local old = redis.call('HGET', owner_hash, field)
+  if old then
+    redis.call('ZREM', prefix .. old, field)
+    if redis.call('HINCRBY', count_hash, old, -1) <= 0 then
+      redis.call('HDEL', count_hash, old)
+    end
   end
+  redis.call('HSET', owner_hash, field, new_owner)
+  redis.call('ZADD', new_set, slot, field)
+  redis.call('HINCRBY', count_hash, new_owner, 1)
 end
+
 redis.call('HSET', slots, field, blob)
-redis.call('HSET', owners, field, stream)
-redis.call('ZADD', stream_set, slot, field)
-redis.call('HINCRBY', counts, stream, 1)
+reown(owners, counts, set_prefix, stream, stream_set)
+reown(regime_owners, regime_counts, regime_prefix, regime, regime_set)
 return 'stored'

@@ -1,10 +1,12 @@
-"""A Redis reservoir of episodes: Algorithm R, idempotent against redelivery, per-stream index.
+"""A Redis reservoir of episodes: Algorithm R, idempotent against redelivery, per-stream and
+per-regime indexes.
 
 Each add is one Lua script (``reservoir.lua``) run atomically by Redis: it drops an episode
 whose source already delivered an equal or later ``last_offset`` (a redelivery after a
 crash), counts the rest in ``seen``, keeps a uniform sample of at most ``capacity`` of them,
-and indexes which stream owns each slot so that sampling can be stratified by stream.
-Key layout, algorithm, guarantees and the Redis settings to run it with: docs/replay.md.
+and indexes which stream, and which (stream, regime), owns each slot so that sampling can be
+stratified by either. Key layout, algorithm, guarantees and the Redis settings to run it
+with: docs/replay.md.
 
 >>> ReservoirKeys.for_prefix("adaptd").slots
 'adaptd:reservoir:{adaptd}:slots'
@@ -12,7 +14,7 @@ Key layout, algorithm, guarantees and the Redis settings to run it with: docs/re
 >>> await buffer.open()                                       # doctest: +SKIP
 >>> await buffer.add(episode)                                 # doctest: +SKIP
 <AddResult.STORED: 'stored'>
->>> await buffer.sample(8, strategy="stratified")             # doctest: +SKIP
+>>> await buffer.sample(8, strategy="regime")                 # doctest: +SKIP
 [Episode(stream='BTC-USD', ...), ...]
 """
 
@@ -20,75 +22,35 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
-from enum import StrEnum
+from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
 from .episode import Episode, decode_episode, encode_episode
+from .layout import AddResult, ReservoirKeys, ReservoirStats
+from .strata import regime_key, share_out
 
-SampleStrategy = Literal["uniform", "stratified"]
+__all__ = [
+    "SAMPLE_STRATEGIES",
+    "AddResult",
+    "ReservoirBuffer",
+    "ReservoirKeys",
+    "ReservoirStats",
+    "SampleStrategy",
+]
+
+SampleStrategy = Literal["uniform", "stratified", "regime"]
+SAMPLE_STRATEGIES: tuple[SampleStrategy, ...] = ("uniform", "stratified", "regime")
+_INDEX_CHUNK = 500
 
 _CAPACITY_MISMATCH = re.compile(r"reservoir capacity mismatch: stored (\d+), requested (\d+)")
 
 
 def _lua(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text()
-
-
-class AddResult(StrEnum):
-    """What :meth:`ReservoirBuffer.add` did with an episode."""
-
-    STORED = "stored"
-    """Counted and put in a slot (possibly evicting another episode)."""
-    SKIPPED = "skipped"
-    """Counted in ``seen`` but not kept (Algorithm R drew a position beyond capacity)."""
-    DUPLICATE = "duplicate"
-    """Its source already delivered this or a later offset: nothing changed."""
-
-
-class ReservoirStats(NamedTuple):
-    """The reservoir as Redis holds it right now."""
-
-    size: int
-    """Episodes held: ``min(seen, capacity)``."""
-    seen: int
-    """Distinct episodes ever offered (duplicates excluded)."""
-    capacity: int
-    per_stream: dict[str, int]
-    """Episodes held per stream; sums to ``size``."""
-
-
-class ReservoirKeys(NamedTuple):
-    """The Redis keys of one reservoir; all share the ``{prefix}`` hash tag."""
-
-    meta: str
-    marks: str
-    slots: str
-    owners: str
-    counts: str
-    stream_prefix: str
-
-    @classmethod
-    def for_prefix(cls, prefix: str) -> ReservoirKeys:
-        # The braces make the prefix the hash tag: in a Redis Cluster every key of one
-        # reservoir maps to one hash slot, which a multi-key script requires.
-        base = f"{prefix}:reservoir:{{{prefix}}}"
-        return cls(
-            meta=f"{base}:meta",
-            marks=f"{base}:marks",
-            slots=f"{base}:slots",
-            owners=f"{base}:owners",
-            counts=f"{base}:counts",
-            stream_prefix=f"{base}:stream:",
-        )
-
-    def stream_set(self, stream: str) -> str:
-        """The sorted set of slot indices owned by ``stream``."""
-        return self.stream_prefix + stream
 
 
 class ReservoirBuffer:
@@ -131,21 +93,26 @@ class ReservoirBuffer:
         self._add_script = client.register_script(_lua("reservoir.lua"))
         self._sample_script = client.register_script(_lua("sample.lua"))
         self._clear_script = client.register_script(_lua("clear.lua"))
+        self._index_script = client.register_script(_lua("index.lua"))
 
     async def open(self) -> None:
-        """Load the scripts and claim the capacity, or check it against the stored one.
+        """Load the scripts and claim the capacity, or check it against the stored one; index
+        by regime the episodes a reservoir from before the regime index holds.
 
         Raises ValueError naming both capacities if Redis already holds this prefix's
         reservoir with a different capacity.
         """
+        scripts = (self._add_script, self._sample_script, self._clear_script, self._index_script)
         async with self.client.pipeline(transaction=True) as pipe:
-            for script in (self._add_script, self._sample_script, self._clear_script):
+            for script in scripts:
                 pipe.script_load(script.script)
             pipe.hsetnx(self.keys.meta, "capacity", self.capacity)
-            pipe.hget(self.keys.meta, "capacity")
-            *_, stored = await pipe.execute()
+            pipe.hmget(self.keys.meta, "capacity", "regime_index")
+            *_, (stored, indexed) = await pipe.execute()
         if int(stored) != self.capacity:
             raise self._mismatch(int(stored))
+        if indexed is None:
+            await self._index_regimes()
 
     async def add(self, episode: Episode) -> AddResult:
         """Offer one episode; see :class:`AddResult` for the outcomes."""
@@ -199,11 +166,13 @@ class ReservoirBuffer:
         runs out is passed over. Even when one stream dominates the reservoir, every stream
         gets ``n // streams`` or one more, as far as it holds that many (two round trips;
         if writers evict a stream's episodes between them it may give fewer).
+        ``regime``: the same with (stream, regime) in place of stream, so a regime that was
+        short-lived or long ago gets the share of one that lasted.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
-        if strategy not in ("uniform", "stratified"):
-            raise ValueError(f"strategy must be 'uniform' or 'stratified', got {strategy!r}")
+        if strategy not in SAMPLE_STRATEGIES:
+            raise ValueError(f"strategy must be one of {SAMPLE_STRATEGIES}, got {strategy!r}")
         if n == 0:
             return []
         rng = rng if rng is not None else self.rng
@@ -212,7 +181,9 @@ class ReservoirBuffer:
             args = ["uniform", *(repr(rng.random()) for _ in range(min(n, self.capacity)))]
             (blobs,) = await self._sample_script(keys=[self.keys.meta, self.keys.slots], args=args)
             return [decode_episode(b) for b in blobs]
-        return await self._sample_stratified(n, rng)
+        if strategy == "stratified":
+            return await self._sample_stratified(n, rng, self.keys.counts, self.keys.stream_set)
+        return await self._sample_stratified(n, rng, self.keys.regime_counts, self.keys.regime_set)
 
     async def stats(self) -> ReservoirStats:
         """Size, seen count, capacity and per-stream counts, read in one transaction."""
@@ -226,15 +197,52 @@ class ReservoirBuffer:
         return ReservoirStats(min(seen, capacity), seen, capacity, per_stream)
 
     async def clear(self) -> None:
-        """Delete every episode, watermark and count, and the stored capacity."""
+        """Delete every episode, watermark, count and index, and the stored capacity."""
         k = self.keys
         await self._clear_script(
-            keys=[k.meta, k.marks, k.slots, k.owners, k.counts], args=[k.stream_prefix]
+            keys=[k.meta, k.marks, k.slots, k.owners, k.counts, k.regime_owners, k.regime_counts],
+            args=[k.stream_prefix, k.regime_prefix],
+        )
+
+    async def _index_regimes(self) -> None:
+        """File every held episode that has no (stream, regime) owner yet under its regime,
+        then mark the reservoir as indexed. Reservoirs written before the regime index
+        existed get it here; the script skips slots an add has indexed meanwhile, so
+        several daemons opening at once are harmless."""
+        k = self.keys
+        cursor = 0
+        while True:
+            cursor, chunk = await self.client.hscan(k.slots, cursor, count=_INDEX_CHUNK)
+            pairs: list[str] = []
+            for field, blob in chunk.items():
+                episode = decode_episode(blob)
+                pairs += [_text(field), regime_key(episode.stream, episode.regime)]
+            if pairs:
+                await self._index_script(
+                    keys=[k.meta, k.slots, k.regime_owners, k.regime_counts],
+                    args=[k.regime_prefix, "0", *pairs],
+                )
+            if cursor == 0:
+                break
+        await self._index_script(
+            keys=[k.meta, k.slots, k.regime_owners, k.regime_counts],
+            args=[k.regime_prefix, "1"],
         )
 
     def _add_call(self, episode: Episode) -> tuple[list[str], list[str | bytes]]:
         k = self.keys
-        keys = [k.meta, k.marks, k.slots, k.owners, k.counts, k.stream_set(episode.stream)]
+        group = regime_key(episode.stream, episode.regime)
+        keys = [
+            k.meta,
+            k.marks,
+            k.slots,
+            k.owners,
+            k.counts,
+            k.stream_set(episode.stream),
+            k.regime_owners,
+            k.regime_counts,
+            k.regime_set(group),
+        ]
         args: list[str | bytes] = [
             str(self.capacity),
             episode.source,
@@ -244,6 +252,8 @@ class ReservoirBuffer:
             # repr round-trips the float exactly, so Lua's floor(u * n) equals Python's.
             repr(self.rng.random()),
             k.stream_prefix,
+            group,
+            k.regime_prefix,
         ]
         return keys, args
 
@@ -254,25 +264,19 @@ class ReservoirBuffer:
                 pipe.evalsha(sha, len(keys), *keys, *args)
             return await pipe.execute(raise_on_error=False)
 
-    async def _sample_stratified(self, n: int, rng: random.Random) -> list[Episode]:
-        held = await self.client.hgetall(self.keys.counts)
-        counts = {_text(s): int(c) for s, c in held.items()}
-        streams = sorted(s for s, c in counts.items() if c > 0)  # sorted: seeded runs repeat
-        rng.shuffle(streams)
-        left = dict(counts)
-        order: list[str] = []
-        while len(order) < n and any(left[s] > 0 for s in streams):
-            for s in streams:
-                if len(order) < n and left[s] > 0:
-                    order.append(s)
-                    left[s] -= 1
+    async def _sample_stratified(
+        self, n: int, rng: random.Random, counts_key: str, set_of: Callable[[str], str]
+    ) -> list[Episode]:
+        """Share ``n`` out evenly over the strata counted in ``counts_key`` (streams, or
+        (stream, regime) keys), then draw each stratum's share from its sorted set."""
+        held = await self.client.hgetall(counts_key)
+        order, taken = share_out({_text(s): int(c) for s, c in held.items()}, n, rng)
         if not order:
             return []
-        taken = {s: counts[s] - left[s] for s in streams if counts[s] > left[s]}
         chosen = list(taken)
         args: list[str] = ["stratified", *(str(taken[s]) for s in chosen)]
         args += [repr(rng.random()) for s in chosen for _ in range(taken[s])]
-        keys = [self.keys.meta, self.keys.slots, *(self.keys.stream_set(s) for s in chosen)]
+        keys = [self.keys.meta, self.keys.slots, *(set_of(s) for s in chosen)]
         groups = await self._sample_script(keys=keys, args=args)
         pending = {s: iter(group) for s, group in zip(chosen, groups, strict=True)}
         out = []

@@ -2,16 +2,18 @@
 --
 -- KEYS[1] meta   hash  capacity, seen
 -- KEYS[2] slots  hash  slot index -> encoded episode
--- KEYS[3..] (stratified only) the per-stream sorted sets of slot indices, one per stream
+-- KEYS[3..] (stratified only) the sorted sets of slot indices of the S strata, one per
+--           stratum: per-stream sets ('stratified' sampling) or per-(stream, regime) sets
+--           ('regime' sampling, which uses this same branch)
 -- ARGV[1] 'uniform' or 'stratified'
 -- uniform:    ARGV[2..] one uniform float in [0, 1) per episode wanted
--- stratified: ARGV[2..1+S] how many episodes to take from each of the S streams, then that
---             many floats per stream, stream after stream
+-- stratified: ARGV[2..1+S] how many episodes to take from each of the S strata, then that
+--             many floats per stratum, stratum after stratum
 --
 -- The floats come from the client's seeded rng, as in reservoir.lua. Draws are a partial
 -- Fisher-Yates shuffle over [0, m), so they are distinct and every subset is equally likely;
 -- a stream (or the reservoir) holding fewer than asked gives all it has.
--- Returns a list of lists of encoded episodes: one list for uniform, one per stream for
+-- Returns a list of lists of encoded episodes: one list for uniform, one per stratum for
 -- stratified, in the order drawn.
 
 local function distinct_draws(m, first, k)

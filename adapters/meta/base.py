@@ -6,6 +6,12 @@ The inner loop of ``adapt`` (and of the learners' meta-updates) is described by 
 tensor a parameter, or a schedule of those, one an inner step). ``meta_parameters`` is what the
 outer loop learns.
 
+``regularizer`` is the caller's hook into the outer loop: a differentiable function of
+``params`` (for example an online-EWC penalty that protects the initialisation), whose gradient
+at the current ``params`` every ``meta_update`` applies next to the meta-gradient. The learner
+does not own it: it is not part of the state dict, and ``None`` (the default) or a call that
+returns ``None`` (no penalty yet) leaves ``meta_update`` as it would be without one.
+
 Examples
 --------
 >>> import torch
@@ -17,7 +23,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -101,6 +107,9 @@ class FastWeightLearner:
         self.backend: Backend = backend
         self.seed = seed
         self.loss: Loss = loss
+        self.regularizer: Callable[[Params], Tensor | None] | None = None
+        """An extra differentiable loss of ``params`` for the outer loop (see the module
+        docstring); set by the caller, never saved with the state."""
         self._reset()
 
     def _reset(self) -> None:
@@ -150,6 +159,26 @@ class FastWeightLearner:
             loss=self.loss,
             names=self.inner_names,
         )
+
+    def regularizer_grads(self) -> Params | None:
+        """The gradient of ``regularizer`` at the current ``params``, one detached tensor per
+        parameter (zeros where it does not depend on one); ``None`` when there is no
+        regularizer, it returned ``None``, or its value does not depend on ``params``."""
+        if self.regularizer is None:
+            return None
+        leaves = {k: v.detach().requires_grad_() for k, v in self.params.items()}
+        with torch.enable_grad():
+            value = self.regularizer(leaves)
+            if value is None or not value.requires_grad:
+                return None
+            if value.numel() != 1:
+                shape = tuple(value.shape)
+                raise ValueError(f"regularizer must return a scalar, got shape {shape}")
+            grads = torch.autograd.grad(value, list(leaves.values()), allow_unused=True)
+        return {
+            k: torch.zeros_like(v) if g is None else g.detach()
+            for (k, v), g in zip(self.params.items(), grads, strict=True)
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """``{"algorithm", "updates", "params"}`` plus the subclass's own state; all copies."""

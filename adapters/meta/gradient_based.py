@@ -80,9 +80,15 @@ class GradientLearner(FastWeightLearner):
         return dict(zip(meta, grads, strict=True)), stats
 
     def meta_update(self, tasks: Sequence[Task]) -> MetaStats:
-        """One Adam step on ``meta_gradient(tasks)``; returns the batch's query losses."""
+        """One Adam step on ``meta_gradient(tasks)`` plus, for the ``params`` entries, the
+        gradient of ``regularizer`` (if any) at the current ``params``; returns the batch's
+        query losses (without the regularizer)."""
         start = time.perf_counter()
         meta_grad, stats = self.meta_gradient(tasks)
+        extra = self.regularizer_grads()
+        if extra is not None:
+            # Adam sees one objective: the meta-loss plus the penalty on the initialisation.
+            meta_grad = {k: g + extra[k] if k in extra else g for k, g in meta_grad.items()}
         self._set_meta_parameters(self.optimizer.step(self.meta_parameters(), meta_grad))
         self.updates += 1
         return stats._replace(seconds=time.perf_counter() - start)

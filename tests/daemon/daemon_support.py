@@ -159,3 +159,43 @@ async def wait_until(
             return
         await asyncio.sleep(every_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def volume_regimes_stream(
+    stream: str,
+    segments: list[tuple[int, float, float, float]],
+    *,
+    seed: int = 0,
+    t0_ms: int = 1_700_000_000_000,
+) -> list[tuple[bytes, bytes]]:
+    """(key, value) events of one stream made of ``(events, drift, volatility, sign)``
+    segments, in which the traded volume predicts the next return: with ``z`` the volume's
+    log-deviation (in standard units), the next log return is ``drift + sign * volatility * z
+    + volatility * noise``. Segments of opposite ``sign`` need opposite policies for the same
+    features (volume_z), and their drifts tell them apart for the regime classifier."""
+    rng = np.random.default_rng(seed)
+    n = sum(segment[0] for segment in segments)
+    z = rng.standard_normal(n)
+    rets, i = np.empty(n), 0
+    for count, drift, vol, sign in segments:
+        for _ in range(count):
+            lead = z[i - 1] if i else 0.0  # the volume printed with the previous event
+            rets[i] = drift + sign * vol * lead + vol * rng.standard_normal()
+            i += 1
+    prices = 100.0 * np.exp(np.cumsum(rets))
+    volumes = 1000.0 * np.exp(0.5 * z)
+    return [
+        (
+            stream.encode(),
+            _enc.encode(
+                {
+                    "v": 1,
+                    "stream": stream,
+                    "ts": t0_ms + k * 60_000,
+                    "price": float(p),
+                    "volume": float(v),
+                }
+            ),
+        )
+        for k, (p, v) in enumerate(zip(prices, volumes, strict=True))
+    ]

@@ -2,7 +2,8 @@
 
 SIGKILL mid-stream, restart, and every input offset up to the committed one has been
 processed: each bad record is dead-lettered, each stream's examples are covered by stored
-episodes without a gap, episodes are not counted twice, and policy versions only grow.
+episodes (in the reservoir, or held out of training to measure retention) without a gap,
+episodes are not counted twice, and policy versions only grow.
 SIGTERM commits everything processed. A second signal exits at once.
 """
 
@@ -22,6 +23,7 @@ import pytest
 from daemon_support import committed, produce_at, read_topic, regime_stream, wait_until
 
 from adaptd.daemon.policy import decode_message
+from adaptd.replay.holdout import HoldoutStore
 from adaptd.replay.reservoir import ReservoirBuffer
 
 pytestmark = pytest.mark.integration
@@ -108,12 +110,23 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
     assert dead_at == bad
 
     # 2. Episodes: counted once, and per stream they cover every example offset without a gap,
-    # each one holding exactly the stream's events in its offset range.
+    # each one holding exactly the stream's events in its offset range. The first episodes
+    # of each regime are held out of the reservoir (and only there).
     reservoir = ReservoirBuffer(redis_client, prefix=settings.redis.key_prefix, capacity=100_000)
     stats = await reservoir.stats()
     assert stats.size == stats.seen
     episodes = await reservoir.sample(stats.size)
     assert len({e.id for e in episodes}) == stats.size
+    c = settings.continual
+    holdout = HoldoutStore(
+        redis_client,
+        prefix=settings.redis.key_prefix,
+        per_regime=c.holdout_per_regime,
+        max_regimes=c.holdout_max_regimes,
+    )
+    held = [e for regime in await holdout.held() for e in regime.episodes]
+    assert held and not {e.id for e in held} & {e.id for e in episodes}
+    episodes += held
     stream_offsets: dict[tuple[str, int], list[int]] = defaultdict(list)
     for p, o, (k, v) in _flat(sent):
         if v != BAD:

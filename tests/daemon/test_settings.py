@@ -253,3 +253,46 @@ def test_section_fields_cover_every_field_with_its_default_and_doc() -> None:
         fields
     )
     assert set(fields[""]) == {"log_level", "log_format", "shutdown_grace_s"}
+
+
+def test_forgetting_prevention_defaults() -> None:
+    s = load_settings(environ={})
+    c = s.continual
+    assert (c.penalty, c.ewc_lambda, c.policy_lambda, c.ewc_decay) == (
+        "online_ewc",
+        100.0,
+        1.0,
+        0.9,
+    )
+    assert (c.holdout_per_regime, c.holdout_max_regimes, c.retention_floor) == (2, 64, 0.8)
+    assert s.replay.sample_strategy == "regime"
+    off = load_settings(environ={"ADAPTD_CONTINUAL__PENALTY": "none"})
+    assert off.continual.penalty == "none"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"ADAPTD_CONTINUAL__PENALTY": "l2"}, "continual.penalty"),
+        ({"ADAPTD_CONTINUAL__EWC_DECAY": "1.5"}, "continual.ewc_decay"),
+        ({"ADAPTD_CONTINUAL__EWC_LAMBDA": "-1"}, "continual.ewc_lambda"),
+        ({"ADAPTD_CONTINUAL__POLICY_LAMBDA": "-1"}, "continual.policy_lambda"),
+        ({"ADAPTD_CONTINUAL__FISHER_EPISODES": "0"}, "continual.fisher_episodes"),
+        ({"ADAPTD_CONTINUAL__HOLDOUT_PER_REGIME": "-1"}, "continual.holdout_per_regime"),
+        ({"ADAPTD_CONTINUAL__HOLDOUT_MAX_REGIMES": "0"}, "continual.holdout_max_regimes"),
+        ({"ADAPTD_CONTINUAL__RETENTION_FLOOR": "0"}, "continual.retention_floor"),
+        ({"ADAPTD_CONTINUAL__RETENTION_FLOOR": "1.2"}, "continual.retention_floor"),
+        ({"ADAPTD_CONTINUAL__HOLDOUT_MIN_EXAMPLES": "1"}, "continual.holdout_min_examples"),
+        ({"ADAPTD_CONTINUAL__FISHER": "true"}, "continual.fisher: unknown setting"),
+        ({"ADAPTD_REPLAY__SAMPLE_STRATEGY": "by_regime"}, "replay.sample_strategy"),
+    ],
+)
+def test_bad_forgetting_prevention_settings_are_named(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(environ=env)
+
+
+def test_small_episodes_need_no_change_to_the_holdout_settings() -> None:
+    # holdout_min_examples is capped at the episode size where it is used (the service).
+    s = load_settings(environ={"ADAPTD_REPLAY__EPISODE_SIZE": "8"})
+    assert (s.replay.episode_size, s.continual.holdout_min_examples) == (8, 16)

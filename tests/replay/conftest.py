@@ -3,6 +3,7 @@ reservoir in Redis that checks every invariant the Lua script must maintain."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from scipy.stats import chi2
 
 from adaptd.replay.episode import Episode, decode_episode
 from adaptd.replay.reservoir import ReservoirBuffer
+from adaptd.replay.strata import regime_key
 
 
 def make_episode(
@@ -24,6 +26,7 @@ def make_episode(
     topic: str = "t",
     partition: int = 0,
     segment: int = 0,
+    regime: int = 0,
 ) -> Episode:
     """An episode of n examples whose offsets start at first_offset, values derived from it."""
     offsets = list(range(first_offset, first_offset + n))
@@ -37,6 +40,7 @@ def make_episode(
         ts_ms=[1_700_000_000_000 + o for o in offsets],
         x=x,
         y=np.full(n, first_offset % 7, dtype=np.float64),
+        regime=regime,
     )
 
 
@@ -52,6 +56,7 @@ class Snapshot:
     slots: dict[int, Episode]
     marks: dict[str, int]
     per_stream: dict[str, int]
+    per_regime: dict[str, int]
 
     @property
     def ids(self) -> dict[int, str]:
@@ -79,8 +84,35 @@ async def read_back(client: aioredis.Redis, buffer: ReservoirBuffer) -> Snapshot
         assert {int(m) for m, _ in members} == {s for s, o in owners.items() if o == stream}
         assert all(int(m) == int(score) for m, score in members)
         assert len(members) == count
+    regimes = await _check_index(
+        client, k.regime_owners, k.regime_counts, k.regime_prefix, k.regime_set,
+        {s: regime_key(ep.stream, ep.regime) for s, ep in slots.items()},
+    )  # fmt: skip
     marks = {s.decode(): int(v) for s, v in (await client.hgetall(k.marks)).items()}
-    return Snapshot(capacity, seen, slots, marks, counts)
+    return Snapshot(capacity, seen, slots, marks, counts, regimes)
+
+
+async def _check_index(
+    client: aioredis.Redis,
+    owners_key: str,
+    counts_key: str,
+    prefix: str,
+    set_of: Callable[[str], str],
+    expected: dict[int, str],
+) -> dict[str, int]:
+    """Assert that an owners hash, its counts and its sorted sets index ``expected`` (slot ->
+    owner) exactly; returns the counts."""
+    owners = {int(s): o.decode() for s, o in (await client.hgetall(owners_key)).items()}
+    assert owners == expected, "regime owners disagree with the slots"
+    counts = {s.decode(): int(c) for s, c in (await client.hgetall(counts_key)).items()}
+    assert counts == dict(Counter(expected.values())), "regime counts disagree with owners"
+    set_keys = {key async for key in client.scan_iter(match=f"{prefix}*", count=1000)}
+    assert set_keys == {set_of(s).encode() for s in counts}, "stale per-regime sets"
+    for owner in counts:
+        members = await client.zrange(set_of(owner), 0, -1, withscores=True)
+        assert {int(m) for m, _ in members} == {s for s, o in owners.items() if o == owner}
+        assert all(int(m) == int(score) for m, score in members)
+    return counts
 
 
 ReadBack = Callable[[aioredis.Redis, ReservoirBuffer], Awaitable[Snapshot]]

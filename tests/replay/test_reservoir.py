@@ -222,7 +222,7 @@ async def test_sample_is_reproducible_with_a_seeded_rng(
 ) -> None:
     buffer = await _buffer(redis_client, key_prefix, capacity=30)
     await buffer.add_many(_stream_of_episodes(episode_factory, 30))
-    for strategy in ("uniform", "stratified"):
+    for strategy in ("uniform", "stratified", "regime"):
         a = await buffer.sample(7, strategy=strategy, rng=random.Random(11))
         b = await buffer.sample(7, strategy=strategy, rng=random.Random(11))
         assert [e.id for e in a] == [e.id for e in b]
@@ -294,5 +294,5 @@ async def test_sample_validates_its_arguments(
     buffer = ReservoirBuffer(redis_client, prefix=key_prefix, capacity=5)
     with pytest.raises(ValueError, match="n must be an integer >= 0, got -1"):
         await buffer.sample(-1)
-    with pytest.raises(ValueError, match="strategy must be 'uniform' or 'stratified'"):
+    with pytest.raises(ValueError, match=r"strategy must be one of .*'regime'.*got 'random'"):
         await buffer.sample(2, strategy="random")  # type: ignore[arg-type]

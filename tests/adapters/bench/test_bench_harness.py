@@ -96,6 +96,39 @@ def test_replace_between_markers_appends_once_then_replaces_in_place() -> None:
     assert harness.replace_between_markers(second, "two") == second
 
 
+def test_a_suite_sets_title_sections_markers_and_defaults(
+    tmp_path: Path, section_package: str
+) -> None:
+    suite = harness.Suite(
+        title="Fake benchmarks",
+        command="make bench-fake",
+        sections=("extra", "speed", "absent"),
+        package=section_package,
+        start="<!-- fake:start -->",
+        end="<!-- fake:end -->",
+        default_out=Path("docs/bench/fake.json"),
+        default_docs=Path("docs/fake.md"),
+        prog="python -m fakebench",
+    )
+    report = harness.run_sections(["speed", "extra"], quick=False, seed=0, package=suite.package)
+    text = harness.render_markdown(report, suite=suite)
+    assert text.startswith("## Fake benchmarks\n")
+    assert "`make bench-fake` (`python -m fakebench`) from `docs/bench/fake.json`" in text
+    assert text.index("### extra") < text.index("### speed")  # the suite's order
+    assert "Not run yet: absent." in text
+    doc = f"# B\n\n{harness.START}\nlearn\n{harness.END}\n"
+    replaced = harness.replace_between_markers(doc, "one", suite=suite)
+    assert replaced.startswith(doc) and replaced.rstrip().endswith("<!-- fake:end -->")
+    assert harness.replace_between_markers(replaced, "one", suite=suite) == replaced
+    out, docs = tmp_path / "fake.json", tmp_path / "fake.md"
+    args = ["--quick", "--only", "speed", "--out", str(out), "--docs", str(docs)]
+    assert harness.main(args, suite=suite) == 0
+    assert list(json.loads(out.read_text())["sections"]) == ["speed"]
+    assert "<!-- fake:start -->" in docs.read_text() and harness.START not in docs.read_text()
+    with pytest.raises(SystemExit):
+        harness.main(["--quick", "--only", "digits"], suite=suite)  # a learning section
+
+
 def test_unknown_section_is_rejected() -> None:
     with pytest.raises(SystemExit):
         harness.main(["--only", "speed,nonsense", "--quick"])

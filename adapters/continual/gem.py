@@ -1,0 +1,235 @@
+"""Gradient episodic memory (GEM; Lopez-Paz & Ranzato, 2017): never step so that the loss of a
+past task's memory goes up, to first order.
+
+GEM keeps ``memory_per_task`` examples of each past task. At every step it computes the
+gradient ``g_k`` of each past task's memory loss; if the batch gradient ``g`` conflicts with
+any of them (``<g, g_k> < 0``), ``g`` is replaced by the closest vector ``z`` with
+``<z, g_k> >= 0`` for every ``k``. With ``G`` the matrix of the ``g_k`` (rows), the primal
+``min_z 1/2 ||z - g||^2 s.t. G z >= 0`` has the dual (the paper's eq. 11-13)::
+
+    min_v 1/2 v' G G' v + g' G' v   s.t.  v >= 0,        z = G' v + g
+
+a non-negative quadratic program in as many variables as past tasks, which
+:func:`nonnegative_qp` solves exactly (an active-set method, Lawson & Hanson's NNLS on the
+Gram matrix). As in the authors' code, ``margin`` ``gamma`` tightens the dual's bounds to
+``v >= gamma``, which biases the step towards lowering past losses (``gamma = 0`` gives the
+exact projection); ``G z >= 0`` holds either way.
+
+Cost grows with the tasks: one gradient per remembered task per step and ``memory_per_task``
+examples each. ``max_tasks`` keeps only the most recent tasks' memories (bounded memory and
+time, older tasks then unprotected); None keeps them all.
+
+Examples
+--------
+>>> import torch
+>>> g = torch.tensor([1.0, -1.0])
+>>> G = torch.tensor([[0.0, 1.0]])                  # one past task, conflicting: <g, g_0> = -1
+>>> gem_projection(g, G, margin=0.0)                # the closest vector with <z, g_0> >= 0
+tensor([1., 0.])
+>>> gem_projection(torch.tensor([1.0, 1.0]), G)     # no conflict: unchanged
+tensor([1., 1.])
+
+References
+----------
+Lopez-Paz, D. & Ranzato, M. (2017). Gradient episodic memory for continual learning. NeurIPS.
+Lawson, C. L. & Hanson, R. J. (1974). Solving least squares problems. Prentice-Hall, ch. 23.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..fast_weights import Params
+from .checks import optional_positive_int, positive_int
+from .protocol import ContinualModel, ContinualTask, Strategy
+from .replay import classes_from_state, classes_state, replay_losses
+
+__all__ = ["GEM", "flat_gradient", "gem_projection", "nonnegative_qp", "unflatten"]
+
+
+def nonnegative_qp(
+    gram: np.ndarray, linear: np.ndarray, *, tol: float = 1e-10, max_iter: int | None = None
+) -> np.ndarray:
+    """``argmin_v 1/2 v' gram v + linear' v`` subject to ``v >= 0``, for a positive
+    semi-definite ``gram`` ``(K, K)``: Lawson and Hanson's active-set NNLS run on the normal
+    equations (``gram = A'A``, ``linear = -A'b``), exact up to rounding."""
+    gram = np.asarray(gram, dtype=np.float64)
+    linear = np.asarray(linear, dtype=np.float64)
+    k = len(linear)
+    if gram.shape != (k, k):
+        raise ValueError(f"gram must be ({k}, {k}) to match linear, got {gram.shape}")
+    scale = max(float(np.abs(gram).max(initial=0.0)), float(np.abs(linear).max(initial=0.0)))
+    tol = tol * max(scale, 1.0)
+    v = np.zeros(k)
+    free = np.zeros(k, dtype=bool)
+    for _ in range(max_iter if max_iter is not None else 3 * k + 10):
+        descent = -(gram @ v + linear)  # minus the gradient
+        candidates = np.where(~free & (descent > tol))[0]
+        if len(candidates) == 0:
+            break
+        free[candidates[np.argmax(descent[candidates])]] = True
+        while True:
+            s = np.zeros(k)
+            idx = np.where(free)[0]
+            s[idx] = np.linalg.lstsq(gram[np.ix_(idx, idx)], -linear[idx], rcond=None)[0]
+            if np.all(s[idx] > 0):
+                v = s
+                break
+            # Step from v towards s until the first free variable reaches zero, then fix it.
+            blocking = idx[s[idx] <= 0]
+            gap = v[blocking] - s[blocking]
+            alpha = np.min(np.where(gap > 0, v[blocking] / np.where(gap > 0, gap, 1.0), 0.0))
+            v = v + alpha * (s - v)
+            free &= v > tol
+            v[~free] = 0.0
+    return v
+
+
+def gem_projection(g: Tensor, memories: Tensor, margin: float = 0.5) -> Tensor:
+    """GEM's replacement of the gradient ``g`` ``(P,)`` given past tasks' gradients
+    ``memories`` ``(K, P)``: ``g`` itself when ``memories @ g >= 0``, else ``G' v + g`` with
+    ``v`` the solution of the dual with bounds ``v >= margin``."""
+    if g.ndim != 1 or memories.ndim != 2 or memories.shape[1] != len(g):
+        raise ValueError(f"g must be (P,) and memories (K, P), got {g.shape}, {memories.shape}")
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    if bool((memories @ g >= 0).all()):
+        return g
+    big = memories.detach().to(torch.float64).numpy()
+    flat = g.detach().to(torch.float64).numpy()
+    # v = u + margin with u >= 0: the dual's linear term becomes G (g + margin G' 1).
+    shifted = flat + margin * big.sum(0)
+    u = nonnegative_qp(big @ big.T, big @ shifted)
+    z = big.T @ (u + margin) + flat
+    return torch.from_numpy(z).to(g.dtype)
+
+
+def flat_gradient(loss: Tensor, params: Mapping[str, Tensor], names: list[str]) -> Tensor:
+    """The gradient of ``loss`` with respect to ``params[name]`` for ``names``, concatenated."""
+    grads = torch.autograd.grad(loss, [params[k] for k in names], allow_unused=True)
+    return torch.cat(
+        [
+            (torch.zeros_like(params[k]) if gr is None else gr).reshape(-1)
+            for k, gr in zip(names, grads, strict=True)
+        ]
+    )
+
+
+def unflatten(flat: Tensor, like: Mapping[str, Tensor]) -> Params:
+    """``flat`` cut into tensors shaped like ``like``'s values, in its order (the inverse of
+    concatenating them flattened)."""
+    out, offset = {}, 0
+    for k, v in like.items():
+        out[k] = flat[offset : offset + v.numel()].reshape(v.shape)
+        offset += v.numel()
+    return out
+
+
+class GEM(Strategy):
+    """Gradient episodic memory.
+
+    Parameters
+    ----------
+    memory_per_task
+        Examples kept of each task (a seeded uniform draw of its training set).
+    max_tasks
+        Most recent tasks whose memories are kept; None for all (cost grows with tasks).
+    margin
+        ``gamma``, the lower bound of the dual variables (0: the exact projection).
+    seed
+        Seed of the memory draws.
+    """
+
+    name: ClassVar[str] = "gem"
+    conformance_options: ClassVar[tuple[Mapping[str, Any], ...]] = (
+        {},
+        {"margin": 0.0, "max_tasks": 1},
+    )
+
+    def __init__(
+        self,
+        memory_per_task: int = 256,
+        *,
+        max_tasks: int | None = None,
+        margin: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        self.memory_per_task = positive_int("memory_per_task", memory_per_task)
+        self.max_tasks = optional_positive_int("max_tasks", max_tasks)
+        if not margin >= 0:
+            raise ValueError(f"margin must be >= 0, got {margin!r}")
+        self.margin = float(margin)
+        self.seed = seed
+        super().__init__()
+
+    def _reset(self) -> None:
+        self._generator = torch.Generator().manual_seed(int(self.seed))
+        self._memories: dict[int, tuple[Tensor, Tensor]] = {}  # oldest first
+        self._classes: dict[int, tuple[int, ...] | None] = {}
+        self.projections = 0
+        """Steps whose gradient was projected (a diagnostic, not saved)."""
+
+    def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
+        """Remember ``memory_per_task`` examples of the task, forgetting the oldest task's
+        beyond ``max_tasks``."""
+        n = len(task.train_y)
+        index = torch.randperm(n, generator=self._generator)[: self.memory_per_task]
+        self._memories.pop(task.id, None)
+        self._classes.pop(task.id, None)
+        self._memories[task.id] = (task.train_x[index], task.train_y[index])
+        self._classes[task.id] = task.classes
+        while self.max_tasks is not None and len(self._memories) > self.max_tasks:
+            oldest = next(iter(self._memories))
+            del self._memories[oldest], self._classes[oldest]
+
+    def adjust_gradients(
+        self,
+        model: ContinualModel,
+        params: Mapping[str, Tensor],
+        grads: Params,
+        task: ContinualTask,
+    ) -> Params:
+        """``grads`` projected so that no remembered task's memory loss increases."""
+        past = [t for t in self._memories if t != task.id]
+        if not past:
+            return grads
+        names = list(grads)
+        leaves = dict(params)
+        leaves.update({k: params[k].detach().requires_grad_() for k in names})
+        rows = []
+        with torch.enable_grad():
+            for t in past:
+                x, y = self._memories[t]
+                ids = torch.full((len(y),), t, dtype=torch.int64)
+                loss = replay_losses(model, leaves, x, y, ids, self._classes).mean()
+                rows.append(flat_gradient(loss, leaves, names))
+        g = torch.cat([grads[k].reshape(-1) for k in names])
+        memories = torch.stack(rows)
+        if bool((memories @ g >= 0).all()):
+            return grads
+        self.projections += 1
+        return unflatten(gem_projection(g, memories, self.margin), grads)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "tasks": list(self._memories),
+            "x": [x.clone() for x, _ in self._memories.values()],
+            "y": [y.clone() for _, y in self._memories.values()],
+            "classes": classes_state(self._classes),
+            "generator": self._generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._memories = {
+            int(t): (x.clone(), y.clone())
+            for t, x, y in zip(state["tasks"], state["x"], state["y"], strict=True)
+        }
+        self._classes = classes_from_state(state["classes"])
+        self._generator.set_state(state["generator"].clone())

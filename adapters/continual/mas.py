@@ -1,0 +1,195 @@
+"""Memory aware synapses (Aljundi et al., 2018): importance from how sensitive the learned
+function's output is to each parameter, measured without labels.
+
+After a task, for every parameter ``k``
+
+    Omega_k += mean_x | d ||f(x)||_2^2 / d theta_k |
+
+over (at most ``max_examples`` of) the task's inputs, with per-example gradients (``vmap``) so
+that the absolute value is taken per example, as the paper defines it. Importances of
+successive tasks are added up (the paper accumulates them), the anchor moves to the trained
+weights, and later tasks add ``lam * sum_k Omega_k (theta_k - anchor_k)^2`` to their loss.
+
+``f(x)`` is the network's raw output: the logits of a classifier (restricted to the task's
+classes in the task-incremental setting, by keeping only those columns) or the prediction of a
+regressor. Labels are never used, so the importance can be estimated on unlabelled data,
+for instance a regime's most recent features.
+
+Examples
+--------
+>>> import torch
+>>> from adaptd.adapters.network import PolicyNet, init_params
+>>> from adaptd.adapters.continual.protocol import ContinualModel, ContinualTask
+>>> net = PolicyNet(3, (8,), out_dim=2)
+>>> model = ContinualModel(net, init_params(net, seed=0))
+>>> x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0))
+>>> task = ContinualTask(0, x, torch.zeros(16, dtype=torch.long), x, torch.zeros(16))
+>>> mas = MemoryAwareSynapses(lam=1.0)
+>>> mas.after_task(model, task)
+>>> float(mas.penalty(model, model.params, x, task.train_y, task))
+0.0
+>>> moved = {k: v + 0.1 for k, v in model.params.items()}
+>>> bool(mas.penalty(model, moved, x, task.train_y, task) > 0)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.func import grad, vmap
+
+from ..fast_weights import Params
+from .checks import integer, non_negative, positive_int
+from .importance import check_shapes, copy_params, quadratic_penalty, subsample
+from .protocol import ContinualModel, ContinualTask, Strategy, tensor_bytes
+
+__all__ = ["MemoryAwareSynapses", "output_sensitivity"]
+
+
+def output_sensitivity(
+    model: ContinualModel,
+    params: Mapping[str, Tensor],
+    x: Tensor,
+    *,
+    classes: Sequence[int] | None = None,
+    chunk: int = 256,
+) -> Params:
+    """``mean_x |d ||f(x)||^2 / d theta|`` per parameter (detached, shaped like it).
+
+    Parameters
+    ----------
+    classes
+        Keep only these output columns of a classifier (task-incremental tasks).
+    chunk
+        Examples per vectorised batch (bounds memory).
+    """
+    if len(x) == 0:
+        raise ValueError("x must hold at least one example")
+    if getattr(model.net, "norm", "none") != "none":
+        # batch normalisation makes a single example's output constant (zero sensitivity)
+        raise ValueError(f"model.net must have norm='none' for per-example gradients: {model.net}")
+    inputs = {k: v.detach() for k, v in params.items()}
+    columns = None if classes is None else torch.tensor(list(classes), dtype=torch.long)
+
+    def squared_norm(p: Params, xi: Tensor) -> Tensor:
+        out = model.output(p, xi.unsqueeze(0))
+        if columns is not None:
+            out = out.index_select(-1, columns)
+        return out.pow(2).sum()
+
+    per_example = vmap(grad(squared_norm), in_dims=(None, 0))
+    total = {k: torch.zeros_like(v) for k, v in inputs.items()}
+    for lo in range(0, len(x), chunk):
+        for k, g in per_example(inputs, x[lo : lo + chunk]).items():
+            total[k] += g.abs().sum(0)
+    return {k: v / len(x) for k, v in total.items()}
+
+
+class MemoryAwareSynapses(Strategy):
+    """MAS: accumulated output-sensitivity importance and a quadratic penalty toward the latest
+    task's weights.
+
+    Parameters
+    ----------
+    lam
+        Strength of the penalty ``lam * sum_k Omega_k (theta_k - anchor_k)^2`` (the paper
+        uses 1).
+    max_examples
+        At most this many inputs of a task (a seeded random subset) estimate its importance.
+    seed
+        Seed of that subset (combined with the task id).
+
+    Examples
+    --------
+    >>> MemoryAwareSynapses().importance is None
+    True
+
+    References
+    ----------
+    Aljundi, R., Babiloni, F., Elhoseiny, M., Rohrbach, M. & Tuytelaars, T. (2018). Memory
+    aware synapses: learning what (not) to forget. ECCV.
+    """
+
+    name: ClassVar[str] = "mas"
+    conformance_options: ClassVar[tuple[Mapping[str, Any], ...]] = ({}, {"lam": 5.0})
+    regularizer: ClassVar[bool] = True
+
+    def __init__(self, lam: float = 1.0, max_examples: int = 512, seed: int = 0) -> None:
+        self.lam = non_negative("lam", lam)
+        self.max_examples = positive_int("max_examples", max_examples)
+        self.seed = integer("seed", seed)
+        super().__init__()
+
+    def _reset(self) -> None:
+        self._omega: Params | None = None
+        self._anchor: Params | None = None
+        self.tasks_seen = 0
+        """Tasks finished so far."""
+
+    @property
+    def importance(self) -> Params | None:
+        """``Omega`` per parameter, summed over tasks (None before the first task ends)."""
+        return None if self._omega is None else dict(self._omega)
+
+    @property
+    def anchor(self) -> Params | None:
+        """The weights after the latest task (None before the first task ends)."""
+        return None if self._anchor is None else dict(self._anchor)
+
+    def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
+        """Add the importance of ``task``'s inputs at ``model.params``; anchor there."""
+        if self._omega is not None:
+            check_shapes(self._omega, model.params)
+        x, _ = subsample(
+            task.train_x, task.train_x, self.max_examples, self.seed * 1_000_003 + task.id
+        )
+        new = output_sensitivity(model, model.params, x, classes=task.classes)
+        if self._omega is not None:  # parameters new since the last task start from zero
+            old = self._omega
+            new = {k: old[k] + v if k in old else v for k, v in new.items()}
+        self._omega = new
+        self._anchor = copy_params(model.params)
+        self.tasks_seen += 1
+
+    def penalty(
+        self,
+        model: ContinualModel,
+        params: Mapping[str, Tensor],
+        x: Tensor,
+        y: Tensor,
+        task: ContinualTask,
+    ) -> Tensor | None:
+        """``lam * sum_k Omega_k (params_k - anchor_k)^2``; None before the first task ends."""
+        if self._omega is None or self._anchor is None:
+            return None
+        check_shapes(self._omega, params)
+        return self.lam * quadratic_penalty(params, self._anchor, self._omega)
+
+    def memory_bytes(self) -> int:
+        """Bytes of ``Omega`` and the anchor."""
+        return tensor_bytes(self._omega) + tensor_bytes(self._anchor)
+
+    def state_dict(self) -> dict[str, Any]:
+        """``Omega`` and the anchor (copies; None before any task) and ``tasks_seen``."""
+        return {
+            "name": self.name,
+            "omega": copy_params(self._omega),
+            "anchor": copy_params(self._anchor),
+            "tasks_seen": self.tasks_seen,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; ValueError when it is another strategy's."""
+        super().load_state_dict(state)
+        omega, anchor = state.get("omega"), state.get("anchor")
+        if (omega is None) != (anchor is None):
+            raise ValueError("state holds an omega without an anchor or the reverse")
+        if omega is not None:
+            check_shapes(omega, anchor)
+        self._omega = copy_params(omega)
+        self._anchor = copy_params(anchor)
+        self.tasks_seen = int(state.get("tasks_seen", 0))

@@ -1,0 +1,226 @@
+"""Experience replay: rehearse stored examples of earlier tasks alongside each new batch.
+
+The strategy keeps examples in an :class:`~adaptd.adapters.continual.memory.EpisodicMemory`
+of fixed capacity, filled after each task with the task's training set ("after_task": the
+memory sees every example once) or while training, batch by batch ("stream": reservoir over
+the stream, so the current task is rehearsed too, as in Chaudhry et al.'s tiny episodic
+memories; with several epochs an example is offered once per epoch). Its ``penalty`` is
+``weight`` times the loss of the current weights on a batch drawn from the memory; drawn
+"prioritized", each example's loss is scaled by its importance-sampling weight and the drawn
+examples' priorities become their new losses (Schaul et al., 2016).
+
+In the task-incremental setting a stored example is scored only over its own task's classes
+(the classes are kept per task id). :func:`replay_losses` and :func:`class_mask`, which do
+that, are shared by the other memory-based strategies.
+
+Examples
+--------
+>>> import torch
+>>> from adaptd.adapters.network import PolicyNet, init_params
+>>> from adaptd.adapters.continual import ContinualModel, ContinualTask
+>>> net = PolicyNet(3, (8,), out_dim=2)
+>>> model = ContinualModel(net, init_params(net, seed=0))
+>>> g = torch.Generator().manual_seed(0)
+>>> x = torch.randn(20, 3, generator=g)
+>>> task = ContinualTask(0, x, (x[:, 0] > 0).long(), x, (x[:, 0] > 0).long())
+>>> replay = ExperienceReplay(capacity=10, batch_size=4, sampling="prioritized", seed=0)
+>>> replay.penalty(model, model.params, x[:4], task.train_y[:4], task) is None  # empty memory
+True
+>>> replay.after_task(model, task)
+>>> len(replay.memory)
+10
+>>> loss = replay.penalty(model, model.params, x[:4], task.train_y[:4], task)
+>>> loss.shape, bool(loss > 0)
+(torch.Size([]), True)
+
+References
+----------
+Ratcliff, R. (1990). Connectionist models of recognition memory. Psychological Review 97(2).
+Rolnick, D. et al. (2019). Experience replay for continual learning. NeurIPS.
+Chaudhry, A. et al. (2019). On tiny episodic memories in continual learning. arXiv:1902.10486.
+Schaul, T., Quan, J., Antonoglou, I. & Silver, D. (2016). Prioritized experience replay. ICLR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from .checks import one_of, positive_int
+from .memory import INSERTIONS, SAMPLINGS, EpisodicMemory, Insertion, Sampling
+from .protocol import ContinualModel, ContinualTask, Strategy
+
+__all__ = [
+    "ExperienceReplay",
+    "class_mask",
+    "classes_from_state",
+    "classes_state",
+    "replay_losses",
+]
+
+Classes = Mapping[int, tuple[int, ...] | None]
+STORES = ("after_task", "stream")
+
+
+def class_mask(task_ids: Tensor, classes: Classes, n_outputs: int) -> Tensor | None:
+    """``(n, n_outputs)`` booleans: which outputs example ``i`` may use (its task's classes;
+    every output for a task without classes or not in ``classes``); None when all may."""
+    ids = torch.unique(task_ids).tolist()
+    if all(classes.get(t) is None for t in ids):
+        return None
+    rows = torch.ones(len(ids), n_outputs, dtype=torch.bool)
+    for r, t in enumerate(ids):
+        allowed = classes.get(t)
+        if allowed is not None:
+            rows[r] = False
+            rows[r, list(allowed)] = True
+    return rows[torch.searchsorted(torch.tensor(ids), task_ids)]
+
+
+def replay_losses(
+    model: ContinualModel,
+    params: Mapping[str, Tensor],
+    x: Tensor,
+    targets: Tensor,
+    task_ids: Tensor,
+    classes: Classes,
+) -> Tensor:
+    """Per-example loss ``(n,)`` of ``model`` at ``params``: cross-entropy over each example's
+    task classes (``targets`` class ids ``(n,)`` or probabilities ``(n, outputs)``), or the
+    squared error for regression."""
+    out = model.output(params, x)
+    if model.loss != "cross_entropy":
+        return (out - targets) ** 2
+    keep = class_mask(task_ids, classes, out.shape[-1])
+    if keep is not None:
+        out = out.masked_fill(~keep, float("-inf"))
+    logp = torch.log_softmax(out, dim=-1)
+    if targets.is_floating_point():  # soft targets; masked columns carry probability 0
+        if keep is not None:
+            logp = logp.masked_fill(~keep, 0.0)
+        return -(targets * logp).sum(-1)
+    return torch.nn.functional.nll_loss(logp, targets, reduction="none")
+
+
+def classes_state(classes: Classes) -> list[list[Any]]:
+    """``classes`` as ``[[task id, [class, ...] or None], ...]`` (what ``torch.load`` with
+    ``weights_only=True`` accepts)."""
+    return [[t, None if c is None else list(c)] for t, c in classes.items()]
+
+
+def classes_from_state(state: list[list[Any]]) -> dict[int, tuple[int, ...] | None]:
+    """The inverse of :func:`classes_state`."""
+    return {int(t): None if c is None else tuple(int(v) for v in c) for t, c in state}
+
+
+class ExperienceReplay(Strategy):
+    """Experience replay from a bounded episodic memory.
+
+    Parameters
+    ----------
+    capacity
+        Most examples held (over all tasks).
+    batch_size
+        Memory examples drawn per training step.
+    weight
+        Scale of the replay loss relative to the task loss.
+    sampling
+        "uniform", "prioritized" (by loss, importance-weighted) or "stratified" (equal share
+        per task id).
+    insertion
+        "reservoir" (uniform over every example offered) or "quota" (equal share per task).
+    store
+        "after_task" (offer the task's training set when it ends) or "stream" (offer each
+        training batch as it comes).
+    alpha, beta
+        Prioritization and importance-sampling exponents (``sampling="prioritized"``).
+    seed
+        Seed of the memory's generator.
+    """
+
+    name: ClassVar[str] = "replay"
+    conformance_options: ClassVar[tuple[Mapping[str, Any], ...]] = (
+        {},
+        {"sampling": "prioritized"},
+        {"sampling": "stratified", "insertion": "quota"},
+        {"store": "stream"},
+    )
+
+    def __init__(
+        self,
+        capacity: int = 1000,
+        *,
+        batch_size: int = 32,
+        weight: float = 1.0,
+        sampling: Sampling = "uniform",
+        insertion: Insertion = "reservoir",
+        store: Literal["after_task", "stream"] = "after_task",
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        seed: int = 0,
+    ) -> None:
+        self.batch_size = positive_int("batch_size", batch_size)
+        if not weight >= 0:
+            raise ValueError(f"weight must be >= 0, got {weight!r}")
+        self.weight = float(weight)
+        self.sampling: Sampling = one_of("sampling", sampling, SAMPLINGS)
+        self.insertion: Insertion = one_of("insertion", insertion, INSERTIONS)
+        self.store = one_of("store", store, STORES)
+        self.capacity = capacity
+        self.alpha = alpha
+        self.beta = beta
+        self.seed = seed
+        super().__init__()
+
+    def _reset(self) -> None:
+        self.memory = EpisodicMemory(
+            self.capacity,
+            insertion=self.insertion,
+            alpha=self.alpha,
+            beta=self.beta,
+            seed=self.seed,
+        )
+        self._classes: dict[int, tuple[int, ...] | None] = {}
+
+    def penalty(
+        self,
+        model: ContinualModel,
+        params: Mapping[str, Tensor],
+        x: Tensor,
+        y: Tensor,
+        task: ContinualTask,
+    ) -> Tensor | None:
+        """``weight`` times the (importance-weighted) mean loss on a memory batch; None while
+        the memory is empty. In "stream" mode the batch ``(x, y)`` is offered afterwards."""
+        loss = None
+        if len(self.memory) > 0:
+            batch = self.memory.sample(self.batch_size, self.sampling)
+            losses = replay_losses(model, params, batch.x, batch.y, batch.task, self._classes)
+            loss = self.weight * (batch.weight * losses).mean()
+            if self.sampling == "prioritized":
+                self.memory.update_priorities(batch.index, losses.detach())
+        if self.store == "stream":
+            self._classes[task.id] = task.classes
+            self.memory.add(x.detach(), y.detach(), task.id)
+        return loss
+
+    def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
+        """Offer the task's training set to the memory ("after_task" mode)."""
+        self._classes[task.id] = task.classes
+        if self.store == "after_task":
+            self.memory.add(task.train_x, task.train_y, task.id)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "memory": self.memory.state_dict(),
+            "classes": classes_state(self._classes),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.memory.load_state_dict(state["memory"])
+        self._classes = classes_from_state(state["classes"])

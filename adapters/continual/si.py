@@ -1,0 +1,198 @@
+"""Synaptic intelligence (Zenke, Poole & Ganguli, 2017): importance from each parameter's share
+of the loss decrease along the training trajectory.
+
+During a task every step adds ``-g_k * (new_k - old_k)`` to a running path integral ``w_k``
+(how much the step on parameter ``k`` lowered the task loss, to first order). At the end of the
+task, with ``delta_k`` the parameter's total change over the task,
+
+    Omega_k <- max(0, Omega_k + w_k / (delta_k^2 + xi))
+
+and the anchor moves to the trained weights; later tasks add ``c * sum_k Omega_k (theta_k -
+anchor_k)^2`` to their loss. Importance accumulates over tasks (a sum, as the paper does).
+
+Which gradient: ``g`` is the gradient of the task loss alone, as in the authors' code (which
+differentiates the unregularised loss a second time). The step's gradients reach
+:meth:`SynapticIntelligence.after_step` with this strategy's own penalty included, and that
+penalty's gradient is known in closed form, ``2 c Omega (theta - anchor)``, so it is subtracted
+there instead of paying for a second backward pass. Without the subtraction the penalty's pull
+back toward the anchor would count as "loss lowered" and inflate the importance of the very
+parameters being held. (Gradients changed by another strategy's ``adjust_gradients`` are not
+undone; SI is not meant to be stacked with one.) The update ``new - old`` is the step actually
+taken, so momentum or Adam are accounted for as in the paper.
+
+Examples
+--------
+>>> import torch
+>>> from adaptd.adapters.network import PolicyNet, init_params
+>>> from adaptd.adapters.continual.protocol import ContinualModel, ContinualTask
+>>> from adaptd.adapters.continual.training import TrainConfig, train_task
+>>> g = torch.Generator().manual_seed(0)
+>>> x = torch.randn(64, 3, generator=g)
+>>> task = ContinualTask(0, x, (x[:, 0] > 0).long(), x, (x[:, 0] > 0).long())
+>>> net = PolicyNet(3, (8,), out_dim=2)
+>>> model = ContinualModel(net, init_params(net, seed=0))
+>>> si = SynapticIntelligence(c=0.5)
+>>> _ = train_task(model, si, task, TrainConfig(epochs=3, lr=0.2))
+>>> omega = si.importance
+>>> omega is not None and all(bool((o >= 0).all()) for o in omega.values())
+True
+>>> float(si.penalty(model, model.params, x, task.train_y, task))
+0.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from ..fast_weights import Params
+from .checks import non_negative, positive
+from .importance import check_shapes, copy_params, quadratic_penalty
+from .protocol import ContinualModel, ContinualTask, Strategy, tensor_bytes
+
+__all__ = ["SynapticIntelligence"]
+
+
+class SynapticIntelligence(Strategy):
+    """Synaptic intelligence: a path-integral importance per parameter and a quadratic
+    penalty toward the latest task's weights.
+
+    Parameters
+    ----------
+    c
+        Strength of the penalty ``c * sum_k Omega_k (theta_k - anchor_k)^2``.
+    xi
+        Damping added to the squared change in the importance's denominator, so that
+        parameters that barely moved do not get an unbounded importance.
+
+    Examples
+    --------
+    >>> si = SynapticIntelligence(c=0.1, xi=1e-3)
+    >>> si.importance is None, si.tasks_seen
+    (True, 0)
+
+    References
+    ----------
+    Zenke, F., Poole, B. & Ganguli, S. (2017). Continual learning through synaptic
+    intelligence. ICML, PMLR 70, 3987-3995.
+    """
+
+    name: ClassVar[str] = "si"
+    conformance_options: ClassVar[tuple[Mapping[str, Any], ...]] = ({}, {"c": 10.0, "xi": 0.1})
+    regularizer: ClassVar[bool] = True
+
+    def __init__(self, c: float = 1.0, xi: float = 1e-3) -> None:
+        self.c = non_negative("c", c)
+        self.xi = positive("xi", xi)
+        super().__init__()
+
+    def _reset(self) -> None:
+        self._omega: Params | None = None
+        self._anchor: Params | None = None
+        self._start: Params | None = None
+        """Weights at the start of the current task (``delta`` is measured from them)."""
+        self._path: Params = {}
+        """The running path integral ``w`` of the current task."""
+        self.tasks_seen = 0
+        """Tasks finished so far."""
+
+    @property
+    def importance(self) -> Params | None:
+        """``Omega`` per parameter (None before the first task ends)."""
+        return None if self._omega is None else dict(self._omega)
+
+    @property
+    def anchor(self) -> Params | None:
+        """The weights after the latest task (None before the first task ends)."""
+        return None if self._anchor is None else dict(self._anchor)
+
+    def before_task(self, model: ContinualModel, task: ContinualTask) -> None:
+        """Start the path integral at zero from ``model.params``."""
+        if self._omega is not None:
+            check_shapes(self._omega, model.params)
+        self._start = copy_params(model.params)
+        self._path = {k: torch.zeros_like(v) for k, v in model.params.items()}
+
+    def penalty(
+        self,
+        model: ContinualModel,
+        params: Mapping[str, Tensor],
+        x: Tensor,
+        y: Tensor,
+        task: ContinualTask,
+    ) -> Tensor | None:
+        """``c * sum_k Omega_k (params_k - anchor_k)^2``; None before the first task ends."""
+        if self._omega is None or self._anchor is None:
+            return None
+        check_shapes(self._omega, params)
+        return self.c * quadratic_penalty(params, self._anchor, self._omega)
+
+    def after_step(
+        self,
+        model: ContinualModel,
+        old: Mapping[str, Tensor],
+        new: Mapping[str, Tensor],
+        grads: Mapping[str, Tensor],
+        task: ContinualTask,
+    ) -> None:
+        """Add ``-g * (new - old)`` to the path integral, ``g`` the task loss's gradient (the
+        step's gradient minus this strategy's penalty gradient at ``old``)."""
+        if self._start is None:
+            raise ValueError("after_step was called before before_task")
+        for k, g in grads.items():
+            task_grad = g
+            if self._omega is not None and self._anchor is not None:
+                task_grad = g - 2 * self.c * self._omega[k] * (old[k] - self._anchor[k])
+            self._path[k] = self._path[k] - task_grad.detach() * (new[k] - old[k]).detach()
+
+    def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
+        """Fold the task's path integral into ``Omega``; anchor at ``model.params``."""
+        if self._start is None:
+            raise ValueError("after_task was called before before_task")
+        check_shapes(self._start, model.params)
+        omega = {}
+        for k, v in model.params.items():
+            delta = v.detach() - self._start[k]
+            total = self._path[k] / (delta.pow(2) + self.xi)
+            if self._omega is not None:
+                total = total + self._omega[k]
+            # a negative path integral (the loss rose along k) carries no importance
+            omega[k] = total.clamp(min=0)
+        self._omega = omega
+        self._anchor = copy_params(model.params)
+        self._start = copy_params(model.params)
+        self._path = {k: torch.zeros_like(v) for k, v in model.params.items()}
+        self.tasks_seen += 1
+
+    def memory_bytes(self) -> int:
+        """Bytes of ``Omega``, the anchor, the task's start weights and the path integral."""
+        return tensor_bytes([self._omega, self._anchor, self._start, self._path])
+
+    def state_dict(self) -> dict[str, Any]:
+        """``Omega``, the anchor, the current task's start weights and path integral
+        (copies) and ``tasks_seen``."""
+        return {
+            "name": self.name,
+            "omega": copy_params(self._omega),
+            "anchor": copy_params(self._anchor),
+            "start": copy_params(self._start),
+            "path": copy_params(self._path),
+            "tasks_seen": self.tasks_seen,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; ValueError when it is another strategy's."""
+        super().load_state_dict(state)
+        omega, anchor = state.get("omega"), state.get("anchor")
+        if (omega is None) != (anchor is None):
+            raise ValueError("state holds an omega without an anchor or the reverse")
+        if omega is not None:
+            check_shapes(omega, anchor)
+        self._omega = copy_params(omega)
+        self._anchor = copy_params(anchor)
+        self._start = copy_params(state.get("start"))
+        self._path = copy_params(state.get("path")) or {}
+        self.tasks_seen = int(state.get("tasks_seen", 0))

@@ -1,0 +1,76 @@
+"""What the reservoir keeps in Redis and what it reports: its key layout, the outcome of an
+add, and its statistics (see docs/replay.md for the layout).
+
+>>> keys = ReservoirKeys.for_prefix("adaptd")
+>>> keys.slots, keys.regime_set("BTC-USD:2")
+('adaptd:reservoir:{adaptd}:slots', 'adaptd:reservoir:{adaptd}:regime:BTC-USD:2')
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+__all__ = ["AddResult", "ReservoirKeys", "ReservoirStats"]
+
+
+class AddResult(StrEnum):
+    """What :meth:`ReservoirBuffer.add` did with an episode."""
+
+    STORED = "stored"
+    """Counted and put in a slot (possibly evicting another episode)."""
+    SKIPPED = "skipped"
+    """Counted in ``seen`` but not kept (Algorithm R drew a position beyond capacity)."""
+    DUPLICATE = "duplicate"
+    """Its source already delivered this or a later offset: nothing changed."""
+
+
+class ReservoirStats(NamedTuple):
+    """The reservoir as Redis holds it right now."""
+
+    size: int
+    """Episodes held: ``min(seen, capacity)``."""
+    seen: int
+    """Distinct episodes ever offered (duplicates excluded)."""
+    capacity: int
+    per_stream: dict[str, int]
+    """Episodes held per stream; sums to ``size``."""
+
+
+class ReservoirKeys(NamedTuple):
+    """The Redis keys of one reservoir; all share the ``{prefix}`` hash tag."""
+
+    meta: str
+    marks: str
+    slots: str
+    owners: str
+    counts: str
+    stream_prefix: str
+    regime_owners: str
+    regime_counts: str
+    regime_prefix: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> ReservoirKeys:
+        # The braces make the prefix the hash tag: in a Redis Cluster every key of one
+        # reservoir maps to one hash slot, which a multi-key script requires.
+        base = f"{prefix}:reservoir:{{{prefix}}}"
+        return cls(
+            meta=f"{base}:meta",
+            marks=f"{base}:marks",
+            slots=f"{base}:slots",
+            owners=f"{base}:owners",
+            counts=f"{base}:counts",
+            stream_prefix=f"{base}:stream:",
+            regime_owners=f"{base}:regime_owners",
+            regime_counts=f"{base}:regime_counts",
+            regime_prefix=f"{base}:regime:",
+        )
+
+    def stream_set(self, stream: str) -> str:
+        """The sorted set of slot indices owned by ``stream``."""
+        return self.stream_prefix + stream
+
+    def regime_set(self, key: str) -> str:
+        """The sorted set of slot indices owned by the (stream, regime) ``key``."""
+        return self.regime_prefix + key

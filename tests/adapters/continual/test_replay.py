@@ -1,0 +1,143 @@
+"""Experience replay: per-example losses restricted to each example's task classes, the penalty
+is the (importance-weighted) memory loss, prioritized replay refreshes priorities, the stream
+mode fills the memory while training, the state round-trips, and replay keeps an earlier task
+far better than plain fine-tuning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from continual_support import (
+    SEQUENCE_CONFIG,
+    assert_continues_identically,
+    assert_keeps_the_first_task,
+    classifier,
+    conflicting_tasks,
+    hand_over,
+)
+
+from adaptd.adapters.continual.memory import EpisodicMemory
+from adaptd.adapters.continual.protocol import ContinualModel, ContinualTask, Strategy, restrict
+from adaptd.adapters.continual.replay import ExperienceReplay, class_mask, replay_losses
+from adaptd.adapters.network import PolicyNet, init_params
+
+
+def test_replay_losses_restrict_each_example_to_its_task_classes() -> None:
+    model = classifier(out_dim=4)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6, 4, generator=g), torch.tensor([0, 1, 2, 3, 1, 3])
+    ids = torch.tensor([0, 0, 1, 1, 2, 2])
+    classes = {0: (0, 1), 1: (2, 3), 2: None}
+    got = replay_losses(model, model.params, x, y, ids, classes)
+    out = model.output(model.params, x)
+    for i in range(6):
+        logits = restrict(out[i : i + 1], classes[int(ids[i])])
+        assert got[i] == pytest.approx(float(F.cross_entropy(logits, y[i : i + 1])), abs=1e-6)
+    mask = class_mask(ids, classes, 4)
+    assert mask is not None and mask.tolist()[2] == [False, False, True, True]
+    assert class_mask(ids, {}, 4) is None
+    # One-hot soft targets give the hard-label loss; regression is the squared error.
+    onehot = F.one_hot(y, 4).float()
+    assert torch.allclose(replay_losses(model, model.params, x, onehot, ids, classes), got)
+    net = PolicyNet(4, (8,))
+    reg = ContinualModel(net, init_params(net, seed=0), loss="mse")
+    target = torch.randn(6, generator=g)
+    expected = (reg.output(reg.params, x) - target) ** 2
+    assert torch.allclose(replay_losses(reg, reg.params, x, target, ids, {}), expected)
+
+
+def test_penalty_is_the_weighted_loss_on_the_memory() -> None:
+    model, (task, _) = classifier(), conflicting_tasks()
+    replay = ExperienceReplay(capacity=20, batch_size=20, weight=0.3, seed=0)
+    assert replay.penalty(model, model.params, task.train_x, task.train_y, task) is None
+    replay.after_task(model, task)
+    assert len(replay.memory) == 20 and replay.memory.seen == 150
+    # batch_size == capacity: the batch is the whole memory, in some order.
+    memory = replay.memory
+    assert memory.x is not None and memory.y is not None
+    all_losses = F.cross_entropy(model.output(model.params, memory.x), memory.y)
+    penalty = replay.penalty(model, model.params, task.train_x, task.train_y, task)
+    assert penalty is not None
+    assert float(penalty) == pytest.approx(0.3 * float(all_losses), rel=1e-5)
+
+
+def test_prioritized_penalty_is_importance_weighted_and_refreshes_priorities() -> None:
+    model, (task, _) = classifier(), conflicting_tasks()
+    replay = ExperienceReplay(capacity=30, batch_size=8, sampling="prioritized", seed=0)
+    replay.after_task(model, task)
+    replay.memory.update_priorities(torch.arange(30), torch.linspace(0.1, 3.0, 30))
+    twin = EpisodicMemory(30, alpha=replay.alpha, beta=replay.beta)
+    twin.load_state_dict(replay.memory.state_dict())
+    batch = twin.sample(8, "prioritized")  # what the strategy is about to draw
+    assert batch.weight.min() < 1.0
+    losses = F.cross_entropy(model.output(model.params, batch.x), batch.y, reduction="none")
+    penalty = replay.penalty(model, model.params, task.train_x, task.train_y, task)
+    assert penalty is not None
+    assert float(penalty) == pytest.approx(float((batch.weight * losses).mean()), rel=1e-5)
+    refreshed = replay.memory.priority[batch.index]
+    assert torch.allclose(refreshed, losses.detach() + replay.memory.eps, atol=1e-6)
+
+
+def test_stream_mode_fills_the_memory_while_training() -> None:
+    model, tasks = classifier(), conflicting_tasks()
+    replay = ExperienceReplay(capacity=40, store="stream", seed=0)
+    task = tasks[0]
+    first = replay.penalty(model, model.params, task.train_x[:16], task.train_y[:16], task)
+    assert first is None and len(replay.memory) == 16
+    second = replay.penalty(model, model.params, task.train_x[16:48], task.train_y[16:48], task)
+    assert second is not None and len(replay.memory) == 40 and replay.memory.seen == 48
+    replay.after_task(model, task)
+    assert replay.memory.seen == 48  # nothing more offered at the end
+
+
+def test_task_incremental_memory_is_scored_over_its_tasks_classes() -> None:
+    model = classifier(out_dim=4)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(10, 4, generator=g)
+    y = torch.tensor([2, 3] * 5)
+    task = ContinualTask(0, x, y, x, y, classes=(2, 3))
+    replay = ExperienceReplay(capacity=10, batch_size=10, seed=0)
+    replay.after_task(model, task)
+    penalty = replay.penalty(model, model.params, x, y, task)
+    masked = F.cross_entropy(restrict(model.output(model.params, x), (2, 3)), y)
+    assert penalty is not None and float(penalty) == pytest.approx(float(masked), rel=1e-5)
+    assert replay.state_dict()["classes"] == [[0, [2, 3]]]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"sampling": "prioritized"},
+        {"sampling": "stratified", "insertion": "quota"},
+        {"store": "stream"},
+    ],
+)
+def test_replay_keeps_the_first_task_better_than_fine_tuning(options: dict) -> None:
+    assert_keeps_the_first_task(ExperienceReplay(100, **options), learned=0.9)
+
+
+def test_state_round_trips_and_continues_identically() -> None:
+    replay = ExperienceReplay(50, sampling="prioritized", seed=4)
+    twin = ExperienceReplay(50, sampling="prioritized", seed=0)
+    model = hand_over(replay, twin, SEQUENCE_CONFIG)
+    assert_continues_identically(model, replay, twin, SEQUENCE_CONFIG)
+    with pytest.raises(ValueError, match="cannot load"):
+        twin.load_state_dict(Strategy().state_dict())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"capacity": 0}, "capacity"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"weight": -1.0}, "weight"),
+        ({"sampling": "greedy"}, "sampling"),
+        ({"insertion": "fifo"}, "insertion"),
+        ({"store": "never"}, "store"),
+    ],
+)
+def test_rejects_bad_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ExperienceReplay(**kwargs)

@@ -10,6 +10,11 @@
 - Metric-based few-shot learners (:mod:`adaptd.adapters.fewshot`): ``ProtoNet`` (fitted
   ``Prototypes``), ``MatchingNet`` (``MatchingSupport``), ``RelationNet``, on an
   ``Embedding``.
+- Continual learning (:mod:`adaptd.adapters.continual`, imported from there): strategies
+  against forgetting (``EWC``, ``OnlineEWC``, ``SynapticIntelligence``,
+  ``MemoryAwareSynapses``, ``LearningWithoutForgetting``, ``GEM``, ``AGEM``,
+  ``ExperienceReplay``, ``CoresetReplay``, ``GenerativeReplay``, ``ProgressiveNets``,
+  ``PackNet``, ``Growth``), ``run_sequence`` and ``AccuracyMatrix``.
 - Tasks and training (:mod:`adaptd.adapters.tasks`): ``SinusoidTasks``, ``EpisodeSampler``
   and ``split_classes``, ``rotated_digits``, ``regime_dataset``, ``meta_train`` with
   ``EarlyStopping``, ``evaluate_adaptation``, ``evaluate_classifier``, ``tune``.

@@ -1,6 +1,7 @@
 """Argument checks shared by the continual-learning strategies' constructors.
 
-Each check returns the validated value (numbers as ``float``, integers unchanged) or raises a
+Each check takes the argument's name (used in the message) and its value, and returns the
+validated value (numbers as ``float``, integers unchanged) or raises a
 ``ValueError`` naming the argument, with the wording the strategies have always used. ``bool``
 is refused wherever a number is expected, although it is an ``int`` subclass, so that a flag
 passed by mistake is caught.
@@ -52,13 +53,6 @@ def _is_int(value: Any) -> bool:
 def non_negative(name: str, value: Any) -> float:
     """Return ``float(value)`` if it is a number ``>= 0`` (NaN is refused).
 
-    Parameters
-    ----------
-    name
-        The argument's name, used in the error message.
-    value
-        The value to check.
-
     Examples
     --------
     >>> non_negative("alpha", float("nan"))
@@ -74,13 +68,6 @@ def non_negative(name: str, value: Any) -> float:
 def positive(name: str, value: Any) -> float:
     """Return ``float(value)`` if it is a number ``> 0``.
 
-    Parameters
-    ----------
-    name
-        The argument's name, used in the error message.
-    value
-        The value to check.
-
     Examples
     --------
     >>> positive("temperature", 2)
@@ -93,13 +80,6 @@ def positive(name: str, value: Any) -> float:
 
 def in_unit_interval(name: str, value: Any) -> float:
     """Return ``float(value)`` if it is a number in ``[0, 1]``.
-
-    Parameters
-    ----------
-    name
-        The argument's name, used in the error message.
-    value
-        The value to check.
 
     Examples
     --------
@@ -116,13 +96,6 @@ def in_unit_interval(name: str, value: Any) -> float:
 def integer(name: str, value: Any) -> int:
     """Return ``value`` if it is an integer (not a bool).
 
-    Parameters
-    ----------
-    name
-        The argument's name, used in the error message.
-    value
-        The value to check.
-
     Examples
     --------
     >>> integer("seed", -3)
@@ -135,13 +108,6 @@ def integer(name: str, value: Any) -> int:
 
 def positive_int(name: str, value: Any) -> int:
     """Return ``value`` if it is an integer ``>= 1`` (not a bool).
-
-    Parameters
-    ----------
-    name
-        The argument's name, used in the error message.
-    value
-        The value to check.
 
     Examples
     --------
@@ -158,13 +124,6 @@ def positive_int(name: str, value: Any) -> int:
 def optional_positive_int(name: str, value: Any) -> int | None:
     """Return ``value`` if it is ``None`` or an integer ``>= 1`` (not a bool).
 
-    Parameters
-    ----------
-    name
-        The argument's name, used in the error message.
-    value
-        The value to check.
-
     Examples
     --------
     >>> optional_positive_int("max_hidden", 2.0)
@@ -179,15 +138,6 @@ def optional_positive_int(name: str, value: Any) -> int | None:
 
 def one_of(name: str, value: T, choices: Container[Any]) -> T:
     """Return ``value`` if it is in ``choices``.
-
-    Parameters
-    ----------
-    name
-        The argument's name, used in the error message.
-    value
-        The value to check.
-    choices
-        The allowed values; a tuple reads best in the message.
 
     Examples
     --------

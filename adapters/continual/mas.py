@@ -43,9 +43,10 @@ from torch import Tensor
 from torch.func import grad, vmap
 
 from ..fast_weights import Params
+from .anchored import AnchoredPenalty
 from .checks import integer, non_negative, positive_int
-from .importance import check_shapes, copy_params, quadratic_penalty, subsample
-from .protocol import ContinualModel, ContinualTask, Strategy, tensor_bytes
+from .importance import subsample
+from .protocol import ContinualModel, ContinualTask
 
 __all__ = ["MemoryAwareSynapses", "output_sensitivity"]
 
@@ -89,7 +90,7 @@ def output_sensitivity(
     return {k: v / len(x) for k, v in total.items()}
 
 
-class MemoryAwareSynapses(Strategy):
+class MemoryAwareSynapses(AnchoredPenalty):
     """MAS: accumulated output-sensitivity importance and a quadratic penalty toward the latest
     task's weights.
 
@@ -116,7 +117,7 @@ class MemoryAwareSynapses(Strategy):
 
     name: ClassVar[str] = "mas"
     conformance_options: ClassVar[tuple[Mapping[str, Any], ...]] = ({}, {"lam": 5.0})
-    regularizer: ClassVar[bool] = True
+    importance_key: ClassVar[str] = "omega"
 
     def __init__(self, lam: float = 1.0, max_examples: int = 512, seed: int = 0) -> None:
         self.lam = non_negative("lam", lam)
@@ -124,72 +125,21 @@ class MemoryAwareSynapses(Strategy):
         self.seed = integer("seed", seed)
         super().__init__()
 
-    def _reset(self) -> None:
-        self._omega: Params | None = None
-        self._anchor: Params | None = None
-        self.tasks_seen = 0
-        """Tasks finished so far."""
+    @property
+    def scale(self) -> float:
+        """``lam``."""
+        return self.lam
 
     @property
     def importance(self) -> Params | None:
         """``Omega`` per parameter, summed over tasks (None before the first task ends)."""
-        return None if self._omega is None else dict(self._omega)
-
-    @property
-    def anchor(self) -> Params | None:
-        """The weights after the latest task (None before the first task ends)."""
-        return None if self._anchor is None else dict(self._anchor)
+        return None if self._importance is None else dict(self._importance)
 
     def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Add the importance of ``task``'s inputs at ``model.params``; anchor there."""
-        if self._omega is not None:
-            check_shapes(self._omega, model.params)
+        self._check(model.params)
         x, _ = subsample(
             task.train_x, task.train_x, self.max_examples, self.seed * 1_000_003 + task.id
         )
         new = output_sensitivity(model, model.params, x, classes=task.classes)
-        if self._omega is not None:  # parameters new since the last task start from zero
-            old = self._omega
-            new = {k: old[k] + v if k in old else v for k, v in new.items()}
-        self._omega = new
-        self._anchor = copy_params(model.params)
-        self.tasks_seen += 1
-
-    def penalty(
-        self,
-        model: ContinualModel,
-        params: Mapping[str, Tensor],
-        x: Tensor,
-        y: Tensor,
-        task: ContinualTask,
-    ) -> Tensor | None:
-        """``lam * sum_k Omega_k (params_k - anchor_k)^2``; None before the first task ends."""
-        if self._omega is None or self._anchor is None:
-            return None
-        check_shapes(self._omega, params)
-        return self.lam * quadratic_penalty(params, self._anchor, self._omega)
-
-    def memory_bytes(self) -> int:
-        """Bytes of ``Omega`` and the anchor."""
-        return tensor_bytes(self._omega) + tensor_bytes(self._anchor)
-
-    def state_dict(self) -> dict[str, Any]:
-        """``Omega`` and the anchor (copies; None before any task) and ``tasks_seen``."""
-        return {
-            "name": self.name,
-            "omega": copy_params(self._omega),
-            "anchor": copy_params(self._anchor),
-            "tasks_seen": self.tasks_seen,
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; ValueError when it is another strategy's."""
-        super().load_state_dict(state)
-        omega, anchor = state.get("omega"), state.get("anchor")
-        if (omega is None) != (anchor is None):
-            raise ValueError("state holds an omega without an anchor or the reverse")
-        if omega is not None:
-            check_shapes(omega, anchor)
-        self._omega = copy_params(omega)
-        self._anchor = copy_params(anchor)
-        self.tasks_seen = int(state.get("tasks_seen", 0))
+        self.fold(new, model.params, decay=1.0)

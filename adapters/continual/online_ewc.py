@@ -40,21 +40,19 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from ..fast_weights import Params
+from .anchored import AnchoredPenalty
 from .checks import in_unit_interval, integer, non_negative, positive_int
 from .importance import (
     FisherKind,
-    check_shapes,
-    copy_params,
     fisher_diagonal,
-    quadratic_penalty,
     subsample,
 )
-from .protocol import ContinualModel, ContinualTask, Strategy, tensor_bytes
+from .protocol import ContinualModel, ContinualTask
 
 __all__ = ["OnlineEWC"]
 
 
-class OnlineEWC(Strategy):
+class OnlineEWC(AnchoredPenalty):
     """Online EWC: a decayed running Fisher and the latest task's weights as the anchor.
 
     Parameters
@@ -94,7 +92,7 @@ class OnlineEWC(Strategy):
         {},
         {"fisher": "true", "decay": 0.5},
     )
-    regularizer: ClassVar[bool] = True
+    importance_key: ClassVar[str] = "fisher"
 
     def __init__(
         self,
@@ -113,21 +111,15 @@ class OnlineEWC(Strategy):
         self.seed = integer("seed", seed)
         super().__init__()
 
-    def _reset(self) -> None:
-        self._fisher: Params | None = None
-        self._anchor: Params | None = None
-        self.tasks_seen = 0
-        """Tasks (or episode batches) consolidated so far."""
+    @property
+    def scale(self) -> float:
+        """``lam / 2``."""
+        return self.lam / 2
 
     @property
     def fisher(self) -> Params | None:
         """The running diagonal Fisher, one tensor per parameter (None before any task)."""
-        return None if self._fisher is None else dict(self._fisher)
-
-    @property
-    def anchor(self) -> Params | None:
-        """The weights after the latest consolidated task (None before any task)."""
-        return None if self._anchor is None else dict(self._anchor)
+        return None if self._importance is None else dict(self._importance)
 
     def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Fold ``task``'s Fisher (its training data, its classes) at ``model.params`` in."""
@@ -142,54 +134,7 @@ class OnlineEWC(Strategy):
     ) -> None:
         """Fold the Fisher of ``(x, y)`` at ``model.params`` into the running one and anchor
         at ``model.params``; ``classes`` restricts a classifier's outputs."""
-        if self._fisher is not None:
-            check_shapes(self._fisher, model.params)
+        self._check(model.params)
         x, y = subsample(x, y, self.max_examples, self.seed * 1_000_003 + self.tasks_seen)
         new = fisher_diagonal(model, model.params, x, y, kind=self.fisher_kind, classes=classes)
-        if self._fisher is not None:  # parameters new since the last task start from zero
-            old = self._fisher
-            new = {k: self.decay * old[k] + f if k in old else f for k, f in new.items()}
-        self._fisher = new
-        self._anchor = {k: v.detach().clone() for k, v in model.params.items()}
-        self.tasks_seen += 1
-
-    def penalty(
-        self,
-        model: ContinualModel,
-        params: Mapping[str, Tensor],
-        x: Tensor,
-        y: Tensor,
-        task: ContinualTask,
-    ) -> Tensor | None:
-        """``lam / 2 * sum_k F_k (params_k - anchor_k)^2``; None before the first task."""
-        if self._fisher is None or self._anchor is None:
-            return None
-        check_shapes(self._fisher, params)
-        return self.lam / 2 * quadratic_penalty(params, self._anchor, self._fisher)
-
-    def memory_bytes(self) -> int:
-        """Bytes of the running Fisher and the anchor."""
-        return tensor_bytes(self._fisher) + tensor_bytes(self._anchor)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The running Fisher, the anchor (copies; None before any task) and ``tasks_seen``."""
-        return {
-            "name": self.name,
-            "fisher": copy_params(self._fisher),
-            "anchor": copy_params(self._anchor),
-            "tasks_seen": self.tasks_seen,
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; ValueError when it is another strategy's."""
-        super().load_state_dict(state)
-        fisher, anchor = state.get("fisher"), state.get("anchor")
-        if (fisher is None) != (anchor is None):
-            raise ValueError("state holds a fisher without an anchor or the reverse")
-        if fisher is not None and set(fisher) != set(anchor):
-            raise ValueError("state's fisher and anchor name different parameters")
-        if fisher is not None:
-            check_shapes(fisher, anchor)
-        self._fisher = copy_params(fisher)
-        self._anchor = copy_params(anchor)
-        self.tasks_seen = int(state.get("tasks_seen", 0))
+        self.fold(new, model.params, decay=self.decay)

@@ -49,14 +49,15 @@ import torch
 from torch import Tensor
 
 from ..fast_weights import Params
+from .anchored import AnchoredPenalty
 from .checks import non_negative, positive
-from .importance import check_shapes, copy_params, quadratic_penalty
-from .protocol import ContinualModel, ContinualTask, Strategy, tensor_bytes
+from .importance import check_shapes, copy_params
+from .protocol import ContinualModel, ContinualTask, tensor_bytes
 
 __all__ = ["SynapticIntelligence"]
 
 
-class SynapticIntelligence(Strategy):
+class SynapticIntelligence(AnchoredPenalty):
     """Synaptic intelligence: a path-integral importance per parameter and a quadratic
     penalty toward the latest task's weights.
 
@@ -82,53 +83,35 @@ class SynapticIntelligence(Strategy):
 
     name: ClassVar[str] = "si"
     conformance_options: ClassVar[tuple[Mapping[str, Any], ...]] = ({}, {"c": 10.0, "xi": 0.1})
-    regularizer: ClassVar[bool] = True
+    importance_key: ClassVar[str] = "omega"
 
     def __init__(self, c: float = 1.0, xi: float = 1e-3) -> None:
         self.c = non_negative("c", c)
         self.xi = positive("xi", xi)
         super().__init__()
 
+    @property
+    def scale(self) -> float:
+        """``c``."""
+        return self.c
+
     def _reset(self) -> None:
-        self._omega: Params | None = None
-        self._anchor: Params | None = None
+        super()._reset()
         self._start: Params | None = None
         """Weights at the start of the current task (``delta`` is measured from them)."""
         self._path: Params = {}
         """The running path integral ``w`` of the current task."""
-        self.tasks_seen = 0
-        """Tasks finished so far."""
 
     @property
     def importance(self) -> Params | None:
         """``Omega`` per parameter (None before the first task ends)."""
-        return None if self._omega is None else dict(self._omega)
-
-    @property
-    def anchor(self) -> Params | None:
-        """The weights after the latest task (None before the first task ends)."""
-        return None if self._anchor is None else dict(self._anchor)
+        return None if self._importance is None else dict(self._importance)
 
     def before_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Start the path integral at zero from ``model.params``."""
-        if self._omega is not None:
-            check_shapes(self._omega, model.params)
+        self._check(model.params)
         self._start = copy_params(model.params)
         self._path = {k: torch.zeros_like(v) for k, v in model.params.items()}
-
-    def penalty(
-        self,
-        model: ContinualModel,
-        params: Mapping[str, Tensor],
-        x: Tensor,
-        y: Tensor,
-        task: ContinualTask,
-    ) -> Tensor | None:
-        """``c * sum_k Omega_k (params_k - anchor_k)^2``; None before the first task ends."""
-        if self._omega is None or self._anchor is None:
-            return None
-        check_shapes(self._omega, params)
-        return self.c * quadratic_penalty(params, self._anchor, self._omega)
 
     def after_step(
         self,
@@ -144,8 +127,8 @@ class SynapticIntelligence(Strategy):
             raise ValueError("after_step was called before before_task")
         for k, g in grads.items():
             task_grad = g
-            if self._omega is not None and self._anchor is not None:
-                task_grad = g - 2 * self.c * self._omega[k] * (old[k] - self._anchor[k])
+            if self._importance is not None and self._anchor is not None:
+                task_grad = g - 2 * self.c * self._importance[k] * (old[k] - self._anchor[k])
             self._path[k] = self._path[k] - task_grad.detach() * (new[k] - old[k]).detach()
 
     def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
@@ -157,11 +140,11 @@ class SynapticIntelligence(Strategy):
         for k, v in model.params.items():
             delta = v.detach() - self._start[k]
             total = self._path[k] / (delta.pow(2) + self.xi)
-            if self._omega is not None:
-                total = total + self._omega[k]
+            if self._importance is not None:
+                total = total + self._importance[k]
             # a negative path integral (the loss rose along k) carries no importance
             omega[k] = total.clamp(min=0)
-        self._omega = omega
+        self._importance = omega
         self._anchor = copy_params(model.params)
         self._start = copy_params(model.params)
         self._path = {k: torch.zeros_like(v) for k, v in model.params.items()}
@@ -169,30 +152,19 @@ class SynapticIntelligence(Strategy):
 
     def memory_bytes(self) -> int:
         """Bytes of ``Omega``, the anchor, the task's start weights and the path integral."""
-        return tensor_bytes([self._omega, self._anchor, self._start, self._path])
+        return super().memory_bytes() + tensor_bytes([self._start, self._path])
 
     def state_dict(self) -> dict[str, Any]:
         """``Omega``, the anchor, the current task's start weights and path integral
         (copies) and ``tasks_seen``."""
         return {
-            "name": self.name,
-            "omega": copy_params(self._omega),
-            "anchor": copy_params(self._anchor),
+            **super().state_dict(),
             "start": copy_params(self._start),
             "path": copy_params(self._path),
-            "tasks_seen": self.tasks_seen,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict`; ValueError when it is another strategy's."""
         super().load_state_dict(state)
-        omega, anchor = state.get("omega"), state.get("anchor")
-        if (omega is None) != (anchor is None):
-            raise ValueError("state holds an omega without an anchor or the reverse")
-        if omega is not None:
-            check_shapes(omega, anchor)
-        self._omega = copy_params(omega)
-        self._anchor = copy_params(anchor)
         self._start = copy_params(state.get("start"))
         self._path = copy_params(state.get("path")) or {}
-        self.tasks_seen = int(state.get("tasks_seen", 0))

@@ -153,18 +153,25 @@ class LearnerProcess(Described):
         self._meta_updates = self._call("meta_update_count")
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Ask the child to exit, then make sure it did."""
-        if self._conn is not None:
+        """Ask the child to exit, then make sure it did, within about ``2 * timeout_s``.
+
+        A call still waiting for the child holds the pipe: after ``timeout_s`` the child is
+        killed instead of asked, which ends that call with a ``LearnerError``, so shutdown
+        never waits on a child that stopped answering.
+        """
+        if self._conn is not None and self._lock.acquire(timeout=timeout_s):
             try:
-                with self._lock:
-                    self._conn.send(None)
+                self._conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
-            self._conn.close()
-            self._conn = None
+            finally:
+                self._lock.release()
         if self._proc is not None:
             self._proc.join(timeout_s)
             if self._proc.is_alive():
                 self._proc.kill()
                 self._proc.join()
             self._proc = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

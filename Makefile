@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[demo,bench,test]'
 	touch $(STAMP)
 
 demo: setup
@@ -25,18 +25,18 @@ test: setup
 	$(BIN)/pytest -q
 
 bench: setup
-	$(BIN)/adaptd bench --out docs/bench/ingest.json
+	$(BIN)/python -m bench.ingest --out docs/bench/ingest.json
 
 # learn2learn is a baseline of the speed section only, never a dependency: built best effort
 # (`-` ignores a failure; the benchmark then reports it as unavailable).
 bench-learn: setup
-	-$(BIN)/python -m adaptd.adapters.bench.learn2learn
-	$(BIN)/python -m adaptd.adapters.bench --out docs/bench/learn.json --docs docs/benchmarks.md
+	-$(BIN)/python -m bench.learn.learn2learn
+	$(BIN)/python -m bench.learn --out docs/bench/learn.json --docs docs/benchmarks.md
 
 # About 40 minutes on 2 cores (2 workers, one torch thread each); the module with --quick is
 # a smoke test of a few seconds a section.
 bench-continual: setup
-	$(BIN)/python -m adaptd.adapters.bench.continual --out docs/bench/continual.json --docs docs/benchmarks.md
+	$(BIN)/python -m bench.learn.continual --out docs/bench/continual.json --docs docs/benchmarks.md
 
 lint: setup
 	$(BIN)/ruff check --fix .

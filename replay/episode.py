@@ -56,7 +56,7 @@ class Episode(msgspec.Struct, frozen=True, array_like=True):
         Optional names of the ``d`` features.
     regime
         The regime id the stream's prototypical regime classifier gave these examples
-        (see ``adaptd.daemon.regimes``); recurring regimes share an id, segments do not.
+        (see ``adaptd.daemon.core.regimes``); recurring regimes share an id, segments do not.
     """
 
     stream: str

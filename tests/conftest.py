@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from adaptd.daemon.embedded import EmbeddedKafka, EmbeddedRedis, create_topics
+from adaptd.tools.embedded import EmbeddedKafka, EmbeddedRedis, create_topics
 
 
 @pytest.fixture(scope="session")

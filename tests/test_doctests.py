@@ -1,4 +1,4 @@
-"""Run every docstring example in the three packages, as river's CI does with
+"""Run every docstring example in the packages and the benchmarks, as river's CI does with
 --doctest-modules (done here by import name, because the folders install under adaptd.)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ("adaptd.daemon", "adaptd.adapters", "adaptd.replay")
+PACKAGES = ("adaptd.daemon", "adaptd.adapters", "adaptd.replay", "adaptd.tools", "bench")
 
 
 def _modules() -> list[str]:

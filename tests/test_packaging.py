@@ -1,4 +1,5 @@
-"""The three folders install as adaptd.daemon, adaptd.adapters and adaptd.replay only."""
+"""The four folders install as adaptd.daemon, adaptd.adapters, adaptd.replay and adaptd.tools
+only; bench/ is not installed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MAPPING = {"daemon": "adaptd.daemon", "adapters": "adaptd.adapters", "replay": "adaptd.replay"}
+MAPPING = {
+    "daemon": "adaptd.daemon",
+    "adapters": "adaptd.adapters",
+    "replay": "adaptd.replay",
+    "tools": "adaptd.tools",
+}
 
 
 def test_every_subpackage_is_listed_in_pyproject() -> None:
@@ -27,8 +33,9 @@ def test_no_bare_top_level_names(tmp_path: Path) -> None:
     # From another directory, only the adaptd.* names resolve to this project's folders.
     probe = (
         "import importlib.util, json\n"
-        "import adaptd.daemon, adaptd.adapters, adaptd.replay\n"
-        "specs = {n: importlib.util.find_spec(n) for n in ('daemon', 'adapters', 'replay')}\n"
+        "import adaptd.daemon, adaptd.adapters, adaptd.replay, adaptd.tools\n"
+        "names = ('daemon', 'adapters', 'replay', 'tools', 'bench')\n"
+        "specs = {n: importlib.util.find_spec(n) for n in names}\n"
         "print(json.dumps({n: s.origin if s else '' for n, s in specs.items()}))"
     )
     out = subprocess.run(

@@ -6,7 +6,7 @@ episodes over such data (``EpisodeSampler``) ask a learner to tell apart windows
 it has never seen, from K windows of each.
 
 Change points come from the annotations of the Turing change-point benchmark that river
-ships (mapped to rows by ``adaptd.daemon.datasets``), or from an offline detector
+ships (mapped to rows by ``adaptd.adapters.tasks.series``), or from an offline detector
 (``binary_segmentation``: Gaussian change in mean and variance of the log returns, BIC-like
 penalty) in regions nobody annotated, or everywhere (``changes="detected"``).
 
@@ -61,7 +61,7 @@ import numpy as np
 from .segmentation import binary_segmentation
 
 if TYPE_CHECKING:
-    from adaptd.daemon.datasets import MarketSeries
+    from adaptd.adapters.tasks.series import MarketSeries
 
 __all__ = [
     "SUMMARY_FEATURES",
@@ -82,7 +82,7 @@ _CLIP = 10.0
 _FLOOR = 1e-12
 
 # Rows covered by the annotators (TCPD's subsampled series): Brent's starts at the first row of
-# 2000 (see adaptd.daemon.datasets); Apple's and Bitcoin's cover every row.
+# 2000 (see adaptd.adapters.tasks.series); Apple's and Bitcoin's cover every row.
 _ANNOTATED_FROM_YEAR = {"brent": 2000}
 
 
@@ -156,7 +156,7 @@ class Segment(NamedTuple):
     label: int
     """The class id of its windows in ``RegimeData.y``."""
     series: str
-    """The data set it comes from (``adaptd.daemon.datasets.DATASETS``)."""
+    """The data set it comes from (``adaptd.adapters.tasks.series.DATASETS``)."""
     start: int
     """First row."""
     end: int
@@ -194,7 +194,7 @@ def regime_dataset(
     Parameters
     ----------
     names
-        Data sets of ``adaptd.daemon.datasets`` to use.
+        Data sets of ``adaptd.adapters.tasks.series`` to use.
     changes
         ``"annotated"``: the annotators' change points (``how`` aggregates the annotators)
         where they annotated, ``binary_segmentation`` in rows they did not cover (Brent
@@ -209,7 +209,9 @@ def regime_dataset(
     min_size, penalty
         Passed to ``binary_segmentation``.
     """
-    from adaptd.daemon import datasets  # reads river's CSV files; the rest stays pure
+    from adaptd.adapters.tasks import (
+        series as datasets,  # reads river's CSV files; the rest stays pure
+    )
 
     if changes not in ("annotated", "detected"):
         raise ValueError(f"changes must be 'annotated' or 'detected', got {changes!r}")

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from adaptd.daemon.embedded import free_port
-from adaptd.daemon.settings import Settings, load_settings
+from adaptd.daemon.config.settings import Settings, load_settings
+from adaptd.tools.embedded import free_port
 
 
 @dataclass

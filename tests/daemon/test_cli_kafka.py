@@ -10,7 +10,7 @@ import pytest
 from daemon_support import produce, read_topic
 
 from adaptd.daemon import cli
-from adaptd.daemon.policy import build_message, encode_message
+from adaptd.daemon.core.policy import build_message, encode_message
 
 pytestmark = pytest.mark.integration
 

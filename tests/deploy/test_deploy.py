@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from adaptd.daemon.settings import ConfigError, Settings, load_settings
+from adaptd.daemon.config.settings import ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -369,7 +369,7 @@ def _dockerignore() -> list[str]:
 
 def test_dockerignore_keeps_the_package_and_drops_the_rest() -> None:
     patterns = _dockerignore()
-    for needed in ("pyproject.toml", "daemon/settings.py", "adapters/__init__.py", "replay"):
+    for needed in ("pyproject.toml", "daemon/config/settings.py", "adapters/__init__.py", "replay"):
         assert not _ignored(needed, patterns), needed
     for dropped in (".venv/bin/python", ".git/HEAD", "tests/conftest.py", ".pytest_cache/x"):
         assert _ignored(dropped, patterns), dropped

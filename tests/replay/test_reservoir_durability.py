@@ -16,8 +16,8 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import OutOfMemoryError
 
-from adaptd.daemon.embedded import free_port, redis_server_binary
 from adaptd.replay.reservoir import AddResult, ReservoirBuffer
+from adaptd.tools.embedded import free_port, redis_server_binary
 
 pytestmark = pytest.mark.integration
 

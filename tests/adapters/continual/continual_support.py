@@ -4,7 +4,7 @@ A-GEM) are checked on, the comparison with plain fine-tuning, the state hand-ove
 instances, and the per-task linear teachers of the architecture tests.
 
 Imported by name (``from continual_support import ...``): pytest puts this folder on
-``sys.path`` as it has no ``__init__.py``, as for ``tests/daemon/daemon_support.py``.
+``sys.path`` as it has no ``__init__.py``, as for ``tests/daemon_support.py``.
 """
 
 from __future__ import annotations

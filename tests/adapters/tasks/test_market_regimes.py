@@ -117,7 +117,7 @@ def test_real_series_give_the_documented_classes(regimes) -> None:
 
 
 def test_real_segments_lie_between_change_points(regimes) -> None:
-    from adaptd.daemon.datasets import load
+    from adaptd.adapters.tasks.series import load
 
     _, _, segments = regimes
     for name in ("bitcoin", "apple"):

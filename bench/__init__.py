@@ -1,0 +1,1 @@
+"""The benchmarks, run from the repository by the make targets; not installed."""

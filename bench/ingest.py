@@ -1,0 +1,281 @@
+"""``make bench`` (``python -m bench.ingest``): ingest throughput against raw aiokafka loops,
+adaptation latencies.
+
+One process, one broker, one topic, so the ratios compare like with like:
+
+1. ``raw``: an aiokafka ``getmany`` loop that only counts records;
+2. ``reference``: the loop the issue describes (msgspec decode, EW mean and variance of
+   returns, one river ADWIN update per event);
+3. ``daemon``: adaptd itself in bounded mode (decode, validation, features, labels,
+   detectors, episodes to Redis, snapshots, commits, adaptations on the torch worker).
+
+The input is synthetic: ``streams`` random walks with a regime change (drift and
+volatility) every ``regime_len`` events, so shifts and adaptations happen during the
+run. Also measured: the inner-loop micro-benchmark (torch.autograd.grad against
+torch.func.grad), adaptation latency and shift-to-publish latency p50/p99 from the
+daemon run, and peak RSS. Results are printed and written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import resource
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from river.drift import ADWIN
+
+from adaptd.daemon.config.settings import load_settings
+from adaptd.daemon.service.daemon import Daemon
+from adaptd.tools.embedded import EmbeddedKafka, EmbeddedRedis, create_topics, delete_prefix
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    with open("/proc/cpuinfo") if os.path.exists("/proc/cpuinfo") else open(os.devnull) as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import torch
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def synthetic_events(
+    streams: int, per_stream: int, regime_len: int, seed: int = 0
+) -> list[tuple[bytes, bytes]]:
+    """(key, value) pairs, streams interleaved, regimes changing every regime_len events."""
+    rng = np.random.default_rng(seed)
+    enc = msgspec.json.Encoder()
+    columns = []
+    for s in range(streams):
+        regimes = math.ceil(per_stream / regime_len)
+        drift = np.repeat(rng.normal(0, 0.002, regimes), regime_len)[:per_stream]
+        vol = np.repeat(rng.choice([0.005, 0.01, 0.03], regimes), regime_len)[:per_stream]
+        log_price = np.log(100.0) + np.cumsum(drift + vol * rng.standard_normal(per_stream))
+        columns.append((f"SYN-{s:03d}", np.exp(log_price)))
+    t0 = 1_700_000_000_000
+    out = []
+    for i in range(per_stream):
+        for name, prices in columns:
+            value = enc.encode(
+                {"v": 1, "stream": name, "ts": t0 + i * 1000, "price": float(prices[i])}
+            )
+            out.append((name.encode(), value))
+    return out
+
+
+async def produce(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+    )
+    await producer.start()
+    try:
+        pending = []
+        for key, value in events:
+            pending.append(await producer.send(topic, value=value, key=key))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def _consume_loop(bootstrap: str, topic: str, total: int, work: bool) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=32 << 20,
+    )
+    await consumer.start()
+    decoder = msgspec.json.Decoder()
+    state: dict[str, list[Any]] = {}
+    n = 0
+    start = None
+    try:
+        while n < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            if start is None and batch:
+                start = time.perf_counter()
+            for records in batch.values():
+                n += len(records)
+                if not work:
+                    continue
+                for r in records:
+                    ev = decoder.decode(r.value)
+                    st = state.get(ev["stream"])
+                    if st is None:
+                        st = state[ev["stream"]] = [math.log(ev["price"]), 0.0, 1e-4, ADWIN()]
+                    lp = math.log(ev["price"])
+                    ret = lp - st[0]
+                    st[0] = lp
+                    d = ret - st[1]
+                    st[1] += 0.05 * d
+                    st[2] = 0.95 * (st[2] + 0.05 * d * d)
+                    st[3].update(ret)
+        return n / (time.perf_counter() - (start or time.perf_counter()))
+    finally:
+        await consumer.stop()
+
+
+async def _daemon_run(bootstrap: str, redis_url: str, topic: str, total: int) -> dict[str, Any]:
+    prefix = f"adaptd-bench-{uuid.uuid4().hex[:8]}"
+    settings = load_settings(
+        environ={},
+        kafka={
+            "bootstrap_servers": bootstrap,
+            "group_id": prefix,
+            "input_topic": topic,
+            "policy_topic": f"{topic}.policies",
+            "shift_topic": f"{topic}.shifts",
+            "deadletter_topic": f"{topic}.dl",
+        },
+        redis={"url": redis_url, "key_prefix": prefix},
+        metrics={"enabled": False},
+        log_level="warning",
+    )
+    await create_topics(bootstrap, [f"{topic}.policies", f"{topic}.shifts", f"{topic}.dl"])
+    daemon = Daemon(settings)
+    task = asyncio.create_task(daemon.run(max_events=total))
+    await daemon.started.wait()
+    # Time from the first processed batch, as for the baselines.
+    while daemon.events_seen == 0 and not task.done():  # noqa: ASYNC110 - a 1 ms probe
+        await asyncio.sleep(0.001)
+    start = time.perf_counter()
+    first = daemon.events_seen
+    await task
+    rate = (daemon.events_seen - first) / (time.perf_counter() - start)
+    history = list(daemon.publisher.history)
+    reg = daemon.metrics.registry
+    await delete_prefix(redis_url, prefix)
+    adapt = [r.seconds for r in history]
+    s2p = [r.shift_to_publish_s for r in history if r.published]
+    return {
+        "events_per_s": rate,
+        "shifts": sum(
+            v.value
+            for fam in reg.collect()
+            if fam.name == "adaptd_shifts"
+            for v in fam.samples
+            if v.name.endswith("_total")
+        ),
+        "adaptations": len(history),
+        "published": sum(r.published for r in history),
+        "adaptation_latency_ms": _pcts(adapt),
+        "shift_to_publish_ms": _pcts(s2p),
+    }
+
+
+def _pcts(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"n": 0}
+    arr = np.asarray(values) * 1000
+    return {
+        "n": len(values),
+        "p50": float(np.percentile(arr, 50)),
+        "p99": float(np.percentile(arr, 99)),
+        "max": float(arr.max()),
+    }
+
+
+async def _bench(events: int, streams: int) -> dict[str, Any]:
+    per_stream = max(events // streams, 1)
+    data = synthetic_events(streams, per_stream, regime_len=2000)
+    total = len(data)
+    with EmbeddedKafka() as kafka, EmbeddedRedis() as red:
+        topic = f"bench.{uuid.uuid4().hex[:8]}"
+        await create_topics(kafka.bootstrap_servers, [topic], partitions=3)
+        await produce(kafka.bootstrap_servers, topic, data)
+        raw = await _consume_loop(kafka.bootstrap_servers, topic, total, work=False)
+        reference = await _consume_loop(kafka.bootstrap_servers, topic, total, work=True)
+        daemon = await _daemon_run(kafka.bootstrap_servers, red.url, topic, total)
+    return {
+        "events": total,
+        "streams": streams,
+        "raw_loop_events_per_s": raw,
+        "reference_loop_events_per_s": reference,
+        "daemon": daemon,
+        "ratio_vs_raw": daemon["events_per_s"] / raw,
+        "ratio_vs_reference": daemon["events_per_s"] / reference,
+    }
+
+
+def run_bench(*, out: Path, events: int = 200_000, streams: int = 20) -> int:
+    from adaptd.daemon.io.logs import configure
+    from bench import inner as bench_inner
+
+    configure("warning", "console")
+
+    result: dict[str, Any] = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M")}
+    result["ingest"] = asyncio.run(_bench(events, streams))
+    # Before torch is imported here: the daemon's own process never imports it.
+    result["peak_rss_mb"] = {
+        "daemon_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+    result["inner_loop"] = bench_inner.run()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    ing = result["ingest"]
+    d = ing["daemon"]
+    print(f"machine: {result['machine']['cpu']} ({result['machine']['cores']} cores)")
+    print(f"events: {ing['events']} in {ing['streams']} streams")
+    print(f"raw aiokafka loop:       {ing['raw_loop_events_per_s']:>10,.0f} events/s")
+    print(
+        f"reference loop:          {ing['reference_loop_events_per_s']:>10,.0f} events/s "
+        "(decode + EW stats + ADWIN)"
+    )
+    print(
+        f"adaptd daemon:           {d['events_per_s']:>10,.0f} events/s "
+        f"({ing['ratio_vs_raw']:.0%} of raw, {ing['ratio_vs_reference']:.0%} of reference)"
+    )
+    print(f"shifts {d['shifts']:.0f}, adaptations {d['adaptations']}, published {d['published']}")
+    print(f"adaptation latency ms:   {d['adaptation_latency_ms']}")
+    print(f"shift-to-publish ms:     {d['shift_to_publish_ms']}")
+    rss = result["peak_rss_mb"]
+    print(
+        f"peak RSS: {rss['daemon_process']:.0f} MB (daemon process, with the benchmark's "
+        f"data), {rss['largest_child']:.0f} MB (largest child: learner or broker)"
+    )
+    inner = result["inner_loop"]
+    print(bench_inner.format_result(inner))
+    print(f"written to {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs/bench/ingest.json"))
+    parser.add_argument("--events", type=int, default=200_000)
+    args = parser.parse_args(argv)
+    return run_bench(out=args.out, events=args.events)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

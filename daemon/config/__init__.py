@@ -1,0 +1,1 @@
+"""The one Settings object: its sections, how it is loaded, and the docs generated from it."""

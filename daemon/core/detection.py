@@ -1,0 +1,274 @@
+"""Regime-shift detection for one stream: river detectors on normalised channels, with
+warm-up, debounce and cool-down.
+
+Page-Hinkley is not scale-free (its ``delta`` and ``threshold`` are in input units) and
+ADWIN is nearly so, so every channel is a unit-scale z and one set of thresholds fits
+BTC, Brent and Apple alike:
+
+- ``returns``: ``z = ret / scale``, the log return in units of a *long-run* volatility
+  ``scale`` known before this event, clipped to +/- ``INPUT_CLIP``.
+- ``volatility``: ``|z|``, same scale and clip: ~0.8 in a steady regime, up or down with
+  volatility. Absolute rather than squared values keep one outlier from dominating.
+- ``error``: ``sqrt(error)`` of the squared standardised prediction error, clipped the
+  same way (also ~0.8 on average); non-finite errors are skipped.
+
+``scale`` is the detector's own EW root mean square of returns with a long half-life
+(``scale_halflife`` events, seeded as a plain mean of the first returns), updated with
+returns winsorised at ``INPUT_CLIP * scale``. A short-memory volatility, such as the
+features' ``vol``, would absorb a volatility shift within a few dozen events and hide it;
+the winsorising keeps a single crash from inflating the scale and masking what follows.
+
+After a confirmed shift the detector measures the new regime during the cool-down; at its
+end the scale restarts from that measurement and every detector restarts, so the new
+regime becomes the baseline instead of the slowly adapting scale reading as a second shift.
+
+Page-Hinkley's ``alpha < 1`` decays its cumulative sums but not their running extremes, so
+its false-alarm rate grows with the time since its last reset. ``ph_alpha=1.0``,
+``ph_delta=0.1`` and ``ph_threshold=30`` (used below) keep false alarms near 0.1 per 1000
+events of a steady Gaussian or Student-t(3) stream.
+
+>>> import random
+>>> from adaptd.daemon.config.settings import DetectionSettings
+>>> settings = DetectionSettings(ph_threshold=30.0, ph_delta=0.1, ph_alpha=1.0)
+>>> rng, detector, found = random.Random(0), ShiftDetector(settings), []
+>>> for i in range(2000):
+...     sigma = 0.01 if i < 1000 else 0.03  # volatility triples at event 1000
+...     shift = detector.update(i, rng.gauss(0.0, sigma), sigma)
+...     if shift is not None:
+...         found.append((shift.index, shift.triggers))
+>>> found
+[(1019, ('page_hinkley:volatility',))]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from river.drift import ADWIN, PageHinkley
+
+from ..config.settings import DetectionSettings
+
+INPUT_CLIP = 8.0
+"""Channel inputs are clipped to +/- this many (long-run) standard deviations."""
+
+_CHANNELS = ("returns", "volatility", "error")
+_Detector = ADWIN | PageHinkley
+
+
+class Shift(NamedTuple):
+    """A confirmed regime shift."""
+
+    index: int
+    """Per-stream event index at confirmation."""
+    first_index: int
+    """Index of the first firing that counted towards it."""
+    triggers: tuple[str, ...]
+    """``"detector:channel"`` pairs that fired in the debounce window, first firing first."""
+    stats: dict[str, float]
+    """Numbers at the firings: channel inputs, the scale, what the detectors estimated."""
+
+
+class ShiftDetector:
+    """Detect regime shifts in one stream.
+
+    One river detector instance per enabled (detector, channel) pair. Firings during the
+    first ``warmup_events`` indices are ignored (the detectors still learn). A shift is
+    confirmed once ``min_detectors`` distinct pairs fired within ``debounce_events``
+    indices (immediately with one); firings are then absorbed for ``cooldown_events``
+    indices. ``firing_counts`` counts every raw firing, ignored and absorbed ones too.
+
+    Indices are per-stream event indices (0 for the stream's first event), consecutive
+    for :meth:`update` and non-decreasing across it and :meth:`update_error`.
+
+    Parameters
+    ----------
+    settings
+        Detectors, channels, their parameters, and the warm-up/debounce/cool-down lengths.
+    scale_halflife
+        Half-life, in events, of the long-run volatility that normalises the channels.
+    """
+
+    __slots__ = (
+        "_a_scale",
+        "_by_channel",
+        "_cool_n",
+        "_cool_sum",
+        "_cooldown_until",
+        "_n",
+        "_rearm",
+        "_var",
+        "_window",
+        "adwin_delta",
+        "channels",
+        "cooldown_events",
+        "debounce_events",
+        "detectors",
+        "firing_counts",
+        "min_detectors",
+        "ph_alpha",
+        "ph_delta",
+        "ph_threshold",
+        "scale_halflife",
+        "shifts",
+        "skip",
+        "warmup_events",
+    )
+
+    def __init__(self, settings: DetectionSettings, scale_halflife: float = 1000.0) -> None:
+        self.detectors = tuple(dict.fromkeys(settings.detectors))
+        self.channels = tuple(dict.fromkeys(settings.channels))
+        self.skip = frozenset(getattr(settings, "skip", ()))
+        for name in self.detectors:
+            if name not in ("adwin", "page_hinkley"):
+                raise ValueError(f"unknown detector {name!r}")
+        for name in self.channels:
+            if name not in _CHANNELS:
+                raise ValueError(f"unknown channel {name!r}")
+        if not scale_halflife > 0:
+            raise ValueError(f"scale_halflife must be positive, got {scale_halflife!r}")
+        self.adwin_delta = settings.adwin_delta
+        self.ph_threshold = settings.ph_threshold
+        self.ph_delta = settings.ph_delta
+        self.ph_alpha = settings.ph_alpha
+        self.warmup_events = settings.warmup_events
+        self.debounce_events = settings.debounce_events
+        self.min_detectors = settings.min_detectors
+        self.cooldown_events = settings.cooldown_events
+        self.scale_halflife = float(scale_halflife)
+        self._a_scale = 1.0 - 0.5 ** (1.0 / self.scale_halflife)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.firing_counts: dict[tuple[str, str], int] = {}
+        self.shifts = 0
+        self._by_channel: dict[str, tuple[tuple[tuple[str, str], _Detector], ...]] = {}
+        for channel in _CHANNELS:
+            pairs = []
+            if channel in self.channels:
+                for name in self.detectors:
+                    if f"{name}:{channel}" in self.skip:
+                        continue
+                    pairs.append(((name, channel), self._new_detector(name)))
+                    self.firing_counts[(name, channel)] = 0
+            self._by_channel[channel] = tuple(pairs)
+        self._n = 0  # returns seen by the scale estimate
+        self._var = 0.0  # long-run mean square return
+        self._cooldown_until = -1
+        self._rearm = False  # in a cool-down: measure the new regime, restart at its end
+        self._cool_sum = 0.0
+        self._cool_n = 0
+        # firings in the debounce window: (index, "detector:channel", stats)
+        self._window: list[tuple[int, str, dict[str, float]]] = []
+
+    def _new_detector(self, name: str) -> _Detector:
+        if name == "adwin":
+            return ADWIN(delta=self.adwin_delta)
+        return PageHinkley(
+            threshold=self.ph_threshold, delta=self.ph_delta, alpha=self.ph_alpha, mode="both"
+        )
+
+    def update(self, index: int, ret: float, vol: float) -> Shift | None:
+        """Feed one event's log return and the stream's current volatility (> 0), which
+        serves as the scale only until the long-run estimate has seen a non-zero return."""
+        if self._rearm and index > self._cooldown_until:
+            self._restart()
+        var = self._var
+        scale = math.sqrt(var) if var > 0.0 else vol
+        if not scale > 0.0:
+            return None
+        z = ret / scale
+        if not -INPUT_CLIP < z < INPUT_CLIP:
+            z = INPUT_CLIP if z > 0.0 else -INPUT_CLIP
+        n = self._n + 1
+        self._n = n
+        a = self._a_scale if n * self._a_scale >= 1.0 else 1.0 / n
+        r2 = z * z * var if var > 0.0 else ret * ret  # winsorised at INPUT_CLIP * scale
+        self._var = var + a * (r2 - var)
+        if self._rearm:
+            self._cool_sum += r2
+            self._cool_n += 1
+
+        fired = None
+        for pair, detector in self._by_channel["returns"]:
+            detector.update(z)
+            if detector.drift_detected:
+                fired = [pair] if fired is None else [*fired, pair]
+        if z < 0.0:
+            z = -z
+        for pair, detector in self._by_channel["volatility"]:
+            detector.update(z)
+            if detector.drift_detected:
+                fired = [pair] if fired is None else [*fired, pair]
+        if fired is None:
+            return None
+        return self._fired(index, fired, {"returns.z": ret / scale, "scale": scale})
+
+    def update_error(self, index: int, error: float) -> Shift | None:
+        """Feed the live policy's squared standardised prediction error (~1 on average)."""
+        if not 0.0 <= error < math.inf:
+            return None
+        e = math.sqrt(error)
+        if e > INPUT_CLIP:
+            e = INPUT_CLIP
+        fired = None
+        for pair, detector in self._by_channel["error"]:
+            detector.update(e)
+            if detector.drift_detected:
+                fired = [pair] if fired is None else [*fired, pair]
+        if fired is None:
+            return None
+        return self._fired(index, fired, {"error.abs_z": e})
+
+    def _restart(self) -> None:
+        """End of a cool-down: the new regime becomes the baseline."""
+        if self._cool_n > 0 and self._cool_sum > 0.0:
+            self._var = self._cool_sum / self._cool_n
+            self._n = self._cool_n  # keep it a plain mean until the EW weight takes over
+        for channel, pairs in self._by_channel.items():
+            self._by_channel[channel] = tuple((p, self._new_detector(p[0])) for p, _ in pairs)
+        self._rearm = False
+
+    def _fired(
+        self, index: int, fired: list[tuple[str, str]], inputs: dict[str, float]
+    ) -> Shift | None:
+        counts = self.firing_counts
+        for pair in fired:
+            counts[pair] += 1
+        if index < self.warmup_events or index <= self._cooldown_until:
+            return None
+        window = self._window
+        oldest = index - self.debounce_events
+        window[:] = [entry for entry in window if entry[0] > oldest]
+        for pair in fired:
+            window.append((index, f"{pair[0]}:{pair[1]}", {**inputs, **self._estimates(pair)}))
+        triggers = tuple(dict.fromkeys(name for _, name, _ in window))
+        if len(triggers) < self.min_detectors:
+            return None
+        stats: dict[str, float] = {}
+        for _, _, entry_stats in window:
+            stats.update(entry_stats)
+        first_index = window[0][0]
+        window.clear()
+        self.shifts += 1
+        self._cooldown_until = index + self.cooldown_events
+        self._rearm = True
+        self._cool_sum = 0.0
+        self._cool_n = 0
+        return Shift(index, first_index, triggers, stats)
+
+    def _estimates(self, pair: tuple[str, str]) -> dict[str, float]:
+        """What the detector that fired knows: ADWIN's mean over the window it kept (the new
+        regime), Page-Hinkley's running mean since its last reset (mostly the old regime)."""
+        name = f"{pair[0]}:{pair[1]}"
+        for other, detector in self._by_channel[pair[1]]:
+            if other != pair:
+                continue
+            if isinstance(detector, ADWIN):
+                return {
+                    f"{name}.mean_after": float(detector.estimation),
+                    f"{name}.width": float(detector.width),
+                }
+            mean = getattr(detector, "_x_mean", None)  # river keeps no public accessor
+            return {} if mean is None else {f"{name}.mean_before": float(mean.get())}
+        return {}

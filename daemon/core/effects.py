@@ -1,0 +1,99 @@
+"""What processing a batch of input asks the outside world to do.
+
+The pure core (stream and partition state) never talks to Kafka or Redis: it appends
+effects here, and the service stores them (dead letters and shifts to Kafka, episodes to
+the reservoir, adaptation requests to the torch worker) before it commits the offsets
+that caused them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from adaptd.replay.episode import Episode
+
+from .detection import Shift
+from .regimes import RegimeMatch
+from .schema import Reason
+
+
+class DeadLetter(NamedTuple):
+    """A rejected input record, with where it came from and why."""
+
+    reason: Reason
+    detail: str
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+class ShiftEvent(NamedTuple):
+    """A confirmed regime shift on one stream."""
+
+    id: str
+    """``{stream}@{topic}:{partition}:{offset}``: unique per shift, stable on redelivery."""
+    stream: str
+    shift: Shift
+    segment: int
+    """The new segment's number on this stream (1 after the first shift). Its regime id is
+    known only once its examples arrive: see ``AdaptationRequest.regime``."""
+    topic: str
+    partition: int
+    offset: int
+    ts_ms: int
+    wall_time: float
+    """time.time() at confirmation, for shift-to-publish latency."""
+
+
+@dataclass
+class AdaptationRequest:
+    """Fresh labelled examples of a new regime, to adapt a policy from.
+
+    The latest ``query_x``/``query_y`` rows are held out: the adapted policy is published
+    only if its loss there beats the stream's current policy.
+    """
+
+    id: str
+    stream: str
+    shift: ShiftEvent
+    support_x: np.ndarray
+    support_y: np.ndarray
+    query_x: np.ndarray
+    query_y: np.ndarray
+    parent_version: int
+    parent_weights: dict[str, np.ndarray] | None
+    """The stream's current policy (None: it has none yet, the meta-init serves it)."""
+    first_offset: int
+    last_offset: int
+    ready_wall_time: float
+    """time.time() when the last needed example matured."""
+    regime: RegimeMatch | None = None
+    """The regime the examples were classified into."""
+    start_weights: dict[str, np.ndarray] | None = None
+    """Where adaptation starts: the last policy of a known, returning regime (None: the
+    meta-learned initialisation)."""
+
+
+@dataclass
+class Effects:
+    """Everything one batch produced, in order of the events that caused it."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    shifts: list[ShiftEvent] = field(default_factory=list)
+    episodes: list[Episode] = field(default_factory=list)
+    requests: list[AdaptationRequest] = field(default_factory=list)
+    regimes: list[tuple[str, RegimeMatch]] = field(default_factory=list)
+    """(stream, regime) of every adaptation set classified, queued requests included."""
+    processed: int = 0
+    examples: int = 0
+    firings: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Raw detector firings per (detector, channel), absorbed ones included."""
+
+    def __len__(self) -> int:
+        return len(self.dead_letters) + len(self.shifts) + len(self.episodes) + len(self.requests)

@@ -1,0 +1,325 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call
+
+from adaptd.daemon.config.settings import AdaptationSettings, load_settings
+from adaptd.daemon.core.effects import AdaptationRequest
+from adaptd.daemon.core.features import feature_names
+from adaptd.daemon.learner.policy_learner import PolicyLearner, episode_task, passes_gate
+from adaptd.replay.episode import Episode
+
+SHOTS, QUERY = 64, 16
+
+
+def adaptation_settings(**overrides: object) -> AdaptationSettings:
+    values = {
+        "shots": SHOTS,
+        "query_size": QUERY,
+        "hidden": [16, 16],
+        "inner_steps": 5,
+        "inner_lr": 0.1,
+        "seed": 0,
+        **overrides,
+    }
+    return load_settings(environ={}, adaptation=values).adaptation
+
+
+IN_DIM = len(feature_names(load_settings(environ={}).features))
+ALGORITHMS = ["maml", "fomaml", "reptile", "metasgd", "anil"]
+
+
+def regime(seed: int, n: int = SHOTS, slope: float = 0.8, drift: float = 0.5) -> tuple:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, IN_DIM)).astype(np.float32)
+    y = (slope * x[:, 0] + drift + 0.1 * rng.normal(size=n)).astype(np.float32)
+    return x, y
+
+
+def request(seed: int, parent: dict[str, np.ndarray] | None = None) -> AdaptationRequest:
+    x, y = regime(seed)
+    return AdaptationRequest(
+        id=f"r{seed}",
+        stream="X",
+        shift=None,  # type: ignore[arg-type]  # adaptation does not read it
+        support_x=x[:-QUERY],
+        support_y=y[:-QUERY],
+        query_x=x[-QUERY:],
+        query_y=y[-QUERY:],
+        parent_version=0 if parent is None else 1,
+        parent_weights=parent,
+        first_offset=0,
+        last_offset=SHOTS - 1,
+        ready_wall_time=0.0,
+    )
+
+
+def episode(seed: int, n: int = 32, slope: float = 0.8, drift: float = 0.5) -> Episode:
+    x, y = regime(seed, n, slope, drift)
+    return Episode.from_arrays(
+        stream="X",
+        segment=seed,
+        topic="in",
+        partition=0,
+        offsets=list(range(n)),
+        ts_ms=list(range(n)),
+        x=x,
+        y=y,
+    )
+
+
+def forward(learner: PolicyLearner, params: dict, x: np.ndarray) -> torch.Tensor:
+    return functional_call(learner.net, params, (torch.as_tensor(x),))
+
+
+def query_loss(
+    learner: PolicyLearner, weights: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray
+) -> float:
+    params = {k: torch.from_numpy(v) for k, v in weights.items()}
+    with torch.no_grad():
+        return float(((forward(learner, params, x) - torch.as_tensor(y)) ** 2).mean())
+
+
+# -- the gate ----------------------------------------------------------------------------
+
+
+def test_a_clear_improvement_passes_the_gate() -> None:
+    rng = np.random.default_rng(0)
+    current = 1.0 + 0.1 * rng.random(16)
+    assert passes_gate(current, current - 0.5, min_improvement=0.0, z=1.0)
+    assert passes_gate(current, current - 0.5, min_improvement=0.0, z=3.0)
+
+
+def test_a_noisy_improvement_fails_at_z1_but_passes_at_z0() -> None:
+    rng = np.random.default_rng(1)
+    current = rng.random(16) + 1.0
+    noise = rng.normal(0.0, 1.0, 16)
+    adapted = current - 0.1 - (noise - noise.mean())  # mean improvement 0.1, se ~0.25
+    assert float((current - adapted).mean()) == pytest.approx(0.1)
+    assert not passes_gate(current, adapted, min_improvement=0.0, z=1.0)
+    assert passes_gate(current, adapted, min_improvement=0.0, z=0.0)
+
+
+def test_the_gate_needs_more_than_min_improvement() -> None:
+    current = np.full(8, 1.0)
+    assert passes_gate(current, current - 0.2, min_improvement=0.1, z=0.0)
+    assert not passes_gate(current, current - 0.2, min_improvement=0.3, z=0.0)
+    assert not passes_gate(current, current - 0.2, min_improvement=0.2, z=0.0)  # strictly more
+    assert not passes_gate(current, current, min_improvement=0.0, z=0.0)  # no improvement
+    assert not passes_gate(current, current + 0.1, min_improvement=0.0, z=0.0)
+
+
+def test_the_gate_with_one_query_example_has_no_standard_error() -> None:
+    assert passes_gate(np.array([1.0]), np.array([0.5]), min_improvement=0.0, z=5.0)
+
+
+# -- episodes as tasks -------------------------------------------------------------------
+
+
+def test_episode_task_splits_in_time() -> None:
+    ep = episode(3, n=40)
+    x, y = ep.arrays()
+    task = episode_task(ep, query_size=8)
+    assert task is not None
+    torch.testing.assert_close(task.support_x, torch.from_numpy(x[:32].copy()))
+    torch.testing.assert_close(task.support_y, torch.from_numpy(y[:32].copy()))
+    torch.testing.assert_close(task.query_x, torch.from_numpy(x[32:].copy()))
+    torch.testing.assert_close(task.query_y, torch.from_numpy(y[32:].copy()))
+
+
+def test_episode_task_keeps_most_of_a_short_episode_for_support() -> None:
+    task = episode_task(episode(0, n=12), query_size=8)
+    assert (len(task.support_y), len(task.query_y)) == (9, 3)  # a quarter held out
+
+
+def test_episode_task_copes_with_two_and_one_examples() -> None:
+    ep = episode(1, n=2)
+    x, y = ep.arrays()
+    task = episode_task(ep, query_size=8)
+    assert task is not None
+    assert (task.support_x.shape, task.query_x.shape) == ((1, IN_DIM), (1, IN_DIM))
+    assert torch.equal(task.support_x[0], torch.from_numpy(x[0].copy()))
+    assert torch.equal(task.query_x[0], torch.from_numpy(x[1].copy()))
+    assert float(task.support_y[0]) == float(y[0])
+    assert float(task.query_y[0]) == float(y[1])
+    assert episode_task(episode(1, n=1), query_size=8) is None
+
+
+# -- adaptation --------------------------------------------------------------------------
+
+
+def test_adapt_lowers_the_query_loss_from_the_meta_init() -> None:
+    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    for seed in range(3):
+        req = request(seed)
+        outcome = learner.adapt(req, deadline_s=5.0)
+        before = query_loss(learner, learner.init_numpy(), req.query_x, req.query_y)
+        assert outcome.query_loss_before == pytest.approx(before, rel=1e-5)
+        assert outcome.query_loss_after < 0.8 * outcome.query_loss_before
+        assert outcome.support_loss_after < outcome.support_loss_before
+        assert outcome.publish
+        assert outcome.steps == 5
+        assert not outcome.deadline_hit
+        assert outcome.request_id == req.id
+        assert outcome.meta_updates == 0
+
+
+def test_adapt_returns_float32_numpy_weights_of_the_network() -> None:
+    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    outcome = learner.adapt(request(0), deadline_s=5.0)
+    shapes = {name: tuple(p.shape) for name, p in learner.net.named_parameters()}
+    assert set(outcome.weights) == set(shapes)
+    for name, value in outcome.weights.items():
+        assert isinstance(value, np.ndarray)
+        assert value.dtype == np.float32
+        assert value.shape == shapes[name]
+    # They are the adapted weights: the reported query loss is theirs.
+    req = request(0)
+    loss = query_loss(learner, outcome.weights, req.query_x, req.query_y)
+    assert loss == pytest.approx(outcome.query_loss_after, rel=1e-5)
+
+
+def test_the_gate_compares_against_the_parent_policy_when_there_is_one() -> None:
+    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    good = learner.adapt(request(0), deadline_s=5.0)
+    # A parent that already fits this regime well: adapting from the init cannot beat it.
+    parent = good.weights
+    for _ in range(30):  # fit the parent hard on plenty of data of the same regime
+        params = {k: torch.from_numpy(v).requires_grad_() for k, v in parent.items()}
+        x, y = regime(11, n=400)
+        loss = ((forward(learner, params, x) - torch.from_numpy(y)) ** 2).mean()
+        grads = torch.autograd.grad(loss, list(params.values()))
+        parent = {
+            k: (v - 0.2 * g).detach().numpy()
+            for (k, v), g in zip(params.items(), grads, strict=True)
+        }
+    outcome = learner.adapt(request(0, parent=parent), deadline_s=5.0)
+    req = request(0)
+    loss = query_loss(learner, parent, req.query_x, req.query_y)
+    assert outcome.query_loss_before == pytest.approx(loss, rel=1e-5)
+    assert outcome.query_loss_before < outcome.query_loss_after
+    assert not outcome.publish
+
+
+def test_a_tiny_deadline_is_reported() -> None:
+    learner = PolicyLearner(adaptation_settings(inner_steps=50), IN_DIM)
+    outcome = learner.adapt(request(0), deadline_s=1e-9)
+    assert outcome.deadline_hit
+    assert outcome.steps < 50
+
+
+def test_adapt_mutates_neither_the_net_nor_the_initialisation() -> None:
+    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    net_before = {k: v.clone() for k, v in learner.net.state_dict().items()}
+    init_before = learner.init_numpy()
+    req = request(0)
+    arrays_before = [a.copy() for a in (req.support_x, req.support_y, req.query_x, req.query_y)]
+    learner.adapt(req, deadline_s=5.0)
+    learner.adapt(request(1, parent=learner.init_numpy()), deadline_s=5.0)
+    for name, value in learner.net.state_dict().items():
+        assert torch.equal(value, net_before[name])
+    for name, value in learner.init_numpy().items():
+        np.testing.assert_array_equal(value, init_before[name])
+    for before, after in zip(
+        arrays_before, (req.support_x, req.support_y, req.query_x, req.query_y), strict=True
+    ):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_a_fresh_policy_predicts_close_to_zero() -> None:
+    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    init = {k: torch.from_numpy(v) for k, v in learner.init_numpy().items()}
+    x, _ = regime(0, n=256)
+    with torch.no_grad():
+        prediction = forward(learner, init, x)
+    assert float(prediction.abs().max()) < 0.2
+    assert learner.architecture["in_dim"] == IN_DIM
+
+
+# -- meta-training -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_meta_train_updates_the_initialisation(algorithm: str) -> None:
+    learner = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), IN_DIM)
+    before = learner.init_numpy()
+    episodes = [episode(k, slope=0.8, drift=0.3 + 0.1 * k) for k in range(4)]
+    round_ = learner.meta_train(episodes)
+    assert round_ is not None
+    assert round_.tasks == 4
+    assert round_.meta_updates == learner.meta_updates == 1
+    after = learner.init_numpy()
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
+    for name, value in round_.init.items():
+        np.testing.assert_array_equal(value, after[name])
+    assert learner.algorithm["meta_updates"] == 1
+    learner.meta_train(episodes)
+    assert learner.meta_updates == 2
+
+
+def test_every_algorithm_setting_builds_its_learner() -> None:
+    for algorithm in ALGORITHMS:
+        learner = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), IN_DIM)
+        assert learner.learner.algorithm == algorithm
+        assert learner.algorithm["meta_algorithm"] == algorithm
+
+
+def test_a_known_regime_adapts_from_its_last_policy() -> None:
+    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    fresh = learner.adapt(request(3), deadline_s=5.0)
+    warm = request(3)
+    warm.start_weights = fresh.weights  # what was learned for this regime before
+    again = learner.adapt(warm, deadline_s=5.0)
+    # The support loss starts where the earlier policy left it, not at the initialisation.
+    assert again.support_loss_before == pytest.approx(fresh.support_loss_after, rel=1e-5)
+    assert again.support_loss_after < fresh.support_loss_after
+
+
+def test_meta_train_without_usable_episodes_does_nothing() -> None:
+    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    before = learner.init_numpy()
+    assert learner.meta_train([]) is None
+    assert learner.meta_train([episode(0, n=1)]) is None
+    assert learner.meta_updates == 0
+    for name, value in learner.init_numpy().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_meta_training_on_a_family_of_regimes_helps_adaptation() -> None:
+    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    fresh = learner.adapt(request(100), deadline_s=5.0)
+    for step in range(20):
+        learner.meta_train([episode(1000 + 4 * step + k, n=48) for k in range(4)])
+    trained = learner.adapt(request(100), deadline_s=5.0)
+    assert trained.query_loss_before < fresh.query_loss_before
+    assert trained.query_loss_after < fresh.query_loss_after
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_state_bytes_round_trip_gives_identical_adaptations(algorithm: str) -> None:
+    a = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), IN_DIM)
+    for step in range(3):
+        a.meta_train([episode(10 * step + k) for k in range(3)])
+    b = PolicyLearner(adaptation_settings(meta_algorithm=algorithm, seed=0), IN_DIM)
+    assert any(not np.array_equal(v, b.init_numpy()[k]) for k, v in a.init_numpy().items())
+    b.load_bytes(a.state_bytes())
+    assert b.meta_updates == a.meta_updates == 3
+    for seed in (0, 1):
+        oa, ob = a.adapt(request(seed), 5.0), b.adapt(request(seed), 5.0)
+        for name in oa.weights:
+            np.testing.assert_array_equal(oa.weights[name], ob.weights[name])
+        assert (oa.query_loss_after, oa.publish) == (ob.query_loss_after, ob.publish)
+    # ...and identical meta-training afterwards (FOMAML's optimiser state came along).
+    more = [episode(77 + k) for k in range(3)]
+    ra, rb = a.meta_train(more), b.meta_train(more)
+    for name in ra.init:
+        np.testing.assert_array_equal(ra.init[name], rb.init[name])
+
+
+def test_state_of_one_algorithm_does_not_load_into_the_other() -> None:
+    reptile = PolicyLearner(adaptation_settings(meta_algorithm="reptile"), IN_DIM)
+    fomaml = PolicyLearner(adaptation_settings(meta_algorithm="fomaml"), IN_DIM)
+    with pytest.raises(ValueError, match="reptile"):
+        fomaml.load_bytes(reptile.state_bytes())

@@ -1,0 +1,275 @@
+"""The daemon end to end, in process, against the real Tansu broker and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import urllib.error
+import urllib.request
+
+import msgspec
+import numpy as np
+import pytest
+from daemon_support import produce, read_topic, regime_stream, wait_until
+from prometheus_client.parser import text_string_to_metric_families
+
+from adaptd.adapters.serving import NumpyPolicy
+from adaptd.daemon.core.features import feature_names
+from adaptd.daemon.core.policy import decode_message
+from adaptd.daemon.io.stores import CheckpointStore
+from adaptd.daemon.io.subscriber import PolicySubscriber
+from adaptd.daemon.learner.policy_learner import PolicyLearner
+from adaptd.daemon.service.daemon import Daemon
+from adaptd.replay.reservoir import ReservoirBuffer
+
+pytestmark = pytest.mark.integration
+
+
+async def _start(daemon: Daemon) -> asyncio.Task[None]:
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 60)
+    return task
+
+
+async def _stop(daemon: Daemon, task: asyncio.Task[None]) -> None:
+    daemon.stop()
+    await asyncio.wait_for(task, 60)
+
+
+async def test_regime_change_gives_a_shift_then_a_verified_policy(settings_factory, redis_client):
+    settings, topics = await settings_factory()
+    bootstrap = settings.kafka.bootstrap_servers
+    daemon = Daemon(settings)
+    task = await _start(daemon)
+    try:
+        await produce(bootstrap, topics.input, regime_stream("ACME", 700, 300, seed=1))
+        policies = await read_topic(bootstrap, topics.policies, count=1, timeout_s=60)
+        assert policies, "no policy was published after the regime change"
+    finally:
+        await _stop(daemon, task)
+
+    shifts = [
+        msgspec.json.decode(r.value) for r in await read_topic(bootstrap, topics.shifts, idle_s=1.0)
+    ]
+    assert shifts, "no shift message"
+    after = [s for s in shifts if s["index"] >= 700]
+    assert after, f"no shift after the change at event 700: {shifts}"
+    first = after[0]
+    assert first["stream"] == "ACME"
+    assert first["source"]["topic"] == topics.input
+    assert first["detector"] in first["triggers"]
+
+    message = decode_message(policies[0].value)
+    assert policies[0].key == b"ACME"
+    assert message.model_id == "ACME" and message.version >= 1
+    assert message.parent_version < message.version
+    assert message.shift is not None and message.shift.index >= 700
+    assert message.metrics["query_loss_after"] < message.metrics["query_loss_before"]
+    assert message.features["names"] == list(feature_names(settings.features))
+    assert message.source["first_offset"] <= message.source["last_offset"]
+    assert message.latency_s["adaptation"] < settings.adaptation.deadline_s + 0.5
+    message.weight_bytes()  # checksum verifies
+
+    # The downstream client sees the same policy and predicts with it.
+    async with PolicySubscriber(bootstrap, topics.policies) as sub:
+        await sub.wait_for("ACME", timeout_s=30)
+        policy = sub.book.latest("ACME")
+        assert policy is not None and policy.version == max(
+            decode_message(p.value).version for p in policies
+        )
+        x = dict.fromkeys(policy.feature_names, 0.5)
+        assert policy.predict(x).shape == ()
+        assert policy.predict(np.zeros((3, len(policy.feature_names)))).shape == (3,)
+
+    # Episodes of the stream reached the reservoir, counted once each.
+    reservoir = ReservoirBuffer(
+        redis_client, prefix=settings.redis.key_prefix, capacity=settings.replay.capacity
+    )
+    stats = await reservoir.stats()
+    assert stats.size == stats.seen > 0
+    assert set(stats.per_stream) == {"ACME"}
+
+
+async def test_every_kind_of_bad_input_is_dead_lettered_and_good_events_flow(settings_factory):
+    settings, topics = await settings_factory(kafka={"max_message_bytes": 2048})
+    bootstrap = settings.kafka.bootstrap_servers
+    good = regime_stream("GOOD", 150, 0, seed=2)
+    bad: list[tuple[bytes | None, bytes, str]] = [
+        (b"BAD", b"\xff\xfe\x00garbage", "undecodable"),
+        (b"BAD", b"{not json", "invalid_json"),
+        (b"BAD", b"[1, 2, 3]", "not_object"),
+        (b"BAD", b'{"v": 1, "ts": 1, "price": 1.0}', "missing_field"),
+        (b"BAD", b'{"v": 1, "stream": "BAD", "ts": 1, "price": "1.0"}', "wrong_type"),
+        (b"BAD", b'{"v": 2, "stream": "BAD", "ts": 1, "price": 1.0}', "unknown_version"),
+        (b"BAD", b'{"v": 1, "stream": "BAD", "ts": "yesterday", "price": 1.0}', "bad_timestamp"),
+        (b"BAD", b'{"v": 1, "stream": "BAD", "ts": 1, "price": NaN}', "non_finite"),
+        (b"BAD", b'{"v": 1, "stream": "BAD", "ts": 1, "price": -3.0}', "non_positive"),
+        (
+            b"BAD",
+            b'{"v": 1, "stream": "BAD", "ts": 1, "price": 1.0, "bid": 2.0, "ask": 1.0}',
+            "crossed_quote",
+        ),
+        (b"OTHER", b'{"v": 1, "stream": "BAD", "ts": 1, "price": 1.0}', "key_mismatch"),
+        (
+            b"BAD",
+            b'{"v": 1, "stream": "BAD", "ts": 1, "price": 1.0, "pad": "' + b"x" * 4096 + b'"}',
+            "oversize",
+        ),
+        (b"BAD", b"", "empty_payload"),
+    ]
+    # An event far older than GOOD's newest one, after GOOD has started.
+    stale = (
+        b"GOOD",
+        msgspec.json.encode({"v": 1, "stream": "GOOD", "ts": 1_000, "price": 10.0}),
+        "out_of_order",
+    )
+    expected: dict[int, str] = {}
+    order = good[:50] + [b[:2] for b in bad] + [stale[:2]] + good[50:]
+    offsets = await produce(bootstrap, topics.input, order)
+    reasons = [b[2] for b in bad] + [stale[2]]
+    for offset, reason in zip(offsets[50 : 50 + len(reasons)], reasons, strict=True):
+        expected[offset] = reason
+
+    daemon = Daemon(settings)
+    task = await _start(daemon)
+    try:
+        await wait_until(lambda: _at_least(daemon, len(order)), 60, "all events consumed")
+        dead = await read_topic(bootstrap, topics.deadletter, count=len(expected), timeout_s=30)
+    finally:
+        await _stop(daemon, task)
+
+    got = {}
+    for record in dead:
+        body = json.loads(record.value)
+        got[body["source"]["offset"]] = body["reason"]
+        assert body["source"]["topic"] == topics.input
+        assert dict(record.headers)["adaptd-reason"].decode() == body["reason"]
+        original = order[offsets.index(body["source"]["offset"])][1]
+        value = base64.b64decode(body["value"]) if body["value"] is not None else b""
+        if body["value_truncated"]:
+            assert original.startswith(value) and body["value_size"] == len(original)
+        else:
+            assert value == original
+    assert got == expected
+
+    reg = daemon.metrics.registry
+    assert reg.get_sample_value("adaptd_events_total", {"outcome": "processed"}) == len(good)
+    assert reg.get_sample_value("adaptd_events_total", {"outcome": "dead_letter"}) == len(expected)
+    for reason in set(expected.values()):
+        n = sum(1 for r in expected.values() if r == reason)
+        assert reg.get_sample_value("adaptd_dead_letters_total", {"reason": reason}) == n
+
+
+async def _at_least(daemon: Daemon, n: int) -> bool:
+    return daemon.events_seen >= n
+
+
+REQUIRED_METRICS = {
+    "adaptd_events_total",
+    "adaptd_dead_letters_total",
+    "adaptd_processing_latency_seconds",
+    "adaptd_shifts_total",
+    "adaptd_adaptations_total",
+    "adaptd_adaptation_latency_seconds",
+    "adaptd_shift_to_publish_seconds",
+    "adaptd_replay_items",
+    "adaptd_replay_inserts_total",
+    "adaptd_consumer_lag",
+    "adaptd_event_loop_lag_seconds",
+    "adaptd_build_info",
+}
+
+
+def _get(url: str) -> tuple[int, bytes, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read(), resp.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers.get("Content-Type", "")
+
+
+async def test_metrics_and_probes(settings_factory):
+    settings, topics = await settings_factory(partitions=2)
+    daemon = Daemon(settings)
+    task = await _start(daemon)
+    base = f"http://127.0.0.1:{daemon.http_port}"
+    try:
+        status, body, _ = await asyncio.to_thread(_get, f"{base}/livez")
+        assert status == 200
+        await produce(
+            settings.kafka.bootstrap_servers, topics.input, regime_stream("M", 700, 300, seed=3)
+        )
+        await wait_until(lambda: _at_least(daemon, 1000), 60, "events consumed")
+        await wait_until(lambda: _published(daemon), 60, "a policy published")
+        await asyncio.sleep(2.5)  # the lag gauge refreshes every 2 s
+        status, body, ctype = await asyncio.to_thread(_get, f"{base}/readyz")
+        assert status == 200, body
+        assert json.loads(body) == {"group_joined": True, "redis": True, "running": True}
+        status, body, ctype = await asyncio.to_thread(_get, f"{base}/metrics")
+        assert status == 200 and ctype.startswith("text/plain")
+        samples = {
+            s.name: s for fam in text_string_to_metric_families(body.decode()) for s in fam.samples
+        }
+        families = {fam.name for fam in text_string_to_metric_families(body.decode())}
+        names = set(samples) | families
+        for name in REQUIRED_METRICS:
+            assert name in names or name.removesuffix("_total") in names, name
+        assert not any("stream" in s.labels for s in samples.values())
+        status, _, _ = await asyncio.to_thread(_get, f"{base}/nope")
+        assert status == 404
+    finally:
+        await _stop(daemon, task)
+
+
+async def _published(daemon: Daemon) -> bool:
+    value = daemon.metrics.registry.get_sample_value(
+        "adaptd_adaptations_total", {"outcome": "published"}
+    )
+    return bool(value)
+
+
+async def test_meta_training_checkpoints_and_a_restart_resumes_from_it(
+    settings_factory, redis_client
+):
+    settings, topics = await settings_factory(
+        adaptation={"meta_interval_s": 0.2, "meta_min_items": 2, "meta_steps": 2},
+        replay={"episode_size": 8},
+    )
+    bootstrap = settings.kafka.bootstrap_servers
+    checkpoints = CheckpointStore(redis_client, settings.redis.key_prefix)
+
+    async def checkpointed() -> bool:
+        # The counter moves before the round's checkpoint is written: wait for the write.
+        stored = await checkpoints.load()
+        return stored is not None and stored[1]["meta_updates"] >= 2
+
+    first = Daemon(settings)
+    task = await _start(first)
+    try:
+        await produce(bootstrap, topics.input, regime_stream("CK", 400, 0, seed=5))
+        await wait_until(lambda: _meta_updates(first, 2), 60, "two meta-updates")
+        await wait_until(checkpointed, 30, "a checkpoint after two meta-updates")
+    finally:
+        await _stop(first, task)
+    stored = await checkpoints.load()
+    assert stored is not None
+    saved_updates = stored[1]["meta_updates"]
+    assert saved_updates >= 2
+
+    second = Daemon(settings)
+    task = await _start(second)
+    try:
+        # Restored before consuming anything: the count and the initialisation carry over.
+        assert second.learner.meta_updates == saved_updates
+        fresh = NumpyPolicy.from_params(
+            PolicyLearner(settings.adaptation, len(second.names)).init_numpy()
+        )
+        x = np.random.default_rng(0).normal(size=(16, len(second.names))).astype("float32")
+        assert not np.allclose(second._default_policy.predict(x), fresh.predict(x))
+    finally:
+        await _stop(second, task)
+
+
+async def _meta_updates(daemon: Daemon, n: int) -> bool:
+    return (daemon.metrics.registry.get_sample_value("adaptd_meta_updates_total") or 0) >= n

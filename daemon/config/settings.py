@@ -232,11 +232,22 @@ class AdaptationSettings(Section):
     of the daemon (one process, slower adaptations under load)."""
     seed: int = 0
     """Seed of parameter initialisation and meta-training sampling."""
+    tasks: tuple[str, ...] = ("return",)
+    """What the policies learn: policy tasks by name, or `module:Class` for a task class
+    outside adaptd (see "Policy tasks" in docs/architecture.md). Every stream runs each task
+    with its own labels, replay, regimes and published policy; the first task's errors feed
+    the detectors' error channel."""
 
     @model_validator(mode="after")
     def _check(self) -> AdaptationSettings:
+        from ..core.tasks.registry import resolve
+
         if self.query_size >= self.shots:
             raise ValueError("query_size must be smaller than shots")
+        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise ValueError("tasks must be a non-empty list of distinct task names")
+        for name in self.tasks:
+            resolve(name)
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError("hidden must be a non-empty list of positive widths")
         return self

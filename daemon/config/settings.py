@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .sections import (
@@ -61,7 +61,6 @@ __all__ = [
     "load_settings",
     "read_config_file",
     "redacted",
-    "section_fields",
 ]
 
 ENV_PREFIX = "ADAPTD_"
@@ -217,24 +216,3 @@ def load_settings(
 def redacted(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, secrets replaced by '**********'."""
     return settings.model_dump(mode="json")
-
-
-def section_fields() -> dict[str, dict[str, tuple[Any, str]]]:
-    """Every setting as {section: {field: (default, description)}}, for the docs."""
-    out: dict[str, dict[str, tuple[Any, str]]] = {"": {}}
-    for name, field in Settings.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, Section):
-            out[name] = {
-                sub: (sub_field.get_default(), _doc_of(annotation, sub))
-                for sub, sub_field in annotation.model_fields.items()
-            }
-        else:
-            out[""][name] = (field.get_default(), _doc_of(Settings, name))
-    return out
-
-
-def _doc_of(model: type[BaseModel], field: str) -> str:
-    """The attribute docstring under a field (pydantic keeps it with use_attribute_docstrings)."""
-    info = model.model_fields[field]
-    return info.description or ""

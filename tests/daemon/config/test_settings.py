@@ -4,19 +4,16 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 
 from adaptd.daemon.config.settings import (
     ENV_DELIMITER,
     ENV_PREFIX,
     ConfigError,
-    Section,
     Settings,
     env_overrides,
     load_settings,
     read_config_file,
     redacted,
-    section_fields,
 )
 
 SASL = {
@@ -230,29 +227,6 @@ def test_redacted_hides_the_secrets() -> None:
     assert shown["kafka"]["sasl_username"] == "svc"
     assert shown["features"]["momentum_horizons"] == [5, 20, 60]
     assert redacted(load_settings(environ={}))["kafka"]["sasl_password"] is None
-
-
-def test_section_fields_cover_every_field_with_its_default_and_doc() -> None:
-    fields = section_fields()
-    defaults = Settings()
-    for name, info in Settings.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, Section):
-            section: BaseModel = getattr(defaults, name)
-            assert set(fields[name]) == set(annotation.model_fields)
-            for field, (default, doc) in fields[name].items():
-                assert default == getattr(section, field), f"{name}.{field}"
-                assert doc.strip(), f"{name}.{field} has no description"
-        else:
-            default, doc = fields[""][name]
-            assert default == getattr(defaults, name)
-            assert doc.strip(), f"{name} has no description"
-    sections = {n for n in Settings.model_fields if n in fields}
-    assert set(fields) == sections | {""}
-    assert {"kafka", "redis", "features", "detection", "adaptation", "replay", "metrics"} <= set(
-        fields
-    )
-    assert set(fields[""]) == {"log_level", "log_format", "shutdown_grace_s"}
 
 
 def test_forgetting_prevention_defaults() -> None:

@@ -1,10 +1,12 @@
-"""One configuration object for the whole daemon.
+"""The one Settings object for the whole daemon, and how it is loaded.
 
-Settings come from, in rising priority: the defaults below, an optional YAML or TOML
-file (``adaptd --config FILE``), and environment variables prefixed ``ADAPTD_`` with
-``__`` between a section and its field (``ADAPTD_KAFKA__BOOTSTRAP_SERVERS``).
-Every section is frozen and forbids unknown keys, so a misspelled setting is an error
-that names it instead of a silently ignored value.
+Settings come from, in rising priority: the defaults of the sections, an optional YAML,
+TOML or JSON file (``adaptd run --config FILE``), environment variables prefixed
+``ADAPTD_`` with ``__`` between a section and its field (``ADAPTD_KAFKA__BOOTSTRAP_SERVERS``),
+and explicit overrides. Each is one of pydantic-settings' own sources, ordered by
+``Settings.settings_customise_sources``; ``load_settings`` hands them its file and
+environment and turns every validation error into one ConfigError that names each bad
+setting, where an unknown ``ADAPTD_`` variable counts as one.
 
 >>> s = load_settings(environ={"ADAPTD_ADAPTATION__INNER_STEPS": "3"})
 >>> s.adaptation.inner_steps, s.kafka.input_topic
@@ -17,16 +19,24 @@ adaptd.daemon.config.settings.ConfigError: invalid configuration: kafka.bootstra
 
 from __future__ import annotations
 
-import json
-import os
-import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
 
 from .sections import (
     AdaptationSettings,
@@ -49,6 +59,7 @@ __all__ = [
     "ConfigError",
     "ContinualSettings",
     "DetectionSettings",
+    "EnvironSource",
     "FeatureSettings",
     "KafkaSettings",
     "MetricsSettings",
@@ -57,9 +68,8 @@ __all__ = [
     "ReplaySettings",
     "Section",
     "Settings",
-    "env_overrides",
+    "config_file_source",
     "load_settings",
-    "read_config_file",
     "redacted",
 ]
 
@@ -69,6 +79,17 @@ ENV_DELIMITER = "__"
 
 class ConfigError(Exception):
     """Raised when the configuration is invalid; the message names every bad setting."""
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    config_file: Path | None
+    environ: Mapping[str, str] | None
+
+
+# settings_customise_sources is a classmethod called from inside Settings(); the file and
+# environment of one load_settings() call reach it here (private to each thread and task).
+_INPUTS: ContextVar[_Inputs | None] = ContextVar("adaptd_settings_inputs", default=None)
 
 
 class Settings(BaseSettings):
@@ -120,70 +141,124 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment is read by load_settings() so that unknown ADAPTD_ variables are
-        # errors; here only explicit values count.
-        return (init_settings,)
+        """Highest priority first: overrides, the environment, the file (then the defaults).
+
+        ``Settings(...)`` on its own holds exactly the values given, whatever the process
+        environment; only ``load_settings`` adds the environment and a file.
+        """
+        inputs = _INPUTS.get()
+        if inputs is None:
+            return (init_settings,)
+        sources = [init_settings, EnvironSource(settings_cls, inputs.environ)]
+        if inputs.config_file is not None:
+            sources.append(config_file_source(settings_cls, inputs.config_file))
+        return tuple(sources)
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a YAML (.yaml/.yml) or TOML (.toml) configuration file into a dict."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml", ".json"):
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(f"configuration file {path} must end in .yaml, .yml, .json or .toml")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"configuration file {path} does not parse: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"configuration file {path} must hold a mapping of sections")
-    return data
+class EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source over ``environ`` (os.environ when None).
 
+    Two things differ from the stock source. A value is decoded as JSON only when it is a
+    JSON list or object, so ``5,20,60`` (and ``8``) reach the section, which splits them,
+    and malformed JSON reaches validation, which names the setting. And a prefixed
+    variable that names no setting is passed on as an unknown key, which ``extra="forbid"``
+    turns into an error, instead of being ignored.
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Nest ``ADAPTD_SECTION__FIELD=value`` variables into ``{"section": {"field": value}}``.
-
-    Values that look like JSON lists or objects are parsed (``'[5, 20]'``); a plain
-    comma-separated value is split for list-valued fields by the sections themselves.
+    >>> source = EnvironSource(Settings, {"adaptd_Kafka__Group_ID": "g", "ADAPTD_NOPE": "1"})
+    >>> source()
+    {'kafka': {'group_id': 'g'}, 'nope': '1'}
     """
-    out: dict[str, Any] = {}
-    for name, value in environ.items():
-        if not name.upper().startswith(ENV_PREFIX):
-            continue
-        path = name[len(ENV_PREFIX) :].lower().split(ENV_DELIMITER)
-        node = out
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"invalid configuration: {name} conflicts with another setting")
-            node = child
-        node[path[-1]] = _parse_env_value(value)
-    return out
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None) -> None:
+        self.environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # The hook through which EnvSettingsSource (and its dotenv subclass) reads variables.
+        if self.environ is None:
+            return super()._load_env_vars()
+        return {self._apply_case_sensitive(k): v for k, v in self.environ.items()}
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+            try:
+                return super().decode_complex_value(field_name, field, value)
+            except ValueError:
+                return value
+        return value
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        prefix = self._apply_case_sensitive(self.env_prefix)
+        for name, value in self.env_vars.items():
+            key = name[len(prefix) :]
+            if name.startswith(prefix) and not self._names_a_setting(key):
+                # Dotted, so that the error reads "logging.level: unknown setting".
+                data[key.replace(self.env_nested_delimiter, ".")] = value
+        return data
+
+    def _names_a_setting(self, key: str) -> bool:
+        head, nested, _ = key.partition(self.env_nested_delimiter)
+        field = self.settings_cls.model_fields.get(head)
+        if field is None:
+            return False
+        # Below a section, the section itself reports an unknown field.
+        return not nested or (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        )
 
 
-def _parse_env_value(value: str) -> Any:
-    stripped = value.strip()
-    if stripped[:1] in "[{":
+class _NamesTheFile:
+    """Errors of a configuration file source that name the file, and a mapping required."""
+
+    def _read_file(self, path: Path) -> dict[str, Any]:
         try:
-            return json.loads(stripped)
-        except json.JSONDecodeError:
-            return value
-    return value
+            data = super()._read_file(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+        except (ValueError, yaml.YAMLError) as exc:  # JSON, TOML and UTF-8 errors are ValueErrors
+            raise ConfigError(f"configuration file {path} does not parse: {exc}") from exc
+        if data is None:  # an empty YAML file, as pydantic-settings 2.3 returns it
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"configuration file {path} must hold a mapping of sections")
+        return data
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+class _YamlFile(_NamesTheFile, YamlConfigSettingsSource):
+    pass
+
+
+class _TomlFile(_NamesTheFile, TomlConfigSettingsSource):
+    pass
+
+
+class _JsonFile(_NamesTheFile, JsonConfigSettingsSource):
+    pass
+
+
+_FILE_SOURCES: dict[str, type[PydanticBaseSettingsSource]] = {
+    ".yaml": _YamlFile,
+    ".yml": _YamlFile,
+    ".json": _JsonFile,
+    ".toml": _TomlFile,
+}
+
+
+def config_file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    """The pydantic-settings source that reads ``path``, chosen by its suffix.
+
+    Raises ConfigError, naming the file, when it is missing, unreadable, does not parse,
+    or holds anything but a mapping of sections.
+    """
+    source = _FILE_SOURCES.get(path.suffix)
+    if source is None:
+        raise ConfigError(f"configuration file {path} must end in .yaml, .yml, .json or .toml")
+    if not path.is_file():
+        # The file sources skip a missing file silently; one that was asked for must exist.
+        reason = "not a file" if path.exists() else "no such file"
+        raise ConfigError(f"cannot read configuration file {path}: {reason}")
+    return source(settings_cls, path)
 
 
 def _format_errors(exc: ValidationError) -> str:
@@ -202,15 +277,17 @@ def load_settings(
 ) -> Settings:
     """Build the Settings from a file, the environment and explicit overrides (in that order).
 
+    ``environ`` replaces os.environ (``{}``: no environment at all); ``overrides`` are
+    fields or partial sections (``kafka={"group_id": "g"}``), merged field by field.
     Raises ConfigError with every offending setting named.
     """
-    data: dict[str, Any] = read_config_file(config_file) if config_file else {}
-    data = _merge(data, env_overrides(os.environ if environ is None else environ))
-    data = _merge(data, overrides)
+    token = _INPUTS.set(_Inputs(config_file, environ))
     try:
-        return Settings(**data)
+        return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
+    finally:
+        _INPUTS.reset(token)
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

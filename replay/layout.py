@@ -4,6 +4,10 @@ add, and its statistics (see docs/replay.md for the layout).
 >>> keys = ReservoirKeys.for_prefix("adaptd")
 >>> keys.slots, keys.regime_set("BTC-USD:2")
 ('adaptd:reservoir:{adaptd}:slots', 'adaptd:reservoir:{adaptd}:regime:BTC-USD:2')
+>>> ReservoirKeys.for_prefix("a{b}")
+Traceback (most recent call last):
+...
+ValueError: prefix must be non-empty and free of braces, got 'a{b}'
 """
 
 from __future__ import annotations
@@ -11,7 +15,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-__all__ = ["AddResult", "ReservoirKeys", "ReservoirStats"]
+__all__ = ["AddResult", "ReservoirKeys", "ReservoirStats", "check_prefix"]
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if it can be a store's hash tag: non-empty and free of braces (a brace would
+    end the tag early, or start another)."""
+    if not prefix or "{" in prefix or "}" in prefix:
+        raise ValueError(f"prefix must be non-empty and free of braces, got {prefix!r}")
+    return prefix
 
 
 class AddResult(StrEnum):
@@ -54,7 +66,7 @@ class ReservoirKeys(NamedTuple):
     def for_prefix(cls, prefix: str) -> ReservoirKeys:
         # The braces make the prefix the hash tag: in a Redis Cluster every key of one
         # reservoir maps to one hash slot, which a multi-key script requires.
-        base = f"{prefix}:reservoir:{{{prefix}}}"
+        base = f"{check_prefix(prefix)}:reservoir:{{{prefix}}}"
         return cls(
             meta=f"{base}:meta",
             marks=f"{base}:marks",

@@ -1,7 +1,7 @@
 """A Redis reservoir of episodes: Algorithm R, idempotent against redelivery, per-stream and
 per-regime indexes.
 
-Each add is one Lua script (``reservoir.lua``) run atomically by Redis: it drops an episode
+Each add runs the Lua script ``reservoir.lua``, atomically: it drops an episode
 whose source already delivered an equal or later ``last_offset`` (a redelivery after a
 crash), counts the rest in ``seen``, keeps a uniform sample of at most ``capacity`` of them,
 and indexes which stream, and which (stream, regime), owns each slot so that sampling can be
@@ -23,14 +23,15 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Sequence
-from importlib import resources
 from typing import Literal
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
+from .client import as_text, check_binary_client
 from .episode import Episode, decode_episode, encode_episode
 from .layout import AddResult, ReservoirKeys, ReservoirStats
+from .scripts import BatchScript, Call, lua_source
 from .strata import regime_key, share_out
 
 __all__ = [
@@ -47,10 +48,6 @@ SAMPLE_STRATEGIES: tuple[SampleStrategy, ...] = ("uniform", "stratified", "regim
 _INDEX_CHUNK = 500
 
 _CAPACITY_MISMATCH = re.compile(r"reservoir capacity mismatch: stored (\d+), requested (\d+)")
-
-
-def _lua(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text()
 
 
 class ReservoirBuffer:
@@ -78,37 +75,30 @@ class ReservoirBuffer:
         capacity: int,
         rng: random.Random | None = None,
     ) -> None:
-        if not prefix or "{" in prefix or "}" in prefix:
-            raise ValueError(f"prefix must be non-empty and free of braces, got {prefix!r}")
+        self.keys = ReservoirKeys.for_prefix(prefix)
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
-        if client.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ValueError("the Redis client must use decode_responses=False")
-        self.client = client
+        self.client = check_binary_client(client)
         self.prefix = prefix
         self.capacity = capacity
         self.rng = rng if rng is not None else random.Random()
-        self.keys = ReservoirKeys.for_prefix(prefix)
-        # register_script only hashes the source; the server sees it on first use.
-        self._add_script = client.register_script(_lua("reservoir.lua"))
-        self._sample_script = client.register_script(_lua("sample.lua"))
-        self._clear_script = client.register_script(_lua("clear.lua"))
-        self._index_script = client.register_script(_lua("index.lua"))
+        # register_script only hashes the source; redis-py sends it when Redis lacks it.
+        self._add_script = BatchScript(client, lua_source("reservoir.lua"))
+        self._sample_script = client.register_script(lua_source("sample.lua"))
+        self._clear_script = client.register_script(lua_source("clear.lua"))
+        self._index_script = client.register_script(lua_source("index.lua"))
 
     async def open(self) -> None:
-        """Load the scripts and claim the capacity, or check it against the stored one; index
-        by regime the episodes a reservoir from before the regime index holds.
+        """Claim the capacity, or check it against the stored one; index by regime the
+        episodes a reservoir from before the regime index holds.
 
         Raises ValueError naming both capacities if Redis already holds this prefix's
         reservoir with a different capacity.
         """
-        scripts = (self._add_script, self._sample_script, self._clear_script, self._index_script)
         async with self.client.pipeline(transaction=True) as pipe:
-            for script in scripts:
-                pipe.script_load(script.script)
             pipe.hsetnx(self.keys.meta, "capacity", self.capacity)
             pipe.hmget(self.keys.meta, "capacity", "regime_index")
-            *_, (stored, indexed) = await pipe.execute()
+            _, (stored, indexed) = await pipe.execute()
         if int(stored) != self.capacity:
             raise self._mismatch(int(stored))
         if indexed is None:
@@ -116,40 +106,26 @@ class ReservoirBuffer:
 
     async def add(self, episode: Episode) -> AddResult:
         """Offer one episode; see :class:`AddResult` for the outcomes."""
-        keys, args = self._add_call(episode)
+        (result,) = await self.add_many([episode])
+        return result
+
+    async def add_many(self, episodes: Sequence[Episode]) -> list[AddResult]:
+        """Offer episodes in order, in one round trip; the same results as adding one by one.
+
+        The batch is one script call: no other command runs in between, and a script cache
+        flushed meanwhile only makes redis-py load the script and call again. If an item
+        fails (e.g. Redis is out of memory), the items before it stay applied and the error
+        is raised; resending the batch is safe (they are duplicates).
+        """
+        calls = [self._add_call(ep) for ep in episodes]
         try:
-            reply = await self._add_script(keys=keys, args=args)
+            replies = await self._add_script(calls)
         except ResponseError as exc:
             mismatch = self._capacity_error(exc)
             if mismatch is None:
                 raise
             raise mismatch from exc
-        return AddResult(_text(reply))
-
-    async def add_many(self, episodes: Sequence[Episode]) -> list[AddResult]:
-        """Offer episodes in order, in one round trip; the same results as adding one by one.
-
-        The scripts run inside one MULTI/EXEC: no other command runs in between, and a
-        script cache flushed meanwhile fails every item alike (the batch is then resent).
-        If an item fails otherwise (e.g. Redis is out of memory), the items before it stay
-        applied and the error is raised; resending the batch is safe (they are duplicates).
-        """
-        if not episodes:
-            return []
-        calls = [self._add_call(ep) for ep in episodes]
-        replies = await self._run_add_batch(calls)
-        if all(isinstance(r, NoScriptError) for r in replies):
-            await self.client.script_load(self._add_script.script)
-            replies = await self._run_add_batch(calls)
-        results = []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                mismatch = self._capacity_error(reply)
-                if mismatch is None:
-                    raise reply
-                raise mismatch from reply
-            results.append(AddResult(_text(reply)))
-        return results
+        return [AddResult(as_text(reply)) for reply in replies]
 
     async def sample(
         self,
@@ -193,7 +169,7 @@ class ReservoirBuffer:
             (capacity, seen), counts = await pipe.execute()
         capacity = int(capacity) if capacity is not None else self.capacity
         seen = int(seen) if seen is not None else 0
-        per_stream = {_text(k): int(v) for k, v in counts.items()}
+        per_stream = {as_text(k): int(v) for k, v in counts.items()}
         return ReservoirStats(min(seen, capacity), seen, capacity, per_stream)
 
     async def clear(self) -> None:
@@ -216,7 +192,7 @@ class ReservoirBuffer:
             pairs: list[str] = []
             for field, blob in chunk.items():
                 episode = decode_episode(blob)
-                pairs += [_text(field), regime_key(episode.stream, episode.regime)]
+                pairs += [as_text(field), regime_key(episode.stream, episode.regime)]
             if pairs:
                 await self._index_script(
                     keys=[k.meta, k.slots, k.regime_owners, k.regime_counts],
@@ -229,7 +205,7 @@ class ReservoirBuffer:
             args=[k.regime_prefix, "1"],
         )
 
-    def _add_call(self, episode: Episode) -> tuple[list[str], list[str | bytes]]:
+    def _add_call(self, episode: Episode) -> Call:
         k = self.keys
         group = regime_key(episode.stream, episode.regime)
         keys = [
@@ -257,20 +233,13 @@ class ReservoirBuffer:
         ]
         return keys, args
 
-    async def _run_add_batch(self, calls: list[tuple[list[str], list[str | bytes]]]) -> list:
-        sha = self._add_script.sha
-        async with self.client.pipeline(transaction=True) as pipe:
-            for keys, args in calls:
-                pipe.evalsha(sha, len(keys), *keys, *args)
-            return await pipe.execute(raise_on_error=False)
-
     async def _sample_stratified(
         self, n: int, rng: random.Random, counts_key: str, set_of: Callable[[str], str]
     ) -> list[Episode]:
         """Share ``n`` out evenly over the strata counted in ``counts_key`` (streams, or
         (stream, regime) keys), then draw each stratum's share from its sorted set."""
         held = await self.client.hgetall(counts_key)
-        order, taken = share_out({_text(s): int(c) for s, c in held.items()}, n, rng)
+        order, taken = share_out({as_text(s): int(c) for s, c in held.items()}, n, rng)
         if not order:
             return []
         chosen = list(taken)
@@ -296,7 +265,3 @@ class ReservoirBuffer:
             f"{stored}, but this buffer was created with capacity {self.capacity}; "
             f"use capacity={stored} or clear() the reservoir"
         )
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from conftest import CountingClient
 from scipy.stats import chisquare
 
 from adaptd.replay.episode import Episode
@@ -34,19 +34,6 @@ async def _buffer(
     buffer = ReservoirBuffer(client, prefix=prefix, capacity=capacity, rng=random.Random(seed))
     await buffer.open()
     return buffer
-
-
-def _counting_client(url: str) -> tuple[aioredis.Redis, list[int]]:
-    """A client whose connections count the packets they write: one per round trip."""
-    sends = [0]
-
-    class CountingConnection(aioredis.Connection):
-        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-            sends[0] += 1
-            await super().send_packed_command(command, check_health)
-
-    pool = aioredis.ConnectionPool.from_url(url, connection_class=CountingConnection)
-    return aioredis.Redis(connection_pool=pool), sends
 
 
 @pytest.mark.parametrize("inserted", [4, 10, 37])
@@ -144,7 +131,7 @@ def test_constructor_validates_and_does_no_io() -> None:
 
 
 async def test_add_many_matches_sequential_adds_in_one_round_trip(
-    redis_url: str,
+    counting_client: Callable[[], CountingClient],
     redis_client: aioredis.Redis,
     key_prefix: str,
     episode_factory: Factory,
@@ -157,35 +144,45 @@ async def test_add_many_matches_sequential_adds_in_one_round_trip(
     one_by_one = await _buffer(redis_client, f"{key_prefix}-seq", capacity=12, seed=3)
     sequential = [await one_by_one.add(ep) for ep in episodes]
 
-    client, sends = _counting_client(redis_url)
-    try:
-        batched = await _buffer(client, f"{key_prefix}-batch", capacity=12, seed=3)
-        sends[0] = 0
-        results = await batched.add_many(episodes)
-        assert sends[0] == 1
-        assert results == sequential
-        assert results.count(AddResult.DUPLICATE) == 15
-        a = await reservoir_snapshot(redis_client, one_by_one)
-        b = await reservoir_snapshot(redis_client, batched)
-        assert (a.ids, a.seen, a.marks, a.per_stream) == (b.ids, b.seen, b.marks, b.per_stream)
-    finally:
-        await client.aclose()
+    counting = counting_client()
+    batched = await _buffer(counting.client, f"{key_prefix}-batch", capacity=12, seed=3)
+    counting.sends = 0
+    results = await batched.add_many(episodes)
+    assert counting.sends == 1
+    assert results == sequential
+    assert results.count(AddResult.DUPLICATE) == 15
+    a = await reservoir_snapshot(redis_client, one_by_one)
+    b = await reservoir_snapshot(redis_client, batched)
+    assert (a.ids, a.seen, a.marks, a.per_stream) == (b.ids, b.seen, b.marks, b.per_stream)
 
 
-async def test_add_many_recovers_from_a_flushed_script_cache(
-    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+async def test_a_flushed_script_cache_is_reloaded_by_every_operation(
+    counting_client: Callable[[], CountingClient],
+    redis_client: aioredis.Redis,  # deletes the test's keys afterwards
+    key_prefix: str,
+    episode_factory: Factory,
 ) -> None:
-    buffer = await _buffer(redis_client, key_prefix, capacity=4)
-    await redis_client.script_flush()
+    counting = counting_client()
+    client = counting.client
+    buffer = await _buffer(client, key_prefix, capacity=4)
+    await client.script_flush()
     results = await buffer.add_many(_stream_of_episodes(episode_factory, 3))
     assert results == [AddResult.STORED] * 3
-    await redis_client.script_flush()
-    assert await buffer.add(episode_factory("s0", first_offset=1000)) == AddResult.STORED
-    assert (await buffer.stats()).size == 4
+    counting.sends = 0
+    assert await buffer.add_many([episode_factory("s1", first_offset=500)]) == ["stored"]
+    assert counting.sends == 1  # loaded again, the next batch is one round trip again
+    await client.script_flush()
+    assert await buffer.add(episode_factory("s0", first_offset=1000)) != AddResult.DUPLICATE
+    assert (await buffer.stats()).seen == 5
+    await client.script_flush()
+    assert len(await buffer.sample(3, strategy="stratified")) == 3
+    await client.script_flush()
+    await buffer.clear()
+    assert await buffer.stats() == (0, 0, 4, {})
 
 
 async def test_uniform_sample_is_distinct_capped_and_uniform_over_slots(
-    redis_url: str,
+    counting_client: Callable[[], CountingClient],
     redis_client: aioredis.Redis,
     key_prefix: str,
     episode_factory: Factory,
@@ -198,20 +195,17 @@ async def test_uniform_sample_is_distinct_capped_and_uniform_over_slots(
     everything = await buffer.sample(50)
     assert len({ep.id for ep in everything}) == len(everything) == 20
 
-    client, sends = _counting_client(redis_url)
-    try:
-        counting = ReservoirBuffer(client, prefix=key_prefix, capacity=20, rng=random.Random(1))
-        await counting.sample(1)  # connect first
-        sends[0] = 0
-        counts: Counter[str] = Counter()
-        reps = 1500
-        for _ in range(reps):
-            drawn = await counting.sample(5)
-            assert len({ep.id for ep in drawn}) == 5
-            counts.update(ep.id for ep in drawn)
-        assert sends[0] == reps  # one round trip per sample
-    finally:
-        await client.aclose()
+    counting = counting_client()
+    buffer = ReservoirBuffer(counting.client, prefix=key_prefix, capacity=20, rng=random.Random(1))
+    await buffer.sample(1)  # connect first
+    counting.sends = 0
+    counts: Counter[str] = Counter()
+    reps = 1500
+    for _ in range(reps):
+        drawn = await buffer.sample(5)
+        assert len({ep.id for ep in drawn}) == 5
+        counts.update(ep.id for ep in drawn)
+    assert counting.sends == reps  # one round trip per sample
     assert set(counts) == {ep.id for ep in everything}
     # Each of the 20 held episodes should be in a draw of 5 with probability 1/4.
     assert inclusion_pvalue(list(counts.values()), k=5, reps=reps) > 1e-3
@@ -229,7 +223,10 @@ async def test_sample_is_reproducible_with_a_seeded_rng(
 
 
 async def test_stratified_sample_balances_streams_when_one_dominates(
-    redis_url: str, redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+    counting_client: Callable[[], CountingClient],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+    episode_factory: Factory,
 ) -> None:
     buffer = await _buffer(redis_client, key_prefix, capacity=400)
     big = [episode_factory("big", first_offset=10 * i) for i in range(300)]
@@ -244,19 +241,16 @@ async def test_stratified_sample_balances_streams_when_one_dominates(
         assert Counter(ep.stream for ep in drawn) == expected
         assert len({ep.id for ep in drawn}) == n
 
-    client, sends = _counting_client(redis_url)
-    try:
-        counting = ReservoirBuffer(client, prefix=key_prefix, capacity=400, rng=random.Random(2))
-        await counting.stats()  # connect first
-        sends[0] = 0
-        firsts: Counter[str] = Counter()
-        reps = 600
-        for _ in range(reps):
-            drawn = await counting.sample(1, strategy="stratified")
-            firsts[drawn[0].stream] += 1
-        assert sends[0] == 2 * reps
-    finally:
-        await client.aclose()
+    counting = counting_client()
+    buffer = ReservoirBuffer(counting.client, prefix=key_prefix, capacity=400, rng=random.Random(2))
+    await buffer.stats()  # connect first
+    counting.sends = 0
+    firsts: Counter[str] = Counter()
+    reps = 600
+    for _ in range(reps):
+        drawn = await buffer.sample(1, strategy="stratified")
+        firsts[drawn[0].stream] += 1
+    assert counting.sends == 2 * reps
     # With n=1 the random stream order alone decides: each stream a third of the time.
     assert chisquare([firsts[s] for s in ("big", "a", "b")]).pvalue > 1e-3
 

@@ -1,12 +1,12 @@
 """A Redis reservoir of episodes: Algorithm R, idempotent against redelivery, per-stream and
 per-regime indexes.
 
-Each add runs the Lua script ``reservoir.lua``, atomically: it drops an episode
-whose source already delivered an equal or later ``last_offset`` (a redelivery after a
-crash), counts the rest in ``seen``, keeps a uniform sample of at most ``capacity`` of them,
-and indexes which stream, and which (stream, regime), owns each slot so that sampling can be
-stratified by either. Key layout, algorithm, guarantees and the Redis settings to run it
-with: docs/replay.md.
+Each add runs the Lua script ``reservoir.lua``, atomically: it drops an episode whose source
+already delivered an equal or later ``last_offset`` (a redelivery after a crash), counts the
+rest in ``seen``, keeps a uniform sample of at most ``capacity`` of them, and indexes which
+stream, and which (stream, regime), owns each slot so that sampling can be stratified by
+either. The add path is :mod:`~adaptd.replay.writer`. Key layout, algorithm, guarantees and
+the Redis settings to run it with: docs/replay.md.
 
 >>> ReservoirKeys.for_prefix("adaptd").slots
 'adaptd:reservoir:{adaptd}:slots'
@@ -21,18 +21,17 @@ with: docs/replay.md.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
-from .client import as_text, check_binary_client
-from .episode import Episode, decode_episode, encode_episode
+from .client import as_text
+from .episode import Episode, decode_episode
 from .layout import AddResult, ReservoirKeys, ReservoirStats
-from .scripts import BatchScript, Call, lua_source
+from .scripts import lua_source
 from .strata import regime_key, share_out
+from .writer import ReservoirWriter, capacity_mismatch
 
 __all__ = [
     "SAMPLE_STRATEGIES",
@@ -46,8 +45,6 @@ __all__ = [
 SampleStrategy = Literal["uniform", "stratified", "regime"]
 SAMPLE_STRATEGIES: tuple[SampleStrategy, ...] = ("uniform", "stratified", "regime")
 _INDEX_CHUNK = 500
-
-_CAPACITY_MISMATCH = re.compile(r"reservoir capacity mismatch: stored (\d+), requested (\d+)")
 
 
 class ReservoirBuffer:
@@ -75,15 +72,14 @@ class ReservoirBuffer:
         capacity: int,
         rng: random.Random | None = None,
     ) -> None:
-        self.keys = ReservoirKeys.for_prefix(prefix)
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
-        self.client = check_binary_client(client)
+        # The writer checks the prefix, the capacity and the client.
+        self.writer = ReservoirWriter(client, prefix=prefix, capacity=capacity)
+        self.client = client
         self.prefix = prefix
         self.capacity = capacity
         self.rng = rng if rng is not None else random.Random()
+        self.keys = self.writer.keys
         # register_script only hashes the source; redis-py sends it when Redis lacks it.
-        self._add_script = BatchScript(client, lua_source("reservoir.lua"))
         self._sample_script = client.register_script(lua_source("sample.lua"))
         self._clear_script = client.register_script(lua_source("clear.lua"))
         self._index_script = client.register_script(lua_source("index.lua"))
@@ -100,13 +96,13 @@ class ReservoirBuffer:
             pipe.hmget(self.keys.meta, "capacity", "regime_index")
             _, (stored, indexed) = await pipe.execute()
         if int(stored) != self.capacity:
-            raise self._mismatch(int(stored))
+            raise capacity_mismatch(self.prefix, int(stored), self.capacity)
         if indexed is None:
             await self._index_regimes()
 
     async def add(self, episode: Episode) -> AddResult:
         """Offer one episode; see :class:`AddResult` for the outcomes."""
-        (result,) = await self.add_many([episode])
+        (result,) = await self.writer.add_many([episode], self.rng)
         return result
 
     async def add_many(self, episodes: Sequence[Episode]) -> list[AddResult]:
@@ -117,15 +113,7 @@ class ReservoirBuffer:
         fails (e.g. Redis is out of memory), the items before it stay applied and the error
         is raised; resending the batch is safe (they are duplicates).
         """
-        calls = [self._add_call(ep) for ep in episodes]
-        try:
-            replies = await self._add_script(calls)
-        except ResponseError as exc:
-            mismatch = self._capacity_error(exc)
-            if mismatch is None:
-                raise
-            raise mismatch from exc
-        return [AddResult(as_text(reply)) for reply in replies]
+        return await self.writer.add_many(episodes, self.rng)
 
     async def sample(
         self,
@@ -205,34 +193,6 @@ class ReservoirBuffer:
             args=[k.regime_prefix, "1"],
         )
 
-    def _add_call(self, episode: Episode) -> Call:
-        k = self.keys
-        group = regime_key(episode.stream, episode.regime)
-        keys = [
-            k.meta,
-            k.marks,
-            k.slots,
-            k.owners,
-            k.counts,
-            k.stream_set(episode.stream),
-            k.regime_owners,
-            k.regime_counts,
-            k.regime_set(group),
-        ]
-        args: list[str | bytes] = [
-            str(self.capacity),
-            episode.source,
-            str(episode.last_offset),
-            episode.stream,
-            encode_episode(episode),
-            # repr round-trips the float exactly, so Lua's floor(u * n) equals Python's.
-            repr(self.rng.random()),
-            k.stream_prefix,
-            group,
-            k.regime_prefix,
-        ]
-        return keys, args
-
     async def _sample_stratified(
         self, n: int, rng: random.Random, counts_key: str, set_of: Callable[[str], str]
     ) -> list[Episode]:
@@ -254,14 +214,3 @@ class ReservoirBuffer:
             if blob is not None:
                 out.append(decode_episode(blob))
         return out
-
-    def _capacity_error(self, exc: Exception) -> ValueError | None:
-        match = _CAPACITY_MISMATCH.search(str(exc))
-        return self._mismatch(int(match.group(1))) if match else None
-
-    def _mismatch(self, stored: int) -> ValueError:
-        return ValueError(
-            f"Redis already holds a reservoir under prefix {self.prefix!r} with capacity "
-            f"{stored}, but this buffer was created with capacity {self.capacity}; "
-            f"use capacity={stored} or clear() the reservoir"
-        )

@@ -1,6 +1,7 @@
 """Replay: episodes of labelled examples, the Redis reservoir that keeps a uniform sample of
-them for meta-training (indexed by stream and by (stream, regime)), and the store of
-held-out episodes per regime that measures retention (see docs/replay.md).
+them for meta-training (indexed by stream and by (stream, regime), sampled by injected
+samplers), and the store of held-out episodes per regime that measures retention (see
+docs/replay.md).
 
 Names are resolved lazily (PEP 562 ``__getattr__``) from one table, :data:`_EXPORTS`:
 importing the package, or its pure modules such as ``adaptd.replay.episode`` (the episode
@@ -10,6 +11,8 @@ redis on first use. Type checkers see the names in the modules named by the tabl
 >>> import adaptd.replay as replay
 >>> replay.Episode.__module__, replay.ReservoirBuffer.__module__
 ('adaptd.replay.episode', 'adaptd.replay.reservoir')
+>>> replay.sampler_for("uniform")
+UniformSampler()
 """
 
 from __future__ import annotations
@@ -24,12 +27,19 @@ _EXPORTS: dict[str, str] = {
     "HeldRegime": "holdout",
     "HoldoutKeys": "holdout",
     "HoldoutStore": "holdout",
+    "RegimeSampler": "samplers",
     "ReservoirBuffer": "reservoir",
     "ReservoirKeys": "layout",
     "ReservoirStats": "layout",
+    "SAMPLERS": "samplers",
+    "Sampler": "samplers",
+    "StratifiedSampler": "samplers",
+    "StreamSampler": "samplers",
+    "UniformSampler": "samplers",
     "decode_episode": "episode",
     "encode_episode": "episode",
     "regime_key": "strata",
+    "sampler_for": "samplers",
     "share_out": "strata",
     "split_regime_key": "strata",
 }

@@ -1,9 +1,12 @@
-"""What the reservoir keeps in Redis and what it reports: its key layout, the outcome of an
-add, and its statistics (see docs/replay.md for the layout).
+"""What the reservoir keeps in Redis and what it reports: its key layout (with its two indexes
+of slots by stratum), the outcome of an add, and its statistics (see docs/replay.md for the
+layout).
 
 >>> keys = ReservoirKeys.for_prefix("adaptd")
 >>> keys.slots, keys.regime_set("BTC-USD:2")
 ('adaptd:reservoir:{adaptd}:slots', 'adaptd:reservoir:{adaptd}:regime:BTC-USD:2')
+>>> keys.by_stream.set_of("BTC-USD") == keys.stream_set("BTC-USD")
+True
 >>> ReservoirKeys.for_prefix("a{b}")
 Traceback (most recent call last):
 ...
@@ -15,7 +18,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-__all__ = ["AddResult", "ReservoirKeys", "ReservoirStats", "check_prefix"]
+__all__ = ["AddResult", "ReservoirKeys", "ReservoirStats", "Strata", "check_prefix"]
 
 
 def check_prefix(prefix: str) -> str:
@@ -47,6 +50,19 @@ class ReservoirStats(NamedTuple):
     capacity: int
     per_stream: dict[str, int]
     """Episodes held per stream; sums to ``size``."""
+
+
+class Strata(NamedTuple):
+    """One index of the reservoir's slots by stratum: by stream, or by (stream, regime)."""
+
+    counts: str
+    """The hash of stratum -> number of slots it owns (a field only while it owns some)."""
+    set_prefix: str
+    """The key prefix of the strata's sorted sets of slot indices."""
+
+    def set_of(self, stratum: str) -> str:
+        """The sorted set of slot indices owned by ``stratum``."""
+        return self.set_prefix + stratum
 
 
 class ReservoirKeys(NamedTuple):
@@ -81,8 +97,18 @@ class ReservoirKeys(NamedTuple):
 
     def stream_set(self, stream: str) -> str:
         """The sorted set of slot indices owned by ``stream``."""
-        return self.stream_prefix + stream
+        return self.by_stream.set_of(stream)
 
     def regime_set(self, key: str) -> str:
         """The sorted set of slot indices owned by the (stream, regime) ``key``."""
-        return self.regime_prefix + key
+        return self.by_regime.set_of(key)
+
+    @property
+    def by_stream(self) -> Strata:
+        """The slots indexed by stream (``counts`` and the ``stream:`` sets)."""
+        return Strata(self.counts, self.stream_prefix)
+
+    @property
+    def by_regime(self) -> Strata:
+        """The slots indexed by (stream, regime) (``regime_counts`` and the ``regime:`` sets)."""
+        return Strata(self.regime_counts, self.regime_prefix)

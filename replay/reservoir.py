@@ -5,8 +5,9 @@ Each add runs the Lua script ``reservoir.lua``, atomically: it drops an episode 
 already delivered an equal or later ``last_offset`` (a redelivery after a crash), counts the
 rest in ``seen``, keeps a uniform sample of at most ``capacity`` of them, and indexes which
 stream, and which (stream, regime), owns each slot so that sampling can be stratified by
-either. The add path is :mod:`~adaptd.replay.writer`. Key layout, algorithm, guarantees and
-the Redis settings to run it with: docs/replay.md.
+either. The buffer puts together the add path (:mod:`~adaptd.replay.writer`) and the draws
+that injected samplers (:mod:`~adaptd.replay.samplers`) are built from. Key layout,
+algorithm, guarantees and the Redis settings to run it with: docs/replay.md.
 
 >>> ReservoirKeys.for_prefix("adaptd").slots
 'adaptd:reservoir:{adaptd}:slots'
@@ -14,37 +15,30 @@ the Redis settings to run it with: docs/replay.md.
 >>> await buffer.open()                                       # doctest: +SKIP
 >>> await buffer.add(episode)                                 # doctest: +SKIP
 <AddResult.STORED: 'stored'>
->>> await buffer.sample(8, strategy="regime")                 # doctest: +SKIP
+>>> await buffer.sample(8, sampler=RegimeSampler())           # doctest: +SKIP
 [Episode(stream='BTC-USD', ...), ...]
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from .client import as_text
 from .episode import Episode, decode_episode
 from .layout import AddResult, ReservoirKeys, ReservoirStats
+from .samplers import Sampler, UniformSampler
+from .sampling import SlotDraws
 from .scripts import lua_source
-from .strata import regime_key, share_out
+from .strata import regime_key
 from .writer import ReservoirWriter, capacity_mismatch
 
-__all__ = [
-    "SAMPLE_STRATEGIES",
-    "AddResult",
-    "ReservoirBuffer",
-    "ReservoirKeys",
-    "ReservoirStats",
-    "SampleStrategy",
-]
+__all__ = ["AddResult", "ReservoirBuffer", "ReservoirKeys", "ReservoirStats"]
 
-SampleStrategy = Literal["uniform", "stratified", "regime"]
-SAMPLE_STRATEGIES: tuple[SampleStrategy, ...] = ("uniform", "stratified", "regime")
 _INDEX_CHUNK = 500
+_UNIFORM = UniformSampler()
 
 
 class ReservoirBuffer:
@@ -79,8 +73,8 @@ class ReservoirBuffer:
         self.capacity = capacity
         self.rng = rng if rng is not None else random.Random()
         self.keys = self.writer.keys
+        self.draws = SlotDraws(client, self.keys, capacity=capacity)
         # register_script only hashes the source; redis-py sends it when Redis lacks it.
-        self._sample_script = client.register_script(lua_source("sample.lua"))
         self._clear_script = client.register_script(lua_source("clear.lua"))
         self._index_script = client.register_script(lua_source("index.lua"))
 
@@ -119,35 +113,26 @@ class ReservoirBuffer:
         self,
         n: int,
         *,
-        strategy: SampleStrategy = "uniform",
+        sampler: Sampler = _UNIFORM,
         rng: random.Random | None = None,
     ) -> list[Episode]:
-        """Up to ``n`` distinct episodes; fewer only if the reservoir holds fewer.
+        """Up to ``n`` distinct episodes chosen by ``sampler``; fewer only if the reservoir
+        holds fewer.
 
-        ``uniform``: every subset of the held episodes is equally likely (one round trip).
-        ``stratified``: the streams are visited round-robin in a random order, one episode
-        per visit, drawn uniformly from that stream's episodes not yet taken; a stream that
-        runs out is passed over. Even when one stream dominates the reservoir, every stream
-        gets ``n // streams`` or one more, as far as it holds that many (two round trips;
-        if writers evict a stream's episodes between them it may give fewer).
-        ``regime``: the same with (stream, regime) in place of stream, so a regime that was
-        short-lived or long ago gets the share of one that lasted.
+        ``sampler`` is a :class:`~adaptd.replay.samplers.Sampler`: ``UniformSampler()`` (the
+        default), ``StreamSampler()``, ``RegimeSampler()``, one from ``sampler_for(name)``,
+        or your own. ``rng`` defaults to the buffer's.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
-        if strategy not in SAMPLE_STRATEGIES:
-            raise ValueError(f"strategy must be one of {SAMPLE_STRATEGIES}, got {strategy!r}")
+        if not isinstance(sampler, Sampler):
+            raise TypeError(
+                f"sampler must be a Sampler such as RegimeSampler() or sampler_for(name), "
+                f"got {sampler!r}"
+            )
         if n == 0:
             return []
-        rng = rng if rng is not None else self.rng
-        if strategy == "uniform":
-            # The reservoir never holds more than capacity, so more draws would be unused.
-            args = ["uniform", *(repr(rng.random()) for _ in range(min(n, self.capacity)))]
-            (blobs,) = await self._sample_script(keys=[self.keys.meta, self.keys.slots], args=args)
-            return [decode_episode(b) for b in blobs]
-        if strategy == "stratified":
-            return await self._sample_stratified(n, rng, self.keys.counts, self.keys.stream_set)
-        return await self._sample_stratified(n, rng, self.keys.regime_counts, self.keys.regime_set)
+        return await sampler.sample(self.draws, n, rng if rng is not None else self.rng)
 
     async def stats(self) -> ReservoirStats:
         """Size, seen count, capacity and per-stream counts, read in one transaction."""
@@ -192,25 +177,3 @@ class ReservoirBuffer:
             keys=[k.meta, k.slots, k.regime_owners, k.regime_counts],
             args=[k.regime_prefix, "1"],
         )
-
-    async def _sample_stratified(
-        self, n: int, rng: random.Random, counts_key: str, set_of: Callable[[str], str]
-    ) -> list[Episode]:
-        """Share ``n`` out evenly over the strata counted in ``counts_key`` (streams, or
-        (stream, regime) keys), then draw each stratum's share from its sorted set."""
-        held = await self.client.hgetall(counts_key)
-        order, taken = share_out({as_text(s): int(c) for s, c in held.items()}, n, rng)
-        if not order:
-            return []
-        chosen = list(taken)
-        args: list[str] = ["stratified", *(str(taken[s]) for s in chosen)]
-        args += [repr(rng.random()) for s in chosen for _ in range(taken[s])]
-        keys = [self.keys.meta, self.keys.slots, *(set_of(s) for s in chosen)]
-        groups = await self._sample_script(keys=keys, args=args)
-        pending = {s: iter(group) for s, group in zip(chosen, groups, strict=True)}
-        out = []
-        for s in order:
-            blob = next(pending[s], None)
-            if blob is not None:
-                out.append(decode_episode(blob))
-        return out

@@ -20,6 +20,7 @@ import numpy as np
 
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.replay.reservoir import ReservoirBuffer
+from adaptd.replay.samplers import RegimeSampler, sampler_for
 
 from ..config.settings import Settings
 from ..io.logs import get_logger
@@ -110,10 +111,9 @@ class MetaTrainer:
         if stats.size < a.meta_min_items:
             return 0
         done = 0
+        sampler = sampler_for(self.settings.replay.sample_strategy)
         for _ in range(a.meta_steps):
-            episodes = await self.reservoir.sample(
-                a.meta_batch, strategy=self.settings.replay.sample_strategy, rng=self.rng
-            )
+            episodes = await self.reservoir.sample(a.meta_batch, sampler=sampler, rng=self.rng)
             result = await self.worker.submit(
                 self.learner.meta_train, episodes, priority=BACKGROUND
             )
@@ -130,7 +130,7 @@ class MetaTrainer:
         consolidations = 0
         if c.penalty != "none":
             episodes = await self.reservoir.sample(
-                c.fisher_episodes, strategy="regime", rng=self.rng
+                c.fisher_episodes, sampler=RegimeSampler(), rng=self.rng
             )
             consolidations = await self.worker.submit(
                 self.learner.consolidate, episodes, priority=BACKGROUND

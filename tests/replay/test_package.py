@@ -45,6 +45,7 @@ def test_every_public_name_resolves_to_the_module_the_table_names(name: str) -> 
 def test_unknown_names_raise_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'SampleStrategy'"):
         replay.SampleStrategy  # noqa: B018
-    from adaptd.replay import ReservoirBuffer
+    from adaptd.replay import ReservoirBuffer, sampler_for  # the old and the new names
 
     assert ReservoirBuffer.__name__ == "ReservoirBuffer"
+    assert callable(sampler_for)

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from adaptd.replay.holdout import HoldoutStore
 from adaptd.replay.reservoir import ReservoirBuffer
+from adaptd.replay.samplers import sampler_for
 
 from ..config.settings import Settings
 from ..io.clients import make_consumer, make_producer, make_redis
@@ -161,7 +162,7 @@ def _schedule(s: Settings, *, export: bool) -> MetaSchedule:
         min_items=a.meta_min_items,
         steps=a.meta_steps,
         batch=a.meta_batch,
-        sample_strategy=s.replay.sample_strategy,
+        sampler=sampler_for(s.replay.sample_strategy),
         algorithm=a.meta_algorithm,
         penalty=c.penalty,
         fisher_episodes=c.fisher_episodes,

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.replay.episode import Episode
+from adaptd.replay.samplers import RegimeSampler, Sampler
 
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
@@ -39,7 +40,7 @@ class Reservoir(Protocol):
 
     async def stats(self) -> Any: ...
 
-    async def sample(self, n: int, *, strategy: Any, rng: random.Random) -> list[Episode]: ...
+    async def sample(self, n: int, *, sampler: Sampler, rng: random.Random) -> list[Episode]: ...
 
 
 class Checkpoints(Protocol):
@@ -59,7 +60,8 @@ class MetaSchedule:
     min_items: int
     steps: int
     batch: int
-    sample_strategy: str
+    sampler: Sampler
+    """How meta-batches are drawn (``replay.sample_strategy``)."""
     algorithm: str
     penalty: str
     fisher_episodes: int
@@ -159,9 +161,7 @@ class MetaTrainer:
             return 0
         done = 0
         for _ in range(s.steps):
-            episodes = await self.reservoir.sample(
-                s.batch, strategy=s.sample_strategy, rng=self.rng
-            )
+            episodes = await self.reservoir.sample(s.batch, sampler=s.sampler, rng=self.rng)
             result = await self._run(self.learner.meta_train, self.task, episodes)
             if result is None:
                 continue
@@ -184,7 +184,7 @@ class MetaTrainer:
         if s.penalty == "none":
             return 0
         episodes: Sequence[Episode] = await self.reservoir.sample(
-            s.fisher_episodes, strategy="regime", rng=self.rng
+            s.fisher_episodes, sampler=RegimeSampler(), rng=self.rng
         )
         return await self._run(self.learner.consolidate, self.task, episodes)
 

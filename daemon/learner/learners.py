@@ -17,7 +17,15 @@ from ..config.settings import AdaptationSettings, ContinualSettings
 from .messages import AdaptationOutcome, AdaptJob, MetaRound, TaskSpec
 from .policy_learner import PolicyLearner
 
-__all__ = ["TaskLearners"]
+__all__ = ["TaskLearners", "use_threads"]
+
+
+def use_threads(n: int) -> None:
+    """Cap torch's intra-op threads (the learner's thread leaves the other core to the event
+    loop when both share a process)."""
+    import torch
+
+    torch.set_num_threads(n)
 
 
 class TaskLearners:

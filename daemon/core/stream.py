@@ -102,6 +102,7 @@ class StreamState:
 
     __slots__ = (
         "_fired",
+        "_labelers",
         "_matured",
         "config",
         "detector",
@@ -127,10 +128,15 @@ class StreamState:
         self.segment = 0
         """Shifts seen so far."""
         self.tracks = tuple(TaskTrack(stream, topic, partition, c) for c in config.tracks)
+        self._bind()
         # In event order: (track, example, offset and time of the event its label arrived
         # with), and shifts from the market channels.
         self._matured: list[tuple[TaskTrack, Example, int, int] | _ShiftMark] = []
         self._fired: dict[tuple[str, str], int] = {}
+
+    def _bind(self) -> None:
+        # Per event and task, one call: the labeler's push, bound once (not pickled).
+        self._labelers = tuple((t, t.labeler.push, t.config.columns) for t in self.tracks)
 
     def track(self, task: str) -> TaskTrack:
         """The track of a task, by name (KeyError if the stream does not run it)."""
@@ -156,8 +162,9 @@ class StreamState:
         index = self.index
         self.index = index + 1
         matured = self._matured
-        for track in self.tracks:
-            example = track.push(index, feats, x, offset, ev.ts_ms)
+        for track, push, columns in self._labelers:
+            own = x if columns is None or x is None else tuple([x[i] for i in columns])
+            example = push(index, feats, own, offset, ev.ts_ms)
             if example is not None:
                 matured.append((track, example, offset, ev.ts_ms))
         if feats.count > 1:
@@ -234,8 +241,9 @@ class StreamState:
 
     # -- snapshots ---------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        # The config is shared by every stream of a partition: not in the snapshot.
-        return {k: getattr(self, k) for k in self.__slots__ if k != "config"}
+        # The config is shared by every stream of a partition, the bound labelers derived:
+        # neither is in the snapshot.
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("config", "_labelers")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for key, value in migrate_stream_state(state).items():
@@ -255,6 +263,7 @@ class StreamState:
                 track.attach(c)
             tracks.append(track)
         self.tracks = tuple(tracks)
+        self._bind()
         # Matured examples of dropped tracks are not filed; the others keep their order.
         self._matured = [
             item for item in self._matured if type(item) is not tuple or item[0] in tracks

@@ -1,8 +1,9 @@
 """One policy task on one stream: its labels, scores, episodes, regimes, adaptation requests and
 live policy.
 
-Per event the track's labeler holds the example formed now and returns the one whose label
-just matured (the stream files it in event order with the shifts). Per batch the matured
+Per event the track's labeler holds the example formed now (of the task's features) and returns
+the one whose label just matured (the stream calls it, and files the example in event order
+with the shifts). Per batch the matured
 examples are scored prequentially in one vectorised forward per model (:mod:`.prequential`),
 then filed one by one: into the current episode (:mod:`.episodes`), and into the regime's
 examples, or after a shift into the adaptation set (:mod:`.collect`). A full adaptation set is
@@ -30,7 +31,7 @@ from .labels import DelayedLabeler, Example
 from .live import PolicySlot
 from .prequential import Prequential
 from .regimes import RegimeBook, RegimeTracker
-from .tasks.protocol import PolicyTask, Tick, model_id, qualified
+from .tasks.protocol import PolicyTask, model_id, qualified
 
 __all__ = ["TaskTrack", "TrackConfig"]
 
@@ -93,16 +94,6 @@ class TaskTrack:
         self.collector = AdaptationSet()
         self.regimes = RegimeTracker(config.novelty, config.max_regimes)
         self.live = PolicySlot()
-
-    # -- per event ------------------------------------------------------------------------
-    def push(
-        self, index: int, tick: Tick, x: tuple[float, ...] | None, offset: int, ts_ms: int
-    ) -> Example | None:
-        """Record one event; the example whose label it completes, if any."""
-        columns = self.config.columns
-        if x is not None and columns is not None:
-            x = tuple([x[i] for i in columns])
-        return self.labeler.push(index, tick, x, offset, ts_ms)
 
     # -- per batch ------------------------------------------------------------------------
     def score(self, examples: Sequence[Example], init: NumpyPolicy | None) -> np.ndarray | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from aiokafka import TopicPartition
@@ -150,7 +150,7 @@ class Ownership:
     # -- processing -----------------------------------------------------------------------
     async def process(
         self,
-        batch: Mapping[TopicPartition, Iterable[Record]],
+        batch: Mapping[TopicPartition, Sequence[Record]],
         defaults: Mapping[str, NumpyPolicy],
         out: Effects,
     ) -> int:
@@ -162,7 +162,6 @@ class Ownership:
                 part = self.partitions.get(tp)
                 if part is None:
                     continue
-                records = list(records)
                 count += len(records)
                 part.process(records, defaults, out)
         return count

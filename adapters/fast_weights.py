@@ -6,8 +6,9 @@ read once stays a valid snapshot.
 
 The inner loop is plain gradient descent, ``{k: p - lr * g}`` (``lr`` a number, one tensor per
 parameter for learned step sizes, or a list of those, one an inner step, for a learned
-schedule), over all parameters or a named subset (the head only, for ANIL). Two backends
-compute the same maths:
+schedule), over all parameters or a named subset (the head only, for ANIL); ``step=``
+replaces that step by another rule with the same call (:mod:`adaptd.adapters.steps`, e.g. a
+proximal step toward an anchor). Two backends compute the same maths:
 
 * "autograd": :func:`adaptd.adapters.network.forward` (explicit matrix products) and
   ``torch.autograd.grad``, the lower per-call overhead for one small task;
@@ -53,6 +54,7 @@ from torch.func import functional_call, grad_and_value
 
 from .network import PolicyNet, forward
 from .protocol import LOSSES, Loss
+from .steps import SGD_STEP, InnerStep
 
 __all__ = [
     "BACKENDS",
@@ -201,6 +203,7 @@ def adapt(
     create_graph: bool = False,
     loss: Loss = "mse",
     names: Collection[str] | None = None,
+    step: InnerStep = SGD_STEP,
 ) -> AdaptResult:
     """Take up to ``steps`` gradient steps of size ``lr`` on the support set ``(x, y)``.
 
@@ -233,6 +236,11 @@ def adapt(
         "mse" or "cross_entropy".
     names
         Parameters to adapt (default all); the others keep their starting values.
+    step
+        What one step does with the gradients and step sizes (see
+        :mod:`adaptd.adapters.steps`): plain gradient descent ``{k: p - lr * g}`` by default,
+        or a variant such as a proximal step toward an anchor
+        (:class:`~adaptd.adapters.continual.proximal.ProximalStep`).
     """
     start = time.perf_counter()
     _check_adapt_args(net, params, x, y, steps=steps, deadline_s=deadline_s)
@@ -254,7 +262,7 @@ def adapt(
     losses: list[float] = []
     taken = 0
     deadline_hit = False
-    for step in range(steps):
+    for index in range(steps):
         if deadline_s is not None and time.perf_counter() - start >= deadline_s:
             deadline_hit = True
             break
@@ -262,9 +270,8 @@ def adapt(
             net, current, x, y, backend=backend, create_graph=create_graph, loss=loss, names=keys
         )
         losses.append(float(value.detach()))
-        rates = rates_at(schedule, step)
         with torch.set_grad_enabled(create_graph):
-            current = {**current, **{k: current[k] - rates[k] * grads[k] for k in keys}}
+            current = step(current, grads, rates_at(schedule, index), keys)
         taken += 1
     with torch.no_grad():
         losses.append(float(task_loss(net, current, x, y, loss)))

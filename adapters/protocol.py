@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from .fast_weights import AdaptResult
+    from .steps import InnerStep
 
 __all__ = [
     "LOSSES",
@@ -115,9 +116,12 @@ class MetaLearner(Protocol):
         deadline_s: float | None = None,
         steps: int | None = None,
         start: Mapping[str, Tensor] | None = None,
+        step: InnerStep = ...,
     ) -> AdaptResult:
         """Fast weights for a new task from its support set: ``steps`` inner steps (default
-        the learner's own) from ``start`` (default ``params``), stopping at the deadline."""
+        the learner's own) from ``start`` (default ``params``), stopping at the deadline;
+        ``step`` replaces the rule of one step (default plain gradient descent,
+        :mod:`adaptd.adapters.steps`)."""
         ...
 
     def state_dict(self) -> dict[str, Any]:

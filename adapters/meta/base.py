@@ -41,6 +41,7 @@ from ..fast_weights import (
 )
 from ..network import PolicyNet, init_params
 from ..protocol import Loss, Task
+from ..steps import SGD_STEP, InnerStep
 
 __all__ = ["FastWeightLearner", "as_task_tensors"]
 
@@ -138,11 +139,14 @@ class FastWeightLearner:
         deadline_s: float | None = None,
         steps: int | None = None,
         start: Mapping[str, Tensor] | None = None,
+        step: InnerStep = SGD_STEP,
     ) -> AdaptResult:
         """Fast weights for a new task: ``steps`` (default ``inner_steps``) inner steps on
         ``(x, y)`` from ``start`` (default the meta-learned ``params``; e.g. the last policy of
         a returning regime), with the learner's own step sizes and adapted parameters. A
-        learned step-size schedule shorter than ``steps`` reuses its last step's sizes."""
+        learned step-size schedule shorter than ``steps`` reuses its last step's sizes.
+        ``step`` is the rule of one step (plain gradient descent by default; see
+        :mod:`adaptd.adapters.steps`)."""
         if start is not None and set(start) != set(self.params):
             raise ValueError(
                 f"start has params {sorted(start)}, the network has {sorted(self.params)}"
@@ -158,6 +162,7 @@ class FastWeightLearner:
             backend=self.backend,
             loss=self.loss,
             names=self.inner_names,
+            step=step,
         )
 
     def regularizer_grads(self) -> Params | None:

@@ -19,8 +19,9 @@ into a meta-learner:
   :meth:`adapt` then adds the penalty anchored at that policy, with the same ``F`` and the
   strength ``continual.policy_lambda``, so the few new examples refine what the policy knew
   instead of overwriting it. The penalised
-  inner step is proximal: a gradient step on the support loss, then the exact minimiser of
-  the step's quadratic model plus the penalty,
+  inner step is proximal (:class:`~adaptd.adapters.continual.proximal.ProximalStep`, the
+  step hook of the learner's own inner loop): a gradient step on the support loss, then the
+  exact minimiser of the step's quadratic model plus the penalty,
   ``w <- a + (w - lr * g - a) / (1 + lr * lam * F)``, which shrinks each weight's move by a
   factor in ``(0, 1]`` and so stays stable however large ``lr * lam * F`` gets (an explicit
   gradient step on the penalty diverges once that product exceeds 2).
@@ -53,24 +54,16 @@ True
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from adaptd.adapters.continual.importance import quadratic_penalty
 from adaptd.adapters.continual.online_ewc import OnlineEWC
 from adaptd.adapters.continual.protocol import ContinualModel
-from adaptd.adapters.fast_weights import (
-    AdaptResult,
-    Params,
-    grad_and_loss,
-    rate_schedule,
-    rates_at,
-    task_loss,
-)
+from adaptd.adapters.continual.proximal import ProximalStep
+from adaptd.adapters.fast_weights import AdaptResult
 from adaptd.adapters.meta.base import FastWeightLearner
 from adaptd.adapters.meta.reptile import Reptile
 from adaptd.adapters.network import PolicyNet
@@ -167,49 +160,8 @@ class Protection:
         fisher = None if self.ewc is None else self.ewc.fisher
         if start is None or fisher is None or self.settings.policy_lambda == 0:
             return self.learner.adapt(x, y, deadline_s=deadline_s, start=start)
-        return self._proximal_adapt(x, y, dict(start), fisher, deadline_s)
-
-    def _proximal_adapt(
-        self,
-        x: Tensor,
-        y: Tensor,
-        anchor: Params,
-        fisher: Params,
-        deadline_s: float | None,
-    ) -> AdaptResult:
-        begin = time.perf_counter()
-        learner = self.learner
-        names = list(anchor) if learner.inner_names is None else list(learner.inner_names)
-        schedule = rate_schedule(learner.step_sizes(), names)
-        lam = self.settings.policy_lambda
-        dtype = next(iter(anchor.values())).dtype
-        x, y = x.to(dtype), (y.to(dtype) if learner.loss == "mse" else y)
-        anchor = {k: v.detach().to(dtype) for k, v in anchor.items()}
-        current = dict(anchor)
-        losses: list[float] = []
-        taken, hit = 0, False
-        for step in range(learner.inner_steps):
-            if deadline_s is not None and time.perf_counter() - begin >= deadline_s:
-                hit = True
-                break
-            grads, value = grad_and_loss(
-                self.net, current, x, y, backend=learner.backend, loss=learner.loss, names=names
-            )
-            losses.append(float(value))
-            rates = rates_at(schedule, step)
-            with torch.no_grad():
-                for k in names:
-                    rate = rates[k]
-                    # A learned step size may be negative (Meta-SGD): no shrinkage there.
-                    shrink = 1.0 + lam * fisher[k] * (
-                        rate.clamp(min=0.0) if isinstance(rate, Tensor) else max(rate, 0.0)
-                    )
-                    moved = current[k] - rate * grads[k]
-                    current[k] = anchor[k] + (moved - anchor[k]) / shrink
-            taken += 1
-        with torch.no_grad():
-            losses.append(float(task_loss(self.net, current, x, y, learner.loss)))
-        return AdaptResult(current, taken, tuple(losses), hit, time.perf_counter() - begin)
+        step = ProximalStep(start, fisher, self.settings.policy_lambda)
+        return self.learner.adapt(x, y, deadline_s=deadline_s, start=start, step=step)
 
     def state_dict(self) -> dict[str, Any] | None:
         """The online-EWC state (Fisher, anchor, consolidations); None without a penalty."""

@@ -7,7 +7,9 @@ learns new ones, the training loop they plug into, and the field's metrics.
   ``AccuracyMatrix`` (:mod:`.metrics`) computes ACC, BWT, FWT, forgetting and retention.
 - Importance-based penalties: ``EWC`` (per-task), ``OnlineEWC`` (a running Fisher),
   ``SynapticIntelligence``, ``MemoryAwareSynapses``; distillation:
-  ``LearningWithoutForgetting``.
+  ``LearningWithoutForgetting``. The anchored ones also protect a meta-learned
+  initialisation (``AnchoredRegularizer``, a meta-learner's ``regularizer``) and a warm-started
+  adaptation (``ProximalStep``, an inner-loop step).
 - Memory: ``ExperienceReplay`` over an ``EpisodicMemory`` (uniform, prioritized or stratified
   sampling), ``CoresetReplay`` (``herding`` or ``k_center`` selection), ``GEM`` and ``AGEM``
   (gradient projection), ``GenerativeReplay`` (a ``VAE`` of the input domain).
@@ -25,6 +27,7 @@ learns new ones, the training loop they plug into, and the field's metrics.
 """
 
 from .agem import AGEM, agem_projection
+from .anchored_regularizer import AnchoredRegularizer
 from .columns import ProgressiveNet
 from .coreset import CoresetReplay, herding, k_center
 from .ewc import EWC
@@ -40,6 +43,7 @@ from .online_ewc import OnlineEWC
 from .packnet import PackNet
 from .progressive import ProgressiveNets
 from .protocol import ContinualModel, ContinualTask, Strategy, restrict, tensor_bytes
+from .proximal import ProximalStep
 from .registry import strategies
 from .replay import ExperienceReplay, replay_losses
 from .si import SynapticIntelligence
@@ -52,6 +56,7 @@ __all__ = [
     "GEM",
     "VAE",
     "AccuracyMatrix",
+    "AnchoredRegularizer",
     "ContinualModel",
     "ContinualTask",
     "CoresetReplay",
@@ -66,6 +71,7 @@ __all__ = [
     "PackNet",
     "ProgressiveNet",
     "ProgressiveNets",
+    "ProximalStep",
     "SequenceResult",
     "Strategy",
     "SynapticIntelligence",

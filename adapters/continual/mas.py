@@ -130,11 +130,6 @@ class MemoryAwareSynapses(AnchoredPenalty):
         """``lam``."""
         return self.lam
 
-    @property
-    def importance(self) -> Params | None:
-        """``Omega`` per parameter, summed over tasks (None before the first task ends)."""
-        return None if self._importance is None else dict(self._importance)
-
     def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Add the importance of ``task``'s inputs at ``model.params``; anchor there."""
         self._check(model.params)

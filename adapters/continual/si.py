@@ -102,11 +102,6 @@ class SynapticIntelligence(AnchoredPenalty):
         self._path: Params = {}
         """The running path integral ``w`` of the current task."""
 
-    @property
-    def importance(self) -> Params | None:
-        """``Omega`` per parameter (None before the first task ends)."""
-        return None if self._importance is None else dict(self._importance)
-
     def before_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Start the path integral at zero from ``model.params``."""
         self._check(model.params)

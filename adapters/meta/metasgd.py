@@ -48,7 +48,7 @@ from torch import Tensor
 
 from ..fast_weights import Backend, Params, StepSchedule, copy_params_like
 from ..network import PolicyNet
-from ..protocol import Loss
+from ..protocol import Loss, Regularizer
 from .gradient_based import GradientLearner
 
 __all__ = ["STEP_SIZE_PREFIX", "MetaSGD"]
@@ -85,6 +85,7 @@ class MetaSGD(GradientLearner):
         backend: Backend = "autograd",
         seed: int = 0,
         loss: Loss = "mse",
+        regularizer: Regularizer | None = None,
         per_step: bool = False,
     ) -> None:
         if not isinstance(per_step, bool):
@@ -98,6 +99,7 @@ class MetaSGD(GradientLearner):
             backend=backend,
             seed=seed,
             loss=loss,
+            regularizer=regularizer,
         )
 
     def _reset(self) -> None:

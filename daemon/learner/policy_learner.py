@@ -35,7 +35,7 @@ from adaptd.adapters import PolicyNet, Task, init_params
 from adaptd.adapters.fast_weights import adapt, mse
 from adaptd.adapters.meta import ANIL, FOMAML, MAML, MetaSGD, Reptile
 from adaptd.adapters.meta.batched import adapted_query_losses, stack_tasks
-from adaptd.adapters.protocol import MetaLearner
+from adaptd.adapters.protocol import MetaLearner, Regularizer
 from adaptd.replay.episode import Episode
 
 from ..config.settings import AdaptationSettings, ContinualSettings
@@ -60,8 +60,11 @@ LEARNERS: dict[str, type[MetaLearner]] = {
 """``adaptation.meta_algorithm`` values and their classes."""
 
 
-def make_learner(settings: AdaptationSettings, net: PolicyNet) -> MetaLearner:
-    """The meta-learner named by ``adaptation.meta_algorithm``, with the daemon's settings."""
+def make_learner(
+    settings: AdaptationSettings, net: PolicyNet, regularizer: Regularizer | None = None
+) -> MetaLearner:
+    """The meta-learner named by ``adaptation.meta_algorithm``, with the daemon's settings and
+    ``regularizer`` (the protection's penalty on the initialisation, if any)."""
     cls = LEARNERS[settings.meta_algorithm]
     # Reptile's outer step is an interpolation factor; the others take an Adam step size.
     meta_lr = settings.meta_lr if cls is Reptile else settings.adam_lr
@@ -72,6 +75,7 @@ def make_learner(settings: AdaptationSettings, net: PolicyNet) -> MetaLearner:
         meta_lr=meta_lr,
         backend=settings.backend,
         seed=settings.seed,
+        regularizer=regularizer,
     )
 
 
@@ -127,8 +131,8 @@ class PolicyLearner(Described):
         self.net = PolicyNet(
             in_dim, settings.hidden, activation=ACTIVATION, output_scale=OUTPUT_SCALE
         )
-        self.learner = make_learner(settings, self.net)
-        self.protection = Protection(self.continual, self.net, self.learner, seed=settings.seed)
+        self.protection = Protection(self.continual, self.net, seed=settings.seed)
+        self.learner = make_learner(settings, self.net, self.protection.regularizer)
         # The from-scratch baseline: the same inner loop from an initialisation that was
         # never meta-trained, so reports can show what meta-learning adds.
         self.scratch = init_params(self.net, settings.seed + 1)
@@ -148,13 +152,13 @@ class PolicyLearner(Described):
             torch.randn(q, self.in_dim, generator=gen),
             torch.randn(q, generator=gen),
         )
-        spare = make_learner(self.settings, self.net)
-        spare.meta_update([task, task])
         # The penalised paths too: a throwaway penalty with a Fisher, a warm-started adapt.
-        guard = Protection(self.continual, self.net, spare)
-        if guard.consolidate(task.support_x, task.support_y):
+        guard = Protection(self.continual, self.net)
+        spare = make_learner(self.settings, self.net, guard.regularizer)
+        spare.meta_update([task, task])
+        if guard.consolidate(spare.params, task.support_x, task.support_y):
             spare.meta_update([task, task])
-            guard.adapt(task.support_x, task.support_y, start=spare.params, deadline_s=10.0)
+            guard.adapt(spare, task.support_x, task.support_y, start=spare.params, deadline_s=10.0)
         shift = ShiftEvent("warm-up", "warm-up", Shift(0, 0, (), {}), 1, "", 0, 0, 0, 0.0)
         request = AdaptationRequest(
             id="warm-up",
@@ -187,7 +191,9 @@ class PolicyLearner(Described):
         qx, qy = torch.from_numpy(request.query_x), torch.from_numpy(request.query_y)
         # A returning regime continues from what was learned for it.
         origin = None if request.start_weights is None else _tensors(request.start_weights)
-        result = self.protection.adapt(sx, sy, start=origin, deadline_s=max(deadline_s, 0.0))
+        result = self.protection.adapt(
+            self.learner, sx, sy, start=origin, deadline_s=max(deadline_s, 0.0)
+        )
         parent = (
             _tensors(request.parent_weights)
             if request.parent_weights is not None
@@ -259,7 +265,7 @@ class PolicyLearner(Described):
         if arrays:
             x = torch.tensor(np.concatenate([a[0] for a in arrays]))
             y = torch.tensor(np.concatenate([a[1] for a in arrays]))
-            self.protection.consolidate(x, y)
+            self.protection.consolidate(self.learner.params, x, y)
         return self.protection.consolidations
 
     def evaluate(self, episodes: Sequence[Episode]) -> list[float]:

@@ -43,7 +43,6 @@ True
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Literal, NamedTuple
@@ -52,6 +51,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, grad_and_value
 
+from .checks import non_negative_int, positive_finite
 from .network import PolicyNet, forward
 from .protocol import LOSSES, Loss
 from .steps import SGD_STEP, InnerStep
@@ -344,8 +344,7 @@ def _step_rates(lr: object, keys: Collection[str], name: str) -> Mapping[str, fl
         if missing := set(keys) - set(lr):
             raise ValueError(f"{name} has no step size for {sorted(missing)}")
         return lr
-    if isinstance(lr, bool) or not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {lr!r}")
+    positive_finite(name, lr)
     return dict.fromkeys(keys, lr)
 
 
@@ -358,8 +357,7 @@ def _check_adapt_args(
     steps: int,
     deadline_s: float | None,
 ) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    non_negative_int("steps", steps)
     if deadline_s is not None and not (deadline_s >= 0):
         raise ValueError(f"deadline_s must be None or >= 0, got {deadline_s!r}")
     if not params:

@@ -35,8 +35,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..checks import one_of, positive_int
 from ..fast_weights import Params
-from .checks import one_of, positive_int
 from .gem import flat_gradient, unflatten
 from .memory import INSERTIONS, EpisodicMemory, Insertion
 from .protocol import ContinualModel, ContinualTask, Strategy

@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import positive_int
 from ..fast_weights import Params
-from .checks import optional_positive_int, positive_int
 from .protocol import ContinualModel, ContinualTask, Strategy
 from .replay import classes_from_state, classes_state, replay_losses
 
@@ -160,7 +160,7 @@ class GEM(Strategy):
         seed: int = 0,
     ) -> None:
         self.memory_per_task = positive_int("memory_per_task", memory_per_task)
-        self.max_tasks = optional_positive_int("max_tasks", max_tasks)
+        self.max_tasks = positive_int("max_tasks", max_tasks, optional=True)
         if not margin >= 0:
             raise ValueError(f"margin must be >= 0, got {margin!r}")
         self.margin = float(margin)

@@ -42,9 +42,9 @@ import torch
 from torch import Tensor
 from torch.func import grad, vmap
 
+from ..checks import integer, non_negative, positive_int
 from ..fast_weights import Params
 from .anchored import AnchoredPenalty
-from .checks import integer, non_negative, positive_int
 from .importance import subsample
 from .protocol import ContinualModel, ContinualTask
 

@@ -60,7 +60,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from .checks import one_of, positive_int
+from ..checks import int_at_least, one_of, positive_int
 
 __all__ = ["EpisodicMemory", "Insertion", "MemoryBatch", "Sampling", "fair_shares"]
 
@@ -282,8 +282,7 @@ class EpisodicMemory:
     def sample(self, n: int, strategy: Sampling = "uniform") -> MemoryBatch:
         """A batch of ``n`` items ("uniform" and "stratified": distinct, so fewer when fewer are
         held; "prioritized": with replacement). An empty memory gives an empty batch."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be an integer >= 0, got {n!r}")
+        int_at_least("n", n, 0)
         if strategy not in SAMPLINGS:
             raise ValueError(f"strategy must be one of {SAMPLINGS}, got {strategy!r}")
         size = len(self)

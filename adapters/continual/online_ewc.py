@@ -39,9 +39,9 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from ..checks import in_unit_interval, integer, non_negative, positive_int
 from ..fast_weights import Params
 from .anchored import AnchoredPenalty
-from .checks import in_unit_interval, integer, non_negative, positive_int
 from .importance import (
     FisherKind,
     fisher_diagonal,

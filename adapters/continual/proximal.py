@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import Tensor
 
-from .checks import non_negative
+from ..checks import non_negative
 
 __all__ = ["ProximalStep"]
 

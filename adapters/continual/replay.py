@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from .checks import one_of, positive_int
+from ..checks import one_of, positive_int
 from .memory import INSERTIONS, SAMPLINGS, EpisodicMemory, Insertion, Sampling
 from .protocol import ContinualModel, ContinualTask, Strategy
 

@@ -25,13 +25,13 @@ Examples
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from ..checks import integer, positive_finite, positive_int
 from ..fast_weights import (
     BACKENDS,
     AdaptResult,
@@ -99,14 +99,12 @@ class FastWeightLearner:
             meta_lr = self.default_meta_lr
         if not isinstance(net, PolicyNet):
             raise ValueError(f"net must be a PolicyNet, got {type(net).__name__}")
-        if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
-            raise ValueError(f"inner_steps must be a positive integer, got {inner_steps!r}")
-        _check_rate("inner_lr", inner_lr)
-        _check_rate("meta_lr", meta_lr)
+        positive_int("inner_steps", inner_steps)
+        positive_finite("inner_lr", inner_lr)
+        positive_finite("meta_lr", meta_lr)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
+        integer("seed", seed)
         check_loss(net, loss)
         if regularizer is not None and not isinstance(regularizer, Regularizer):
             raise ValueError(
@@ -262,10 +260,3 @@ def as_task_tensors(
                 )
         out.append((sx, sy, qx, qy))
     return out
-
-
-def _check_rate(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")

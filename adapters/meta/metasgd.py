@@ -46,6 +46,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..checks import flag
 from ..fast_weights import Backend, Params, StepSchedule, copy_params_like
 from ..network import PolicyNet
 from ..protocol import Loss, Regularizer
@@ -88,9 +89,7 @@ class MetaSGD(GradientLearner):
         regularizer: Regularizer | None = None,
         per_step: bool = False,
     ) -> None:
-        if not isinstance(per_step, bool):
-            raise ValueError(f"per_step must be True or False, got {per_step!r}")
-        self.per_step = per_step
+        self.per_step = flag("per_step", per_step)
         super().__init__(
             net,
             inner_steps=inner_steps,

@@ -31,7 +31,7 @@ from .anchored_regularizer import AnchoredRegularizer
 from .columns import ProgressiveNet
 from .coreset import CoresetReplay, herding, k_center
 from .ewc import EWC
-from .gem import GEM, gem_projection, nonnegative_qp
+from .gem import GEM, gem_projection
 from .generative import GenerativeReplay
 from .growth import Growth, widen
 from .importance import fisher_diagonal, quadratic_penalty
@@ -83,7 +83,6 @@ __all__ = [
     "gem_projection",
     "herding",
     "k_center",
-    "nonnegative_qp",
     "output_sensitivity",
     "quadratic_penalty",
     "replay_losses",

@@ -10,9 +10,11 @@ learns new ones, the training loop they plug into, and the field's metrics.
   ``LearningWithoutForgetting``. The anchored ones also protect a meta-learned
   initialisation (``AnchoredRegularizer``, a meta-learner's ``regularizer``) and a warm-started
   adaptation (``ProximalStep``, an inner-loop step).
-- Memory: ``ExperienceReplay`` over an ``EpisodicMemory`` (uniform, prioritized or stratified
-  sampling), ``CoresetReplay`` (``herding`` or ``k_center`` selection), ``GEM`` and ``AGEM``
-  (gradient projection), ``GenerativeReplay`` (a ``VAE`` of the input domain).
+- Memory: ``ExperienceReplay`` over an ``EpisodicMemory`` with injected insertion
+  (``ReservoirInserter``, ``QuotaInserter``) and sampling (``UniformSampler``,
+  ``PrioritizedSampler``, ``StratifiedSampler``), ``CoresetReplay`` (``herding`` or
+  ``k_center`` selection), ``GEM`` and ``AGEM`` (gradient projection), ``GenerativeReplay``
+  (a ``VAE`` of the input domain).
 - Architecture: ``ProgressiveNets`` (columns of a ``ProgressiveNet``), ``PackNet`` (pruning
   masks per task), ``Growth`` (PackNet that widens hidden layers when a task's loss
   plateaus high).
@@ -37,7 +39,18 @@ from .growth import Growth, widen
 from .importance import fisher_diagonal, quadratic_penalty
 from .lwf import LearningWithoutForgetting
 from .mas import MemoryAwareSynapses, output_sensitivity
-from .memory import EpisodicMemory, MemoryBatch, fair_shares
+from .memory import (
+    EpisodicMemory,
+    Inserter,
+    MemoryBatch,
+    PrioritizedSampler,
+    QuotaInserter,
+    ReservoirInserter,
+    Sampler,
+    StratifiedSampler,
+    UniformSampler,
+    fair_shares,
+)
 from .metrics import AccuracyMatrix
 from .online_ewc import OnlineEWC
 from .packnet import PackNet
@@ -64,19 +77,26 @@ __all__ = [
     "ExperienceReplay",
     "GenerativeReplay",
     "Growth",
+    "Inserter",
     "LearningWithoutForgetting",
     "MemoryAwareSynapses",
     "MemoryBatch",
     "OnlineEWC",
     "PackNet",
+    "PrioritizedSampler",
     "ProgressiveNet",
     "ProgressiveNets",
     "ProximalStep",
+    "QuotaInserter",
+    "ReservoirInserter",
+    "Sampler",
     "SequenceResult",
     "Strategy",
+    "StratifiedSampler",
     "SynapticIntelligence",
     "TaskStats",
     "TrainConfig",
+    "UniformSampler",
     "agem_projection",
     "fair_shares",
     "fisher_diagonal",

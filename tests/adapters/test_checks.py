@@ -27,6 +27,7 @@ from adaptd.adapters.checks import (
 )
 from adaptd.adapters.continual.ewc import EWC
 from adaptd.adapters.continual.growth import Growth
+from adaptd.adapters.continual.memory import StratifiedSampler
 from adaptd.adapters.continual.replay import ExperienceReplay
 from adaptd.adapters.meta import MetaSGD, Reptile
 from adaptd.adapters.network import PolicyNet
@@ -166,5 +167,5 @@ def test_strategies_keep_the_validated_values() -> None:
     ewc = EWC(lam=3, max_examples=7, seed=5, max_tasks=2)
     assert (ewc.lam, ewc.max_examples, ewc.seed, ewc.max_tasks) == (3.0, 7, 5, 2)
     assert type(ewc.lam) is float
-    replay = ExperienceReplay(10, batch_size=4, sampling="stratified", store="stream")
-    assert (replay.batch_size, replay.sampling, replay.store) == (4, "stratified", "stream")
+    replay = ExperienceReplay(10, batch_size=4, sampler=StratifiedSampler(), store="stream")
+    assert (replay.batch_size, replay.sampler, replay.store) == (4, StratifiedSampler(), "stream")

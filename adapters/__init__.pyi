@@ -5,8 +5,6 @@
 from .codec import params_from_bytes as params_from_bytes
 from .codec import params_to_bytes as params_to_bytes
 from .codec import sha256_hex as sha256_hex
-from .fast_weights import AdaptResult as AdaptResult
-from .fast_weights import Params as Params
 from .fast_weights import adapt as adapt
 from .fast_weights import cross_entropy as cross_entropy
 from .fast_weights import grad_and_loss as grad_and_loss
@@ -24,11 +22,9 @@ from .meta import MetaSGD as MetaSGD
 from .meta import Reptile as Reptile
 from .network import PolicyNet as PolicyNet
 from .network import init_params as init_params
-from .protocol import LOSSES as LOSSES
 from .protocol import EpisodeStats as EpisodeStats
 from .protocol import FewShotClassifier as FewShotClassifier
 from .protocol import FittedSupport as FittedSupport
-from .protocol import Loss as Loss
 from .protocol import MetaLearner as MetaLearner
 from .protocol import MetaStats as MetaStats
 from .protocol import Regularizer as Regularizer
@@ -45,3 +41,7 @@ from .tasks import regime_dataset as regime_dataset
 from .tasks import rotated_digits as rotated_digits
 from .tasks import split_classes as split_classes
 from .tasks import tune as tune
+from .types import LOSSES as LOSSES
+from .types import AdaptResult as AdaptResult
+from .types import Loss as Loss
+from .types import Params as Params

@@ -15,7 +15,7 @@ proximal step toward an anchor). Two backends compute the same maths:
 * "func": ``torch.func.functional_call`` on the module and ``torch.func.grad``, the generic
   path that composes with ``torch.func.vmap``.
 
-Losses (``loss=``, see :data:`adaptd.adapters.protocol.LOSSES`): "mse" for regression (float
+Losses (``loss=``, see :data:`adaptd.adapters.types.LOSSES`): "mse" for regression (float
 targets ``(n,)``, net output ``(n,)``), "cross_entropy" for classification (integer targets
 ``(n,)`` in ``0..out_dim-1``, net output ``(n, out_dim)`` logits).
 
@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -53,8 +53,8 @@ from torch.func import functional_call, grad_and_value
 
 from .checks import non_negative_int, positive_finite
 from .network import PolicyNet, forward
-from .protocol import LOSSES, Loss
 from .steps import SGD_STEP, InnerStep
+from .types import LOSSES, AdaptResult, Loss, Params
 
 __all__ = [
     "BACKENDS",
@@ -76,7 +76,6 @@ __all__ = [
     "task_loss",
 ]
 
-Params = dict[str, Tensor]
 Backend = Literal["autograd", "func"]
 BACKENDS: tuple[Backend, ...] = ("autograd", "func")
 StepSize = float | Mapping[str, Tensor]
@@ -173,21 +172,6 @@ def grad_and_loss(
 
         return grad_and_value(objective)(inputs)
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-
-
-class AdaptResult(NamedTuple):
-    """What one adaptation produced."""
-
-    params: Params
-    """The adapted fast weights (detached unless ``create_graph=True``)."""
-    steps: int
-    """Gradient steps actually taken (fewer than requested when the deadline hit)."""
-    losses: tuple[float, ...]
-    """Support loss before step 1, after step 1, ..., after the last step (``steps + 1`` values)."""
-    deadline_hit: bool
-    """True when the deadline stopped the loop before the requested steps."""
-    seconds: float
-    """Wall-clock time of the whole call."""
 
 
 def adapt(

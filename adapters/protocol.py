@@ -31,12 +31,13 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, runtime_checkable
+
+from .types import LOSSES, AdaptResult, Loss
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from .fast_weights import AdaptResult
     from .steps import InnerStep
 
 __all__ = [
@@ -50,11 +51,6 @@ __all__ = [
     "Regularizer",
     "Task",
 ]
-
-Loss = Literal["mse", "cross_entropy"]
-"""Task loss: "mse" for regression (targets ``(n,)`` float), "cross_entropy" for
-classification (targets ``(n,)`` integer class ids, network output ``(n, n_classes)``)."""
-LOSSES: tuple[Loss, ...] = ("mse", "cross_entropy")
 
 
 class Task(NamedTuple):

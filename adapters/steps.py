@@ -23,6 +23,8 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
+from .types import Params
+
 __all__ = ["SGD_STEP", "InnerStep", "SGDStep"]
 
 
@@ -41,7 +43,7 @@ class InnerStep(Protocol):
         grads: Mapping[str, Tensor],
         rates: Mapping[str, float | Tensor],
         names: Sequence[str],
-    ) -> dict[str, Tensor]:
+    ) -> Params:
         """The weights after this step: every entry of ``params``, those in ``names`` moved.
 
         Parameters
@@ -71,7 +73,7 @@ class SGDStep:
         grads: Mapping[str, Tensor],
         rates: Mapping[str, float | Tensor],
         names: Sequence[str],
-    ) -> dict[str, Tensor]:
+    ) -> Params:
         """``params`` with ``params[k] - rates[k] * grads[k]`` for every ``k`` in ``names``."""
         return {**params, **{k: params[k] - rates[k] * grads[k] for k in names}}
 

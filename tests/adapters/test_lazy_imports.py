@@ -25,6 +25,7 @@ TORCH_FREE = [
     "adaptd.adapters.serving",
     "adaptd.adapters.codec",
     "adaptd.adapters.protocol",
+    "adaptd.adapters.types",
 ]
 
 

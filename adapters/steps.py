@@ -1,4 +1,5 @@
-"""The step of the inner loop, as a hook: what one step does with the gradients it is given.
+"""The step of the inner loop: its step sizes (a number, learned tensors, or a schedule of
+those, one an inner step) and, as a hook, what one step does with the gradients it is given.
 
 :func:`adaptd.adapters.fast_weights.adapt` owns the loop (gradients, deadline, step-size
 schedule, parameter subset); an :class:`InnerStep` owns the arithmetic of one step. The
@@ -14,18 +15,35 @@ Examples
 >>> new = SGD_STEP(params, grads, {"w": 0.1}, ["w"])
 >>> new["w"], new["b"] is params["b"]
 (tensor([0.9000, 2.1000]), True)
+>>> [dict(rates_at(rate_schedule([0.1, 0.2], ["w"]), step)) for step in range(3)]
+[{'w': 0.1}, {'w': 0.2}, {'w': 0.2}]
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
+from .checks import positive_finite
 from .types import Params
 
-__all__ = ["SGD_STEP", "InnerStep", "SGDStep"]
+__all__ = [
+    "SGD_STEP",
+    "InnerStep",
+    "SGDStep",
+    "StepSchedule",
+    "StepSize",
+    "rate_schedule",
+    "rates_at",
+]
+
+StepSize = float | Mapping[str, Tensor]
+"""A step size for every parameter, or one tensor (broadcastable to it) per adapted parameter."""
+StepSchedule = StepSize | Sequence[StepSize]
+"""One ``StepSize`` for every inner step, or a list (tuple) of them, entry ``i`` for step ``i``;
+steps past the end of the list reuse its last entry (see :func:`rate_schedule`)."""
 
 
 @runtime_checkable
@@ -83,3 +101,38 @@ class SGDStep:
 
 SGD_STEP = SGDStep()
 """The default inner step (plain gradient descent)."""
+
+
+def rate_schedule(lr: StepSchedule, keys: Collection[str]) -> list[Mapping[str, float | Tensor]]:
+    """``lr`` as a non-empty list of step sizes by parameter name, entry ``i`` for inner step
+    ``i``; a loop longer than the list reuses its last entry (:func:`rates_at`).
+
+    A learned schedule is only trained for the steps it has; reusing its last entry (rather
+    than, say, cycling or stopping) continues from the rates that the end of the inner loop
+    was trained with, where the weights are closest to those of extra steps.
+
+    >>> [dict(rates) for rates in rate_schedule(0.1, ["w"])]
+    [{'w': 0.1}]
+    """
+    if isinstance(lr, Sequence) and not isinstance(lr, str):
+        if len(lr) == 0:
+            raise ValueError("lr is an empty schedule: it needs at least one step's sizes")
+        return [_step_rates(rates, keys, f"lr[{i}]") for i, rates in enumerate(lr)]
+    return [_step_rates(lr, keys, "lr")]
+
+
+def rates_at(
+    schedule: Sequence[Mapping[str, float | Tensor]], step: int
+) -> Mapping[str, float | Tensor]:
+    """The step sizes of inner step ``step`` (from 0): ``schedule[step]``, or its last entry
+    for a step past its end."""
+    return schedule[min(step, len(schedule) - 1)]
+
+
+def _step_rates(lr: object, keys: Collection[str], name: str) -> Mapping[str, float | Tensor]:
+    if isinstance(lr, Mapping):
+        if missing := set(keys) - set(lr):
+            raise ValueError(f"{name} has no step size for {sorted(missing)}")
+        return lr
+    positive_finite(name, lr)
+    return dict.fromkeys(keys, lr)

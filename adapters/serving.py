@@ -52,7 +52,8 @@ class NumpyPolicy:
     ----------
     layers
         ``(weight, bias)`` per linear layer in order, ``weight`` shaped ``(out, in)`` as in
-        torch; the last layer has one output.
+        torch; the last layer's width is the policy's ``out_dim`` (1 for a regression, one
+        logit a class for a classifier).
     activation
         Name in :data:`NUMPY_ACTIVATIONS`, applied after every layer but the last.
     """
@@ -81,14 +82,10 @@ class NumpyPolicy:
             fan_in = w.shape[0]
             # Transposed once here so predict is x @ w_t + b with no per-call copies.
             checked.append((np.ascontiguousarray(w.T), b))
-        if fan_in != 1:
-            raise ValueError(
-                f"the last layer must have one output, got {fan_in}: NumpyPolicy serves "
-                "regression policies only, not PolicyNet(out_dim > 1) classifiers"
-            )
         self.activation = activation
         self.in_dim = int(checked[0][0].shape[0])
         self.hidden = tuple(int(w_t.shape[1]) for w_t, _ in checked[:-1])
+        self.out_dim = int(fan_in)
         self._layers = checked
         self._act = NUMPY_ACTIVATIONS[activation]
 
@@ -122,7 +119,8 @@ class NumpyPolicy:
         return cls(layers, activation=activation)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """``(n, in_dim) -> (n,)``, or one feature vector ``(in_dim,) -> ()``."""
+        """``(n, in_dim) -> (n,)``, or one feature vector ``(in_dim,) -> ()``; with
+        ``out_dim > 1`` the raw outputs (logits) ``(n, out_dim)`` or ``(out_dim,)``."""
         h = np.asarray(x, dtype=np.float64)
         if h.ndim not in (1, 2) or h.shape[-1] != self.in_dim:
             raise ValueError(
@@ -133,10 +131,10 @@ class NumpyPolicy:
             h = h @ w_t + b
             if j < last:
                 h = self._act(h)
-        return np.asarray(h[..., 0])
+        return np.asarray(h[..., 0]) if self.out_dim == 1 else h
 
     def __repr__(self) -> str:
         return (
             f"NumpyPolicy(in_dim={self.in_dim}, hidden={self.hidden}, "
-            f"activation={self.activation!r})"
+            f"out_dim={self.out_dim}, activation={self.activation!r})"
         )

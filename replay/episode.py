@@ -27,6 +27,8 @@ import msgspec
 import numpy as np
 from numpy.typing import ArrayLike
 
+__all__ = ["Episode", "decode_episode", "encode_episode"]
+
 _FLOAT32_LE = np.dtype("<f4")
 
 

@@ -26,20 +26,17 @@ restarts. Key layout: docs/replay.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from typing import NamedTuple
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
+from .client import as_text, check_binary_client
 from .episode import Episode, decode_episode, encode_episode
+from .layout import check_prefix
+from .scripts import BatchScript, Call, lua_source
 from .strata import regime_key, split_regime_key
 
 __all__ = ["HeldRegime", "HoldoutKeys", "HoldoutStore"]
-
-
-def _lua(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text()
 
 
 class HoldoutKeys(NamedTuple):
@@ -52,7 +49,7 @@ class HoldoutKeys(NamedTuple):
 
     @classmethod
     def for_prefix(cls, prefix: str) -> HoldoutKeys:
-        base = f"{prefix}:holdout:{{{prefix}}}"
+        base = f"{check_prefix(prefix)}:holdout:{{{prefix}}}"
         return cls(
             meta=f"{base}:meta",
             lru=f"{base}:lru",
@@ -108,8 +105,7 @@ class HoldoutStore:
         max_regimes: int,
         min_examples: int = 2,
     ) -> None:
-        if not prefix or "{" in prefix or "}" in prefix:
-            raise ValueError(f"prefix must be non-empty and free of braces, got {prefix!r}")
+        self.keys = HoldoutKeys.for_prefix(prefix)
         for name, value, least in (
             ("per_regime", per_regime, 1),
             ("max_regimes", max_regimes, 1),
@@ -117,46 +113,33 @@ class HoldoutStore:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-        if client.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ValueError("the Redis client must use decode_responses=False")
-        self.client = client
+        self.client = check_binary_client(client)
         self.prefix = prefix
         self.per_regime = per_regime
         self.max_regimes = max_regimes
         self.min_examples = min_examples
-        self.keys = HoldoutKeys.for_prefix(prefix)
-        self._offer_script = client.register_script(_lua("holdout.lua"))
-        self._reference_script = client.register_script(_lua("holdout_reference.lua"))
+        self._offer_script = BatchScript(client, lua_source("holdout.lua"))
+        self._reference_script = client.register_script(lua_source("holdout_reference.lua"))
 
     async def open(self) -> None:
-        """Load the scripts (so a batch of offers needs no retry for them)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for script in (self._offer_script, self._reference_script):
-                pipe.script_load(script.script)
-            await pipe.execute()
+        """Nothing to prepare: redis-py's ``Script`` sends a script whenever Redis lacks it.
+        Kept so that the store is opened like the reservoir."""
 
     async def offer_many(self, episodes: Sequence[Episode]) -> list[bool]:
-        """Offer episodes in order, in one round trip (one MULTI/EXEC); True for each one that
-        is held out, which the caller must then keep from training. Resending a batch gives
-        the same answers (held episodes are recognised by id)."""
-        calls = [(i, ep) for i, ep in enumerate(episodes) if ep.n >= self.min_examples]
+        """Offer episodes in order, in one round trip (one atomic script call); True for each
+        one that is held out, which the caller must then keep from training. Resending a
+        batch gives the same answers (held episodes are recognised by id)."""
+        offered = [i for i, ep in enumerate(episodes) if ep.n >= self.min_examples]
+        replies = await self._offer_script([self._offer(episodes[i]) for i in offered])
         held = [False] * len(episodes)
-        if not calls:
-            return held
-        replies = await self._run_offers([ep for _, ep in calls])
-        if all(isinstance(r, NoScriptError) for r in replies):
-            await self.client.script_load(self._offer_script.script)
-            replies = await self._run_offers([ep for _, ep in calls])
-        for (i, _), reply in zip(calls, replies, strict=True):
-            if isinstance(reply, Exception):
-                raise reply
-            held[i] = _text(reply) == "held"
+        for i, reply in zip(offered, replies, strict=True):
+            held[i] = as_text(reply) == "held"
         return held
 
     async def held(self) -> list[HeldRegime]:
         """Every held regime, least recently offered first, with its episodes and
         references (two round trips)."""
-        keys = [_text(k) for k in await self.client.zrange(self.keys.lru, 0, -1)]
+        keys = [as_text(k) for k in await self.client.zrange(self.keys.lru, 0, -1)]
         if not keys:
             return []
         async with self.client.pipeline(transaction=True) as pipe:
@@ -171,7 +154,7 @@ class HoldoutStore:
                 continue  # evicted between the two round trips
             episodes = sorted((decode_episode(b) for b in blobs.values()), key=_order)
             stream, regime = split_regime_key(key)
-            reference = {_text(k): float(v) for k, v in refs.items()}
+            reference = {as_text(k): float(v) for k, v in refs.items()}
             out.append(HeldRegime(key, stream, regime, tuple(episodes), reference))
         return out
 
@@ -188,37 +171,25 @@ class HoldoutStore:
 
     async def clear(self) -> None:
         """Delete every held episode, reference and the LRU order."""
-        keys = [_text(k) for k in await self.client.zrange(self.keys.lru, 0, -1)]
+        keys = [as_text(k) for k in await self.client.zrange(self.keys.lru, 0, -1)]
         names = [self.keys.meta, self.keys.lru]
         names += [self.keys.episodes(k) for k in keys] + [self.keys.reference(k) for k in keys]
         await self.client.delete(*names)
 
-    async def _run_offers(self, episodes: list[Episode]) -> list:
+    def _offer(self, episode: Episode) -> Call:
         k = self.keys
-        sha = self._offer_script.sha
-        async with self.client.pipeline(transaction=True) as pipe:
-            for ep in episodes:
-                key = regime_key(ep.stream, ep.regime)
-                pipe.evalsha(
-                    sha,
-                    3,
-                    k.meta,
-                    k.lru,
-                    k.episodes(key),
-                    key,
-                    ep.id,
-                    encode_episode(ep),
-                    str(self.per_regime),
-                    str(self.max_regimes),
-                    k.episodes_prefix,
-                    k.reference_prefix,
-                )
-            return await pipe.execute(raise_on_error=False)
+        key = regime_key(episode.stream, episode.regime)
+        args = [
+            key,
+            episode.id,
+            encode_episode(episode),
+            str(self.per_regime),
+            str(self.max_regimes),
+            k.episodes_prefix,
+            k.reference_prefix,
+        ]
+        return [k.meta, k.lru, k.episodes(key)], args
 
 
 def _order(episode: Episode) -> tuple[str, int]:
     return episode.source, episode.last_offset
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

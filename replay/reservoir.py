@@ -1,12 +1,13 @@
 """A Redis reservoir of episodes: Algorithm R, idempotent against redelivery, per-stream and
 per-regime indexes.
 
-Each add is one Lua script (``reservoir.lua``) run atomically by Redis: it drops an episode
-whose source already delivered an equal or later ``last_offset`` (a redelivery after a
-crash), counts the rest in ``seen``, keeps a uniform sample of at most ``capacity`` of them,
-and indexes which stream, and which (stream, regime), owns each slot so that sampling can be
-stratified by either. Key layout, algorithm, guarantees and the Redis settings to run it
-with: docs/replay.md.
+Each add runs the Lua script ``reservoir.lua``, atomically: it drops an episode whose source
+already delivered an equal or later ``last_offset`` (a redelivery after a crash), counts the
+rest in ``seen``, keeps a uniform sample of at most ``capacity`` of them, and indexes which
+stream, and which (stream, regime), owns each slot so that sampling can be stratified by
+either. The buffer puts together the add path (:mod:`~adaptd.replay.writer`) and the draws
+that injected samplers (:mod:`~adaptd.replay.samplers`) are built from. Key layout,
+algorithm, guarantees and the Redis settings to run it with: docs/replay.md.
 
 >>> ReservoirKeys.for_prefix("adaptd").slots
 'adaptd:reservoir:{adaptd}:slots'
@@ -14,43 +15,30 @@ with: docs/replay.md.
 >>> await buffer.open()                                       # doctest: +SKIP
 >>> await buffer.add(episode)                                 # doctest: +SKIP
 <AddResult.STORED: 'stored'>
->>> await buffer.sample(8, strategy="regime")                 # doctest: +SKIP
+>>> await buffer.sample(8, sampler=RegimeSampler())           # doctest: +SKIP
 [Episode(stream='BTC-USD', ...), ...]
 """
 
 from __future__ import annotations
 
 import random
-import re
-from collections.abc import Callable, Sequence
-from importlib import resources
-from typing import Literal
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
 
-from .episode import Episode, decode_episode, encode_episode
+from .client import as_text
+from .episode import Episode, decode_episode
 from .layout import AddResult, ReservoirKeys, ReservoirStats
-from .strata import regime_key, share_out
+from .samplers import Sampler, UniformSampler
+from .sampling import SlotDraws
+from .scripts import lua_source
+from .strata import regime_key
+from .writer import ReservoirWriter, capacity_mismatch
 
-__all__ = [
-    "SAMPLE_STRATEGIES",
-    "AddResult",
-    "ReservoirBuffer",
-    "ReservoirKeys",
-    "ReservoirStats",
-    "SampleStrategy",
-]
+__all__ = ["AddResult", "ReservoirBuffer", "ReservoirKeys", "ReservoirStats"]
 
-SampleStrategy = Literal["uniform", "stratified", "regime"]
-SAMPLE_STRATEGIES: tuple[SampleStrategy, ...] = ("uniform", "stratified", "regime")
 _INDEX_CHUNK = 500
-
-_CAPACITY_MISMATCH = re.compile(r"reservoir capacity mismatch: stored (\d+), requested (\d+)")
-
-
-def _lua(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text()
+_UNIFORM = UniformSampler()
 
 
 class ReservoirBuffer:
@@ -78,112 +66,73 @@ class ReservoirBuffer:
         capacity: int,
         rng: random.Random | None = None,
     ) -> None:
-        if not prefix or "{" in prefix or "}" in prefix:
-            raise ValueError(f"prefix must be non-empty and free of braces, got {prefix!r}")
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
-        if client.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ValueError("the Redis client must use decode_responses=False")
+        # The writer checks the prefix, the capacity and the client.
+        self.writer = ReservoirWriter(client, prefix=prefix, capacity=capacity)
         self.client = client
         self.prefix = prefix
         self.capacity = capacity
         self.rng = rng if rng is not None else random.Random()
-        self.keys = ReservoirKeys.for_prefix(prefix)
-        # register_script only hashes the source; the server sees it on first use.
-        self._add_script = client.register_script(_lua("reservoir.lua"))
-        self._sample_script = client.register_script(_lua("sample.lua"))
-        self._clear_script = client.register_script(_lua("clear.lua"))
-        self._index_script = client.register_script(_lua("index.lua"))
+        self.keys = self.writer.keys
+        self.draws = SlotDraws(client, self.keys, capacity=capacity)
+        # register_script only hashes the source; redis-py sends it when Redis lacks it.
+        self._clear_script = client.register_script(lua_source("clear.lua"))
+        self._index_script = client.register_script(lua_source("index.lua"))
 
     async def open(self) -> None:
-        """Load the scripts and claim the capacity, or check it against the stored one; index
-        by regime the episodes a reservoir from before the regime index holds.
+        """Claim the capacity, or check it against the stored one; index by regime the
+        episodes a reservoir from before the regime index holds.
 
         Raises ValueError naming both capacities if Redis already holds this prefix's
         reservoir with a different capacity.
         """
-        scripts = (self._add_script, self._sample_script, self._clear_script, self._index_script)
         async with self.client.pipeline(transaction=True) as pipe:
-            for script in scripts:
-                pipe.script_load(script.script)
             pipe.hsetnx(self.keys.meta, "capacity", self.capacity)
             pipe.hmget(self.keys.meta, "capacity", "regime_index")
-            *_, (stored, indexed) = await pipe.execute()
+            _, (stored, indexed) = await pipe.execute()
         if int(stored) != self.capacity:
-            raise self._mismatch(int(stored))
+            raise capacity_mismatch(self.prefix, int(stored), self.capacity)
         if indexed is None:
             await self._index_regimes()
 
     async def add(self, episode: Episode) -> AddResult:
         """Offer one episode; see :class:`AddResult` for the outcomes."""
-        keys, args = self._add_call(episode)
-        try:
-            reply = await self._add_script(keys=keys, args=args)
-        except ResponseError as exc:
-            mismatch = self._capacity_error(exc)
-            if mismatch is None:
-                raise
-            raise mismatch from exc
-        return AddResult(_text(reply))
+        (result,) = await self.writer.add_many([episode], self.rng)
+        return result
 
     async def add_many(self, episodes: Sequence[Episode]) -> list[AddResult]:
         """Offer episodes in order, in one round trip; the same results as adding one by one.
 
-        The scripts run inside one MULTI/EXEC: no other command runs in between, and a
-        script cache flushed meanwhile fails every item alike (the batch is then resent).
-        If an item fails otherwise (e.g. Redis is out of memory), the items before it stay
-        applied and the error is raised; resending the batch is safe (they are duplicates).
+        The batch is one script call: no other command runs in between, and a script cache
+        flushed meanwhile only makes redis-py load the script and call again. If an item
+        fails (e.g. Redis is out of memory), the items before it stay applied and the error
+        is raised; resending the batch is safe (they are duplicates).
         """
-        if not episodes:
-            return []
-        calls = [self._add_call(ep) for ep in episodes]
-        replies = await self._run_add_batch(calls)
-        if all(isinstance(r, NoScriptError) for r in replies):
-            await self.client.script_load(self._add_script.script)
-            replies = await self._run_add_batch(calls)
-        results = []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                mismatch = self._capacity_error(reply)
-                if mismatch is None:
-                    raise reply
-                raise mismatch from reply
-            results.append(AddResult(_text(reply)))
-        return results
+        return await self.writer.add_many(episodes, self.rng)
 
     async def sample(
         self,
         n: int,
         *,
-        strategy: SampleStrategy = "uniform",
+        sampler: Sampler = _UNIFORM,
         rng: random.Random | None = None,
     ) -> list[Episode]:
-        """Up to ``n`` distinct episodes; fewer only if the reservoir holds fewer.
+        """Up to ``n`` distinct episodes chosen by ``sampler``; fewer only if the reservoir
+        holds fewer.
 
-        ``uniform``: every subset of the held episodes is equally likely (one round trip).
-        ``stratified``: the streams are visited round-robin in a random order, one episode
-        per visit, drawn uniformly from that stream's episodes not yet taken; a stream that
-        runs out is passed over. Even when one stream dominates the reservoir, every stream
-        gets ``n // streams`` or one more, as far as it holds that many (two round trips;
-        if writers evict a stream's episodes between them it may give fewer).
-        ``regime``: the same with (stream, regime) in place of stream, so a regime that was
-        short-lived or long ago gets the share of one that lasted.
+        ``sampler`` is a :class:`~adaptd.replay.samplers.Sampler`: ``UniformSampler()`` (the
+        default), ``StreamSampler()``, ``RegimeSampler()``, one from ``sampler_for(name)``,
+        or your own. ``rng`` defaults to the buffer's.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
-        if strategy not in SAMPLE_STRATEGIES:
-            raise ValueError(f"strategy must be one of {SAMPLE_STRATEGIES}, got {strategy!r}")
+        if not isinstance(sampler, Sampler):
+            raise TypeError(
+                f"sampler must be a Sampler such as RegimeSampler() or sampler_for(name), "
+                f"got {sampler!r}"
+            )
         if n == 0:
             return []
-        rng = rng if rng is not None else self.rng
-        if strategy == "uniform":
-            # The reservoir never holds more than capacity, so more draws would be unused.
-            args = ["uniform", *(repr(rng.random()) for _ in range(min(n, self.capacity)))]
-            (blobs,) = await self._sample_script(keys=[self.keys.meta, self.keys.slots], args=args)
-            return [decode_episode(b) for b in blobs]
-        if strategy == "stratified":
-            return await self._sample_stratified(n, rng, self.keys.counts, self.keys.stream_set)
-        return await self._sample_stratified(n, rng, self.keys.regime_counts, self.keys.regime_set)
+        return await sampler.sample(self.draws, n, rng if rng is not None else self.rng)
 
     async def stats(self) -> ReservoirStats:
         """Size, seen count, capacity and per-stream counts, read in one transaction."""
@@ -193,7 +142,7 @@ class ReservoirBuffer:
             (capacity, seen), counts = await pipe.execute()
         capacity = int(capacity) if capacity is not None else self.capacity
         seen = int(seen) if seen is not None else 0
-        per_stream = {_text(k): int(v) for k, v in counts.items()}
+        per_stream = {as_text(k): int(v) for k, v in counts.items()}
         return ReservoirStats(min(seen, capacity), seen, capacity, per_stream)
 
     async def clear(self) -> None:
@@ -216,7 +165,7 @@ class ReservoirBuffer:
             pairs: list[str] = []
             for field, blob in chunk.items():
                 episode = decode_episode(blob)
-                pairs += [_text(field), regime_key(episode.stream, episode.regime)]
+                pairs += [as_text(field), regime_key(episode.stream, episode.regime)]
             if pairs:
                 await self._index_script(
                     keys=[k.meta, k.slots, k.regime_owners, k.regime_counts],
@@ -228,75 +177,3 @@ class ReservoirBuffer:
             keys=[k.meta, k.slots, k.regime_owners, k.regime_counts],
             args=[k.regime_prefix, "1"],
         )
-
-    def _add_call(self, episode: Episode) -> tuple[list[str], list[str | bytes]]:
-        k = self.keys
-        group = regime_key(episode.stream, episode.regime)
-        keys = [
-            k.meta,
-            k.marks,
-            k.slots,
-            k.owners,
-            k.counts,
-            k.stream_set(episode.stream),
-            k.regime_owners,
-            k.regime_counts,
-            k.regime_set(group),
-        ]
-        args: list[str | bytes] = [
-            str(self.capacity),
-            episode.source,
-            str(episode.last_offset),
-            episode.stream,
-            encode_episode(episode),
-            # repr round-trips the float exactly, so Lua's floor(u * n) equals Python's.
-            repr(self.rng.random()),
-            k.stream_prefix,
-            group,
-            k.regime_prefix,
-        ]
-        return keys, args
-
-    async def _run_add_batch(self, calls: list[tuple[list[str], list[str | bytes]]]) -> list:
-        sha = self._add_script.sha
-        async with self.client.pipeline(transaction=True) as pipe:
-            for keys, args in calls:
-                pipe.evalsha(sha, len(keys), *keys, *args)
-            return await pipe.execute(raise_on_error=False)
-
-    async def _sample_stratified(
-        self, n: int, rng: random.Random, counts_key: str, set_of: Callable[[str], str]
-    ) -> list[Episode]:
-        """Share ``n`` out evenly over the strata counted in ``counts_key`` (streams, or
-        (stream, regime) keys), then draw each stratum's share from its sorted set."""
-        held = await self.client.hgetall(counts_key)
-        order, taken = share_out({_text(s): int(c) for s, c in held.items()}, n, rng)
-        if not order:
-            return []
-        chosen = list(taken)
-        args: list[str] = ["stratified", *(str(taken[s]) for s in chosen)]
-        args += [repr(rng.random()) for s in chosen for _ in range(taken[s])]
-        keys = [self.keys.meta, self.keys.slots, *(set_of(s) for s in chosen)]
-        groups = await self._sample_script(keys=keys, args=args)
-        pending = {s: iter(group) for s, group in zip(chosen, groups, strict=True)}
-        out = []
-        for s in order:
-            blob = next(pending[s], None)
-            if blob is not None:
-                out.append(decode_episode(blob))
-        return out
-
-    def _capacity_error(self, exc: Exception) -> ValueError | None:
-        match = _CAPACITY_MISMATCH.search(str(exc))
-        return self._mismatch(int(match.group(1))) if match else None
-
-    def _mismatch(self, stored: int) -> ValueError:
-        return ValueError(
-            f"Redis already holds a reservoir under prefix {self.prefix!r} with capacity "
-            f"{stored}, but this buffer was created with capacity {self.capacity}; "
-            f"use capacity={stored} or clear() the reservoir"
-        )
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

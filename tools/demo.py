@@ -210,7 +210,7 @@ def _prequential_table(daemon: Daemon, console: Console) -> None:
         table.add_column(col, justify="left" if col == "stream" else "right")
     for part in daemon.ownership.partitions.values():
         for name, state in sorted(part.streams.items()):
-            live, init, zero, n = state.prequential_mse
+            live, init, zero, n = state.tracks[0].scores.mean()
             table.add_row(name, str(n), f"{live:.4f}", f"{init:.4f}", f"{zero:.4f}")
     console.print(table)
 

@@ -49,15 +49,17 @@ def series_examples(name: str) -> tuple[np.ndarray, np.ndarray]:
     from adaptd.daemon.config.settings import FeatureSettings
     from adaptd.daemon.core.features import FeatureExtractor
     from adaptd.daemon.core.labels import DelayedLabeler
+    from adaptd.daemon.core.tasks.returns import ReturnTask
 
     settings = FeatureSettings()
     series = datasets.load(name)
     features = FeatureExtractor(settings)
-    labeler = DelayedLabeler(settings.label_horizon, settings.label_clip)
+    task = ReturnTask(horizon=settings.label_horizon, clip=settings.label_clip)
+    labeler = DelayedLabeler(task.label_rule())
     xs, ys = [], []
     for i, price in enumerate(series.price):
         x = features.update(float(price))
-        example = labeler.push(i, features.log_price, x, features.vol, i, i)
+        example = labeler.push(i, features, x, i, i)
         if example is not None:
             xs.append(example.x)
             ys.append(example.y)
@@ -111,13 +113,14 @@ def _overrides(algorithm: str, inner_lr: float, inner_steps: int, meta_lr: float
 def _net() -> PolicyNet:
     from adaptd.daemon.config.settings import AdaptationSettings, FeatureSettings
     from adaptd.daemon.core.features import feature_names
-    from adaptd.daemon.learner.messages import ACTIVATION, OUTPUT_SCALE
+    from adaptd.daemon.core.tasks.returns import ReturnTask
+    from adaptd.daemon.learner.messages import ACTIVATION
 
     return PolicyNet(
         len(feature_names(FeatureSettings())),
         AdaptationSettings().hidden,
         activation=ACTIVATION,
-        output_scale=OUTPUT_SCALE,
+        output_scale=ReturnTask.head.output_scale,
     )
 
 

@@ -43,17 +43,43 @@ events of a steady Gaussian or Student-t(3) stream.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from river.drift import ADWIN, PageHinkley
-
-from ..config.settings import DetectionSettings
 
 INPUT_CLIP = 8.0
 """Channel inputs are clipped to +/- this many (long-run) standard deviations."""
 
 _CHANNELS = ("returns", "volatility", "error")
 _Detector = ADWIN | PageHinkley
+
+
+class DetectionParams(Protocol):
+    """What the detector is made with (the ``detection`` settings section has these; see
+    docs/configuration.md for each)."""
+
+    @property
+    def detectors(self) -> tuple[str, ...]: ...
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+    @property
+    def skip(self) -> tuple[str, ...]: ...
+    @property
+    def adwin_delta(self) -> float: ...
+    @property
+    def ph_threshold(self) -> float: ...
+    @property
+    def ph_delta(self) -> float: ...
+    @property
+    def ph_alpha(self) -> float: ...
+    @property
+    def warmup_events(self) -> int: ...
+    @property
+    def debounce_events(self) -> int: ...
+    @property
+    def min_detectors(self) -> int: ...
+    @property
+    def cooldown_events(self) -> int: ...
 
 
 class Shift(NamedTuple):
@@ -115,10 +141,10 @@ class ShiftDetector:
         "warmup_events",
     )
 
-    def __init__(self, settings: DetectionSettings, scale_halflife: float = 1000.0) -> None:
+    def __init__(self, settings: DetectionParams, scale_halflife: float = 1000.0) -> None:
         self.detectors = tuple(dict.fromkeys(settings.detectors))
         self.channels = tuple(dict.fromkeys(settings.channels))
-        self.skip = frozenset(getattr(settings, "skip", ()))
+        self.skip = frozenset(settings.skip)
         for name in self.detectors:
             if name not in ("adwin", "page_hinkley"):
                 raise ValueError(f"unknown detector {name!r}")

@@ -53,13 +53,14 @@ class ShiftEvent(NamedTuple):
 
 @dataclass
 class AdaptationRequest:
-    """Fresh labelled examples of a new regime, to adapt a policy from.
+    """Fresh labelled examples of a new regime, to adapt one task's policy from.
 
     The latest ``query_x``/``query_y`` rows are held out: the adapted policy is published
-    only if its loss there beats the stream's current policy.
+    only if its loss there beats the stream's current policy for the task.
     """
 
     id: str
+    """The shift's id, with ``#{task}`` for a qualified task: unique per shift and task."""
     stream: str
     shift: ShiftEvent
     support_x: np.ndarray
@@ -78,6 +79,16 @@ class AdaptationRequest:
     start_weights: dict[str, np.ndarray] | None = None
     """Where adaptation starts: the last policy of a known, returning regime (None: the
     meta-learned initialisation)."""
+    task: str = "return"
+    """The policy task (requests from before tasks existed are the return task's)."""
+    model_id: str = ""
+    """The model the policy is published as (empty in requests from before tasks existed:
+    the stream id)."""
+
+    @property
+    def model(self) -> str:
+        """The model id (the stream id for a request from before tasks existed)."""
+        return self.model_id or self.stream
 
 
 @dataclass
@@ -86,10 +97,11 @@ class Effects:
 
     dead_letters: list[DeadLetter] = field(default_factory=list)
     shifts: list[ShiftEvent] = field(default_factory=list)
-    episodes: list[Episode] = field(default_factory=list)
+    episodes: list[tuple[str, Episode]] = field(default_factory=list)
+    """(task, episode) of every episode completed."""
     requests: list[AdaptationRequest] = field(default_factory=list)
-    regimes: list[tuple[str, RegimeMatch]] = field(default_factory=list)
-    """(stream, regime) of every adaptation set classified, queued requests included."""
+    regimes: list[tuple[str, str, RegimeMatch]] = field(default_factory=list)
+    """(stream, task, regime) of every adaptation set classified, queued requests included."""
     processed: int = 0
     examples: int = 0
     firings: dict[tuple[str, str], int] = field(default_factory=dict)

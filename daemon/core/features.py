@@ -33,9 +33,7 @@ With ``s`` the ``vol`` before this event, each feature clipped to +/- ``label_cl
 from __future__ import annotations
 
 import math
-from typing import Any
-
-from ..config.settings import FeatureSettings
+from typing import Any, Protocol
 
 VOL_FLOOR = 1e-8
 """Smallest volatility of log returns per event; a flat stream is scaled by this, not by 0."""
@@ -45,6 +43,35 @@ _VAR_FLOOR = VOL_FLOOR * VOL_FLOOR
 _REL_FLOOR = 1e-3
 _ABS_FLOOR = 1e-12
 _log, _log1p, _sqrt = math.log, math.log1p, math.sqrt  # module globals: cheaper per event
+
+
+class FeatureParams(Protocol):
+    """What the features are made with (the ``features`` settings section has these)."""
+
+    @property
+    def momentum_horizons(self) -> tuple[int, ...]:
+        """Horizons, in events, of the momentum features."""
+        ...
+
+    @property
+    def fast_halflife(self) -> float:
+        """Half-life, in events, of the fast EW statistics."""
+        ...
+
+    @property
+    def slow_halflife(self) -> float:
+        """Half-life, in events, of the slow EW statistics."""
+        ...
+
+    @property
+    def label_clip(self) -> float:
+        """Features are clipped to +/- this value."""
+        ...
+
+    @property
+    def warmup_events(self) -> int:
+        """Events before the first feature vector."""
+        ...
 
 
 def alpha_of(halflife: float) -> float:
@@ -58,7 +85,7 @@ def alpha_of(halflife: float) -> float:
     return 1.0 - 0.5 ** (1.0 / halflife)
 
 
-def feature_names(settings: FeatureSettings) -> tuple[str, ...]:
+def feature_names(settings: FeatureParams) -> tuple[str, ...]:
     """The names of the feature vector's entries, in order."""
     horizons = _horizons(settings)
     return (
@@ -72,8 +99,9 @@ def feature_names(settings: FeatureSettings) -> tuple[str, ...]:
     )
 
 
-def feature_spec(settings: FeatureSettings) -> dict[str, Any]:
-    """A JSON-serialisable description of the features and the label, for published policies."""
+def feature_spec(settings: FeatureParams) -> dict[str, Any]:
+    """A JSON-serialisable description of the features, for published policies (the task
+    adds its label and narrows ``names`` to the features it reads)."""
     return {
         "version": 1,
         "names": list(feature_names(settings)),
@@ -86,15 +114,10 @@ def feature_spec(settings: FeatureSettings) -> dict[str, Any]:
             "slow EW root mean square of log returns (bias-safe: a plain mean until the EW "
             f"weight takes over), floored at {VOL_FLOOR}; features at t are scaled by vol_(t-1)"
         ),
-        "label": {
-            "horizon": settings.label_horizon,
-            "clip": settings.label_clip,
-            "definition": "forward log return over H events / (vol_t * sqrt(H)), clipped",
-        },
     }
 
 
-def _horizons(settings: FeatureSettings) -> tuple[int, ...]:
+def _horizons(settings: FeatureParams) -> tuple[int, ...]:
     horizons = tuple(settings.momentum_horizons)
     if len(set(horizons)) != len(horizons):
         raise ValueError(f"momentum_horizons must be distinct, got {horizons}")
@@ -146,7 +169,7 @@ class FeatureExtractor:
         "warmup_events",
     )
 
-    def __init__(self, settings: FeatureSettings) -> None:
+    def __init__(self, settings: FeatureParams) -> None:
         self.horizons = _horizons(settings)
         self.fast_halflife = float(settings.fast_halflife)
         self.slow_halflife = float(settings.slow_halflife)

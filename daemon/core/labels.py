@@ -1,13 +1,18 @@
 """Delayed labels: the example formed at event t is labelled when event t + H arrives.
 
-The label is the forward log return over H events in units of the volatility known at t:
-``y = clip((log_price[t+H] - log_price[t]) / (scale[t] * sqrt(H)), +/- clip)``.
+What the label is belongs to the policy task (its :class:`~.tasks.protocol.LabelRule`): the
+labeler holds each example with the rule's ``anchor`` from the event it was formed at, and
+H events later returns it with ``y = rule.label(anchor, tick)``. For the return task that is
+the forward log return over H events in units of the volatility known at t:
 
 >>> import math
->>> labeler = DelayedLabeler(horizon=2, clip=10.0)
+>>> from types import SimpleNamespace
+>>> from adaptd.daemon.core.tasks.returns import ForwardReturnRule
+>>> labeler = DelayedLabeler(ForwardReturnRule(horizon=2, clip=10.0))
 >>> prices = [100.0, 101.0, 102.0, 99.0]
 >>> for i, p in enumerate(prices):
-...     example = labeler.push(i, math.log(p), (float(i),), 0.01, offset=40 + i, ts_ms=i)
+...     tick = SimpleNamespace(log_price=math.log(p), vol=0.01)
+...     example = labeler.push(i, tick, (float(i),), offset=40 + i, ts_ms=i)
 ...     if example is not None:
 ...         print(example.index, example.offset, round(example.y, 4))
 0 40 1.4003
@@ -18,9 +23,11 @@ The label is the forward log return over H events in units of the volatility kno
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from .tasks.protocol import LabelRule, Tick
+from .tasks.returns import ForwardReturnRule
 
 
 class Example(NamedTuple):
@@ -45,27 +52,29 @@ class DelayedLabeler:
 
     Parameters
     ----------
-    horizon
-        H, the number of events between forming an example and its label.
-    clip
-        Labels are clipped to +/- this value.
+    rule
+        The task's label rule: its ``horizon`` (H >= 1), ``anchor`` and ``label``.
     """
 
-    __slots__ = ("_inv_sqrt_h", "_last_index", "_pending", "clip", "horizon")
+    __slots__ = ("_anchor", "_label", "_last_index", "_pending", "horizon", "rule")
 
-    def __init__(self, horizon: int, clip: float) -> None:
-        if not isinstance(horizon, int) or horizon < 1:
+    def __init__(self, rule: LabelRule) -> None:
+        horizon = rule.horizon
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
-        if not clip > 0:
-            raise ValueError(f"clip must be positive, got {clip!r}")
-        self.horizon = horizon
-        self.clip = float(clip)
-        self._inv_sqrt_h = 1.0 / math.sqrt(horizon)
+        self._bind(rule)
         self._reset()
 
+    def _bind(self, rule: LabelRule) -> None:
+        self.rule = rule
+        self.horizon = rule.horizon
+        # Bound once: two method look-ups per event are measurable on the hot path.
+        self._anchor = rule.anchor
+        self._label = rule.label
+
     def _reset(self) -> None:
-        # (index, log_price, x, 1 / (scale * sqrt(H)), offset, ts_ms) of examples awaiting labels
-        self._pending: deque[tuple[int, float, tuple[float, ...], float, int, int]] = deque()
+        # (index, anchor, x, offset, ts_ms) of examples awaiting labels
+        self._pending: deque[tuple[int, Any, tuple[float, ...], int, int]] = deque()
         self._last_index: int | None = None
 
     @property
@@ -74,18 +83,11 @@ class DelayedLabeler:
         return len(self._pending)
 
     def push(
-        self,
-        index: int,
-        log_price: float,
-        x: tuple[float, ...] | None,
-        scale: float,
-        offset: int,
-        ts_ms: int,
+        self, index: int, tick: Tick, x: tuple[float, ...] | None, offset: int, ts_ms: int
     ) -> Example | None:
         """Record event ``index`` and return the example formed at ``index - H``, if any.
 
-        ``scale`` is the volatility at this event (> 0; ``FeatureExtractor.vol`` after its
-        update), used when this event's own example matures. Raises ValueError if
+        ``tick`` is the stream after this event (the feature extractor). Raises ValueError if
         ``index`` does not follow the previous one.
         """
         last = self._last_index
@@ -95,14 +97,29 @@ class DelayedLabeler:
         pending = self._pending
         example = None
         if pending and pending[0][0] == index - self.horizon:
-            _, lp0, x0, inv0, offset0, ts0 = pending.popleft()
-            y = (log_price - lp0) * inv0
-            c = self.clip
-            if not -c < y < c:
-                y = c if y > 0.0 else -c
+            _, anchor, x0, offset0, ts0 = pending.popleft()
+            y = self._label(anchor, tick)
             example = _new_example(Example, (x0, y, index - self.horizon, offset0, ts0))
         if x is not None:
-            if not scale > 0.0:
-                raise ValueError(f"scale must be positive, got {scale!r} at index {index}")
-            pending.append((index, log_price, x, self._inv_sqrt_h / scale, offset, ts_ms))
+            pending.append((index, self._anchor(tick), x, offset, ts_ms))
         return example
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Bound methods of the rule are rebuilt, not pickled.
+        return {"rule": self.rule, "_pending": self._pending, "_last_index": self._last_index}
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple):  # pickled before policy tasks: (None, slots)
+            state = _legacy_state(state[1])
+        self._bind(state["rule"])
+        self._pending = state["_pending"]
+        self._last_index = state["_last_index"]
+
+
+def _legacy_state(slots: dict[str, Any]) -> dict[str, Any]:
+    """The state of a labeler pickled before policy tasks, when it made the return task's
+    labels itself: its pending ``(index, log_price, x, 1 / (vol*sqrt(H)), offset, ts_ms)``
+    are the return rule's anchors ``(log_price, 1 / (vol*sqrt(H)))``."""
+    pending = deque((i, (lp, inv), x, o, t) for i, lp, x, inv, o, t in slots["_pending"])
+    rule = ForwardReturnRule(slots["horizon"], slots["clip"])
+    return {"rule": rule, "_pending": pending, "_last_index": slots["_last_index"]}

@@ -9,14 +9,15 @@ offset it commits and a restart resumes exactly there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from adaptd.adapters.serving import NumpyPolicy
 
-from .effects import DeadLetter, Effects
+from .effects import AdaptationRequest, DeadLetter, Effects
 from .schema import EventDecoder, MarketEvent, Rejection
 from .stream import StreamConfig, StreamState
+from .track import TaskTrack
 
 
 class Record(Protocol):
@@ -32,13 +33,12 @@ class PartitionState:
     """Streams of one (topic, partition) and the next offset to process."""
 
     def __init__(
-        self, topic: str, partition: int, config: StreamConfig, activation: str = "tanh"
+        self, topic: str, partition: int, config: StreamConfig, max_message_bytes: int = 65536
     ) -> None:
         self.topic = topic
         self.partition = partition
         self.config = config
-        self.activation = activation
-        self.decoder = EventDecoder(config.settings.kafka.max_message_bytes)
+        self.decoder = EventDecoder(max_message_bytes)
         self.streams: dict[str, StreamState] = {}
         self.next_offset: int | None = None
         self.dirty: set[str] = set()
@@ -50,9 +50,10 @@ class PartitionState:
         return state
 
     def process(
-        self, records: Iterable[Record], default_policy: NumpyPolicy | None, out: Effects
+        self, records: Iterable[Record], defaults: Mapping[str, NumpyPolicy], out: Effects
     ) -> None:
-        """Apply a batch of records in offset order; effects are appended to ``out``."""
+        """Apply a batch of records in offset order; effects are appended to ``out``.
+        ``defaults`` are the meta-learned initialisations by task."""
         decode = self.decoder.decode
         touched: dict[str, StreamState] = {}
         last = None
@@ -74,7 +75,7 @@ class PartitionState:
                 result = rejected
             self._dead_letter(rec, result, out)
         for state in touched.values():
-            state.finish_batch(default_policy, out)
+            state.finish_batch(defaults, out)
         self.dirty.update(touched)
         if last is not None:
             self.next_offset = last + 1
@@ -93,10 +94,50 @@ class PartitionState:
             )
         )
 
+    # -- adaptation requests ----------------------------------------------------------------
+    def in_flight(self) -> list[AdaptationRequest]:
+        """The pending adaptation request of every (stream, task) that has one."""
+        return [
+            t.live.pending
+            for state in self.streams.values()
+            for t in state.tracks
+            if t.live.pending is not None
+        ]
+
+    def _track_of(self, request: AdaptationRequest) -> TaskTrack | None:
+        state = self.streams.get(request.stream)
+        if state is None:
+            return None
+        try:
+            return state.track(request.task)
+        except KeyError:
+            return None
+
+    def pending(self, request: AdaptationRequest) -> bool:
+        """True when ``request`` is its (stream, task)'s pending request."""
+        track = self._track_of(request)
+        return track is not None and track.live.pending is request
+
+    def settle(
+        self, request: AdaptationRequest, published: tuple[int, dict] | None
+    ) -> AdaptationRequest | None:
+        """Complete the pending ``request``; ``published`` (version, weights) becomes the
+        task's live policy and its regime's latest. Returns the queued request, now pending,
+        to submit next."""
+        track = self._track_of(request)
+        if track is None or track.live.pending is not request:
+            return None
+        if published is not None and published[0] > track.live.version:
+            regime = request.regime.regime_id if request.regime is not None else None
+            track.adopt(published[0], published[1], regime)
+        self.dirty.add(request.stream)
+        return track.complete(request.id)
+
+    # -- snapshots --------------------------------------------------------------------------
     def restore(self, streams: dict[str, StreamState], next_offset: int | None) -> None:
         """Adopt streams loaded from a snapshot."""
         for state in streams.values():
-            state.attach(self.config, self.activation)
+            state.attach(self.config)
         self.streams = streams
         self.next_offset = next_offset
         self.dirty.clear()

@@ -83,6 +83,9 @@ class PolicyMessage(msgspec.Struct, frozen=True, kw_only=True):
     algorithm: dict[str, Any] = msgspec.field(default_factory=dict)
     architecture: dict[str, Any]
     features: dict[str, Any]
+    task: dict[str, Any] = msgspec.field(default_factory=dict)
+    """What the policy predicts (``PolicyTask.describe``: name, label, loss, output, link,
+    baseline); empty in messages from before policy tasks (the return task)."""
     metrics: dict[str, float] = msgspec.field(default_factory=dict)
     latency_s: dict[str, float] = msgspec.field(default_factory=dict)
     source: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -123,6 +126,7 @@ def build_message(
     features: Mapping[str, Any],
     shift: ShiftRef | None = None,
     regime: RegimeRef | None = None,
+    task: Mapping[str, Any] | None = None,
     algorithm: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
     latency_s: Mapping[str, float] | None = None,
@@ -143,6 +147,7 @@ def build_message(
         algorithm=dict(algorithm or {}),
         architecture=dict(architecture),
         features=dict(features),
+        task=dict(task or {}),
         metrics=dict(metrics or {}),
         latency_s=dict(latency_s or {}),
         source=dict(source or {}),
@@ -168,9 +173,11 @@ def decode_message(data: bytes) -> PolicyMessage:
 
 
 class Policy:
-    """A verified, ready-to-use policy: ``predict(features)`` gives the scaled forward return."""
+    """A verified, ready-to-use policy: ``predict(features)`` gives what its task predicts
+    (``message.task``; the scaled forward return for the return task), with the task's link
+    applied (class probabilities for a classifier)."""
 
-    __slots__ = ("feature_names", "message", "model", "model_id", "version")
+    __slots__ = ("feature_names", "link", "message", "model", "model_id", "version")
 
     def __init__(self, message: PolicyMessage) -> None:
         arch = message.architecture
@@ -179,6 +186,9 @@ class Policy:
         self.model_id = message.model_id
         self.version = message.version
         self.feature_names: tuple[str, ...] = tuple(message.features.get("names", ()))
+        self.link = str(message.task.get("link", "identity"))
+        if self.link not in ("identity", "softmax"):
+            raise PolicyError(f"{message.model_id} v{message.version}: unknown link {self.link!r}")
         try:
             self.model = NumpyPolicy.from_params(
                 params_from_bytes(raw), activation=str(arch.get("activation", "tanh"))
@@ -195,7 +205,8 @@ class Policy:
 
     def predict(self, features: Mapping[str, float] | Sequence[float] | np.ndarray) -> np.ndarray:
         """Predict from one feature vector (a mapping by name, or values in spec order) or a
-        2-D array of rows. Returns a scalar array for one vector, else one value per row."""
+        2-D array of rows. Returns a scalar array for one vector, else one value per row (a
+        vector of class probabilities each, for a classifier)."""
         if isinstance(features, Mapping):
             missing = [n for n in self.feature_names if n not in features]
             if missing:
@@ -205,7 +216,11 @@ class Policy:
             x = np.asarray(features, dtype=np.float32)
         if x.shape[-1] != self.model.in_dim:
             raise ValueError(f"expected {self.model.in_dim} features, got {x.shape[-1]}")
-        return self.model.predict(x)
+        out = self.model.predict(x)
+        if self.link == "softmax":
+            z = np.exp(out - out.max(axis=-1, keepdims=True))
+            out = z / z.sum(axis=-1, keepdims=True)
+        return out
 
 
 class PolicyBook:

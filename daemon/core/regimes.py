@@ -60,7 +60,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["RegimeBook", "RegimeMatch", "embed"]
+__all__ = ["RegimeBook", "RegimeMatch", "RegimeTracker", "embed"]
 
 _TINY = 1e-12
 
@@ -199,6 +199,53 @@ class RegimeBook:
     def policy(self, regime_id: int) -> dict[str, np.ndarray] | None:
         """The last policy published for a regime, if any."""
         return self._policies.get(regime_id)
+
+
+class RegimeTracker:
+    """The regime a (stream, task) is in now, and its book of regimes.
+
+    Labelled examples of the current regime are buffered (:meth:`observe`) and merged into its
+    prototype once per batch and at every shift (:meth:`learn`); the examples that follow a
+    shift are classified (:meth:`classify`), which names the new current regime.
+
+    Parameters
+    ----------
+    novelty, max_regimes
+        Of the :class:`RegimeBook`.
+
+    ``columns`` (the feature columns of the embedding, see :func:`embed`) come from the
+    configuration at every call: they are not part of the snapshot.
+    """
+
+    __slots__ = ("book", "regime", "rows")
+
+    def __init__(self, novelty: float, max_regimes: int) -> None:
+        self.book = RegimeBook(novelty, max_regimes)
+        self.regime = 0
+        """Id of the current regime (0 for the first)."""
+        self.rows: list[tuple[tuple[float, ...], float]] = []
+
+    def observe(self, x: tuple[float, ...], y: float) -> None:
+        """Buffer one labelled example of the current regime."""
+        self.rows.append((x, y))
+
+    def learn(self, columns: Sequence[int] | None) -> None:
+        """Merge the buffered examples into the current regime's prototype."""
+        rows = self.rows
+        if rows:
+            self.rows = []
+            x = np.array([r[0] for r in rows], dtype=np.float64)
+            y = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+            self.book.add(self.regime, embed(x, y, columns))
+
+    def classify(self, x: np.ndarray, y: np.ndarray, columns: Sequence[int] | None) -> RegimeMatch:
+        """Name the regime of the examples that followed a shift, add them to it, and make it
+        the current regime."""
+        z = embed(x, y, columns)
+        match = self.book.classify(z)
+        self.book.add(match.regime_id, z)
+        self.regime = match.regime_id
+        return match
 
 
 def _ratio(diff: np.ndarray, scale: np.ndarray) -> float:

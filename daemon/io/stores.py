@@ -8,7 +8,8 @@
   publication idempotent per shift after a crash.
 - ``CheckpointStore``: the meta-learned initialisation, so a restart resumes from it.
 
-The snapshots are pickles: Redis is inside the daemon's trust boundary (whoever can
+The snapshots are pickles (read through :func:`adaptd.daemon.core.snapshot.loads`, which also
+reads those of earlier layouts): Redis is inside the daemon's trust boundary (whoever can
 write these keys can also rewrite the policies the daemon publishes). Run Redis with
 authentication and do not share the key prefix with untrusted writers.
 """
@@ -23,6 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ..core.policy import PolicyMessage, decode_message, encode_message
+from ..core.snapshot import loads
 from ..core.stream import StreamState
 
 _OFFSET = b"__offset__"
@@ -61,7 +63,7 @@ class SnapshotStore:
         for field, blob in raw.items():
             name = field.decode()
             if name.startswith(_STREAM):
-                streams[name[len(_STREAM) :]] = pickle.loads(zlib.decompress(blob))
+                streams[name[len(_STREAM) :]] = loads(zlib.decompress(blob))
         return int(raw[_OFFSET]), streams
 
 

@@ -1,30 +1,78 @@
-"""What a policy network and its learning algorithm are, without torch.
+"""What crosses the learner's process boundary, without torch: the requests and results of its
+jobs, what it needs to know of each policy task, and how its network and algorithm are
+described in policy messages and checkpoints.
 
-The service describes the network in every policy message and checkpoint, and builds
-numpy servers from its weights; none of that needs torch, which lives only where the
-learning runs (the learner process, or the worker thread).
+The service imports this module (never torch); the learner process speaks only these types,
+its settings sections and the replay format, not the daemon's own types.
 
 >>> from adaptd.daemon.config.settings import AdaptationSettings
->>> architecture(AdaptationSettings(), in_dim=8)["hidden"]
+>>> spec = TaskSpec("return", in_dim=8, out_dim=1, loss="mse", output_scale=0.1,
+...                 output="scaled forward return")
+>>> architecture(AdaptationSettings(), spec)["hidden"]
 [32, 32]
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
+
+from adaptd.adapters.protocol import Loss
 
 from ..config.settings import AdaptationSettings
 
 if TYPE_CHECKING:
     from adaptd.replay.episode import Episode
 
-    from ..core.effects import AdaptationRequest
+__all__ = [
+    "ACTIVATION",
+    "AdaptJob",
+    "AdaptationOutcome",
+    "Learner",
+    "MetaRound",
+    "TaskSpec",
+    "algorithm",
+    "architecture",
+]
 
 ACTIVATION = "tanh"
-OUTPUT_SCALE = 0.1
-"""A fresh policy predicts close to zero, the no-skill forecast of a scaled return."""
+"""The policy network's hidden activation."""
+
+
+class TaskSpec(NamedTuple):
+    """What the learner needs to know of a policy task."""
+
+    name: str
+    in_dim: int
+    """Features the policy reads."""
+    out_dim: int
+    """Network outputs: 1 for a regression, one logit a class for a classifier."""
+    loss: Loss
+    """"mse" or "cross_entropy"."""
+    output_scale: float
+    """Scale of the last layer's initial weights (small: a fresh policy is near no-skill)."""
+    output: str
+    """What the output is, in words (``architecture["output"]``)."""
+
+
+class AdaptJob(NamedTuple):
+    """One adaptation: fresh labelled examples of a new regime, for one task's policy. The
+    ``query_x``/``query_y`` rows are held out to gate publication."""
+
+    request_id: str
+    task: str
+    support_x: np.ndarray
+    support_y: np.ndarray
+    query_x: np.ndarray
+    query_y: np.ndarray
+    parent_weights: dict[str, np.ndarray] | None
+    """The stream's live policy for the task (None: the meta-learned initialisation serves)."""
+    start_weights: dict[str, np.ndarray] | None
+    """Where adaptation starts: a returning regime's last policy (None: the initialisation)."""
+    ready_wall_time: float
+    """time.time() when the last needed example matured (for the queueing time)."""
 
 
 class AdaptationOutcome(NamedTuple):
@@ -58,18 +106,24 @@ class MetaRound(NamedTuple):
     init: dict[str, np.ndarray]
 
 
-def architecture(settings: AdaptationSettings, in_dim: int) -> dict[str, Any]:
-    return {
+def architecture(settings: AdaptationSettings, spec: TaskSpec) -> dict[str, Any]:
+    """The network of a task's policies, as messages and checkpoints describe it (``out_dim``
+    only when it is not 1, so a checkpoint written before policy tasks still matches)."""
+    described: dict[str, Any] = {
         "kind": "mlp",
-        "in_dim": in_dim,
+        "in_dim": spec.in_dim,
         "hidden": list(settings.hidden),
         "activation": ACTIVATION,
-        "output_scale": OUTPUT_SCALE,
-        "output": "scaled forward return",
+        "output_scale": spec.output_scale,
+        "output": spec.output,
     }
+    if spec.out_dim != 1:
+        described["out_dim"] = spec.out_dim
+    return described
 
 
 def algorithm(settings: AdaptationSettings, meta_updates: int) -> dict[str, Any]:
+    """How policies are adapted and the initialisation is meta-trained."""
     return {
         "adaptation": "fast-weight SGD from the meta-learned initialisation",
         "inner_steps": settings.inner_steps,
@@ -80,54 +134,28 @@ def algorithm(settings: AdaptationSettings, meta_updates: int) -> dict[str, Any]
     }
 
 
-class Described:
-    """``architecture`` and ``algorithm`` from ``settings``, ``in_dim`` and ``meta_updates``
-    (shared by the learner and its process proxy)."""
-
-    settings: AdaptationSettings
-    in_dim: int
-
-    @property
-    def meta_updates(self) -> int:
-        raise NotImplementedError
-
-    @property
-    def architecture(self) -> dict[str, Any]:
-        return architecture(self.settings, self.in_dim)
-
-    @property
-    def algorithm(self) -> dict[str, Any]:
-        return algorithm(self.settings, self.meta_updates)
-
-
 class Learner(Protocol):
-    """What the service needs of a learner: ``PolicyLearner`` in this process, or
-    ``LearnerProcess`` in a child. Every method is called from the worker thread."""
+    """What the service needs of the learner: ``TaskLearners`` in this process, or
+    ``LearnerProcess`` in a child. Every method is called from the worker thread; ``task`` is
+    a policy task's name."""
 
-    @property
-    def architecture(self) -> dict[str, Any]: ...
+    def adapt(self, job: AdaptJob, deadline_s: float) -> AdaptationOutcome: ...
 
-    @property
-    def algorithm(self) -> dict[str, Any]: ...
+    def meta_train(self, task: str, episodes: Sequence[Episode]) -> MetaRound | None: ...
 
-    @property
-    def meta_updates(self) -> int: ...
-
-    def adapt(self, request: AdaptationRequest, deadline_s: float) -> AdaptationOutcome: ...
-
-    def meta_train(self, episodes: list[Episode]) -> MetaRound | None: ...
-
-    def consolidate(self, episodes: list[Episode]) -> int:
+    def consolidate(self, task: str, episodes: Sequence[Episode]) -> int:
         """Fold the episodes' Fisher into the penalty; the consolidations so far."""
         ...
 
-    def evaluate(self, episodes: list[Episode]) -> list[float]:
+    def evaluate(self, task: str, episodes: Sequence[Episode]) -> list[float]:
         """Few-shot query loss of each episode from the current initialisation (NaN: too
         short to split)."""
         ...
 
-    def init_numpy(self) -> dict[str, np.ndarray]: ...
+    def init_numpy(self, task: str) -> dict[str, np.ndarray]: ...
 
-    def state_bytes(self) -> bytes: ...
+    def meta_updates(self, task: str) -> int: ...
 
-    def load_bytes(self, data: bytes) -> None: ...
+    def state_bytes(self, task: str) -> bytes: ...
+
+    def load_bytes(self, task: str, data: bytes) -> None: ...

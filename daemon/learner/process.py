@@ -1,44 +1,83 @@
-"""The policy learner in a child process, so torch never competes with the event loop.
+"""The learner in a child process, so torch never competes with the event loop.
 
 In one process, a torch job on a worker thread and the event loop share the GIL: each
 small torch call that gives the GIL up waits up to a switch interval (5 ms) to get it
 back from a busy loop, and a 3 ms adaptation stretched to hundreds of milliseconds under
-load (measured; see docs/benchmarks.md). ``LearnerProcess`` has the same methods as
-``PolicyLearner`` and forwards each call over a pipe to a spawned child that holds the
-network and the meta-learned initialisation. The worker thread that makes the calls
-waits in ``recv`` without the GIL. The child exits when the pipe closes, so it never
-outlives the daemon, even after a SIGKILL.
+load (measured; see docs/benchmarks.md). ``LearnerProcess`` has the methods of the
+``Learner`` protocol and forwards each call over a pipe to a spawned child that holds
+:class:`~.learners.TaskLearners`. The worker thread that makes the calls waits in ``recv``
+without the GIL. The child exits when the pipe closes, so it never outlives the daemon,
+even after a SIGKILL.
+
+An exception in the child comes back as the same exception type where it pickles (a
+``LearnerError`` otherwise), with the child's formatted traceback attached as its cause
+(``RemoteTraceback``), as ``concurrent.futures`` does for its process pool.
+
+This module does not import torch: only the child does.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 import threading
+import traceback
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
 
 from ..config.settings import AdaptationSettings, ContinualSettings
-from .messages import Described
+from .messages import AdaptationOutcome, AdaptJob, MetaRound, TaskSpec
+
+__all__ = ["LearnerError", "LearnerProcess", "RemoteTraceback"]
 
 
 class LearnerError(RuntimeError):
     """The learner process failed or is gone."""
 
 
-def _serve(conn: Connection, settings_json: str, in_dim: int, continual_json: str) -> None:
-    """The child: build the learner, then answer calls until the pipe closes."""
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in the learner process (as text)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text}"""'
+
+
+def _failure(exc: BaseException) -> tuple[str, Any, str]:
+    """What the child sends for an exception: the exception itself when it pickles (so the
+    caller can catch its type), else its description, and the formatted traceback."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return "error", f"{type(exc).__name__}: {exc}", text
+    return "error", exc, text
+
+
+def _serve(
+    conn: Connection, settings_json: str, specs: Sequence[TaskSpec], continual_json: str
+) -> None:
+    """The child: build the learners, then answer calls until the pipe closes."""
     import torch
 
-    from .policy_learner import PolicyLearner
+    from .learners import TaskLearners
 
     settings = AdaptationSettings.model_validate_json(settings_json)
     continual = ContinualSettings.model_validate_json(continual_json)
     torch.set_num_threads(settings.torch_threads)
-    learner = PolicyLearner(settings, in_dim, continual)
-    learner.warm_up()
-    conn.send(("ok", None))
+    try:
+        learners = TaskLearners(settings, specs, continual)
+        learners.warm_up()
+    except Exception as exc:
+        conn.send(_failure(exc))
+        return
+    conn.send(("ok", None, ""))
     while True:
         try:
             message = conn.recv()
@@ -48,44 +87,38 @@ def _serve(conn: Connection, settings_json: str, in_dim: int, continual_json: st
             return
         method, args = message
         try:
-            reply = ("ok", getattr(learner, method)(*args))
-        except Exception as exc:  # the caller re-raises it with its context
-            reply = ("error", f"{type(exc).__name__}: {exc}")
+            reply: tuple[str, Any, str] = ("ok", getattr(learners, method)(*args), "")
+        except Exception as exc:  # re-raised by the caller, with this traceback
+            reply = _failure(exc)
         try:
             conn.send(reply)
         except (BrokenPipeError, OSError):
             return
 
 
-class LearnerProcess(Described):
-    """A ``PolicyLearner`` in a child process. Calls block the calling thread (the torch
-    worker thread), one at a time."""
+class LearnerProcess:
+    """:class:`~.learners.TaskLearners` in a child process. Calls block the calling thread
+    (the torch worker thread), one at a time."""
 
     def __init__(
         self,
         settings: AdaptationSettings,
-        in_dim: int,
+        specs: Sequence[TaskSpec],
         continual: ContinualSettings | None = None,
     ) -> None:
         self.settings = settings
-        self.in_dim = in_dim
+        self.specs = tuple(specs)
         self.continual = continual if continual is not None else ContinualSettings()
-        self._meta_updates = 0
         self._conn: Connection | None = None
         self._proc: mp.process.BaseProcess | None = None
         self._lock = threading.Lock()
-
-    @property
-    def meta_updates(self) -> int:
-        """The child's count, mirrored from every result that carries it."""
-        return self._meta_updates
 
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
     def start(self, timeout_s: float = 120.0) -> None:
-        """Spawn the child and wait until its learner is built (blocking)."""
+        """Spawn the child and wait until its learners are built (blocking)."""
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         self._proc = ctx.Process(
@@ -93,7 +126,7 @@ class LearnerProcess(Described):
             args=(
                 child,
                 self.settings.model_dump_json(),
-                self.in_dim,
+                self.specs,
                 self.continual.model_dump_json(),
             ),
             name="adaptd-learner",
@@ -105,17 +138,22 @@ class LearnerProcess(Described):
         if not parent.poll(timeout_s):
             self.close()
             raise LearnerError(f"the learner process did not start within {timeout_s} s")
-        self._receive()
+        try:
+            self._receive()
+        except BaseException:
+            self.close()
+            raise
 
     def _receive(self) -> Any:
         assert self._conn is not None
         try:
-            status, value = self._conn.recv()
+            status, value, text = self._conn.recv()
         except (EOFError, OSError) as exc:
             code = None if self._proc is None else self._proc.exitcode
             raise LearnerError(f"the learner process is gone (exit code {code})") from exc
         if status == "error":
-            raise LearnerError(value)
+            error = value if isinstance(value, BaseException) else LearnerError(value)
+            raise error from RemoteTraceback(text)
         return value
 
     def _call(self, method: str, *args: Any) -> Any:
@@ -125,32 +163,29 @@ class LearnerProcess(Described):
             self._conn.send((method, args))
             return self._receive()
 
-    def adapt(self, request: Any, deadline_s: float) -> Any:
-        outcome = self._call("adapt", request, deadline_s)
-        self._meta_updates = outcome.meta_updates
-        return outcome
+    def adapt(self, job: AdaptJob, deadline_s: float) -> AdaptationOutcome:
+        return self._call("adapt", job, deadline_s)
 
-    def meta_train(self, episodes: Any) -> Any:
-        result = self._call("meta_train", episodes)
-        if result is not None:
-            self._meta_updates = result.meta_updates
-        return result
+    def meta_train(self, task: str, episodes: Sequence[Any]) -> MetaRound | None:
+        return self._call("meta_train", task, episodes)
 
-    def consolidate(self, episodes: Any) -> int:
-        return self._call("consolidate", episodes)
+    def consolidate(self, task: str, episodes: Sequence[Any]) -> int:
+        return self._call("consolidate", task, episodes)
 
-    def evaluate(self, episodes: Any) -> list[float]:
-        return self._call("evaluate", episodes)
+    def evaluate(self, task: str, episodes: Sequence[Any]) -> list[float]:
+        return self._call("evaluate", task, episodes)
 
-    def init_numpy(self) -> dict[str, np.ndarray]:
-        return self._call("init_numpy")
+    def init_numpy(self, task: str) -> dict[str, np.ndarray]:
+        return self._call("init_numpy", task)
 
-    def state_bytes(self) -> bytes:
-        return self._call("state_bytes")
+    def meta_updates(self, task: str) -> int:
+        return self._call("meta_updates", task)
 
-    def load_bytes(self, data: bytes) -> None:
-        self._call("load_bytes", data)
-        self._meta_updates = self._call("meta_update_count")
+    def state_bytes(self, task: str) -> bytes:
+        return self._call("state_bytes", task)
+
+    def load_bytes(self, task: str, data: bytes) -> None:
+        self._call("load_bytes", task, data)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Ask the child to exit, then make sure it did, within about ``2 * timeout_s``.

@@ -1,151 +1,202 @@
-"""Continuous meta-training of the shared initialisation from the replay reservoir.
+"""Continuous meta-training of one policy task's initialisation from its replay reservoir.
 
 Every ``meta_interval_s`` seconds, once the reservoir holds ``meta_min_items`` episodes,
-``meta_steps`` meta-updates each sample ``meta_batch`` episodes (uniformly, stratified by
-stream, or by (stream, regime): ``replay.sample_strategy``), run on the torch worker at
-background priority (adaptations go first). A round that made updates then consolidates
-the penalty (``continual.fisher_episodes`` episodes sampled by regime, their Fisher at the new
-initialisation), checkpoints the learner's state and the penalty's to Redis so a restart
-resumes from them, and re-evaluates the held-out episodes for the retention metrics.
+``meta_steps`` meta-updates each sample ``meta_batch`` episodes (``replay.sample_strategy``),
+run on the torch worker at background priority (adaptations go first). A round that made
+updates then consolidates the penalty (``continual.fisher_episodes`` episodes sampled by
+regime, their Fisher at the new initialisation), checkpoints the learner's state and the
+penalty's to Redis so a restart resumes from them, and re-evaluates the held-out episodes for
+the retention metrics.
+
+The trainer owns the task's meta-learned initialisation as the daemon serves it: ``init``, the
+numpy copy that scores a stream's examples before it has a policy of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-import numpy as np
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from adaptd.adapters.serving import NumpyPolicy
-from adaptd.replay.reservoir import ReservoirBuffer
+from adaptd.replay.episode import Episode
+from adaptd.replay.samplers import RegimeSampler, Sampler
 
-from ..config.settings import Settings
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
-from ..io.stores import CheckpointStore
-from ..learner.messages import Learner
+from ..learner.messages import ACTIVATION, Learner, MetaRound
 from .retention import RetentionMonitor
 from .worker import BACKGROUND, TorchWorker
 
-if TYPE_CHECKING:
-    from ..learner.messages import MetaRound
-
 log = get_logger("adaptd.metatrain")
+
+__all__ = ["MetaSchedule", "MetaTrainer"]
+
+
+class Reservoir(Protocol):
+    """What meta-training reads of the replay reservoir (``adaptd.replay.ReservoirBuffer``)."""
+
+    async def stats(self) -> Any: ...
+
+    async def sample(self, n: int, *, sampler: Sampler, rng: random.Random) -> list[Episode]: ...
+
+
+class Checkpoints(Protocol):
+    """Where the checkpoint lives (``adaptd.daemon.io.stores.CheckpointStore``)."""
+
+    async def save(self, state: bytes, info: dict[str, Any]) -> None: ...
+
+    async def load(self) -> tuple[bytes, dict[str, Any]] | None: ...
+
+
+@dataclass(frozen=True)
+class MetaSchedule:
+    """How and how often a task is meta-trained (the ``adaptation``, ``replay`` and
+    ``continual`` settings)."""
+
+    interval_s: float
+    min_items: int
+    steps: int
+    batch: int
+    sampler: Sampler
+    """How meta-batches are drawn (``replay.sample_strategy``)."""
+    algorithm: str
+    penalty: str
+    fisher_episodes: int
+    seed: int
+    export: bool = True
+    """Whether this task's round sets the replay and meta-loss gauges (the first task's)."""
 
 
 class MetaTrainer:
-    """Owns the meta-training loop and the checkpoint of its result."""
+    """Owns one task's meta-training loop, its checkpoint and its served initialisation."""
 
     def __init__(
         self,
-        settings: Settings,
+        task: str,
+        architecture: dict[str, Any],
+        schedule: MetaSchedule,
         learner: Learner,
         worker: TorchWorker,
-        reservoir: ReservoirBuffer,
-        checkpoints: CheckpointStore,
+        reservoir: Reservoir,
+        checkpoints: Checkpoints,
         metrics: Metrics,
-        on_init: Callable[[NumpyPolicy], None],
         retention: RetentionMonitor | None = None,
     ) -> None:
-        self.settings = settings
+        self.task = task
+        self.architecture = architecture
+        self.schedule = schedule
         self.learner = learner
         self.worker = worker
         self.reservoir = reservoir
         self.checkpoints = checkpoints
         self.metrics = metrics
-        self.on_init = on_init
         self.retention = retention
-        self.rng = random.Random(settings.adaptation.seed)
+        self.rng = random.Random(schedule.seed)
         self.last: MetaRound | None = None
+        self.meta_updates = 0
+        self.init: NumpyPolicy | None = None
+        """The initialisation the streams are scored with until they have a policy."""
 
     async def restore(self) -> bool:
-        """Load the checkpoint if it fits the configured network; True if it did."""
+        """Load the checkpoint if it fits the configured network; True if it did. Serves the
+        initialisation either way."""
+        restored = False
         stored = await self.checkpoints.load()
         if stored is not None:
             state, info = stored
             if (
-                info.get("architecture") == self.learner.architecture
-                and info.get("meta_algorithm") == self.settings.adaptation.meta_algorithm
+                info.get("architecture") == self.architecture
+                and info.get("meta_algorithm") == self.schedule.algorithm
             ):
-                await self.worker.submit(self.learner.load_bytes, state, priority=BACKGROUND)
-                log.info(
-                    "meta-learned initialisation restored", meta_updates=self.learner.meta_updates
+                await self._run(self.learner.load_bytes, self.task, state)
+                restored = True
+            else:
+                log.warning(
+                    "checkpoint does not fit the configured network; starting fresh",
+                    task=self.task,
+                    stored=info.get("architecture"),
+                    configured=self.architecture,
                 )
-                self._publish_init(await self.worker.submit(self.learner.init_numpy))
-                return True
-            log.warning(
-                "checkpoint does not fit the configured network; starting fresh",
-                stored=info.get("architecture"),
-                configured=self.learner.architecture,
+        self.meta_updates = await self._run(self.learner.meta_updates, self.task)
+        if restored:
+            log.info(
+                "meta-learned initialisation restored",
+                task=self.task,
+                meta_updates=self.meta_updates,
             )
-        self._publish_init(await self.worker.submit(self.learner.init_numpy))
-        return False
+        self._serve(await self._run(self.learner.init_numpy, self.task))
+        return restored
 
-    def _publish_init(self, params: dict[str, np.ndarray]) -> None:
-        self.on_init(
-            NumpyPolicy.from_params(params, activation=self.learner.architecture["activation"])
-        )
+    def _serve(self, params: dict[str, Any]) -> None:
+        self.init = NumpyPolicy.from_params(params, activation=ACTIVATION)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await self.worker.submit(fn, *args, priority=BACKGROUND)
 
     async def run(self) -> None:
-        interval = self.settings.adaptation.meta_interval_s
+        """Meta-train every ``interval_s`` until cancelled; a failed round is counted and
+        logged, never the end of meta-training."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.schedule.interval_s)
             try:
                 await self.round()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a failed round must not end meta-training
+            except Exception as exc:
                 self.metrics.meta_errors.inc()
-                log.warning("meta-training round failed", error=repr(exc))
+                log.warning("meta-training round failed", task=self.task, error=repr(exc))
 
     async def round(self) -> int:
         """One round: refresh replay metrics, meta-update, consolidate, checkpoint, measure
         retention. Returns the updates made."""
-        a = self.settings.adaptation
+        s = self.schedule
         stats = await self.reservoir.stats()
-        self.metrics.replay_items.set(stats.size)
-        self.metrics.replay_seen.set(stats.seen)
-        if stats.size < a.meta_min_items:
+        if s.export:
+            self.metrics.replay_items.set(stats.size)
+            self.metrics.replay_seen.set(stats.seen)
+        if stats.size < s.min_items:
             return 0
         done = 0
-        for _ in range(a.meta_steps):
-            episodes = await self.reservoir.sample(
-                a.meta_batch, strategy=self.settings.replay.sample_strategy, rng=self.rng
-            )
-            result = await self.worker.submit(
-                self.learner.meta_train, episodes, priority=BACKGROUND
-            )
+        for _ in range(s.steps):
+            episodes = await self.reservoir.sample(s.batch, sampler=s.sampler, rng=self.rng)
+            result = await self._run(self.learner.meta_train, self.task, episodes)
             if result is None:
                 continue
             done += 1
             self.last = result
+            self.meta_updates = result.meta_updates
             self.metrics.meta_updates.inc()
-            self.metrics.meta_loss.set(result.query_loss_after)
-            self._publish_init(result.init)
+            if s.export:
+                self.metrics.meta_loss.set(result.query_loss_after)
+            self._serve(result.init)
         if not done:
             return 0
-        c = self.settings.continual
-        consolidations = 0
-        if c.penalty != "none":
-            episodes = await self.reservoir.sample(
-                c.fisher_episodes, strategy="regime", rng=self.rng
-            )
-            consolidations = await self.worker.submit(
-                self.learner.consolidate, episodes, priority=BACKGROUND
-            )
-        state = await self.worker.submit(self.learner.state_bytes, priority=BACKGROUND)
-        await self.checkpoints.save(
-            state,
-            {
-                "architecture": self.learner.architecture,
-                "meta_algorithm": a.meta_algorithm,
-                "meta_updates": self.learner.meta_updates,
-                "penalty": c.penalty,
-                "consolidations": consolidations,
-            },
-        )
+        await self._checkpoint(await self._consolidate())
         if self.retention is not None:
             await self.retention.evaluate()
         return done
+
+    async def _consolidate(self) -> int:
+        s = self.schedule
+        if s.penalty == "none":
+            return 0
+        episodes: Sequence[Episode] = await self.reservoir.sample(
+            s.fisher_episodes, sampler=RegimeSampler(), rng=self.rng
+        )
+        return await self._run(self.learner.consolidate, self.task, episodes)
+
+    async def _checkpoint(self, consolidations: int) -> None:
+        state = await self._run(self.learner.state_bytes, self.task)
+        await self.checkpoints.save(
+            state,
+            {
+                "architecture": self.architecture,
+                "meta_algorithm": self.schedule.algorithm,
+                "meta_updates": self.meta_updates,
+                "penalty": self.schedule.penalty,
+                "consolidations": consolidations,
+            },
+        )

@@ -1,9 +1,11 @@
 """Which input partitions this daemon owns, their state, and committing it.
 
-A partition's offset is committed only after its state snapshot (which carries every
-pending label, partial episode and in-flight adaptation request) is in Redis, and only
-after every effect of the records before it was acknowledged. On assignment, the
-snapshot and the committed offset decide where to resume:
+``Ownership`` is the one owner of the partition states: batches are processed, adaptation
+results applied and snapshots taken through it, all under its lock, so a snapshot never holds
+half of either. A partition's offset is committed only after its state snapshot (which carries
+every pending label, partial episode and in-flight adaptation request) is in Redis, and only
+after every effect of the records before it was acknowledged (``effects.settle()``). On
+assignment, the snapshot and the committed offset decide where to resume:
 
 - snapshot offset == committed offset: restore, consume from there;
 - snapshot ahead of the commit (crash between the two writes): restore, seek to the
@@ -16,18 +18,53 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from ..core.partition import PartitionState
-from ..core.stream import StreamConfig
+from adaptd.adapters.serving import NumpyPolicy
+
+from ..core.effects import AdaptationRequest, Effects
+from ..core.partition import PartitionState, Record
+from ..core.stream import StreamConfig, StreamState
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
-from ..io.stores import SnapshotStore
 
 log = get_logger("adaptd.ownership")
+
+__all__ = ["Committer", "Ownership", "Snapshots"]
+
+
+class Committer(Protocol):
+    """The consumer's side of ownership (aiokafka's ``AIOKafkaConsumer`` has it)."""
+
+    async def committed(self, tp: TopicPartition) -> int | None: ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+    def highwater(self, tp: TopicPartition) -> int | None: ...
+
+
+class Snapshots(Protocol):
+    """Where partition snapshots live (``adaptd.daemon.io.stores.SnapshotStore``)."""
+
+    async def save(
+        self, topic: str, partition: int, next_offset: int, streams: dict[str, StreamState]
+    ) -> int: ...
+
+    async def load(
+        self, topic: str, partition: int
+    ) -> tuple[int, dict[str, StreamState]] | None: ...
+
+
+class Settles(Protocol):
+    """What must be stored before a commit (``EffectStore``)."""
+
+    async def settle(self) -> None: ...
 
 
 class Ownership:
@@ -35,33 +72,34 @@ class Ownership:
 
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
-        snapshots: SnapshotStore,
+        consumer: Committer,
+        snapshots: Snapshots,
+        effects: Settles,
         config: StreamConfig,
         metrics: Metrics,
-        activation: str,
+        max_message_bytes: int,
     ) -> None:
         self.consumer = consumer
         self.snapshots = snapshots
+        self.effects = effects
         self.config = config
         self.metrics = metrics
-        self.activation = activation
+        self.max_message_bytes = max_message_bytes
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self.committed: dict[TopicPartition, int] = {}
-        # Held while a batch is processed and stored, while a result is applied, and while
-        # state is snapshotted and committed: a snapshot never sees half of either.
         self.lock = asyncio.Lock()
         self.joined = asyncio.Event()
-        self.on_restored: Callable[[TopicPartition, PartitionState], Awaitable[None]] | None = None
-        self.on_revoking: Callable[[Iterable[TopicPartition]], Awaitable[None]] | None = None
-        self.settle: Callable[[], Awaitable[None]] | None = None
-        """Waits until the effects of every processed batch are stored."""
+        """Set once the first assignment was handled (the readiness probe waits for it)."""
 
-    async def assign(self, assigned: Iterable[TopicPartition]) -> None:
+    # -- assignment -----------------------------------------------------------------------
+    async def assign(self, assigned: Iterable[TopicPartition]) -> list[AdaptationRequest]:
+        """Take over partitions, restoring their snapshots; returns the adaptation requests
+        their restored streams had in flight (to resume)."""
+        resumed: list[tuple[TopicPartition, AdaptationRequest]] = []
         for tp in sorted(assigned):
             if tp in self.partitions:
                 continue
-            part = PartitionState(tp.topic, tp.partition, self.config, self.activation)
+            part = PartitionState(tp.topic, tp.partition, self.config, self.max_message_bytes)
             committed = await self.consumer.committed(tp)
             snap = await self.snapshots.load(tp.topic, tp.partition)
             if snap is not None and (committed is None or snap[0] >= committed):
@@ -86,26 +124,70 @@ class Ownership:
                 )
             self.partitions[tp] = part
             self.committed[tp] = committed if committed is not None else -1
-            if self.on_restored is not None:
-                await self.on_restored(tp, part)
+            resumed += [(tp, r) for r in part.in_flight()]
         self.metrics.assigned_partitions.set(len(self.partitions))
         self.joined.set()
+        return [r for _, r in resumed]
 
     async def revoke(self, revoked: Iterable[TopicPartition]) -> None:
-        revoked = [tp for tp in revoked if tp in self.partitions]
-        if not revoked:
+        """Snapshot and commit partitions being given up, then forget them."""
+        gone = [tp for tp in revoked if tp in self.partitions]
+        if not gone:
             return
-        if self.on_revoking is not None:
-            await self.on_revoking(revoked)
         async with self.lock:
-            await self._commit(revoked)
-            for tp in revoked:
+            await self._commit(gone)
+            for tp in gone:
                 self.partitions.pop(tp, None)
                 self.committed.pop(tp, None)
                 with contextlib.suppress(KeyError):
                     self.metrics.consumer_lag.remove(str(tp.partition))
         self.metrics.assigned_partitions.set(len(self.partitions))
 
+    def partition_of(self, request: AdaptationRequest) -> TopicPartition:
+        """The input partition a request's shift came from."""
+        return TopicPartition(request.shift.topic, request.shift.partition)
+
+    # -- processing -----------------------------------------------------------------------
+    async def process(
+        self,
+        batch: Mapping[TopicPartition, Iterable[Record]],
+        defaults: Mapping[str, NumpyPolicy],
+        out: Effects,
+    ) -> int:
+        """Apply a fetched batch to the owned partitions (records of a partition revoked
+        while the fetch was in flight are skipped); returns the records processed."""
+        count = 0
+        async with self.lock:
+            for tp, records in batch.items():
+                part = self.partitions.get(tp)
+                if part is None:
+                    continue
+                records = list(records)
+                count += len(records)
+                part.process(records, defaults, out)
+        return count
+
+    def owns(self, request: AdaptationRequest) -> bool:
+        """True while this daemon owns the request's stream and the request is its task's
+        pending one (not superseded, not revoked)."""
+        part = self.partitions.get(self.partition_of(request))
+        return part is not None and part.pending(request)
+
+    async def settle_request(
+        self,
+        request: AdaptationRequest,
+        published: tuple[int, dict] | None,
+    ) -> AdaptationRequest | None:
+        """Apply a finished request to its stream: ``published`` (version, weights) becomes
+        the task's live policy (and its regime's); the request completes. Returns the queued
+        request to submit next, if any (None as well when the stream is no longer ours)."""
+        async with self.lock:
+            part = self.partitions.get(self.partition_of(request))
+            if part is None or not part.pending(request):
+                return None
+            return part.settle(request, published)
+
+    # -- commits --------------------------------------------------------------------------
     async def commit(self) -> None:
         """Snapshot and commit every owned partition that moved since its last commit."""
         async with self.lock:
@@ -113,8 +195,7 @@ class Ownership:
 
     async def _commit(self, tps: Iterable[TopicPartition]) -> None:
         # Under the lock, so no batch is processed between storing and snapshotting.
-        if self.settle is not None:
-            await self.settle()
+        await self.effects.settle()
         offsets: dict[TopicPartition, int] = {}
         for tp in tps:
             part = self.partitions.get(tp)
@@ -140,23 +221,13 @@ class Ownership:
         self.committed.update(offsets)
         self.metrics.commits.labels(result="ok").inc()
 
-    def update_lag(self) -> None:
+    # -- gauges ---------------------------------------------------------------------------
+    def update_gauges(self) -> None:
+        """Consumer lag per partition and the number of streams owned."""
         for tp, part in self.partitions.items():
             high = self.consumer.highwater(tp)
             if high is not None and part.next_offset is not None:
                 self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(
                     max(high - part.next_offset, 0)
                 )
-
-
-class RebalanceListener(ConsumerRebalanceListener):
-    """Commits on revoke and restores on assignment (aiokafka awaits both)."""
-
-    def __init__(self, ownership: Ownership) -> None:
-        self.ownership = ownership
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.ownership.revoke(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.ownership.assign(assigned)
+        self.metrics.streams.set(sum(len(p.streams) for p in self.partitions.values()))

@@ -1,120 +1,135 @@
-"""Adaptation requests in flight: submit to the torch worker, gate, publish, adopt.
+"""Adaptation requests in flight: submit to the torch worker, gate, publish, apply.
 
-A stream has at most one request in flight. When its outcome passes the query gate, the
-policy gets the next version from Redis, goes to the policy topic (acknowledged), is
-recorded as the model's latest, and becomes the stream's live policy, all under the
-ownership lock so a snapshot never holds half of it. A request whose shift already has a
-published policy (a crash after publication, before the snapshot) adopts that policy
+A (stream, task) has at most one request in flight. When its outcome passes the query gate,
+the policy gets the next version from Redis, goes to the policy topic (acknowledged), and is
+recorded as the model's latest; ``Ownership.settle_request`` then makes it the live policy,
+under the ownership lock so a snapshot never holds half of it. A request whose shift already
+has a published policy (a crash after publication, before the snapshot) adopts that policy
 instead of publishing a second one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.errors import ProducerClosed
 
 from adaptd.adapters.codec import params_from_bytes
 
-from ..config.settings import Settings
 from ..core.effects import AdaptationRequest
-from ..core.features import feature_spec
-from ..core.policy import RegimeRef, ShiftRef, build_message, encode_message
-from ..core.stream import StreamState
+from ..core.policy import PolicyMessage, encode_message
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
-from ..io.outputs import Outputs
 from ..io.retry import retrying
-from ..io.stores import PolicyStore
-from ..learner.messages import Learner
+from ..learner.messages import AdaptationOutcome, Learner
+from .configs import TaskModel
+from .outcomes import AdaptationRecord, adapt_job, observe, policy_message, record
 from .ownership import Ownership
 from .worker import ADAPT, TorchWorker, WorkerClosed
 
-if TYPE_CHECKING:
-    from ..learner.messages import AdaptationOutcome
-
 log = get_logger("adaptd.publishing")
+
+__all__ = ["FATAL", "Publisher"]
 
 FATAL = (ProducerClosed, WorkerClosed)
 """Errors that retrying cannot fix: the daemon is shutting down."""
 
 
-class AdaptationRecord(NamedTuple):
-    """What became of one adaptation request (kept in memory for reports and benchmarks)."""
+class Sender(Protocol):
+    """Sends records and returns once all are acknowledged (``adaptd.daemon.io.outputs``)."""
 
-    stream: str
-    shift_id: str
-    published: bool
-    version: int
-    index: int
-    """The stream's event count when the outcome was applied."""
-    seconds: float
-    query_loss_before: float
-    query_loss_after: float
-    query_loss_scratch: float
-    shift_to_publish_s: float
+    async def send_all(self, records: list[tuple[str, bytes | None, bytes, Any]]) -> None: ...
+
+
+class PolicyRecords(Protocol):
+    """Version counters and the latest policy per model (``adaptd.daemon.io.stores``)."""
+
+    async def next_version(self, model_id: str) -> int: ...
+
+    async def save_latest(self, message: PolicyMessage) -> None: ...
+
+    async def latest(self, model_id: str) -> PolicyMessage | None: ...
 
 
 class Publisher:
-    """Runs adaptation requests and publishes the policies that pass the gate."""
+    """Runs adaptation requests and publishes the policies that pass the gate.
+
+    Parameters
+    ----------
+    ownership
+        Owner of the stream states: results are applied through it.
+    worker, learner
+        Where adaptations run.
+    outputs, policies
+        The policy topic's sender and the version and latest-policy records.
+    models
+        Each task's model description, by task name.
+    policy_topic, deadline_s
+        From the settings.
+    algorithm
+        The message's ``algorithm`` after a given number of meta-updates.
+    metrics
+        The daemon's metrics.
+    """
 
     def __init__(
         self,
-        settings: Settings,
         ownership: Ownership,
         worker: TorchWorker,
         learner: Learner,
-        outputs: Outputs,
-        policies: PolicyStore,
+        outputs: Sender,
+        policies: PolicyRecords,
+        models: Mapping[str, TaskModel],
+        *,
+        policy_topic: str,
+        deadline_s: float,
+        algorithm: Callable[[int], dict[str, Any]],
         metrics: Metrics,
     ) -> None:
-        self.settings = settings
         self.ownership = ownership
         self.worker = worker
         self.learner = learner
         self.outputs = outputs
         self.policies = policies
+        self.models = models
+        self.policy_topic = policy_topic
+        self.deadline_s = deadline_s
+        self.algorithm = algorithm
         self.metrics = metrics
-        self.features = feature_spec(settings.features)
         self.inflight: dict[str, tuple[TopicPartition, asyncio.Task[None]]] = {}
         self.history: deque[AdaptationRecord] = deque(maxlen=10_000)
         self.closing = False
         """Set at shutdown: queued requests stay in the snapshot instead of starting."""
 
-    def submit(self, tp: TopicPartition, request: AdaptationRequest) -> None:
-        fut = self.worker.submit(
-            self.learner.adapt, request, self.settings.adaptation.deadline_s, priority=ADAPT
-        )
-        task = asyncio.create_task(self._finish(tp, request, fut), name=f"adapt:{request.id}")
-        self.inflight[request.id] = (tp, task)
+    def submit(self, request: AdaptationRequest) -> None:
+        """Start a request on the worker; its result is applied when it finishes."""
+        job = adapt_job(request)
+        fut = self.worker.submit(self.learner.adapt, job, self.deadline_s, priority=ADAPT)
+        task = asyncio.create_task(self._finish(request, fut), name=f"adapt:{request.id}")
+        self.inflight[request.id] = (self.ownership.partition_of(request), task)
         task.add_done_callback(lambda _: self.inflight.pop(request.id, None))
 
-    async def resume(self, tp: TopicPartition, streams: Iterable[StreamState]) -> None:
-        """Resubmit requests a restored snapshot carried, unless already published."""
-        for stream in streams:
-            request = stream.pending
-            if request is None:
-                continue
-            latest = await self.policies.latest(stream.stream)
-            if latest is not None and latest.shift is not None and latest.shift.id == request.id:
-                if latest.version > stream.policy_version:
-                    stream.adopt(
-                        latest.version,
-                        params_from_bytes(latest.weight_bytes()),
-                        self.learner.architecture["activation"],
-                        regime=latest.regime.id if latest.regime is not None else None,
-                    )
-                nxt = stream.complete(request.id)
+    async def resume(self, requests: Iterable[AdaptationRequest]) -> None:
+        """Resubmit requests a restored snapshot carried, unless their shift was already
+        published (then that policy is adopted)."""
+        for request in requests:
+            latest = await self.policies.latest(request.model)
+            if (
+                latest is not None
+                and latest.shift is not None
+                and latest.shift.id == request.shift.id
+            ):
+                published = (latest.version, params_from_bytes(latest.weight_bytes()))
+                nxt = await self.ownership.settle_request(request, published)
                 if nxt is not None:
-                    self.submit(tp, nxt)
+                    self.submit(nxt)
                 continue
-            self.submit(tp, request)
+            self.submit(request)
 
     async def drain(self, tps: Iterable[TopicPartition] | None, timeout_s: float) -> int:
         """Wait for in-flight requests (of some partitions, or all) to finish, then cancel
@@ -135,9 +150,7 @@ class Publisher:
         await asyncio.gather(*tasks, return_exceptions=True)
         return len(tasks)
 
-    async def _finish(
-        self, tp: TopicPartition, request: AdaptationRequest, fut: asyncio.Future[Any]
-    ) -> None:
+    async def _finish(self, request: AdaptationRequest, fut: asyncio.Future[Any]) -> None:
         try:
             outcome: AdaptationOutcome | None = await fut
         except asyncio.CancelledError:
@@ -145,13 +158,21 @@ class Publisher:
             raise
         except Exception as exc:
             self.metrics.adaptations.labels(outcome="failed").inc()
-            log.error("adaptation failed", stream=request.stream, shift=request.id, error=repr(exc))
+            log.error(
+                "adaptation failed",
+                stream=request.stream,
+                task=request.task,
+                shift=request.shift.id,
+                error=repr(exc),
+                exc_info=exc,
+            )
             outcome = None
-        if self._stream(tp, request) is None:
+        if not self.ownership.owns(request):
             return  # revoked meanwhile: the new owner resumes it from the snapshot
-        version = 0
+        published = None
         if outcome is not None:
-            self._observe(outcome)
+            observe(self.metrics, outcome)
+            version = 0
             if outcome.publish:
                 # Network I/O outside the lock: a snapshot taken meanwhile still holds the
                 # request as pending, and resume() adopts the published policy instead of
@@ -162,156 +183,51 @@ class Publisher:
                     on_error=lambda _: self.metrics.publish_errors.inc(),
                     fatal=FATAL,
                 )
-        async with self.ownership.lock:
-            stream = self._stream(tp, request)
-            if stream is None:
-                return
-            if outcome is not None:
-                self._apply(stream, request, outcome, version)
-            nxt = stream.complete(request.id)
-            self.ownership.partitions[tp].dirty.add(stream.stream)
+                published = (version, outcome.weights)
+            self.history.append(record(request, outcome, version))
+            self._report(request, outcome, version)
+        nxt = await self.ownership.settle_request(request, published)
         if nxt is not None and not self.closing:
-            self.submit(tp, nxt)
+            self.submit(nxt)
 
-    def _stream(self, tp: TopicPartition, request: AdaptationRequest) -> StreamState | None:
-        """The request's stream, if this daemon still owns it and the request is its own."""
-        part = self.ownership.partitions.get(tp)
-        stream = part.streams.get(request.stream) if part else None
-        return stream if stream is not None and stream.pending is request else None
-
-    def _apply(
-        self,
-        stream: StreamState,
-        request: AdaptationRequest,
-        outcome: AdaptationOutcome,
-        version: int,
-    ) -> None:
-        self._record(stream, request, outcome, version)
-        if version:
-            regime = request.regime.regime_id if request.regime is not None else None
-            stream.adopt(
-                version, outcome.weights, self.learner.architecture["activation"], regime=regime
-            )
-            done = time.time()
-            self.metrics.adaptations.labels(outcome="published").inc()
-            self.metrics.shift_to_publish.observe(done - request.shift.wall_time)
-            self.metrics.adapt_to_publish.observe(done - request.ready_wall_time)
-            log.info(
-                "policy published",
-                stream=stream.stream,
-                version=version,
-                parent_version=request.parent_version,
-                shift=request.id,
-                offset=request.shift.offset,
-                regime=regime,
-                query_loss_before=outcome.query_loss_before,
-                query_loss_after=outcome.query_loss_after,
-                adaptation_ms=round(outcome.seconds * 1000, 2),
-            )
-        else:
+    def _report(self, request: AdaptationRequest, outcome: AdaptationOutcome, version: int) -> None:
+        common = {
+            "stream": request.stream,
+            "task": request.task,
+            "shift": request.shift.id,
+            "offset": request.shift.offset,
+            "query_loss_before": outcome.query_loss_before,
+            "query_loss_after": outcome.query_loss_after,
+        }
+        if not version:
             self.metrics.adaptations.labels(outcome="rejected").inc()
-            log.info(
-                "adaptation rejected by the query gate",
-                stream=stream.stream,
-                shift=request.id,
-                offset=request.shift.offset,
-                query_loss_before=outcome.query_loss_before,
-                query_loss_after=outcome.query_loss_after,
-            )
-
-    def _record(
-        self,
-        stream: StreamState,
-        request: AdaptationRequest,
-        outcome: AdaptationOutcome,
-        version: int,
-    ) -> None:
-        self.history.append(
-            AdaptationRecord(
-                stream=stream.stream,
-                shift_id=request.id,
-                published=version > 0,
-                version=version,
-                index=stream.index,
-                seconds=outcome.seconds,
-                query_loss_before=outcome.query_loss_before,
-                query_loss_after=outcome.query_loss_after,
-                query_loss_scratch=outcome.query_loss_scratch,
-                shift_to_publish_s=time.time() - request.shift.wall_time,
-            )
+            log.info("adaptation rejected by the query gate", **common)
+            return
+        done = time.time()
+        self.metrics.adaptations.labels(outcome="published").inc()
+        self.metrics.shift_to_publish.observe(done - request.shift.wall_time)
+        self.metrics.adapt_to_publish.observe(done - request.ready_wall_time)
+        log.info(
+            "policy published",
+            version=version,
+            parent_version=request.parent_version,
+            regime=None if request.regime is None else request.regime.regime_id,
+            adaptation_ms=round(outcome.seconds * 1000, 2),
+            **common,
         )
-
-    def _observe(self, outcome: AdaptationOutcome) -> None:
-        m = self.metrics
-        m.adaptation_latency.observe(outcome.seconds)
-        m.adaptation_queue.observe(outcome.queued_s)
-        if outcome.deadline_hit:
-            m.adaptation_deadline_hits.inc()
-        m.query_loss.labels(policy="current").observe(outcome.query_loss_before)
-        m.query_loss.labels(policy="adapted").observe(outcome.query_loss_after)
 
     async def _publish(self, request: AdaptationRequest, outcome: AdaptationOutcome) -> int:
         """Publish the adapted policy (acknowledged) and record it as the model's latest."""
-        shift = request.shift
-        model_id = request.stream
-        version = await self.policies.next_version(model_id)
-        now = time.time()
-        message = build_message(
-            model_id=model_id,
-            version=version,
-            parent_version=request.parent_version,
-            stream=request.stream,
-            weights=outcome.weights,
-            architecture=self.learner.architecture,
-            features=self.features,
-            shift=ShiftRef(
-                id=shift.id,
-                triggers=shift.shift.triggers,
-                index=shift.shift.index,
-                ts_ms=shift.ts_ms,
-                topic=shift.topic,
-                partition=shift.partition,
-                offset=shift.offset,
-            ),
-            regime=_regime_ref(request),
-            algorithm=self.learner.algorithm | {"meta_updates": outcome.meta_updates},
-            metrics={
-                "query_loss_before": outcome.query_loss_before,
-                "query_loss_after": outcome.query_loss_after,
-                "query_loss_from_scratch": outcome.query_loss_scratch,
-                "support_loss_before": outcome.support_loss_before,
-                "support_loss_after": outcome.support_loss_after,
-                "support_size": float(len(request.support_y)),
-                "query_size": float(len(request.query_y)),
-                "steps": float(outcome.steps),
-                "deadline_hit": float(outcome.deadline_hit),
-            },
-            latency_s={
-                "adaptation": outcome.seconds,
-                "shift_to_publish": now - shift.wall_time,
-                "ready_to_publish": now - request.ready_wall_time,
-            },
-            source={
-                "topic": shift.topic,
-                "partition": shift.partition,
-                "first_offset": request.first_offset,
-                "last_offset": request.last_offset,
-            },
+        version = await self.policies.next_version(request.model)
+        message = policy_message(
+            request,
+            outcome,
+            version,
+            self.models[request.task],
+            self.algorithm(outcome.meta_updates),
         )
         await self.outputs.send_all(
-            [(self.settings.kafka.policy_topic, model_id.encode(), encode_message(message), None)]
+            [(self.policy_topic, request.model.encode(), encode_message(message), None)]
         )
         await self.policies.save_latest(message)
         return version
-
-
-def _regime_ref(request: AdaptationRequest) -> RegimeRef | None:
-    match = request.regime
-    if match is None:
-        return None
-    return RegimeRef(
-        id=match.regime_id,
-        known=match.known,
-        ratio=match.ratio if math.isfinite(match.ratio) else None,
-        warm_start=request.start_weights is not None,
-    )

@@ -125,7 +125,12 @@ class RetentionMonitor:
         worker: TorchWorker,
         metrics: Metrics,
         floor: float,
+        task: str = "return",
+        export: bool = True,
     ) -> None:
+        self.task = task
+        self.export = export
+        """Whether this monitor sets the retention gauges (the first task's does)."""
         self.holdout = holdout
         self.learner = learner
         self.worker = worker
@@ -144,7 +149,9 @@ class RetentionMonitor:
         losses: dict[str, float] = {}
         for lo in range(0, len(episodes), EVALUATION_CHUNK):
             chunk = episodes[lo : lo + EVALUATION_CHUNK]
-            values = await self.worker.submit(self.learner.evaluate, chunk, priority=BACKGROUND)
+            values = await self.worker.submit(
+                self.learner.evaluate, self.task, chunk, priority=BACKGROUND
+            )
             losses.update((e.id, v) for e, v in zip(chunk, values, strict=True))
         report = assess(held, losses)
         if report.new_references:
@@ -155,17 +162,19 @@ class RetentionMonitor:
 
     def _export(self, report: RetentionReport) -> None:
         m = self.metrics
-        m.retention_regimes.set(len(report.regimes))
-        if report.regimes:
-            m.retention_ratio.labels(stat="mean").set(report.mean)
-            m.retention_ratio.labels(stat="min").set(report.minimum)
-        else:
-            m.retention_ratio.clear()
+        if self.export:
+            m.retention_regimes.set(len(report.regimes))
+            if report.regimes:
+                m.retention_ratio.labels(stat="mean").set(report.mean)
+                m.retention_ratio.labels(stat="min").set(report.minimum)
+            else:
+                m.retention_ratio.clear()
         for r in report.regimes:
             if r.ratio < self.floor and r.key not in self.below:
                 self.below.add(r.key)
                 log.warning(
                     "regime retention below the floor",
+                    task=self.task,
                     stream=r.stream,
                     regime=r.regime,
                     ratio=round(r.ratio, 4),
@@ -175,6 +184,7 @@ class RetentionMonitor:
                 self.below.discard(r.key)
                 log.info(
                     "regime retention back above the floor",
+                    task=self.task,
                     stream=r.stream,
                     regime=r.regime,
                     ratio=round(r.ratio, 4),

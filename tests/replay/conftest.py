@@ -1,15 +1,17 @@
-"""Helpers shared by the replay tests: an episode factory, and a full read-back of a
-reservoir in Redis that checks every invariant the Lua script must maintain."""
+"""Helpers shared by the replay tests: an episode factory, a full read-back of a reservoir in
+Redis that checks every invariant the Lua script must maintain, and a client that counts its
+round trips."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
+from replay_support import CountingClient
 from scipy.stats import chi2
 
 from adaptd.replay.episode import Episode, decode_episode
@@ -143,3 +145,18 @@ def inclusion_chi2_pvalue(counts: Sequence[int], k: int, reps: int) -> float:
 @pytest.fixture(scope="session")
 def inclusion_pvalue() -> Callable[[Sequence[int], int, int], float]:
     return inclusion_chi2_pvalue
+
+
+@pytest.fixture
+async def counting_client(redis_url: str) -> AsyncIterator[Callable[[], CountingClient]]:
+    """``counting_client()`` makes a :class:`CountingClient` (closed after the test); read
+    ``.sends`` after a warm-up call, since connecting costs round trips too."""
+    made: list[CountingClient] = []
+
+    def make() -> CountingClient:
+        made.append(CountingClient(redis_url))
+        return made[-1]
+
+    yield make
+    for counting in made:
+        await counting.client.aclose()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
+from replay_support import CountingClient
 
 from adaptd.replay.episode import Episode
 from adaptd.replay.holdout import HoldoutKeys, HoldoutStore
@@ -115,12 +116,24 @@ async def test_clear_removes_every_key(
     assert await store.offer_many(batch[:1]) == [True]
 
 
-async def test_a_flushed_script_cache_is_reloaded(
-    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+async def test_a_batch_is_one_round_trip_and_a_flushed_script_cache_is_reloaded(
+    counting_client: Callable[[], CountingClient],
+    redis_client: aioredis.Redis,  # deletes the test's keys afterwards
+    key_prefix: str,
+    episode_factory: Factory,
 ) -> None:
-    store = await _store(redis_client, key_prefix)
-    await redis_client.script_flush()
+    counting = counting_client()
+    store = await _store(counting.client, key_prefix)
+    await counting.client.script_flush()
     assert await store.offer_many(_run(episode_factory, "a", 0, 3)) == [True, True, False]
+    counting.sends = 0
+    batch = [*_run(episode_factory, "b", 0, 3), episode_factory("c", n=2)]  # c is too short
+    assert await store.offer_many(batch) == [True, True, False, False]
+    assert counting.sends == 1
+    await counting.client.script_flush()
+    assert await store.set_references({"b:0": {batch[0].id: 0.5}}) == 1
+    assert await store.offer_many([episode_factory("c", n=2)]) == [False]  # no call at all
+    assert counting.sends == 1 + 1 + 3  # the flush; EVALSHA, NOSCRIPT: SCRIPT LOAD, EVALSHA
 
 
 @pytest.mark.parametrize(

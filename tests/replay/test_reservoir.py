@@ -1,18 +1,19 @@
-"""ReservoirBuffer against the real Redis: counting, idempotency, capacity, batching, sampling."""
+"""ReservoirBuffer against the real Redis: counting, idempotency, capacity, batching, and how
+it runs the sampler it is given (the samplers themselves: test_samplers.py)."""
 
 from __future__ import annotations
 
 import random
-from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from scipy.stats import chisquare
+from replay_support import CountingClient
 
 from adaptd.replay.episode import Episode
 from adaptd.replay.reservoir import AddResult, ReservoirBuffer
+from adaptd.replay.samplers import StreamSampler, UniformSampler
+from adaptd.replay.sampling import SlotDraws
 
 pytestmark = pytest.mark.integration
 
@@ -34,19 +35,6 @@ async def _buffer(
     buffer = ReservoirBuffer(client, prefix=prefix, capacity=capacity, rng=random.Random(seed))
     await buffer.open()
     return buffer
-
-
-def _counting_client(url: str) -> tuple[aioredis.Redis, list[int]]:
-    """A client whose connections count the packets they write: one per round trip."""
-    sends = [0]
-
-    class CountingConnection(aioredis.Connection):
-        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-            sends[0] += 1
-            await super().send_packed_command(command, check_health)
-
-    pool = aioredis.ConnectionPool.from_url(url, connection_class=CountingConnection)
-    return aioredis.Redis(connection_pool=pool), sends
 
 
 @pytest.mark.parametrize("inserted", [4, 10, 37])
@@ -144,7 +132,7 @@ def test_constructor_validates_and_does_no_io() -> None:
 
 
 async def test_add_many_matches_sequential_adds_in_one_round_trip(
-    redis_url: str,
+    counting_client: Callable[[], CountingClient],
     redis_client: aioredis.Redis,
     key_prefix: str,
     episode_factory: Factory,
@@ -157,123 +145,41 @@ async def test_add_many_matches_sequential_adds_in_one_round_trip(
     one_by_one = await _buffer(redis_client, f"{key_prefix}-seq", capacity=12, seed=3)
     sequential = [await one_by_one.add(ep) for ep in episodes]
 
-    client, sends = _counting_client(redis_url)
-    try:
-        batched = await _buffer(client, f"{key_prefix}-batch", capacity=12, seed=3)
-        sends[0] = 0
-        results = await batched.add_many(episodes)
-        assert sends[0] == 1
-        assert results == sequential
-        assert results.count(AddResult.DUPLICATE) == 15
-        a = await reservoir_snapshot(redis_client, one_by_one)
-        b = await reservoir_snapshot(redis_client, batched)
-        assert (a.ids, a.seen, a.marks, a.per_stream) == (b.ids, b.seen, b.marks, b.per_stream)
-    finally:
-        await client.aclose()
+    counting = counting_client()
+    batched = await _buffer(counting.client, f"{key_prefix}-batch", capacity=12, seed=3)
+    counting.sends = 0
+    results = await batched.add_many(episodes)
+    assert counting.sends == 1
+    assert results == sequential
+    assert results.count(AddResult.DUPLICATE) == 15
+    a = await reservoir_snapshot(redis_client, one_by_one)
+    b = await reservoir_snapshot(redis_client, batched)
+    assert (a.ids, a.seen, a.marks, a.per_stream) == (b.ids, b.seen, b.marks, b.per_stream)
 
 
-async def test_add_many_recovers_from_a_flushed_script_cache(
-    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
-) -> None:
-    buffer = await _buffer(redis_client, key_prefix, capacity=4)
-    await redis_client.script_flush()
-    results = await buffer.add_many(_stream_of_episodes(episode_factory, 3))
-    assert results == [AddResult.STORED] * 3
-    await redis_client.script_flush()
-    assert await buffer.add(episode_factory("s0", first_offset=1000)) == AddResult.STORED
-    assert (await buffer.stats()).size == 4
-
-
-async def test_uniform_sample_is_distinct_capped_and_uniform_over_slots(
-    redis_url: str,
-    redis_client: aioredis.Redis,
+async def test_a_flushed_script_cache_is_reloaded_by_every_operation(
+    counting_client: Callable[[], CountingClient],
+    redis_client: aioredis.Redis,  # deletes the test's keys afterwards
     key_prefix: str,
     episode_factory: Factory,
-    inclusion_pvalue,
 ) -> None:
-    buffer = await _buffer(redis_client, key_prefix, capacity=20)
-    assert await buffer.sample(5) == []
-    await buffer.add_many(_stream_of_episodes(episode_factory, 20))
-    assert await buffer.sample(0) == []
-    everything = await buffer.sample(50)
-    assert len({ep.id for ep in everything}) == len(everything) == 20
-
-    client, sends = _counting_client(redis_url)
-    try:
-        counting = ReservoirBuffer(client, prefix=key_prefix, capacity=20, rng=random.Random(1))
-        await counting.sample(1)  # connect first
-        sends[0] = 0
-        counts: Counter[str] = Counter()
-        reps = 1500
-        for _ in range(reps):
-            drawn = await counting.sample(5)
-            assert len({ep.id for ep in drawn}) == 5
-            counts.update(ep.id for ep in drawn)
-        assert sends[0] == reps  # one round trip per sample
-    finally:
-        await client.aclose()
-    assert set(counts) == {ep.id for ep in everything}
-    # Each of the 20 held episodes should be in a draw of 5 with probability 1/4.
-    assert inclusion_pvalue(list(counts.values()), k=5, reps=reps) > 1e-3
-
-
-async def test_sample_is_reproducible_with_a_seeded_rng(
-    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
-) -> None:
-    buffer = await _buffer(redis_client, key_prefix, capacity=30)
-    await buffer.add_many(_stream_of_episodes(episode_factory, 30))
-    for strategy in ("uniform", "stratified", "regime"):
-        a = await buffer.sample(7, strategy=strategy, rng=random.Random(11))
-        b = await buffer.sample(7, strategy=strategy, rng=random.Random(11))
-        assert [e.id for e in a] == [e.id for e in b]
-
-
-async def test_stratified_sample_balances_streams_when_one_dominates(
-    redis_url: str, redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
-) -> None:
-    buffer = await _buffer(redis_client, key_prefix, capacity=400)
-    big = [episode_factory("big", first_offset=10 * i) for i in range(300)]
-    small = [episode_factory(s, first_offset=10 * i) for s in ("a", "b") for i in range(20)]
-    await buffer.add_many(big + small)
-    assert (await buffer.stats()).per_stream == {"big": 300, "a": 20, "b": 20}
-
-    uniform = Counter(ep.stream for ep in await buffer.sample(30))
-    assert uniform["big"] > 15  # what stratification is for: uniform follows the holdings
-    for n, expected in [(30, {"big": 10, "a": 10, "b": 10}), (90, {"big": 50, "a": 20, "b": 20})]:
-        drawn = await buffer.sample(n, strategy="stratified")
-        assert Counter(ep.stream for ep in drawn) == expected
-        assert len({ep.id for ep in drawn}) == n
-
-    client, sends = _counting_client(redis_url)
-    try:
-        counting = ReservoirBuffer(client, prefix=key_prefix, capacity=400, rng=random.Random(2))
-        await counting.stats()  # connect first
-        sends[0] = 0
-        firsts: Counter[str] = Counter()
-        reps = 600
-        for _ in range(reps):
-            drawn = await counting.sample(1, strategy="stratified")
-            firsts[drawn[0].stream] += 1
-        assert sends[0] == 2 * reps
-    finally:
-        await client.aclose()
-    # With n=1 the random stream order alone decides: each stream a third of the time.
-    assert chisquare([firsts[s] for s in ("big", "a", "b")]).pvalue > 1e-3
-
-
-async def test_stratified_sample_after_evictions_uses_the_current_owners(
-    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory, reservoir_snapshot
-) -> None:
-    buffer = await _buffer(redis_client, key_prefix, capacity=30, seed=5)
-    episodes = [episode_factory(f"s{i % 4}", first_offset=10 * i) for i in range(400)]
-    await buffer.add_many(episodes)
-    snap = await reservoir_snapshot(redis_client, buffer)
-    drawn = await buffer.sample(30, strategy="stratified")
-    assert sorted(ep.id for ep in drawn) == sorted(snap.ids.values())
-    assert sorted(snap.per_stream) == ["s0", "s1", "s2", "s3"]
-    assert min(snap.per_stream.values()) >= 2
-    small = await buffer.sample(8, strategy="stratified")
-    assert Counter(ep.stream for ep in small) == dict.fromkeys(snap.per_stream, 2)
+    counting = counting_client()
+    client = counting.client
+    buffer = await _buffer(client, key_prefix, capacity=4)
+    await client.script_flush()
+    results = await buffer.add_many(_stream_of_episodes(episode_factory, 3))
+    assert results == [AddResult.STORED] * 3
+    counting.sends = 0
+    assert await buffer.add_many([episode_factory("s1", first_offset=500)]) == ["stored"]
+    assert counting.sends == 1  # loaded again, the next batch is one round trip again
+    await client.script_flush()
+    assert await buffer.add(episode_factory("s0", first_offset=1000)) != AddResult.DUPLICATE
+    assert (await buffer.stats()).seen == 5
+    await client.script_flush()
+    assert len(await buffer.sample(3, sampler=StreamSampler())) == 3
+    await client.script_flush()
+    await buffer.clear()
+    assert await buffer.stats() == (0, 0, 4, {})
 
 
 async def test_clear_removes_every_key(
@@ -294,5 +200,29 @@ async def test_sample_validates_its_arguments(
     buffer = ReservoirBuffer(redis_client, prefix=key_prefix, capacity=5)
     with pytest.raises(ValueError, match="n must be an integer >= 0, got -1"):
         await buffer.sample(-1)
-    with pytest.raises(ValueError, match=r"strategy must be one of .*'regime'.*got 'random'"):
-        await buffer.sample(2, strategy="random")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"sampler must be a Sampler .*sampler_for.*got 'regime'"):
+        await buffer.sample(2, sampler="regime")  # type: ignore[arg-type]
+
+
+async def test_sample_runs_the_sampler_on_the_buffers_draws_and_rng(
+    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+) -> None:
+    buffer = await _buffer(redis_client, key_prefix, capacity=30, seed=4)
+    await buffer.add_many(_stream_of_episodes(episode_factory, 30))
+    calls: list[tuple[SlotDraws, int, random.Random]] = []
+
+    class Recording:
+        async def sample(self, draws: SlotDraws, n: int, rng: random.Random) -> list[Episode]:
+            calls.append((draws, n, rng))
+            return []
+
+    mine = random.Random(1)
+    assert await buffer.sample(5, sampler=Recording(), rng=mine) == []
+    assert await buffer.sample(6, sampler=Recording()) == []
+    assert await buffer.sample(0, sampler=Recording()) == []  # nothing to draw: not called
+    assert calls == [(buffer.draws, 5, mine), (buffer.draws, 6, buffer.rng)]
+    # The default is uniform sampling with the buffer's rng.
+    buffer.rng = random.Random(9)
+    default = await buffer.sample(7)
+    uniform = await buffer.sample(7, sampler=UniformSampler(), rng=random.Random(9))
+    assert [e.id for e in default] == [e.id for e in uniform]

@@ -1,4 +1,4 @@
-"""The reservoir's per-(stream, regime) index against the real Redis: "regime" sampling shares
+"""The reservoir's per-(stream, regime) index against the real Redis: RegimeSampler shares
 a batch evenly over the (stream, regime) keys held and draws uniformly within each, and a
 reservoir written before the index existed is indexed when it is opened."""
 
@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from adaptd.replay.episode import Episode
 from adaptd.replay.reservoir import ReservoirBuffer
+from adaptd.replay.samplers import RegimeSampler, StreamSampler
 from adaptd.replay.strata import regime_key
 
 pytestmark = pytest.mark.integration
@@ -51,13 +52,13 @@ async def test_regime_sampling_gives_every_stream_regime_an_equal_share(
     snap = await reservoir_snapshot(redis_client, buffer)
     assert snap.per_regime == {"a:0": 300, "a:1": 20, "b:0": 20}
 
-    by_stream = _keys(await buffer.sample(30, strategy="stratified"))
+    by_stream = _keys(await buffer.sample(30, sampler=StreamSampler()))
     assert by_stream["a:0"] > 10  # stream stratification leaves regime a:1 rare
     for n, expected in [
         (30, {"a:0": 10, "a:1": 10, "b:0": 10}),
         (90, {"a:0": 50, "a:1": 20, "b:0": 20}),
     ]:
-        drawn = await buffer.sample(n, strategy="regime")
+        drawn = await buffer.sample(n, sampler=RegimeSampler())
         assert _keys(drawn) == expected
         assert len({ep.id for ep in drawn}) == n
 
@@ -70,7 +71,7 @@ async def test_regime_sampling_is_uniform_within_a_regime(
     counts: Counter[str] = Counter()
     reps = 1200
     for _ in range(reps):
-        drawn = await buffer.sample(4, strategy="regime")
+        drawn = await buffer.sample(4, sampler=RegimeSampler())
         assert _keys(drawn) == {"a:0": 2, "a:1": 2}
         counts.update(ep.id for ep in drawn if ep.regime == 0)
     assert len(counts) == 12
@@ -88,9 +89,9 @@ async def test_regime_index_follows_evictions(
     await buffer.add_many(episodes)
     snap = await reservoir_snapshot(redis_client, buffer)  # checks the index against the slots
     assert len(snap.per_regime) == 6
-    drawn = await buffer.sample(25, strategy="regime")
+    drawn = await buffer.sample(25, sampler=RegimeSampler())
     assert sorted(ep.id for ep in drawn) == sorted(snap.ids.values())
-    small = await buffer.sample(6, strategy="regime")
+    small = await buffer.sample(6, sampler=RegimeSampler())
     assert _keys(small) == dict.fromkeys(snap.per_regime, 1)
 
 
@@ -104,13 +105,14 @@ async def test_a_reservoir_from_before_the_regime_index_is_indexed_on_open(
     regime_sets = [key async for key in redis_client.scan_iter(match=f"{k.regime_prefix}*")]
     await redis_client.delete(k.regime_owners, k.regime_counts, *regime_sets)
     await redis_client.hdel(k.meta, "regime_index")
-    assert await old.sample(3, strategy="regime") == []
+    assert await old.sample(3, sampler=RegimeSampler()) == []
 
     reopened = await _buffer(redis_client, key_prefix, capacity=1200)
     snap = await reservoir_snapshot(redis_client, reopened)
     assert snap.per_regime == {"a:0": 900, "a:2": 40, "b:1": 60}
     assert await redis_client.hget(k.meta, "regime_index") == b"1"
-    assert _keys(await reopened.sample(9, strategy="regime")) == {"a:0": 3, "a:2": 3, "b:1": 3}
+    drawn = await reopened.sample(9, sampler=RegimeSampler())
+    assert _keys(drawn) == {"a:0": 3, "a:2": 3, "b:1": 3}
 
     # A second pass (another daemon opening at the same time) counts nothing twice.
     await redis_client.hdel(k.meta, "regime_index")
@@ -125,4 +127,4 @@ async def test_clear_removes_the_regime_index(
     await buffer.add_many(_held(episode_factory, {("a", 0): 4, ("a", 1): 4}))
     await buffer.clear()
     assert [key async for key in redis_client.scan_iter(match=f"{key_prefix}*")] == []
-    assert await buffer.sample(4, strategy="regime") == []
+    assert await buffer.sample(4, sampler=RegimeSampler()) == []

@@ -1,22 +1,19 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 
 from adaptd.daemon.config.settings import (
     ENV_DELIMITER,
     ENV_PREFIX,
     ConfigError,
-    Section,
+    EnvironSource,
     Settings,
-    env_overrides,
     load_settings,
-    read_config_file,
     redacted,
-    section_fields,
 )
 
 SASL = {
@@ -54,12 +51,11 @@ def test_env_prefix_and_nested_delimiter() -> None:
     assert s.kafka.group_id == "adaptd"
 
 
-def test_env_overrides_nests_by_section() -> None:
-    assert env_overrides({"ADAPTD_A__B": "1", "ADAPTD_C": "x", "OTHER": "y"}) == {
-        "a": {"b": "1"},
-        "c": "x",
-    }
-    assert env_overrides({"ADAPTD_A__B": "[1, 2]"}) == {"a": {"b": [1, 2]}}
+def test_the_environ_source_nests_by_section() -> None:
+    env = {"ADAPTD_KAFKA__GROUP_ID": "1", "ADAPTD_LOG_LEVEL": "x", "OTHER": "y"}
+    assert EnvironSource(Settings, env)() == {"kafka": {"group_id": "1"}, "log_level": "x"}
+    env = {"ADAPTD_ADAPTATION__HIDDEN": "[1, 2]"}
+    assert EnvironSource(Settings, env)() == {"adaptation": {"hidden": [1, 2]}}
 
 
 @pytest.mark.parametrize(
@@ -117,7 +113,19 @@ hidden = "8,8"
 """
 
 
-@pytest.mark.parametrize(("name", "text"), [("a.yaml", YAML), ("a.yml", YAML), ("a.toml", TOML)])
+JSON = json.dumps(
+    {
+        "kafka": {"group_id": "from-file", "client_id": "file-client"},
+        "features": {"momentum_horizons": [3, 9], "warmup_events": 9},
+        "adaptation": {"hidden": "8,8"},
+        "log_format": "console",
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("a.yaml", YAML), ("a.yml", YAML), ("a.toml", TOML), ("a.json", JSON)]
+)
 def test_config_files_with_env_on_top(tmp_path: Path, name: str, text: str) -> None:
     path = tmp_path / name
     path.write_text(text)
@@ -142,6 +150,47 @@ def test_explicit_overrides_beat_the_environment() -> None:
     assert (s.adaptation.shots, s.adaptation.query_size) == (40, 10)
 
 
+def test_overrides_merge_field_by_field_with_the_file_and_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("adaptation:\n  inner_lr: 0.5\n  shots: 30\n")
+    adaptation = {"shots": 40}
+    s = load_settings(path, environ={"ADAPTD_ADAPTATION__INNER_STEPS": "3"}, adaptation=adaptation)
+    assert (s.adaptation.inner_lr, s.adaptation.inner_steps, s.adaptation.shots) == (0.5, 3, 40)
+    assert adaptation == {"shots": 40}  # the caller's mapping is left as it was
+    with pytest.raises(ConfigError, match=r"^invalid configuration: nope: unknown setting$"):
+        load_settings(environ={}, nope=1)
+
+
+@pytest.fixture
+def process_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The process environment without any ADAPTD_ variable of the caller's."""
+    for name in list(os.environ):
+        if name.upper().startswith("ADAPTD_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_environ_replaces_the_process_environment(process_env: pytest.MonkeyPatch) -> None:
+    process_env.setenv("ADAPTD_KAFKA__GROUP_ID", "from-process")
+    assert load_settings().kafka.group_id == "from-process"
+    assert load_settings(environ={}).kafka.group_id == "adaptd"
+    given = {"ADAPTD_KAFKA__CLIENT_ID": "given"}
+    s = load_settings(environ=given)
+    assert (s.kafka.group_id, s.kafka.client_id) == ("adaptd", "given")
+
+
+def test_settings_alone_read_no_environment_even_after_a_failed_load(
+    process_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    process_env.setenv("ADAPTD_KAFKA__GROUP_ID", "from-process")
+    with pytest.raises(ConfigError):
+        load_settings(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError):
+        load_settings(environ={"ADAPTD_ADAPTATION__SHOTS": "0"})
+    assert Settings().kafka.group_id == "adaptd"
+    assert Settings(kafka={"client_id": "x"}).kafka.group_id == "adaptd"
+
+
 def test_unknown_keys_in_a_file_are_named(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("features:\n  momentum_horizon: [5]\nnope: 1\n")
@@ -157,6 +206,28 @@ def test_unknown_keys_in_env_are_named() -> None:
         load_settings(environ={"ADAPTD_KAFKA__BOOTSTRAP": "x"})
     with pytest.raises(ConfigError, match=r"logging: unknown setting"):
         load_settings(environ={"ADAPTD_LOGGING": "x"})
+    # Below a top-level name that is not a section, or below no known name at all.
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"ADAPTD_LOG_LEVEL__X": "1", "adaptd_logging__level": "info"})
+    assert "log_level.x: unknown setting" in str(info.value)
+    assert "logging.level: unknown setting" in str(info.value)
+
+
+def test_malformed_json_in_env_names_the_setting() -> None:
+    with pytest.raises(ConfigError, match=r"^invalid configuration: features\.momentum_horizons"):
+        load_settings(environ={"ADAPTD_FEATURES__MOMENTUM_HORIZONS": "[5, 20"})
+    with pytest.raises(ConfigError, match=r"^invalid configuration: kafka: "):
+        load_settings(environ={"ADAPTD_KAFKA": '{"group_id": '})
+
+
+def test_a_whole_section_as_json_in_env() -> None:
+    s = load_settings(
+        environ={
+            "ADAPTD_KAFKA": '{"group_id": "g", "client_id": "c"}',
+            "ADAPTD_KAFKA__CLIENT_ID": "d",
+        }
+    )
+    assert (s.kafka.group_id, s.kafka.client_id) == ("g", "d")
 
 
 @pytest.mark.parametrize(
@@ -190,23 +261,39 @@ def test_every_bad_setting_is_named_at_once() -> None:
 
 
 def test_bad_config_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read configuration file"):
-        read_config_file(tmp_path / "missing.yaml")
+    missing = r"cannot read configuration file .*missing\.yaml: no such file"
+    with pytest.raises(ConfigError, match=missing):
+        load_settings(tmp_path / "missing.yaml", environ={})
+    (tmp_path / "d.yaml").mkdir()
+    with pytest.raises(ConfigError, match=r"cannot read configuration file .*d\.yaml: not a file"):
+        load_settings(tmp_path / "d.yaml", environ={})
+    bad_json = tmp_path / "c.json"
+    bad_json.write_text('{"kafka": ')
+    with pytest.raises(ConfigError, match=r"c\.json does not parse"):
+        load_settings(bad_json, environ={})
+    latin = tmp_path / "l.yaml"
+    latin.write_bytes("kafka:\n  group_id: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"l\.yaml does not parse"):
+        load_settings(latin, environ={})
+    scalar = tmp_path / "s.json"
+    scalar.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"s\.json must hold a mapping"):
+        load_settings(scalar, environ={})
     ini = tmp_path / "c.ini"
     ini.write_text("[kafka]\n")
-    with pytest.raises(ConfigError, match=r"must end in \.yaml, \.yml, \.json or \.toml"):
-        read_config_file(ini)
+    with pytest.raises(ConfigError, match=r"c\.ini must end in \.yaml, \.yml, \.json or \.toml"):
+        load_settings(ini, environ={})
     broken = tmp_path / "c.toml"
     broken.write_text("[kafka\n")
-    with pytest.raises(ConfigError, match="does not parse"):
-        read_config_file(broken)
+    with pytest.raises(ConfigError, match=r"c\.toml does not parse"):
+        load_settings(broken, environ={})
     listed = tmp_path / "c.yaml"
     listed.write_text("- a\n- b\n")
-    with pytest.raises(ConfigError, match="must hold a mapping"):
-        read_config_file(listed)
+    with pytest.raises(ConfigError, match=r"c\.yaml must hold a mapping"):
+        load_settings(listed, environ={})
     empty = tmp_path / "e.yaml"
     empty.write_text("")
-    assert read_config_file(empty) == {}
+    assert load_settings(empty, environ={}) == Settings()
 
 
 def test_sections_are_frozen() -> None:
@@ -230,29 +317,6 @@ def test_redacted_hides_the_secrets() -> None:
     assert shown["kafka"]["sasl_username"] == "svc"
     assert shown["features"]["momentum_horizons"] == [5, 20, 60]
     assert redacted(load_settings(environ={}))["kafka"]["sasl_password"] is None
-
-
-def test_section_fields_cover_every_field_with_its_default_and_doc() -> None:
-    fields = section_fields()
-    defaults = Settings()
-    for name, info in Settings.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, Section):
-            section: BaseModel = getattr(defaults, name)
-            assert set(fields[name]) == set(annotation.model_fields)
-            for field, (default, doc) in fields[name].items():
-                assert default == getattr(section, field), f"{name}.{field}"
-                assert doc.strip(), f"{name}.{field} has no description"
-        else:
-            default, doc = fields[""][name]
-            assert default == getattr(defaults, name)
-            assert doc.strip(), f"{name} has no description"
-    sections = {n for n in Settings.model_fields if n in fields}
-    assert set(fields) == sections | {""}
-    assert {"kafka", "redis", "features", "detection", "adaptation", "replay", "metrics"} <= set(
-        fields
-    )
-    assert set(fields[""]) == {"log_level", "log_format", "shutdown_grace_s"}
 
 
 def test_forgetting_prevention_defaults() -> None:

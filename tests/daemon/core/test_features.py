@@ -235,9 +235,8 @@ def test_spec_is_json_and_describes_the_features() -> None:
     spec = json.loads(json.dumps(feature_spec(SETTINGS)))
     assert spec["names"] == list(NAMES)
     assert spec["momentum_horizons"] == [5, 20, 60]
-    assert spec["label"]["horizon"] == 5
-    assert spec["label"]["clip"] == 10.0
-    assert "sqrt(H)" in spec["label"]["definition"]
+    assert spec["clip"] == 10.0
+    assert "label" not in spec  # the policy task describes its label
 
 
 def test_alpha_of_halflife() -> None:

@@ -12,10 +12,10 @@ import pytest
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon.config.settings import load_settings
 from adaptd.daemon.core.effects import Effects
-from adaptd.daemon.core.features import feature_names
 from adaptd.daemon.core.partition import PartitionState
 from adaptd.daemon.core.schema import EventDecoder, MarketEvent, Reason
 from adaptd.daemon.core.stream import StreamConfig, StreamState
+from adaptd.daemon.service.configs import stream_config, tasks_of
 from adaptd.replay.episode import encode_episode
 
 T0, DT = 1_700_000_000_000, 100
@@ -42,7 +42,7 @@ def make_config() -> StreamConfig:
         adaptation={"shots": 12, "query_size": 4},
         replay={"episode_size": 16},
     )
-    return StreamConfig(settings, feature_names(settings.features))
+    return stream_config(settings, tasks_of(settings))
 
 
 def walk(n: int, seed: int, change: int | None = None) -> list[float]:
@@ -92,7 +92,7 @@ def default_policy(in_dim: int) -> NumpyPolicy:
 def view(out: Effects) -> tuple[Any, ...]:
     return (
         [(s.id, s.shift, s.segment, s.offset) for s in out.shifts],
-        [encode_episode(e) for e in out.episodes],
+        [(t, encode_episode(e)) for t, e in out.episodes],
         [(r.id, r.support_x.tobytes(), r.query_y.tobytes(), r.first_offset) for r in out.requests],
         list(out.dead_letters),
         out.processed,
@@ -105,12 +105,12 @@ def test_records_route_to_their_stream_as_if_each_stream_ran_alone() -> None:
     config = make_config()
     policy = default_policy(len(config.feature_names))
     recs = records(interleaved(500))
-    partition = PartitionState("in", 4, config)
+    partition = PartitionState("in", 4, config, MAX_BYTES)
     alone = {s: StreamState(s, "in", 4, config) for s in STREAMS}
     decode = EventDecoder().decode
     for chunk in batches(recs, 250):
         out = Effects()
-        partition.process(chunk, policy, out)
+        partition.process(chunk, {"return": policy}, out)
         want = Effects()
         seen: dict[str, None] = {}
         for rec in chunk:
@@ -119,7 +119,7 @@ def test_records_route_to_their_stream_as_if_each_stream_ran_alone() -> None:
             assert alone[event.stream].on_event(event, rec.offset, want) is None
             want.processed += 1
         for stream in seen:  # the partition finishes streams in first-seen order
-            alone[stream].finish_batch(policy, want)
+            alone[stream].finish_batch({"return": policy}, want)
         assert view(out) == view(want)
         assert out.processed == len(chunk)
         assert out.dead_letters == []
@@ -127,7 +127,7 @@ def test_records_route_to_their_stream_as_if_each_stream_ran_alone() -> None:
     for stream, state in partition.streams.items():
         assert state.index == 500
         assert (state.topic, state.partition, state.stream) == ("in", 4, stream)
-        assert state.preq == alone[stream].preq
+        assert state.tracks[0].scores.sums == alone[stream].tracks[0].scores.sums
     # Only BTC changed regime.
     assert partition.streams["BTC"].segment >= 1
     assert partition.streams["ETH"].segment == partition.streams["AAPL"].segment == 0
@@ -155,9 +155,9 @@ def test_bad_records_become_dead_letters_and_the_rest_continue() -> None:
         else:
             ev = next(it)
             recs.append(Record(offset, 5000 + offset, b"A", encode(ev)))
-    partition = PartitionState("in", 1, config)
+    partition = PartitionState("in", 1, config, MAX_BYTES)
     out = Effects()
-    partition.process(recs, None, out)
+    partition.process(recs, {}, out)
     assert out.processed == 4
     assert [(d.offset, d.reason) for d in out.dead_letters] == [
         (offset, reason) for offset, (_, _, reason) in sorted(bad.items())
@@ -183,23 +183,23 @@ def test_out_of_order_events_are_dead_lettered_by_the_partition() -> None:
         MarketEvent(stream="A", ts_ms=T0 + tolerance * 3 + 1, price=102.0),
     ]
     recs = [Record(i, 0, b"A", encode(ev)) for i, ev in enumerate(events)]
-    partition = PartitionState("in", 0, config)
+    partition = PartitionState("in", 0, config, MAX_BYTES)
     out = Effects()
-    partition.process(recs, None, out)
+    partition.process(recs, {}, out)
     assert [(d.offset, d.reason) for d in out.dead_letters] == [(1, Reason.OUT_OF_ORDER)]
     assert out.processed == 2
     assert partition.streams["A"].index == 2
 
 
 def test_next_offset_is_one_past_the_last_record() -> None:
-    partition = PartitionState("in", 0, make_config())
+    partition = PartitionState("in", 0, make_config(), MAX_BYTES)
     assert partition.next_offset is None
-    partition.process([], None, Effects())
+    partition.process([], {}, Effects())
     assert partition.next_offset is None
     recs = records(interleaved(3), first_offset=40)
-    partition.process(recs[:4], None, Effects())
+    partition.process(recs[:4], {}, Effects())
     assert partition.next_offset == 44
-    partition.process(recs[4:], None, Effects())
+    partition.process(recs[4:], {}, Effects())
     assert partition.next_offset == 40 + len(recs)
 
 
@@ -209,11 +209,11 @@ def test_a_restored_partition_skips_records_it_already_processed() -> None:
     recs = records(interleaved(400))
     # A bad record in the already-processed range must not be dead-lettered twice.
     recs[498] = Record(recs[498].offset, 0, b"BTC", b"{oops")  # was a BTC event
-    original = PartitionState("in", 0, config)
-    original.process(recs[:600], policy, Effects())
+    original = PartitionState("in", 0, config, MAX_BYTES)
+    original.process(recs[:600], {"return": policy}, Effects())
     snapshot = pickle.dumps((original.streams, original.next_offset))
 
-    restored = PartitionState("in", 0, make_config())
+    restored = PartitionState("in", 0, make_config(), MAX_BYTES)
     streams, next_offset = pickle.loads(snapshot)
     restored.restore(streams, next_offset)
     assert restored.next_offset == 600
@@ -221,8 +221,8 @@ def test_a_restored_partition_skips_records_it_already_processed() -> None:
     assert all(s.config is restored.config for s in streams.values())
 
     a, b = Effects(), Effects()
-    original.process(recs[600:], policy, a)
-    restored.process(recs[450:], policy, b)  # a fetch that raced the seek
+    original.process(recs[600:], {"return": policy}, a)
+    restored.process(recs[450:], {"return": policy}, b)  # a fetch that raced the seek
     assert view(a) == view(b)
     assert b.processed == len(recs) - 600
     assert {n: s.index for n, s in restored.streams.items()} == {
@@ -236,8 +236,8 @@ def test_a_restored_partition_skips_records_it_already_processed() -> None:
 def test_restore_rebuilds_the_live_policies() -> None:
     config = make_config()
     d = len(config.feature_names)
-    partition = PartitionState("in", 0, config)
-    partition.process(records(interleaved(50)), None, Effects())
+    partition = PartitionState("in", 0, config, MAX_BYTES)
+    partition.process(records(interleaved(50)), {}, Effects())
     rng = np.random.default_rng(1)
     weights = {
         "layers.0.weight": rng.normal(size=(3, d)).astype(np.float32),
@@ -245,33 +245,36 @@ def test_restore_rebuilds_the_live_policies() -> None:
         "layers.2.weight": rng.normal(size=(1, 3)).astype(np.float32),
         "layers.2.bias": np.zeros(1, np.float32),
     }
-    partition.streams["ETH"].adopt(4, weights, "tanh")
+    partition.streams["ETH"].tracks[0].adopt(4, weights, None)
     streams = pickle.loads(pickle.dumps(partition.streams))
-    restored = PartitionState("in", 0, config)
+    restored = PartitionState("in", 0, config, MAX_BYTES)
     restored.restore(streams, partition.next_offset)
     x = rng.normal(size=(4, d))
-    eth = restored.streams["ETH"]
-    assert eth.policy_version == 4
-    np.testing.assert_array_equal(eth.policy.predict(x), partition.streams["ETH"].policy.predict(x))
-    assert restored.streams["BTC"].policy is None
+    eth = restored.streams["ETH"].tracks[0].live
+    assert eth.version == 4
+    assert eth.model is not None
+    before = partition.streams["ETH"].tracks[0].live.model
+    assert before is not None
+    np.testing.assert_array_equal(eth.model.predict(x), before.predict(x))
+    assert restored.streams["BTC"].tracks[0].live.model is None
 
 
 @pytest.mark.parametrize("first", ["BTC", "ETH"])
 def test_dirty_tracks_the_streams_a_batch_touched(first: str) -> None:
     config = make_config()
     encode = EventDecoder().encode
-    partition = PartitionState("in", 0, config)
+    partition = PartitionState("in", 0, config, MAX_BYTES)
     ev = MarketEvent(stream=first, ts_ms=T0, price=10.0)
-    partition.process([Record(0, 0, first.encode(), encode(ev))], None, Effects())
+    partition.process([Record(0, 0, first.encode(), encode(ev))], {}, Effects())
     assert partition.dirty == {first}
     other = MarketEvent(stream="AAPL", ts_ms=T0, price=10.0)
     bad = Record(2, 0, b"ZZZ", b"{oops")  # dead letters touch no stream
-    partition.process([Record(1, 0, b"AAPL", encode(other)), bad], None, Effects())
+    partition.process([Record(1, 0, b"AAPL", encode(other)), bad], {}, Effects())
     assert partition.dirty == {first, "AAPL"}
     partition.dirty.clear()
-    partition.process([dataclasses.replace(bad, offset=3)], None, Effects())
+    partition.process([dataclasses.replace(bad, offset=3)], {}, Effects())
     assert partition.dirty == set()
-    partition.process([Record(4, 0, b"AAPL", encode(other))], None, Effects())
+    partition.process([Record(4, 0, b"AAPL", encode(other))], {}, Effects())
     assert partition.dirty == {"AAPL"}
     partition.restore(dict(partition.streams), partition.next_offset)
     assert partition.dirty == set()

@@ -134,10 +134,10 @@ def test_a_returning_regime_gets_its_id_back_and_a_different_one_does_not(seed: 
     results = feed(state, market_events(prices), batch=10)
     shifts = collect(results, "shifts")
     assert [s.segment for s in shifts] == [1, 2, 3]
-    matches = [m for _, m in collect(results, "regimes")]
+    matches = [m for _, _, m in collect(results, "regimes")]
     assert [(m.regime_id, m.known) for m in matches] == [(1, False), (0, True), (2, False)]
-    assert state.regime == 2
-    assert set(state.regimes.regime_ids) == {0, 1, 2}
+    assert state.tracks[0].regimes.regime == 2
+    assert set(state.tracks[0].regimes.book.regime_ids) == {0, 1, 2}
     # Episodes carry the regime id; a regime's episodes come back when it returns.
     episodes = collect(results, "episodes")
     assert {ep.regime for ep in episodes} == {0, 1, 2}
@@ -162,25 +162,13 @@ def test_requests_of_a_known_regime_start_from_its_last_policy() -> None:
         "layers.2.weight": rng.normal(size=(1, 4)).astype(np.float32),
         "layers.2.bias": np.zeros(1, np.float32),
     }
-    state.adopt(1, weights, "tanh", regime=request.regime.regime_id)
-    state.complete(request.id)
+    state.tracks[0].adopt(1, weights, request.regime.regime_id)
+    state.tracks[0].complete(request.id)
     rest = feed(state, events, batch=10, start=900)
     (back,) = collect(rest, "requests")
     assert back.regime is not None and back.regime.known
     assert back.regime.regime_id == 0
     assert back.start_weights is None  # regime 0 never had a policy of its own
     # Once regime 0 has a policy, its next return starts from it.
-    state.adopt(2, weights, "tanh", regime=0)
-    assert state.regimes.policy(0) is weights
-
-
-def test_a_restored_old_snapshot_counts_segments_and_gets_a_book() -> None:
-    state = StreamState("X", "in", 0, make_config())
-    old = state.__getstate__()
-    for key in ("segment", "regimes", "_regime_rows"):
-        del old[key]
-    old["regime"] = 3  # before regime ids, "regime" counted shifts
-    restored = StreamState.__new__(StreamState)
-    restored.__setstate__(old)
-    restored.attach(make_config(), "tanh")
-    assert (restored.segment, restored.regime, len(restored.regimes)) == (3, 0, 0)
+    state.tracks[0].adopt(2, weights, 0)
+    assert state.tracks[0].regimes.book.policy(0) is weights

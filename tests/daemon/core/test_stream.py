@@ -10,10 +10,11 @@ import pytest
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon.config.settings import Settings, load_settings
 from adaptd.daemon.core.effects import AdaptationRequest, Effects, ShiftEvent
-from adaptd.daemon.core.features import FeatureExtractor, feature_names
+from adaptd.daemon.core.features import FeatureExtractor
 from adaptd.daemon.core.labels import DelayedLabeler, Example
 from adaptd.daemon.core.schema import MarketEvent, Reason
 from adaptd.daemon.core.stream import StreamConfig, StreamState
+from adaptd.daemon.service.configs import stream_config, tasks_of
 from adaptd.replay.episode import Episode, encode_episode
 
 H = 3  # label horizon
@@ -43,7 +44,7 @@ def make_settings(episode_size: int = EPISODE) -> Settings:
 
 def make_config(episode_size: int = EPISODE) -> StreamConfig:
     settings = make_settings(episode_size)
-    return StreamConfig(settings, feature_names(settings.features))
+    return stream_config(settings, tasks_of(settings))
 
 
 def regime_walk(
@@ -73,12 +74,12 @@ def market_events(prices: Sequence[float], stream: str = "X") -> list[MarketEven
 
 def reference_examples(config: StreamConfig, prices: Sequence[float]) -> list[Example]:
     """The labelled examples of the stream, from the feature and label modules directly."""
-    s = config.settings.features
-    features, labeler = FeatureExtractor(s), DelayedLabeler(s.label_horizon, s.label_clip)
+    features = FeatureExtractor(config.features)
+    labeler = DelayedLabeler(config.tasks[0].label_rule())
     out = []
     for i, price in enumerate(prices):
         x = features.update(price)
-        example = labeler.push(i, features.log_price, x, features.vol, offset_of(i), T0 + DT * i)
+        example = labeler.push(i, features, x, offset_of(i), T0 + DT * i)
         if example is not None:
             out.append(example)
     return out
@@ -99,13 +100,15 @@ def feed(
         for i in range(b, end):
             assert state.on_event(events[i], offset_of(i), out) is None
             out.processed += 1
-        state.finish_batch(default_policy, out)
+        state.finish_batch({} if default_policy is None else {"return": default_policy}, out)
         results.append((end - 1, out))
     return results
 
 
 def collect(results: list[tuple[int, Effects]], what: str) -> list[Any]:
-    return [item for _, out in results for item in getattr(out, what)]
+    """Effects of one kind over the batches (episodes without their task's name)."""
+    items = [item for _, out in results for item in getattr(out, what)]
+    return [episode for _, episode in items] if what == "episodes" else items
 
 
 def policy_weights(in_dim: int, seed: int) -> dict[str, np.ndarray]:
@@ -160,7 +163,7 @@ def request_view(req: AdaptationRequest) -> tuple[Any, ...]:
 def batch_view(out: Effects) -> tuple[Any, ...]:
     return (
         [shift_view(s) for s in out.shifts],
-        [encode_episode(e) for e in out.episodes],
+        [(t, encode_episode(e)) for t, e in out.episodes],
         [request_view(r) for r in out.requests],
         out.processed,
         out.examples,
@@ -205,8 +208,8 @@ def test_a_regime_change_gives_one_shift_then_one_request_from_the_new_regime() 
     assert_examples(request.query_x, request.query_y, used[-QUERY:])
     assert (request.first_offset, request.last_offset) == (used[0].offset, used[-1].offset)
     assert (request.parent_version, request.parent_weights) == (0, None)
-    assert state.pending is request
-    assert state.queued is None
+    assert state.tracks[0].live.pending is request
+    assert state.tracks[0].live.queued is None
 
 
 def test_no_shift_on_a_steady_stream() -> None:
@@ -214,7 +217,7 @@ def test_no_shift_on_a_steady_stream() -> None:
     results = feed(state, market_events(regime_walk(1200, changes=[])), batch=50)
     assert collect(results, "shifts") == []
     assert collect(results, "requests") == []
-    assert state.regime == 0
+    assert state.tracks[0].regimes.regime == 0
 
 
 # -- episodes ----------------------------------------------------------------------------
@@ -264,7 +267,7 @@ def test_episodes_are_cut_at_episode_size_and_at_every_shift() -> None:
     # The cut happens in the effects of the event that confirmed the shift.
     for _, out in results:
         if out.shifts:
-            assert [ep.segment for ep in out.episodes] == [out.shifts[0].segment - 1]
+            assert [ep.segment for _, ep in out.episodes] == [out.shifts[0].segment - 1]
 
 
 @pytest.mark.parametrize("batch", [7, 50])
@@ -331,8 +334,8 @@ def test_a_second_request_waits_and_complete_hands_it_over_with_the_live_parent(
     assert len(shifts) == 2
     assert [r.id for r in requests] == [shifts[0].id]  # the second one was not emitted
     first = requests[0]
-    queued = state.queued
-    assert state.pending is first
+    queued = state.tracks[0].live.queued
+    assert state.tracks[0].live.pending is first
     assert queued is not None
     assert queued.id == shifts[1].id
     second_start = shifts[1].shift.first_index
@@ -342,17 +345,20 @@ def test_a_second_request_waits_and_complete_hands_it_over_with_the_live_parent(
     assert (queued.parent_version, queued.parent_weights) == (0, None)
 
     weights = policy_weights(len(config.feature_names), seed=1)
-    state.adopt(5, weights, "tanh")
-    assert state.complete("not-the-pending-one") is None
-    assert state.pending is first
-    handed = state.complete(first.id)
-    assert handed is queued
+    state.tracks[0].adopt(5, weights, None)
+    assert state.tracks[0].complete("not-the-pending-one") is None
+    assert state.tracks[0].live.pending is first
+    handed = state.tracks[0].complete(first.id)
+    # The queued request, now against the policy live when it is handed over.
+    same = [0, 1, 2, 3, 6, 7]  # all but the parent's version and weights
+    assert [request_view(handed)[i] for i in same] == [request_view(queued)[i] for i in same]
+    assert handed is not queued and queued.parent_version == 0
     assert handed.parent_version == 5
     assert handed.parent_weights is weights
-    assert state.pending is handed
-    assert state.queued is None
-    assert state.complete(handed.id) is None
-    assert state.pending is None
+    assert state.tracks[0].live.pending is handed
+    assert state.tracks[0].live.queued is None
+    assert state.tracks[0].complete(handed.id) is None
+    assert state.tracks[0].live.pending is None
 
 
 def test_adopt_makes_the_policy_live_for_prequential_scoring() -> None:
@@ -376,33 +382,33 @@ def test_adopt_makes_the_policy_live_for_prequential_scoring() -> None:
         )
 
     state = StreamState("X", "in", 0, config)
-    assert state.prequential_mse[3] == 0
+    assert state.tracks[0].scores.mean()[3] == 0
     feed(state, events[:200], batch=25, default_policy=default)
-    before = np.array(state.preq, dtype=np.float64)
+    before = np.array(state.tracks[0].scores.sums, dtype=np.float64)
     d_sse, y2, n = sums(default, 0, 200)
     np.testing.assert_allclose(before, [d_sse, d_sse, y2, n], rtol=1e-6)
 
-    state.adopt(1, live_weights, "tanh")
-    assert (state.policy_version, state.policy_weights) == (1, live_weights)
+    state.tracks[0].adopt(1, live_weights, None)
+    assert (state.tracks[0].live.version, state.tracks[0].live.weights) == (1, live_weights)
     feed(state, events, batch=25, start=200, default_policy=default)
-    delta = np.array(state.preq, dtype=np.float64) - before
+    delta = np.array(state.tracks[0].scores.sums, dtype=np.float64) - before
     l_sse, y2, n = sums(live, 200, 400)
     d_sse, _, _ = sums(default, 200, 400)
     assert l_sse != pytest.approx(d_sse, rel=1e-3)  # the two policies differ
     np.testing.assert_allclose(delta, [l_sse, d_sse, y2, n], rtol=1e-6)
-    live_mse, init_mse, zero_mse, count = state.prequential_mse
+    live_mse, init_mse, zero_mse, count = state.tracks[0].scores.mean()
     assert count == len(examples)
-    assert live_mse == pytest.approx(state.preq[0] / count)
-    assert zero_mse == pytest.approx(state.preq[2] / count)
-    assert init_mse == pytest.approx(state.preq[1] / count)
+    assert live_mse == pytest.approx(state.tracks[0].scores.sums[0] / count)
+    assert zero_mse == pytest.approx(state.tracks[0].scores.sums[2] / count)
+    assert init_mse == pytest.approx(state.tracks[0].scores.sums[1] / count)
 
 
 def test_without_any_policy_nothing_is_scored() -> None:
     state = StreamState("X", "in", 0, make_config())
     results = feed(state, market_events(regime_walk(200, changes=[])), batch=10)
     assert sum(out.examples for _, out in results) > 0
-    assert state.prequential_mse[3] == 0
-    assert np.isnan(state.prequential_mse[0])
+    assert state.tracks[0].scores.mean()[3] == 0
+    assert np.isnan(state.tracks[0].scores.mean()[0])
 
 
 # -- order -------------------------------------------------------------------------------
@@ -422,7 +428,7 @@ def test_events_too_far_out_of_order_are_rejected_without_changing_state() -> No
     assert rejection is not None
     assert rejection.reason is Reason.OUT_OF_ORDER
     assert str(TOLERANCE_MS) in rejection.detail
-    a.finish_batch(None, out)
+    a.finish_batch({}, out)
     assert len(out) == 0
     assert out.examples == 0
     assert a.index == index
@@ -458,39 +464,42 @@ def test_a_pickled_stream_continues_exactly_like_the_original() -> None:
     original = StreamState("X", "in", 0, config)
     first = feed(original, events[:700], batch=10, default_policy=default)
     assert collect(first, "requests")  # so a request is pending in the snapshot
-    assert original.pending is not None
-    original.adopt(1, policy_weights(d, seed=1), "tanh")
+    a = original.tracks[0]
+    assert a.live.pending is not None
+    a.adopt(1, policy_weights(d, seed=1), None)
 
     copy = pickle.loads(pickle.dumps(original))
-    copy.attach(config, "tanh")
-    assert copy.policy is not None
+    copy.attach(config)
+    b = copy.tracks[0]
+    assert b.live.model is not None and a.live.model is not None
     probe = np.random.default_rng(0).normal(size=(5, d))
-    np.testing.assert_array_equal(copy.policy.predict(probe), original.policy.predict(probe))
-    assert request_view(copy.pending) == request_view(original.pending)
+    np.testing.assert_array_equal(b.live.model.predict(probe), a.live.model.predict(probe))
+    assert request_view(b.live.pending) == request_view(a.live.pending)
 
     ra = feed(original, events, batch=10, start=700, default_policy=default)
     rb = feed(copy, events, batch=10, start=700, default_policy=default)
     assert collect(ra, "shifts")  # the continuation has something to agree on
     assert collect(ra, "episodes")
     assert [batch_view(o) for _, o in ra] == [batch_view(o) for _, o in rb]
-    assert copy.preq == original.preq
-    assert request_view(copy.queued) == request_view(original.queued)
-    handed_a = original.complete(original.pending.id)
-    handed_b = copy.complete(copy.pending.id)
+    assert b.scores.sums == a.scores.sums
+    assert request_view(b.live.queued) == request_view(a.live.queued)
+    handed_a = a.complete(a.live.pending.id)
+    handed_b = b.complete(b.live.pending.id)
     assert request_view(handed_a) == request_view(handed_b)
 
 
 def test_the_snapshot_leaves_out_the_shared_config_and_the_derived_model() -> None:
     config = make_config()
     state = StreamState("X", "in", 0, config)
-    state.adopt(2, policy_weights(len(config.feature_names), seed=3), "tanh")
+    state.tracks[0].adopt(2, policy_weights(len(config.feature_names), seed=3), None)
     restored = pickle.loads(pickle.dumps(state))
-    assert restored.policy is None
-    assert restored.policy_version == 2
+    assert restored.tracks[0].live.model is None
+    assert restored.tracks[0].live.version == 2
     other = make_config()
-    restored.attach(other, "tanh")
+    restored.attach(other)
     assert restored.config is other
-    assert restored.policy is not None
+    assert restored.tracks[0].config is other.tracks[0]
+    assert restored.tracks[0].live.model is not None
 
 
 # -- firings -----------------------------------------------------------------------------

@@ -6,9 +6,11 @@ import torch
 from torch.func import functional_call
 
 from adaptd.daemon.config.settings import AdaptationSettings, load_settings
-from adaptd.daemon.core.effects import AdaptationRequest
 from adaptd.daemon.core.features import feature_names
-from adaptd.daemon.learner.policy_learner import PolicyLearner, episode_task, passes_gate
+from adaptd.daemon.core.gate import passes_gate
+from adaptd.daemon.learner import messages
+from adaptd.daemon.learner.messages import AdaptJob, TaskSpec
+from adaptd.daemon.learner.policy_learner import PolicyLearner, episode_task
 from adaptd.replay.episode import Episode
 
 SHOTS, QUERY = 64, 16
@@ -28,6 +30,7 @@ def adaptation_settings(**overrides: object) -> AdaptationSettings:
 
 
 IN_DIM = len(feature_names(load_settings(environ={}).features))
+SPEC = TaskSpec("return", IN_DIM, 1, "mse", 0.1, "scaled forward return")
 ALGORITHMS = ["maml", "fomaml", "reptile", "metasgd", "anil"]
 
 
@@ -38,20 +41,17 @@ def regime(seed: int, n: int = SHOTS, slope: float = 0.8, drift: float = 0.5) ->
     return x, y
 
 
-def request(seed: int, parent: dict[str, np.ndarray] | None = None) -> AdaptationRequest:
+def request(seed: int, parent: dict[str, np.ndarray] | None = None) -> AdaptJob:
     x, y = regime(seed)
-    return AdaptationRequest(
-        id=f"r{seed}",
-        stream="X",
-        shift=None,  # type: ignore[arg-type]  # adaptation does not read it
+    return AdaptJob(
+        request_id=f"r{seed}",
+        task="return",
         support_x=x[:-QUERY],
         support_y=y[:-QUERY],
         query_x=x[-QUERY:],
         query_y=y[-QUERY:],
-        parent_version=0 if parent is None else 1,
         parent_weights=parent,
-        first_offset=0,
-        last_offset=SHOTS - 1,
+        start_weights=None,
         ready_wall_time=0.0,
     )
 
@@ -68,6 +68,14 @@ def episode(seed: int, n: int = 32, slope: float = 0.8, drift: float = 0.5) -> E
         x=x,
         y=y,
     )
+
+
+def net_of(learner: PolicyLearner) -> dict:
+    return messages.architecture(learner.settings, learner.spec)
+
+
+def algorithm_of(learner: PolicyLearner) -> dict:
+    return messages.algorithm(learner.settings, learner.meta_updates())
 
 
 def forward(learner: PolicyLearner, params: dict, x: np.ndarray) -> torch.Tensor:
@@ -151,7 +159,7 @@ def test_episode_task_copes_with_two_and_one_examples() -> None:
 
 
 def test_adapt_lowers_the_query_loss_from_the_meta_init() -> None:
-    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    learner = PolicyLearner(adaptation_settings(), SPEC)
     for seed in range(3):
         req = request(seed)
         outcome = learner.adapt(req, deadline_s=5.0)
@@ -162,12 +170,12 @@ def test_adapt_lowers_the_query_loss_from_the_meta_init() -> None:
         assert outcome.publish
         assert outcome.steps == 5
         assert not outcome.deadline_hit
-        assert outcome.request_id == req.id
+        assert outcome.request_id == req.request_id
         assert outcome.meta_updates == 0
 
 
 def test_adapt_returns_float32_numpy_weights_of_the_network() -> None:
-    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    learner = PolicyLearner(adaptation_settings(), SPEC)
     outcome = learner.adapt(request(0), deadline_s=5.0)
     shapes = {name: tuple(p.shape) for name, p in learner.net.named_parameters()}
     assert set(outcome.weights) == set(shapes)
@@ -182,7 +190,7 @@ def test_adapt_returns_float32_numpy_weights_of_the_network() -> None:
 
 
 def test_the_gate_compares_against_the_parent_policy_when_there_is_one() -> None:
-    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    learner = PolicyLearner(adaptation_settings(), SPEC)
     good = learner.adapt(request(0), deadline_s=5.0)
     # A parent that already fits this regime well: adapting from the init cannot beat it.
     parent = good.weights
@@ -204,14 +212,14 @@ def test_the_gate_compares_against_the_parent_policy_when_there_is_one() -> None
 
 
 def test_a_tiny_deadline_is_reported() -> None:
-    learner = PolicyLearner(adaptation_settings(inner_steps=50), IN_DIM)
+    learner = PolicyLearner(adaptation_settings(inner_steps=50), SPEC)
     outcome = learner.adapt(request(0), deadline_s=1e-9)
     assert outcome.deadline_hit
     assert outcome.steps < 50
 
 
 def test_adapt_mutates_neither_the_net_nor_the_initialisation() -> None:
-    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    learner = PolicyLearner(adaptation_settings(), SPEC)
     net_before = {k: v.clone() for k, v in learner.net.state_dict().items()}
     init_before = learner.init_numpy()
     req = request(0)
@@ -229,13 +237,13 @@ def test_adapt_mutates_neither_the_net_nor_the_initialisation() -> None:
 
 
 def test_a_fresh_policy_predicts_close_to_zero() -> None:
-    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    learner = PolicyLearner(adaptation_settings(), SPEC)
     init = {k: torch.from_numpy(v) for k, v in learner.init_numpy().items()}
     x, _ = regime(0, n=256)
     with torch.no_grad():
         prediction = forward(learner, init, x)
     assert float(prediction.abs().max()) < 0.2
-    assert learner.architecture["in_dim"] == IN_DIM
+    assert net_of(learner)["in_dim"] == IN_DIM
 
 
 # -- meta-training -----------------------------------------------------------------------
@@ -243,34 +251,34 @@ def test_a_fresh_policy_predicts_close_to_zero() -> None:
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_meta_train_updates_the_initialisation(algorithm: str) -> None:
-    learner = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), IN_DIM)
+    learner = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), SPEC)
     before = learner.init_numpy()
     episodes = [episode(k, slope=0.8, drift=0.3 + 0.1 * k) for k in range(4)]
     round_ = learner.meta_train(episodes)
     assert round_ is not None
     assert round_.tasks == 4
-    assert round_.meta_updates == learner.meta_updates == 1
+    assert round_.meta_updates == learner.meta_updates() == 1
     after = learner.init_numpy()
     assert any(not np.array_equal(before[k], after[k]) for k in before)
     for name, value in round_.init.items():
         np.testing.assert_array_equal(value, after[name])
-    assert learner.algorithm["meta_updates"] == 1
+    assert algorithm_of(learner)["meta_updates"] == 1
     learner.meta_train(episodes)
-    assert learner.meta_updates == 2
+    assert learner.meta_updates() == 2
 
 
 def test_every_algorithm_setting_builds_its_learner() -> None:
     for algorithm in ALGORITHMS:
-        learner = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), IN_DIM)
+        learner = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), SPEC)
         assert learner.learner.algorithm == algorithm
-        assert learner.algorithm["meta_algorithm"] == algorithm
+        assert algorithm_of(learner)["meta_algorithm"] == algorithm
 
 
 def test_a_known_regime_adapts_from_its_last_policy() -> None:
-    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    learner = PolicyLearner(adaptation_settings(), SPEC)
     fresh = learner.adapt(request(3), deadline_s=5.0)
     warm = request(3)
-    warm.start_weights = fresh.weights  # what was learned for this regime before
+    warm = warm._replace(start_weights=fresh.weights)  # what was learned for this regime
     again = learner.adapt(warm, deadline_s=5.0)
     # The support loss starts where the earlier policy left it, not at the initialisation.
     assert again.support_loss_before == pytest.approx(fresh.support_loss_after, rel=1e-5)
@@ -278,17 +286,17 @@ def test_a_known_regime_adapts_from_its_last_policy() -> None:
 
 
 def test_meta_train_without_usable_episodes_does_nothing() -> None:
-    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    learner = PolicyLearner(adaptation_settings(), SPEC)
     before = learner.init_numpy()
     assert learner.meta_train([]) is None
     assert learner.meta_train([episode(0, n=1)]) is None
-    assert learner.meta_updates == 0
+    assert learner.meta_updates() == 0
     for name, value in learner.init_numpy().items():
         np.testing.assert_array_equal(value, before[name])
 
 
 def test_meta_training_on_a_family_of_regimes_helps_adaptation() -> None:
-    learner = PolicyLearner(adaptation_settings(), IN_DIM)
+    learner = PolicyLearner(adaptation_settings(), SPEC)
     fresh = learner.adapt(request(100), deadline_s=5.0)
     for step in range(20):
         learner.meta_train([episode(1000 + 4 * step + k, n=48) for k in range(4)])
@@ -299,13 +307,13 @@ def test_meta_training_on_a_family_of_regimes_helps_adaptation() -> None:
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_state_bytes_round_trip_gives_identical_adaptations(algorithm: str) -> None:
-    a = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), IN_DIM)
+    a = PolicyLearner(adaptation_settings(meta_algorithm=algorithm), SPEC)
     for step in range(3):
         a.meta_train([episode(10 * step + k) for k in range(3)])
-    b = PolicyLearner(adaptation_settings(meta_algorithm=algorithm, seed=0), IN_DIM)
+    b = PolicyLearner(adaptation_settings(meta_algorithm=algorithm, seed=0), SPEC)
     assert any(not np.array_equal(v, b.init_numpy()[k]) for k, v in a.init_numpy().items())
     b.load_bytes(a.state_bytes())
-    assert b.meta_updates == a.meta_updates == 3
+    assert b.meta_updates() == a.meta_updates() == 3
     for seed in (0, 1):
         oa, ob = a.adapt(request(seed), 5.0), b.adapt(request(seed), 5.0)
         for name in oa.weights:
@@ -319,7 +327,7 @@ def test_state_bytes_round_trip_gives_identical_adaptations(algorithm: str) -> N
 
 
 def test_state_of_one_algorithm_does_not_load_into_the_other() -> None:
-    reptile = PolicyLearner(adaptation_settings(meta_algorithm="reptile"), IN_DIM)
-    fomaml = PolicyLearner(adaptation_settings(meta_algorithm="fomaml"), IN_DIM)
+    reptile = PolicyLearner(adaptation_settings(meta_algorithm="reptile"), SPEC)
+    fomaml = PolicyLearner(adaptation_settings(meta_algorithm="fomaml"), SPEC)
     with pytest.raises(ValueError, match="reptile"):
         fomaml.load_bytes(reptile.state_bytes())

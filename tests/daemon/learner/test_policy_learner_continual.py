@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_policy_learner import IN_DIM, adaptation_settings, episode, request
+from test_policy_learner import SPEC, adaptation_settings, episode, request
 
 from adaptd.adapters.fast_weights import mse
 from adaptd.adapters.meta.regularizer import FunctionRegularizer
@@ -21,7 +21,7 @@ ALGORITHMS = ["maml", "fomaml", "reptile", "metasgd", "anil"]
 
 def learner(algorithm: str = "anil", **continual: object) -> PolicyLearner:
     settings = adaptation_settings(meta_algorithm=algorithm)
-    return PolicyLearner(settings, IN_DIM, ContinualSettings(**continual))
+    return PolicyLearner(settings, SPEC, ContinualSettings(**continual))
 
 
 def trained(algorithm: str = "anil", **continual: object) -> PolicyLearner:
@@ -68,7 +68,7 @@ def test_the_checkpoint_holds_fisher_and_anchor_and_continues_exactly(algorithm:
     a = trained(algorithm)
     b = learner(algorithm)
     b.load_bytes(a.state_bytes())
-    assert b.meta_updates == a.meta_updates == 4
+    assert b.meta_updates() == a.meta_updates() == 4
     assert b.protection.consolidations == a.protection.consolidations == 2
     for k in a.protection.ewc.fisher:
         assert torch.equal(b.protection.ewc.fisher[k], a.protection.ewc.fisher[k])
@@ -80,7 +80,7 @@ def test_the_checkpoint_holds_fisher_and_anchor_and_continues_exactly(algorithm:
         np.testing.assert_array_equal(ra.init[name], rb.init[name])
     # ...and so does a penalised warm start.
     warm = request(5)
-    warm.start_weights = a.adapt(request(4), 5.0).weights
+    warm = warm._replace(start_weights=a.adapt(request(4), 5.0).weights)
     oa, ob = a.adapt(warm, 5.0), b.adapt(warm, 5.0)
     for name in oa.weights:
         np.testing.assert_array_equal(oa.weights[name], ob.weights[name])
@@ -92,7 +92,7 @@ def test_a_checkpoint_from_before_the_penalty_still_loads() -> None:
     torch.save(a.learner.state_dict(), old)  # format 1: the meta-learner's state alone
     b = trained("fomaml")  # a consolidated penalty that the old checkpoint must replace
     b.load_bytes(old.getvalue())
-    assert b.meta_updates == 4
+    assert b.meta_updates() == 4
     for k, v in a.learner.params.items():
         assert torch.equal(b.learner.params[k], v)
     assert b.protection.consolidations == 0 and b.protection.ewc.fisher is None
@@ -124,7 +124,7 @@ def test_a_non_finite_meta_update_is_undone() -> None:
     )
     with pytest.raises(FloatingPointError, match="non-finite"):
         a.meta_train([episode(1), episode(2)])
-    assert a.meta_updates == 4
+    assert a.meta_updates() == 4
     for k, v in before.items():
         assert torch.equal(a.learner.params[k], v)
 
@@ -135,7 +135,7 @@ def test_a_returning_regime_keeps_more_of_its_policy_with_the_penalty() -> None:
         a = trained(policy_lambda=lam)
         first = a.adapt(request(6), 5.0).weights
         warm = request(7)
-        warm.start_weights = first
+        warm = warm._replace(start_weights=first)
         back = a.adapt(warm, 5.0).weights
         distances[lam] = sum(float(((back[k] - first[k]) ** 2).sum()) for k in first)
     assert distances[0.0] > distances[1.0] > distances[100.0] > 0

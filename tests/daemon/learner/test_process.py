@@ -1,26 +1,59 @@
-"""The learner process: calls reach the child, and closing never hangs on it."""
+"""The learner process: calls reach the child, its errors come back with their traceback, and
+closing never hangs on it."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
+
 from adaptd.daemon.config.settings import AdaptationSettings
-from adaptd.daemon.learner.process import LearnerProcess
+from adaptd.daemon.learner.messages import TaskSpec
+from adaptd.daemon.learner.process import LearnerProcess, RemoteTraceback
+
+SPEC = TaskSpec("return", in_dim=4, out_dim=1, loss="mse", output_scale=0.1, output="y")
 
 
 def test_a_call_reaches_the_child_and_close_asks_it_to_exit() -> None:
-    learner = LearnerProcess(AdaptationSettings(), in_dim=4)
+    learner = LearnerProcess(AdaptationSettings(), [SPEC])
     learner.start()
     proc = learner._proc
     assert proc is not None
-    params = learner.init_numpy()
+    params = learner.init_numpy("return")
     assert params and all(v.dtype.name == "float32" for v in params.values())
+    assert params["layers.0.weight"].shape == (32, 4)
+    assert learner.meta_updates("return") == 0
     learner.close()
     assert proc.exitcode == 0  # asked, not killed
 
 
+def test_an_error_in_the_child_keeps_its_type_and_its_traceback() -> None:
+    learner = LearnerProcess(AdaptationSettings(), [SPEC])
+    learner.start()
+    try:
+        with pytest.raises(KeyError, match="no learner for policy task 'nope'") as caught:
+            learner.init_numpy("nope")
+        cause = caught.value.__cause__
+        assert isinstance(cause, RemoteTraceback)
+        assert "Traceback (most recent call last)" in cause.text
+        assert "learners.py" in cause.text and "_of" in cause.text  # where it was raised
+        # The child is still serving after an error.
+        assert learner.meta_updates("return") == 0
+    finally:
+        learner.close()
+
+
+def test_a_child_that_cannot_build_its_learners_fails_start_with_the_reason() -> None:
+    bad = SPEC._replace(loss="cross_entropy")  # one output cannot be a classifier
+    learner = LearnerProcess(AdaptationSettings(), [bad])
+    with pytest.raises(ValueError, match="cross_entropy") as caught:
+        learner.start()
+    assert isinstance(caught.value.__cause__, RemoteTraceback)
+    assert learner._proc is None  # cleaned up
+
+
 def test_close_does_not_wait_for_a_call_stuck_on_the_child() -> None:
-    learner = LearnerProcess(AdaptationSettings(), in_dim=4)
+    learner = LearnerProcess(AdaptationSettings(), [SPEC])
     learner.start()
     proc = learner._proc
     assert proc is not None

@@ -202,7 +202,7 @@ async def test_metrics_and_probes(settings_factory):
         )
         await wait_until(lambda: _at_least(daemon, 1000), 60, "events consumed")
         await wait_until(lambda: _published(daemon), 60, "a policy published")
-        await asyncio.sleep(2.5)  # the lag gauge refreshes every 2 s
+        await wait_until(lambda: _lag_exported(daemon), 30, "the lag gauge refreshed")
         status, body, ctype = await asyncio.to_thread(_get, f"{base}/readyz")
         assert status == 200, body
         assert json.loads(body) == {"group_joined": True, "redis": True, "running": True}
@@ -220,6 +220,15 @@ async def test_metrics_and_probes(settings_factory):
         assert status == 404
     finally:
         await _stop(daemon, task)
+
+
+async def _lag_exported(daemon: Daemon) -> bool:
+    # The gauges are refreshed every 2 s, from the first assignment on.
+    return any(
+        sample.name == "adaptd_consumer_lag"
+        for fam in daemon.metrics.registry.collect()
+        for sample in fam.samples
+    )
 
 
 async def _published(daemon: Daemon) -> bool:
@@ -261,12 +270,13 @@ async def test_meta_training_checkpoints_and_a_restart_resumes_from_it(
     task = await _start(second)
     try:
         # Restored before consuming anything: the count and the initialisation carry over.
-        assert second.learner.meta_updates == saved_updates
-        fresh = NumpyPolicy.from_params(
-            PolicyLearner(settings.adaptation, len(second.names)).init_numpy()
-        )
-        x = np.random.default_rng(0).normal(size=(16, len(second.names))).astype("float32")
-        assert not np.allclose(second._default_policy.predict(x), fresh.predict(x))
+        assert second.trainer.meta_updates == saved_updates
+        (model,) = second.services.models
+        fresh = NumpyPolicy.from_params(PolicyLearner(settings.adaptation, model.spec).init_numpy())
+        x = np.random.default_rng(0).normal(size=(16, model.spec.in_dim)).astype("float32")
+        init = second.trainer.init
+        assert init is not None
+        assert not np.allclose(init.predict(x), fresh.predict(x))
     finally:
         await _stop(second, task)
 

@@ -9,7 +9,6 @@ SIGTERM commits everything processed. A second signal exits at once.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -78,7 +77,13 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
     await wait_until(has_commit, 90, "a first commit", every_s=0.1)
     for chunk in chunks[1:4]:
         await _produce_chunk(bootstrap, topics.input, chunk, sent)
-        await asyncio.sleep(0.15)
+
+    async def past_the_first_chunk() -> bool:
+        offsets = await committed(bootstrap, settings.kafka.group_id, topics.input, 2)
+        return sum(max(o, 0) for o in offsets.values()) > len(chunks[0])
+
+    # Killed while it works through the later chunks (chunks[4:] arrive only after it).
+    await wait_until(past_the_first_chunk, 90, "commits past the first chunk", every_s=0.05)
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
     before = await committed(bootstrap, settings.kafka.group_id, topics.input, 2)

@@ -80,7 +80,8 @@ class FakeLearner:
         self.losses: dict[str, float] = {}
         self.calls: list[int] = []
 
-    def evaluate(self, episodes: Sequence[Ep]) -> list[float]:
+    def evaluate(self, task: str, episodes: Sequence[Ep]) -> list[float]:
+        assert task == "return"
         self.calls.append(len(episodes))
         return [self.losses[e.id] for e in episodes]
 

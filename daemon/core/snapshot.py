@@ -1,0 +1,108 @@
+"""Snapshots of stream state from earlier layouts of the code, read into today's.
+
+A partition snapshot is a pickle of its :class:`~.stream.StreamState` objects. Two things
+changed since the first snapshots were written, and both are undone here so a daemon restarts
+from where an older one stopped:
+
+- **module paths**: the core moved from ``adaptd.daemon.<module>`` to
+  ``adaptd.daemon.core.<module>``; :func:`loads` reads pickles through an unpickler that maps
+  the old paths (:data:`MOVED`);
+- **policy tasks**: a stream's labeler, episode, adaptation set, regimes, requests and live
+  policy moved into one track per task; :func:`migrate_stream_state` turns the state of a
+  stream from before (which was the return task's) into a stream with one ``return`` track.
+  Snapshots from before regime ids (``regime`` then counted shifts) are read too.
+
+Pure: pickle and the core's own types.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+from .collect import AdaptationSet
+from .live import PolicySlot
+from .prequential import Prequential
+from .regimes import RegimeTracker
+from .tasks.returns import ZeroForecast
+from .track import TaskTrack
+
+__all__ = ["MOVED", "loads", "migrate_stream_state"]
+
+MOVED = {
+    f"adaptd.daemon.{name}": f"adaptd.daemon.core.{name}"
+    for name in (
+        "detection",
+        "effects",
+        "features",
+        "labels",
+        "partition",
+        "policy",
+        "regimes",
+        "schema",
+        "stream",
+    )
+}
+"""Old module path -> today's, for classes pickled before the core had its own folder."""
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED.get(module, module), name)
+
+
+def loads(data: bytes) -> Any:
+    """``pickle.loads`` that also reads pickles written before the core moved."""
+    return _Unpickler(io.BytesIO(data)).load()
+
+
+_LEGACY = (
+    "_collect",
+    "_collect_shift",
+    "_episode",
+    "_regime_rows",
+    "labeler",
+    "pending",
+    "policy",
+    "policy_version",
+    "policy_weights",
+    "preq",
+    "queued",
+    "regime",
+    "regimes",
+)
+"""Per-stream fields of the layout before policy tasks (all the return task's)."""
+
+
+def migrate_stream_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A stream's pickled state in today's layout (unchanged when it already is)."""
+    if "tracks" in state:
+        return state
+    if "segment" not in state:  # before regime ids: ``regime`` counted the shifts
+        state = {**state, "segment": state.get("regime", 0), "regime": 0}
+    track = object.__new__(TaskTrack)
+    track.stream, track.topic, track.partition = state["stream"], state["topic"], state["partition"]
+    track.task = "return"
+    track.model_id = state["stream"]
+    track.labeler = state["labeler"]
+    track.scores = Prequential(ZeroForecast())
+    track.scores.sums = list(state.get("preq", [0.0, 0.0, 0.0, 0]))
+    track.episode = list(state.get("_episode", []))
+    track.collector = AdaptationSet()
+    track.collector.shift = state.get("_collect_shift")
+    track.collector.rows = list(state.get("_collect", []))
+    track.regimes = object.__new__(RegimeTracker)
+    track.regimes.book = state.get("regimes")  # None before regime ids: made on attach
+    track.regimes.regime = state.get("regime", 0)
+    track.regimes.rows = [(e.x, e.y) for e in state.get("_regime_rows", [])]
+    track.live = PolicySlot()
+    track.live.version = state.get("policy_version", 0)
+    track.live.weights = state.get("policy_weights")
+    track.live.pending = state.get("pending")
+    track.live.queued = state.get("queued")
+    matured = [
+        (track, *item) if type(item) is tuple else item for item in state.get("_matured", [])
+    ]
+    kept = {k: v for k, v in state.items() if k not in _LEGACY}
+    return {**kept, "tracks": (track,), "_matured": matured, "_fired": state.get("_fired", {})}

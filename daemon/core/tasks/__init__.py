@@ -1,0 +1,1 @@
+"""Policy tasks: what a stream's policy learns (see :mod:`.protocol`), one file a task."""

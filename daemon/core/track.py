@@ -1,0 +1,214 @@
+"""One policy task on one stream: its labels, scores, episodes, regimes, adaptation requests and
+live policy.
+
+Per event the track's labeler holds the example formed now and returns the one whose label
+just matured (the stream files it in event order with the shifts). Per batch the matured
+examples are scored prequentially in one vectorised forward per model (:mod:`.prequential`),
+then filed one by one: into the current episode (:mod:`.episodes`), and into the regime's
+examples, or after a shift into the adaptation set (:mod:`.collect`). A full adaptation set is
+classified into a regime (:mod:`.regimes`) and becomes an :class:`~.effects.AdaptationRequest`,
+in flight or queued behind the pending one (:mod:`.live`).
+
+Pure: no I/O, no torch. Picklable: it lives in the stream's snapshot, without its config.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from adaptd.adapters.serving import NumpyPolicy
+
+from .collect import AdaptationSet
+from .effects import AdaptationRequest, Effects, ShiftEvent
+from .episodes import episode_of
+from .labels import DelayedLabeler, Example
+from .live import PolicySlot
+from .prequential import Prequential
+from .regimes import RegimeBook, RegimeTracker
+from .tasks.protocol import PolicyTask, Tick, model_id, qualified
+
+__all__ = ["TaskTrack", "TrackConfig"]
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """What a track needs, resolved once per partition from the stream's configuration.
+
+    ``columns`` are the task's features as indices into the stream's feature vector (None:
+    all, in order); ``regime_columns`` the embedding's features as indices into the task's.
+    """
+
+    task: PolicyTask
+    feature_names: tuple[str, ...]
+    columns: tuple[int, ...] | None
+    regime_columns: tuple[int, ...]
+    episode_size: int
+    shots: int
+    query_size: int
+    novelty: float
+    max_regimes: int
+    warm_start: bool
+    activation: str
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.task.name)
+
+
+class TaskTrack:
+    """Everything the daemon knows about one task on one stream."""
+
+    __slots__ = (
+        "collector",
+        "config",
+        "episode",
+        "labeler",
+        "live",
+        "model_id",
+        "partition",
+        "regimes",
+        "scores",
+        "stream",
+        "task",
+        "topic",
+    )
+
+    def __init__(self, stream: str, topic: str, partition: int, config: TrackConfig) -> None:
+        task = config.task
+        self.config = config
+        self.stream = stream
+        self.topic = topic
+        self.partition = partition
+        self.task = task.name
+        self.model_id = model_id(stream, task)
+        self.labeler = DelayedLabeler(task.label_rule())
+        self.scores = Prequential(task.baseline())
+        self.episode: list[Example] = []
+        """The episode under construction (cut at ``episode_size`` and at every shift)."""
+        self.collector = AdaptationSet()
+        self.regimes = RegimeTracker(config.novelty, config.max_regimes)
+        self.live = PolicySlot()
+
+    # -- per event ------------------------------------------------------------------------
+    def push(
+        self, index: int, tick: Tick, x: tuple[float, ...] | None, offset: int, ts_ms: int
+    ) -> Example | None:
+        """Record one event; the example whose label it completes, if any."""
+        columns = self.config.columns
+        if x is not None and columns is not None:
+            x = tuple([x[i] for i in columns])
+        return self.labeler.push(index, tick, x, offset, ts_ms)
+
+    # -- per batch ------------------------------------------------------------------------
+    def score(self, examples: Sequence[Example], init: NumpyPolicy | None) -> np.ndarray | None:
+        """Prequential scores of matured examples; the live policy's per-example losses."""
+        x = np.array([e.x for e in examples], dtype=np.float32)
+        y = np.fromiter((e.y for e in examples), dtype=np.float32, count=len(examples))
+        return self.scores.score(self.config.task, x, y, live=self.live.model, init=init)
+
+    def file(self, example: Example, segment: int, out: Effects) -> None:
+        """File a scored example: into the episode, and into the regime's examples or, after
+        a shift, the adaptation set."""
+        self.episode.append(example)
+        if len(self.episode) >= self.config.episode_size:
+            self._cut(segment, out)
+        collector = self.collector
+        if not collector.collecting:
+            self.regimes.observe(example.x, example.y)
+            return
+        done = collector.offer(example, self.config.shots)
+        if done is not None:
+            self._request(*done, out)
+
+    def learn_regime(self) -> None:
+        """Merge the current regime's newly matured examples into its prototype."""
+        self.regimes.learn(self.config.regime_columns)
+
+    def on_shift(self, event: ShiftEvent, segment: int, out: Effects) -> None:
+        """A confirmed shift: close the regime's examples and the episode (cut under the
+        segment before the shift), and start collecting the new regime's adaptation set."""
+        self.learn_regime()
+        self._cut(segment, out)
+        self.collector.start(event)
+
+    def _cut(self, segment: int, out: Effects) -> None:
+        rows = self.episode
+        if rows:  # even a single example: every labelled example is stored once
+            episode = episode_of(
+                rows,
+                stream=self.stream,
+                topic=self.topic,
+                partition=self.partition,
+                segment=segment,
+                regime=self.regimes.regime,
+                feature_names=self.config.feature_names,
+            )
+            out.episodes.append((self.task, episode))
+        self.episode = []
+
+    def _request(self, shift: ShiftEvent, examples: list[Example], out: Effects) -> None:
+        config = self.config
+        q = config.query_size
+        x = np.array([e.x for e in examples], dtype=np.float32)
+        y = np.array([e.y for e in examples], dtype=np.float32)
+        # The episode open since the shift holds these examples (shots < episode_size): it is
+        # cut under the regime they are given here, so the replay buffer keeps the new
+        # regime's examples with its id.
+        match = self.regimes.classify(x, y, config.regime_columns)
+        out.regimes.append((self.stream, self.task, match))
+        start = (
+            self.regimes.book.policy(match.regime_id) if match.known and config.warm_start else None
+        )
+        live = self.live
+        request = AdaptationRequest(
+            id=qualified(shift.id, config.task, "#"),
+            stream=self.stream,
+            shift=shift,
+            support_x=x[:-q],
+            support_y=y[:-q],
+            query_x=x[-q:],
+            query_y=y[-q:],
+            parent_version=live.version,
+            parent_weights=live.weights,
+            first_offset=examples[0].offset,
+            last_offset=examples[-1].offset,
+            ready_wall_time=time.time(),
+            regime=match,
+            start_weights=start,
+            task=self.task,
+            model_id=self.model_id,
+        )
+        if live.submit(request):
+            out.requests.append(request)
+
+    # -- results --------------------------------------------------------------------------
+    def adopt(self, version: int, weights: dict[str, np.ndarray], regime: int | None) -> None:
+        """Make a published policy the live one (and its regime's latest policy)."""
+        self.live.adopt(version, weights, self.config.activation)
+        if regime is not None:
+            self.regimes.book.remember_policy(regime, weights)
+
+    def complete(self, request_id: str) -> AdaptationRequest | None:
+        """Mark the in-flight request done; returns the queued one to submit next, if any."""
+        return self.live.complete(request_id)
+
+    # -- snapshots ------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        # The config is shared by the partition's streams: it is attached again on restore.
+        return {k: getattr(self, k) for k in self.__slots__ if k != "config"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    def attach(self, config: TrackConfig) -> None:
+        """Reconnect a restored track to its config and rebuild its live model."""
+        self.config = config
+        if self.regimes.book is None:  # restored from before regime ids
+            self.regimes.book = RegimeBook(config.novelty, config.max_regimes)
+        self.live.rebuild(config.activation)

@@ -1,0 +1,204 @@
+"""Opening the daemon's collaborators from the Settings, in dependency order, each closed by
+the exit stack in reverse order.
+
+Every part is built here with what it needs passed in, so no part builds another and none is
+wired to another after construction: Redis and the per-task replay and hold-out stores, the
+learner (a child process, or in-process with ``adaptation.isolation=thread``) and its worker
+thread, one meta-trainer per task, the producer and effect storage, the consumer, ownership of
+its partitions, the publisher, and the rebalance listener that joins the last two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from adaptd.replay.holdout import HoldoutStore
+from adaptd.replay.reservoir import ReservoirBuffer
+from adaptd.replay.samplers import sampler_for
+
+from ..config.settings import Settings
+from ..io.clients import make_consumer, make_producer, make_redis
+from ..io.metrics import Metrics
+from ..io.outputs import Outputs
+from ..io.stores import CheckpointStore, PolicyStore, SnapshotStore
+from ..learner.messages import Learner
+from ..learner.process import LearnerProcess
+from .configs import TaskModel, algorithm_of, stream_config, task_models, tasks_of
+from .metatrain import MetaSchedule, MetaTrainer
+from .ownership import Ownership
+from .publishing import Publisher
+from .rebalance import RebalanceListener
+from .retention import RetentionMonitor
+from .storage import EffectStore, EpisodeSink
+from .worker import TorchWorker
+
+__all__ = ["Services", "open_services"]
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a running daemon uses."""
+
+    redis: aioredis.Redis
+    models: tuple[TaskModel, ...]
+    learner: Learner
+    worker: TorchWorker
+    trainers: tuple[MetaTrainer, ...]
+    holdouts: dict[str, HoldoutStore]
+    producer: AIOKafkaProducer
+    effects: EffectStore
+    consumer: AIOKafkaConsumer
+    ownership: Ownership
+    publisher: Publisher
+
+
+async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitStack) -> Services:
+    """Open every collaborator (closed by ``stack``); the consumer is subscribed, not started."""
+    s = settings
+    tasks = tasks_of(s)
+    models = task_models(s, tasks)
+    redis = make_redis(s.redis)
+    stack.push_async_callback(redis.aclose)
+    sinks: dict[str, EpisodeSink] = {}
+    holdouts: dict[str, HoldoutStore] = {}
+    for model in models:
+        reservoir = ReservoirBuffer(redis, prefix=model.key_prefix, capacity=s.replay.capacity)
+        await reservoir.open()
+        holdout = await _open_holdout(s, redis, model.key_prefix)
+        if holdout is not None:
+            holdouts[model.name] = holdout
+        sinks[model.name] = EpisodeSink(reservoir, holdout)
+    learner = await _open_learner(s, models, stack)
+    worker = TorchWorker(
+        threads=s.adaptation.torch_threads if s.adaptation.isolation == "thread" else None
+    )
+    stack.push_async_callback(worker.aclose)
+    trainers = []
+    for i, model in enumerate(models):
+        holdout = holdouts.get(model.name)
+        retention = None
+        if holdout is not None:
+            retention = RetentionMonitor(
+                holdout,
+                learner,
+                worker,
+                metrics,
+                s.continual.retention_floor,
+                task=model.name,
+                export=i == 0,
+            )
+        trainer = MetaTrainer(
+            model.name,
+            model.architecture,
+            _schedule(s, export=i == 0),
+            learner,
+            worker,
+            sinks[model.name].reservoir,  # type: ignore[arg-type]
+            CheckpointStore(redis, model.key_prefix),
+            metrics,
+            retention,
+        )
+        await trainer.restore()
+        trainers.append(trainer)
+
+    producer = make_producer(s.kafka)
+    await producer.start()
+    stack.push_async_callback(producer.stop)
+    outputs = Outputs(producer, s.kafka.max_message_bytes)
+    effects = EffectStore(
+        outputs,
+        sinks,
+        shift_topic=s.kafka.shift_topic,
+        deadletter_topic=s.kafka.deadletter_topic,
+        metrics=metrics,
+    )
+    consumer = make_consumer(s.kafka, max_poll_records=s.kafka.max_poll_records)
+    ownership = Ownership(
+        consumer,
+        SnapshotStore(redis, s.redis.key_prefix, s.kafka.group_id),
+        effects,
+        stream_config(s, tasks),
+        metrics,
+        s.kafka.max_message_bytes,
+    )
+    publisher = Publisher(
+        ownership,
+        worker,
+        learner,
+        outputs,
+        PolicyStore(redis, s.redis.key_prefix),
+        {m.name: m for m in models},
+        policy_topic=s.kafka.policy_topic,
+        deadline_s=s.adaptation.deadline_s,
+        algorithm=lambda updates: algorithm_of(s, updates),
+        metrics=metrics,
+    )
+    listener = RebalanceListener(ownership, publisher, s.shutdown_grace_s)
+    consumer.subscribe([s.kafka.input_topic], listener=listener)
+    return Services(
+        redis=redis,
+        models=models,
+        learner=learner,
+        worker=worker,
+        trainers=tuple(trainers),
+        holdouts=holdouts,
+        producer=producer,
+        effects=effects,
+        consumer=consumer,
+        ownership=ownership,
+        publisher=publisher,
+    )
+
+
+def _schedule(s: Settings, *, export: bool) -> MetaSchedule:
+    a, c = s.adaptation, s.continual
+    return MetaSchedule(
+        interval_s=a.meta_interval_s,
+        min_items=a.meta_min_items,
+        steps=a.meta_steps,
+        batch=a.meta_batch,
+        sampler=sampler_for(s.replay.sample_strategy),
+        algorithm=a.meta_algorithm,
+        penalty=c.penalty,
+        fisher_episodes=c.fisher_episodes,
+        seed=a.seed,
+        export=export,
+    )
+
+
+async def _open_holdout(s: Settings, redis: aioredis.Redis, prefix: str) -> HoldoutStore | None:
+    c = s.continual
+    if c.holdout_per_regime == 0:
+        return None
+    holdout = HoldoutStore(
+        redis,
+        prefix=prefix,
+        per_regime=c.holdout_per_regime,
+        max_regimes=c.holdout_max_regimes,
+        min_examples=min(c.holdout_min_examples, s.replay.episode_size),
+    )
+    await holdout.open()
+    return holdout
+
+
+async def _open_learner(
+    s: Settings, models: tuple[TaskModel, ...], stack: AsyncExitStack
+) -> Learner:
+    specs = [m.spec for m in models]
+    loop = asyncio.get_running_loop()
+    if s.adaptation.isolation == "thread":
+        # The one place the daemon's own process imports torch: on request only.
+        from ..learner.learners import TaskLearners
+
+        local = TaskLearners(s.adaptation, specs, s.continual)
+        await loop.run_in_executor(None, local.warm_up)
+        return local
+    learner = LearnerProcess(s.adaptation, specs, s.continual)
+    await loop.run_in_executor(None, learner.start)
+    stack.push_async_callback(loop.run_in_executor, None, learner.close)
+    return learner

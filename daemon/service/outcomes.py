@@ -1,0 +1,142 @@
+"""What an adaptation's outcome becomes: the policy message published for it, the record kept
+for reports and benchmarks, and the metrics and log lines that describe it. Pure functions
+and a record type; :mod:`.publishing` does the I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, NamedTuple
+
+from ..core.effects import AdaptationRequest
+from ..core.policy import PolicyMessage, RegimeRef, ShiftRef, build_message
+from ..io.metrics import Metrics
+from ..learner.messages import AdaptationOutcome, AdaptJob
+from .configs import TaskModel
+
+__all__ = ["AdaptationRecord", "adapt_job", "observe", "policy_message"]
+
+
+class AdaptationRecord(NamedTuple):
+    """What became of one adaptation request (kept in memory for reports and benchmarks)."""
+
+    stream: str
+    shift_id: str
+    published: bool
+    version: int
+    seconds: float
+    query_loss_before: float
+    query_loss_after: float
+    query_loss_scratch: float
+    shift_to_publish_s: float
+    task: str = "return"
+
+
+def adapt_job(request: AdaptationRequest) -> AdaptJob:
+    """The learner's job for a request: its examples and starting points, nothing else."""
+    return AdaptJob(
+        request_id=request.id,
+        task=request.task,
+        support_x=request.support_x,
+        support_y=request.support_y,
+        query_x=request.query_x,
+        query_y=request.query_y,
+        parent_weights=request.parent_weights,
+        start_weights=request.start_weights,
+        ready_wall_time=request.ready_wall_time,
+    )
+
+
+def record(
+    request: AdaptationRequest, outcome: AdaptationOutcome, version: int
+) -> AdaptationRecord:
+    return AdaptationRecord(
+        stream=request.stream,
+        shift_id=request.shift.id,
+        published=version > 0,
+        version=version,
+        seconds=outcome.seconds,
+        query_loss_before=outcome.query_loss_before,
+        query_loss_after=outcome.query_loss_after,
+        query_loss_scratch=outcome.query_loss_scratch,
+        shift_to_publish_s=time.time() - request.shift.wall_time,
+        task=request.task,
+    )
+
+
+def observe(metrics: Metrics, outcome: AdaptationOutcome) -> None:
+    """The learner-side figures of an outcome, whether it is published or not."""
+    metrics.adaptation_latency.observe(outcome.seconds)
+    metrics.adaptation_queue.observe(outcome.queued_s)
+    if outcome.deadline_hit:
+        metrics.adaptation_deadline_hits.inc()
+    metrics.query_loss.labels(policy="current").observe(outcome.query_loss_before)
+    metrics.query_loss.labels(policy="adapted").observe(outcome.query_loss_after)
+
+
+def policy_message(
+    request: AdaptationRequest,
+    outcome: AdaptationOutcome,
+    version: int,
+    model: TaskModel,
+    algorithm: dict[str, Any],
+) -> PolicyMessage:
+    """The message that publishes an adapted policy (docs/operations.md)."""
+    shift = request.shift
+    now = time.time()
+    return build_message(
+        model_id=request.model,
+        version=version,
+        parent_version=request.parent_version,
+        stream=request.stream,
+        weights=outcome.weights,
+        architecture=model.architecture,
+        features=model.features,
+        task=model.description,
+        shift=ShiftRef(
+            id=shift.id,
+            triggers=shift.shift.triggers,
+            index=shift.shift.index,
+            ts_ms=shift.ts_ms,
+            topic=shift.topic,
+            partition=shift.partition,
+            offset=shift.offset,
+        ),
+        regime=_regime_ref(request),
+        algorithm=algorithm,
+        metrics={
+            "query_loss_before": outcome.query_loss_before,
+            "query_loss_after": outcome.query_loss_after,
+            "query_loss_from_scratch": outcome.query_loss_scratch,
+            "support_loss_before": outcome.support_loss_before,
+            "support_loss_after": outcome.support_loss_after,
+            "support_size": float(len(request.support_y)),
+            "query_size": float(len(request.query_y)),
+            "steps": float(outcome.steps),
+            "deadline_hit": float(outcome.deadline_hit),
+        },
+        latency_s={
+            "adaptation": outcome.seconds,
+            "shift_to_publish": now - shift.wall_time,
+            "ready_to_publish": now - request.ready_wall_time,
+        },
+        source={
+            "topic": shift.topic,
+            "partition": shift.partition,
+            "first_offset": request.first_offset,
+            "last_offset": request.last_offset,
+        },
+    )
+
+
+def _regime_ref(request: AdaptationRequest) -> RegimeRef | None:
+    match = request.regime
+    if match is None:
+        return None
+    return RegimeRef(
+        id=match.regime_id,
+        known=match.known,
+        ratio=match.ratio if math.isfinite(match.ratio) else None,
+        warm_start=request.start_weights is not None,
+    )

@@ -1,0 +1,34 @@
+"""What a consumer-group rebalance does to this daemon (aiokafka awaits both callbacks).
+
+On revocation: in-flight adaptations of the revoked partitions may finish (within the grace
+period), then their state is snapshotted and committed, and only then given up. On
+assignment: the partitions' snapshots are restored and the adaptations they had in flight are
+resumed.
+"""
+
+from __future__ import annotations
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from .ownership import Ownership
+from .publishing import Publisher
+
+__all__ = ["RebalanceListener"]
+
+
+class RebalanceListener(ConsumerRebalanceListener):
+    """Hands partitions over between the group's daemons without losing work."""
+
+    def __init__(self, ownership: Ownership, publisher: Publisher, grace_s: float) -> None:
+        self.ownership = ownership
+        self.publisher = publisher
+        self.grace_s = grace_s
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        owned = [tp for tp in revoked if tp in self.ownership.partitions]
+        if owned:
+            await self.publisher.drain(owned, self.grace_s)
+            await self.ownership.revoke(owned)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.publisher.resume(await self.ownership.assign(assigned))

@@ -1,0 +1,94 @@
+"""The section models on their own: frozen, strict about keys, lists from strings, checks."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from adaptd.daemon.config import sections
+from adaptd.daemon.config.sections import (
+    AdaptationSettings,
+    DetectionSettings,
+    FeatureSettings,
+    KafkaSettings,
+    RedisSettings,
+    Section,
+)
+
+SECTIONS = sorted(Section.__subclasses__(), key=lambda cls: cls.__name__)
+
+
+def test_every_section_is_found() -> None:
+    assert {cls.__name__ for cls in SECTIONS} == {
+        "AdaptationSettings",
+        "ContinualSettings",
+        "DetectionSettings",
+        "FeatureSettings",
+        "KafkaSettings",
+        "MetricsSettings",
+        "RedisSettings",
+        "RegimeSettings",
+        "ReplaySettings",
+    }
+    assert all(getattr(sections, cls.__name__) is cls for cls in SECTIONS)
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=lambda cls: cls.__name__)
+def test_sections_are_frozen_and_forbid_unknown_keys(section: type[Section]) -> None:
+    instance = section()
+    name = next(iter(section.model_fields))
+    with pytest.raises(ValidationError, match="frozen"):
+        setattr(instance, name, getattr(instance, name))
+    with pytest.raises(ValidationError) as info:
+        section(no_such_setting=1)
+    assert [e["type"] for e in info.value.errors()] == ["extra_forbidden"]
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=lambda cls: cls.__name__)
+def test_every_section_and_field_is_documented(section: type[Section]) -> None:
+    assert (section.__doc__ or "").strip()
+    for name, field in section.model_fields.items():
+        assert (field.description or "").strip(), f"{section.__name__}.{name}"
+
+
+def test_a_list_field_takes_a_comma_separated_string() -> None:
+    features = FeatureSettings(momentum_horizons=" 5, 20 ,", warmup_events=20)
+    assert features.momentum_horizons == (5, 20)
+    assert DetectionSettings(channels="returns,error").channels == ("returns", "error")
+    assert AdaptationSettings(hidden=[8, 4]).hidden == (8, 4)  # a list stays a list
+
+
+def test_a_str_field_is_never_split() -> None:
+    kafka = KafkaSettings(bootstrap_servers="k1:9092,k2:9092")
+    assert kafka.bootstrap_servers == "k1:9092,k2:9092"
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        (FeatureSettings, {"momentum_horizons": ()}, "momentum_horizons must be a non-empty"),
+        (FeatureSettings, {"momentum_horizons": (0,)}, "positive integers"),
+        (FeatureSettings, {"warmup_events": 30}, "warmup_events must be at least"),
+        (FeatureSettings, {"slow_halflife": 10.0}, "slow_halflife must be longer"),
+        (AdaptationSettings, {"query_size": 20}, "query_size must be smaller than shots"),
+        (AdaptationSettings, {"hidden": (32, 0)}, "hidden must be a non-empty list"),
+        (DetectionSettings, {"skip": ("adwin:price",)}, "unknown detector:channel pairs"),
+        (KafkaSettings, {"security_protocol": "SASL_SSL"}, "sasl_mechanism is required"),
+        (RedisSettings, {"key_prefix": "has space"}, "should match pattern"),
+    ],
+)
+def test_checks_across_fields_name_the_problem(
+    section: type[Section], values: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        section(**values)
+
+
+def test_secrets_are_secret_str() -> None:
+    kafka = KafkaSettings(
+        security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_password="pw-123"
+    )
+    assert kafka.sasl_password is not None
+    assert kafka.sasl_password.get_secret_value() == "pw-123"
+    assert "pw-123" not in repr(kafka)
+    assert "redis://" not in repr(RedisSettings())

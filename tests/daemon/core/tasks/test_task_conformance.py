@@ -1,0 +1,179 @@
+"""Every policy task keeps the protocol: found by the registry (and the task kept outside
+adaptd, ``direction_task:DirectionTask``), each is checked the same way, as river checks every
+estimator. A new task file is picked up here without an edit."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from adaptd.adapters.fast_weights import row_losses
+from adaptd.adapters.protocol import LOSSES
+from adaptd.daemon.config.settings import load_settings
+from adaptd.daemon.core.effects import Effects
+from adaptd.daemon.core.schema import MarketEvent
+from adaptd.daemon.core.stream import StreamState
+from adaptd.daemon.core.tasks.protocol import PolicyTask, model_id, qualified
+from adaptd.daemon.core.tasks.registry import available, resolve
+from adaptd.daemon.service.configs import stream_config
+
+OUTSIDE = "direction_task:DirectionTask"
+NAMES = [*sorted(available()), OUTSIDE]
+
+
+def task_of(name: str, horizon: int = 3) -> PolicyTask:
+    return resolve(name)(horizon=horizon, clip=10.0)
+
+
+def labels(task: PolicyTask, n: int, seed: int = 0) -> np.ndarray:
+    """Labels of the kind the task makes, from its own rule on a random walk."""
+    rule = task.label_rule()
+    rng = np.random.default_rng(seed)
+    lp = np.cumsum(rng.normal(0, 0.01, n + rule.horizon))
+    ticks = [SimpleNamespace(log_price=float(p), ret=0.0, vol=0.01) for p in lp]
+    return np.array(
+        [rule.label(rule.anchor(ticks[i]), ticks[i + rule.horizon]) for i in range(n)],
+        dtype=np.float32,
+    )
+
+
+def outputs(task: PolicyTask, n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = (n,) if task.head.out_dim == 1 else (n, task.head.out_dim)
+    return rng.normal(size=shape)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_it_is_a_policy_task_with_a_consistent_head_and_loss(name: str) -> None:
+    task = task_of(name)
+    assert isinstance(task, PolicyTask)
+    assert task.name and task.name.isidentifier()
+    assert task.loss in LOSSES
+    head = task.head
+    assert head.link in ("identity", "softmax")
+    assert head.output_scale > 0
+    if task.loss == "mse":
+        assert head.out_dim == 1
+    else:
+        assert head.out_dim >= 2 and head.link == "softmax"
+    if task.features is not None:
+        assert len(set(task.features)) == len(task.features) > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_it_is_immutable_picklable_and_built_from_the_label_horizon(name: str) -> None:
+    task = task_of(name, horizon=4)
+    assert pickle.loads(pickle.dumps(task)) == task
+    assert task.label_rule().horizon == 4
+    with pytest.raises((AttributeError, TypeError)):
+        task.horizon = 5  # type: ignore[misc]
+    with pytest.raises(ValueError, match="horizon"):
+        task_of(name, horizon=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_its_labels_are_finite_and_fit_its_loss(name: str) -> None:
+    task = task_of(name)
+    y = labels(task, 200)
+    assert np.isfinite(y).all()
+    if task.loss == "cross_entropy":
+        assert set(np.unique(y)) <= set(range(task.head.out_dim))
+        assert len(np.unique(y)) > 1  # a random walk goes both ways
+    rule = task.label_rule()
+    anchor = rule.anchor(SimpleNamespace(log_price=0.0, ret=0.0, vol=0.01))
+    assert pickle.loads(pickle.dumps(anchor)) == anchor  # anchors live in snapshots
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_losses_are_the_numpy_twin_of_the_learners_loss(name: str) -> None:
+    task = task_of(name)
+    y, out = labels(task, 64), outputs(task, 64)
+    got = task.losses(out, y)
+    assert got.shape == (64,)
+    assert (got >= 0).all()
+    target = torch.tensor(y) if task.loss == "mse" else torch.tensor(y).long()
+    want = row_losses(torch.tensor(out), target, task.loss).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    # A perfect prediction costs (next to) nothing.
+    if task.loss == "mse":
+        perfect = y.astype(np.float64)
+    else:
+        perfect = np.full((64, task.head.out_dim), -30.0)
+        perfect[np.arange(64), y.astype(np.int64)] = 30.0
+    assert task.losses(perfect, y).max() < 1e-6
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_baseline_is_fresh_per_stream_and_scores_in_order(name: str) -> None:
+    task = task_of(name)
+    y = labels(task, 100)
+    a, b = task.baseline(), task.baseline()
+    assert a is not b
+    assert isinstance(a.name, str) and a.name
+    whole = a.losses(y)
+    halves = np.concatenate([b.losses(y[:37]), b.losses(y[37:])])
+    assert whole.shape == (100,) and np.isfinite(whole).all() and (whole >= 0).all()
+    np.testing.assert_allclose(whole, halves)  # test, then train: batches do not matter
+    assert pickle.loads(pickle.dumps(a)).losses(y[:5]).shape == (5,)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_it_describes_itself_for_subscribers(name: str) -> None:
+    task = task_of(name)
+    described = json.loads(json.dumps(task.describe()))
+    assert {"name", "label", "loss", "output", "link", "baseline"} <= set(described)
+    assert described["name"] == task.name
+    assert described["loss"] == task.loss
+    assert described["link"] == task.head.link
+    assert described["baseline"] == task.baseline().name
+    assert described["label"]["horizon"] == task.label_rule().horizon
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_stream_runs_it_into_episodes_and_requests(name: str) -> None:
+    settings = load_settings(
+        environ={},
+        features={"momentum_horizons": [5, 20], "warmup_events": 20, "label_horizon": 3},
+        detection={"warmup_events": 100, "cooldown_events": 50},
+        adaptation={"shots": 12, "query_size": 4},
+        replay={"episode_size": 16},
+    )
+    task = task_of(name)
+    config = stream_config(settings, (task,))
+    (track_config,) = config.tracks
+    d = len(track_config.feature_names)
+    assert d == (len(config.feature_names) if task.features is None else len(task.features))
+    rng = np.random.default_rng(3)
+    rets = np.r_[rng.normal(0, 0.001, 600), rng.normal(0.004, 0.006, 600)]
+    prices = 100 * np.exp(np.cumsum(rets))
+    state = StreamState("S", "in", 0, config)
+    out = Effects()
+    for i, p in enumerate(prices):
+        event = MarketEvent(stream="S", ts_ms=1_700_000_000_000 + 1000 * i, price=float(p))
+        assert state.on_event(event, i, out) is None
+        if i % 25 == 24:
+            state.finish_batch({}, out)
+    assert out.shifts and out.requests
+    assert {t for t, _ in out.episodes} == {task.name}
+    assert all(e.d == d and e.feature_names == track_config.feature_names for _, e in out.episodes)
+    request = out.requests[0]
+    assert request.task == task.name and request.model == model_id("S", task)
+    assert request.support_x.shape[1] == d
+    if task.loss == "cross_entropy":
+        assert set(np.unique(request.support_y)) <= set(range(task.head.out_dim))
+
+
+def test_qualified_names_carry_the_task_and_the_return_task_keeps_the_old_ones() -> None:
+    ret, direction = task_of("return"), task_of(OUTSIDE)
+    assert (model_id("S", ret), qualified("adaptd", ret, ".")) == ("S", "adaptd")
+    assert (model_id("S", direction), qualified("adaptd", direction, ".")) == (
+        "S/direction",
+        "adaptd.direction",
+    )
+    assert math.isfinite(task_of("return").head.output_scale)

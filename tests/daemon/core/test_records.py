@@ -1,0 +1,135 @@
+"""The dead-letter and shift records, encoded."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from adaptd.daemon import __version__
+from adaptd.daemon.core.detection import Shift
+from adaptd.daemon.core.effects import DeadLetter, ShiftEvent
+from adaptd.daemon.core.records import (
+    DEAD_LETTER_SCHEMA,
+    SHIFT_SCHEMA,
+    dead_letter_message,
+    shift_message,
+)
+from adaptd.daemon.core.schema import SCHEMA_VERSION, Reason
+
+
+def dead_letter(
+    value: bytes | None = b'{"stream": "A", "price": -1}', key: bytes | None = b"A\xff\x00"
+) -> DeadLetter:
+    return DeadLetter(
+        reason=Reason.NON_POSITIVE,
+        detail="Expected `float` > 0, got -1.0 - at `$.price`",
+        topic="adaptd.market",
+        partition=3,
+        offset=12345,
+        timestamp_ms=1_700_000_000_123,
+        key=key,
+        value=value,
+    )
+
+
+def test_dead_letter_fields_and_payload_round_trip() -> None:
+    dl = dead_letter()
+    key, value = dead_letter_message(dl, 1024)
+    body = json.loads(value)
+    assert key == dl.key
+    assert body["schema"] == DEAD_LETTER_SCHEMA
+    assert body["reason"] == "non_positive"
+    assert body["detail"] == dl.detail
+    assert body["source"] == {
+        "topic": "adaptd.market",
+        "partition": 3,
+        "offset": 12345,
+        "timestamp_ms": 1_700_000_000_123,
+    }
+    assert base64.b64decode(body["key"]) == dl.key  # binary keys survive
+    assert base64.b64decode(body["value"]) == dl.value
+    assert body["value_truncated"] is False
+    assert body["value_size"] == len(dl.value)
+    assert body["schema_version"] == SCHEMA_VERSION
+    assert body["daemon_version"] == __version__
+
+
+@pytest.mark.parametrize("size", [11, 500])
+def test_oversize_values_are_truncated_and_flagged(size: int) -> None:
+    raw = bytes(range(256)) * 2
+    dl = dead_letter(value=raw[:size])
+    body = json.loads(dead_letter_message(dl, 10)[1])
+    assert base64.b64decode(body["value"]) == raw[:10]
+    assert body["value_truncated"] is True
+    assert body["value_size"] == size
+
+
+def test_a_value_of_exactly_max_bytes_is_kept_whole() -> None:
+    dl = dead_letter(value=b"x" * 10)
+    body = json.loads(dead_letter_message(dl, 10)[1])
+    assert base64.b64decode(body["value"]) == b"x" * 10
+    assert body["value_truncated"] is False
+
+
+def test_missing_key_and_value_are_null() -> None:
+    dl = dead_letter(value=None, key=None)._replace(reason=Reason.EMPTY, detail="empty payload")
+    key, value = dead_letter_message(dl, 10)
+    body = json.loads(value)
+    assert key is None
+    assert (body["key"], body["value"], body["value_size"]) == (None, None, None)
+    assert body["value_truncated"] is False
+    assert body["reason"] == "empty_payload"
+
+
+def shift_event(triggers: tuple[str, ...]) -> ShiftEvent:
+    shift = Shift(
+        index=608,
+        first_index=604,
+        triggers=triggers,
+        stats={"returns.z": -4.5, "scale": 0.001},
+    )
+    return ShiftEvent(
+        id="BTC-USD@adaptd.market:2:9001",
+        stream="BTC-USD",
+        shift=shift,
+        segment=3,
+        topic="adaptd.market",
+        partition=2,
+        offset=9001,
+        ts_ms=1_700_000_000_500,
+        wall_time=1_700_000_001.0,
+    )
+
+
+def test_shift_message_fields_and_key() -> None:
+    ev = shift_event(("page_hinkley:volatility", "adwin:returns"))
+    key, value = shift_message(ev, detected_ms=1_700_000_001_000)
+    body = json.loads(value)
+    assert key == b"BTC-USD"
+    assert body == {
+        "schema": SHIFT_SCHEMA,
+        "id": "BTC-USD@adaptd.market:2:9001",
+        "stream": "BTC-USD",
+        "segment": 3,
+        "detector": "page_hinkley:volatility",
+        "triggers": ["page_hinkley:volatility", "adwin:returns"],
+        "index": 608,
+        "first_index": 604,
+        "event_ts_ms": 1_700_000_000_500,
+        "source": {"topic": "adaptd.market", "partition": 2, "offset": 9001},
+        "stats": {"returns.z": -4.5, "scale": 0.001},
+        "detected_ms": 1_700_000_001_000,
+    }
+
+
+def test_shift_message_without_triggers_names_no_detector() -> None:
+    body = json.loads(shift_message(shift_event(()), detected_ms=0)[1])
+    assert body["detector"] == ""
+    assert body["triggers"] == []
+
+
+def test_shift_key_is_the_utf8_stream_id() -> None:
+    ev = shift_event(("adwin:returns",))._replace(stream="Ölpreis-€")
+    assert shift_message(ev, 0)[0] == "Ölpreis-€".encode()

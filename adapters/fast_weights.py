@@ -6,17 +6,16 @@ read once stays a valid snapshot.
 
 The inner loop is plain gradient descent, ``{k: p - lr * g}`` (``lr`` a number, one tensor per
 parameter for learned step sizes, or a list of those, one an inner step, for a learned
-schedule), over all parameters or a named subset (the head only, for ANIL). Two backends
-compute the same maths:
+schedule), over all parameters or a named subset (the head only, for ANIL); ``step=``
+replaces that step by another rule with the same call (:mod:`adaptd.adapters.steps`, e.g. a
+proximal step toward an anchor). Its gradients come from either backend of
+:mod:`adaptd.adapters.losses` ("autograd", explicit matrix products; "func",
+``functional_call`` that composes with ``vmap``), which compute the same maths, for either
+loss ("mse" or "cross_entropy").
 
-* "autograd": :func:`adaptd.adapters.network.forward` (explicit matrix products) and
-  ``torch.autograd.grad``, the lower per-call overhead for one small task;
-* "func": ``torch.func.functional_call`` on the module and ``torch.func.grad``, the generic
-  path that composes with ``torch.func.vmap``.
-
-Losses (``loss=``, see :data:`adaptd.adapters.protocol.LOSSES`): "mse" for regression (float
-targets ``(n,)``, net output ``(n,)``), "cross_entropy" for classification (integer targets
-``(n,)`` in ``0..out_dim-1``, net output ``(n, out_dim)`` logits).
+This module is the library's entry point for fast weights: it also re-exports the losses and
+the step sizes from the modules that define them (:mod:`.losses`, :mod:`.steps`,
+:mod:`.types`).
 
 Examples
 --------
@@ -42,17 +41,27 @@ True
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Collection, Mapping, Sequence
-from typing import Literal, NamedTuple
+from collections.abc import Collection, Mapping
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, grad_and_value
 
-from .network import PolicyNet, forward
-from .protocol import LOSSES, Loss
+from .checks import non_negative_int
+from .losses import (
+    BACKENDS,
+    Backend,
+    check_loss,
+    cross_entropy,
+    grad_and_loss,
+    mse,
+    reduce_rows,
+    row_losses,
+    task_loss,
+)
+from .network import PolicyNet
+from .steps import SGD_STEP, InnerStep, StepSchedule, StepSize, rate_schedule, rates_at
+from .types import AdaptResult, Loss, Params
 
 __all__ = [
     "BACKENDS",
@@ -74,119 +83,6 @@ __all__ = [
     "task_loss",
 ]
 
-Params = dict[str, Tensor]
-Backend = Literal["autograd", "func"]
-BACKENDS: tuple[Backend, ...] = ("autograd", "func")
-StepSize = float | Mapping[str, Tensor]
-"""A step size for every parameter, or one tensor (broadcastable to it) per adapted parameter."""
-StepSchedule = StepSize | Sequence[StepSize]
-"""One ``StepSize`` for every inner step, or a list (tuple) of them, entry ``i`` for step ``i``;
-steps past the end of the list reuse its last entry (see :func:`rate_schedule`)."""
-
-
-def row_losses(output: Tensor, y: Tensor, loss: Loss) -> Tensor:
-    """Per-row loss, shaped like ``y`` (``(n,)`` or stacked ``(T, n)``)."""
-    if loss == "mse":
-        return (output - y) ** 2
-    logits = output.reshape(-1, output.shape[-1])
-    rows = torch.nn.functional.cross_entropy(logits, y.reshape(-1), reduction="none")
-    return rows.reshape(y.shape)
-
-
-def reduce_rows(rows: Tensor, weights: Tensor | None = None) -> Tensor:
-    """Mean over the last dimension, or the ``weights``-weighted sum (weights ``1/n_i`` on real
-    rows and 0 on padding give each task's own mean)."""
-    return rows.mean(-1) if weights is None else (rows * weights).sum(-1)
-
-
-def task_loss(
-    net: PolicyNet,
-    params: Mapping[str, Tensor],
-    x: Tensor,
-    y: Tensor,
-    loss: Loss = "mse",
-    *,
-    weights: Tensor | None = None,
-    backend: Backend = "autograd",
-) -> Tensor:
-    """The mean ``loss`` of ``net`` run with ``params`` on ``(x, y)`` (per task when stacked).
-
-    ``weights`` (row weights, see :func:`reduce_rows`) also mask batch-norm statistics. The
-    "autograd" backend uses the explicit forward, "func" ``functional_call``. No argument
-    checks: this is the hot path, also called under ``torch.func.vmap``.
-    """
-    if backend == "autograd":
-        output = forward(net, params, x, weights)
-    else:
-        output = functional_call(net, dict(params), (x, weights))
-    return reduce_rows(row_losses(output, y, loss), weights)
-
-
-def mse(net: PolicyNet, params: Mapping[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-    """Mean squared error of ``net`` run with ``params`` on ``x`` against ``y`` (a 0-d tensor)."""
-    return torch.mean((forward(net, params, x) - y) ** 2)
-
-
-def cross_entropy(net: PolicyNet, params: Mapping[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-    """Mean cross-entropy of the logits of ``net`` run with ``params`` against class ids ``y``."""
-    return torch.nn.functional.cross_entropy(forward(net, params, x), y)
-
-
-def grad_and_loss(
-    net: PolicyNet,
-    params: Mapping[str, Tensor],
-    x: Tensor,
-    y: Tensor,
-    *,
-    backend: Backend = "autograd",
-    create_graph: bool = False,
-    loss: Loss = "mse",
-    names: Collection[str] | None = None,
-) -> tuple[Params, Tensor]:
-    """One gradient of the support loss with respect to ``params``, and the loss itself.
-
-    ``names`` restricts the gradient to those parameters (the others are held fixed); by
-    default every parameter. With ``create_graph=False`` the gradients are detached. With
-    ``create_graph=True`` they stay differentiable with respect to whatever ``params`` depend
-    on (second-order meta-learning); for the "autograd" backend every differentiated tensor
-    must then require grad.
-    """
-    keys = list(params) if names is None else list(names)
-    if backend == "autograd":
-        leaves = dict(params)
-        if not create_graph:
-            leaves.update({k: leaves[k].detach().requires_grad_() for k in keys})
-        with torch.enable_grad():
-            value = task_loss(net, leaves, x, y, loss)
-            grads = torch.autograd.grad(value, [leaves[k] for k in keys], create_graph=create_graph)
-        if not create_graph:
-            value = value.detach()
-        return dict(zip(keys, grads, strict=True)), value
-    if backend == "func":
-        fixed = {k: v for k, v in params.items() if k not in keys}
-        inputs = {k: params[k] if create_graph else params[k].detach() for k in keys}
-
-        def objective(sub: Params) -> Tensor:
-            return task_loss(net, {**fixed, **sub}, x, y, loss, backend="func")
-
-        return grad_and_value(objective)(inputs)
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-
-
-class AdaptResult(NamedTuple):
-    """What one adaptation produced."""
-
-    params: Params
-    """The adapted fast weights (detached unless ``create_graph=True``)."""
-    steps: int
-    """Gradient steps actually taken (fewer than requested when the deadline hit)."""
-    losses: tuple[float, ...]
-    """Support loss before step 1, after step 1, ..., after the last step (``steps + 1`` values)."""
-    deadline_hit: bool
-    """True when the deadline stopped the loop before the requested steps."""
-    seconds: float
-    """Wall-clock time of the whole call."""
-
 
 def adapt(
     net: PolicyNet,
@@ -201,6 +97,7 @@ def adapt(
     create_graph: bool = False,
     loss: Loss = "mse",
     names: Collection[str] | None = None,
+    step: InnerStep = SGD_STEP,
 ) -> AdaptResult:
     """Take up to ``steps`` gradient steps of size ``lr`` on the support set ``(x, y)``.
 
@@ -233,6 +130,11 @@ def adapt(
         "mse" or "cross_entropy".
     names
         Parameters to adapt (default all); the others keep their starting values.
+    step
+        What one step does with the gradients and step sizes (see
+        :mod:`adaptd.adapters.steps`): plain gradient descent ``{k: p - lr * g}`` by default,
+        or a variant such as a proximal step toward an anchor
+        (:class:`~adaptd.adapters.continual.proximal.ProximalStep`).
     """
     start = time.perf_counter()
     _check_adapt_args(net, params, x, y, steps=steps, deadline_s=deadline_s)
@@ -254,7 +156,7 @@ def adapt(
     losses: list[float] = []
     taken = 0
     deadline_hit = False
-    for step in range(steps):
+    for index in range(steps):
         if deadline_s is not None and time.perf_counter() - start >= deadline_s:
             deadline_hit = True
             break
@@ -262,23 +164,12 @@ def adapt(
             net, current, x, y, backend=backend, create_graph=create_graph, loss=loss, names=keys
         )
         losses.append(float(value.detach()))
-        rates = rates_at(schedule, step)
         with torch.set_grad_enabled(create_graph):
-            current = {**current, **{k: current[k] - rates[k] * grads[k] for k in keys}}
+            current = step(current, grads, rates_at(schedule, index), keys)
         taken += 1
     with torch.no_grad():
         losses.append(float(task_loss(net, current, x, y, loss)))
     return AdaptResult(current, taken, tuple(losses), deadline_hit, time.perf_counter() - start)
-
-
-def check_loss(net: PolicyNet, loss: str) -> None:
-    """ValueError unless ``loss`` is known and fits the net's output width."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if loss == "mse" and net.out_dim != 1:
-        raise ValueError(f"loss 'mse' needs a net with out_dim=1, got out_dim={net.out_dim}")
-    if loss == "cross_entropy" and net.out_dim < 2:
-        raise ValueError("loss 'cross_entropy' needs a net with out_dim >= 2 (one logit a class)")
 
 
 def copy_params_like(values: object, like: Mapping[str, Tensor], what: str) -> Params:
@@ -306,42 +197,6 @@ def _class_ids(y: Tensor, n_classes: int) -> Tensor:
     return ids
 
 
-def rate_schedule(lr: StepSchedule, keys: Collection[str]) -> list[Mapping[str, float | Tensor]]:
-    """``lr`` as a non-empty list of step sizes by parameter name, entry ``i`` for inner step
-    ``i``; a loop longer than the list reuses its last entry (:func:`rates_at`).
-
-    A learned schedule is only trained for the steps it has; reusing its last entry (rather
-    than, say, cycling or stopping) continues from the rates that the end of the inner loop
-    was trained with, where the weights are closest to those of extra steps.
-
-    >>> [dict(rates) for rates in rate_schedule(0.1, ["w"])]
-    [{'w': 0.1}]
-    """
-    if isinstance(lr, Sequence) and not isinstance(lr, str):
-        if len(lr) == 0:
-            raise ValueError("lr is an empty schedule: it needs at least one step's sizes")
-        return [_step_rates(rates, keys, f"lr[{i}]") for i, rates in enumerate(lr)]
-    return [_step_rates(lr, keys, "lr")]
-
-
-def rates_at(
-    schedule: Sequence[Mapping[str, float | Tensor]], step: int
-) -> Mapping[str, float | Tensor]:
-    """The step sizes of inner step ``step`` (from 0): ``schedule[step]``, or its last entry
-    for a step past its end."""
-    return schedule[min(step, len(schedule) - 1)]
-
-
-def _step_rates(lr: object, keys: Collection[str], name: str) -> Mapping[str, float | Tensor]:
-    if isinstance(lr, Mapping):
-        if missing := set(keys) - set(lr):
-            raise ValueError(f"{name} has no step size for {sorted(missing)}")
-        return lr
-    if isinstance(lr, bool) or not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {lr!r}")
-    return dict.fromkeys(keys, lr)
-
-
 def _check_adapt_args(
     net: PolicyNet,
     params: Mapping[str, Tensor],
@@ -351,8 +206,7 @@ def _check_adapt_args(
     steps: int,
     deadline_s: float | None,
 ) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    non_negative_int("steps", steps)
     if deadline_s is not None and not (deadline_s >= 0):
         raise ValueError(f"deadline_s must be None or >= 0, got {deadline_s!r}")
     if not params:

@@ -58,6 +58,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from .checks import is_int, positive_int
+
 __all__ = [
     "ACTIVATIONS",
     "NORMS",
@@ -148,17 +150,15 @@ class PolicyNet(nn.Module):
         norm: Norm = "none",
     ) -> None:
         super().__init__()
-        if isinstance(in_dim, bool) or not isinstance(in_dim, int) or in_dim < 1:
-            raise ValueError(f"in_dim must be a positive integer, got {in_dim!r}")
+        positive_int("in_dim", in_dim)
         hidden = tuple(hidden)
-        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        if not all(is_int(h) and h >= 1 for h in hidden):
             raise ValueError(f"hidden must hold positive integer widths, got {hidden!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if not 0.0 <= output_scale <= 1.0:
             raise ValueError(f"output_scale must be in [0, 1], got {output_scale!r}")
-        if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1:
-            raise ValueError(f"out_dim must be a positive integer, got {out_dim!r}")
+        positive_int("out_dim", out_dim)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.in_dim = in_dim

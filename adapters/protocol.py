@@ -31,12 +31,14 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, runtime_checkable
+
+from .types import LOSSES, AdaptResult, Loss
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from .fast_weights import AdaptResult
+    from .steps import InnerStep
 
 __all__ = [
     "LOSSES",
@@ -46,13 +48,9 @@ __all__ = [
     "Loss",
     "MetaLearner",
     "MetaStats",
+    "Regularizer",
     "Task",
 ]
-
-Loss = Literal["mse", "cross_entropy"]
-"""Task loss: "mse" for regression (targets ``(n,)`` float), "cross_entropy" for
-classification (targets ``(n,)`` integer class ids, network output ``(n, n_classes)``)."""
-LOSSES: tuple[Loss, ...] = ("mse", "cross_entropy")
 
 
 class Task(NamedTuple):
@@ -84,6 +82,37 @@ class MetaStats(NamedTuple):
 
 
 @runtime_checkable
+class Regularizer(Protocol):
+    """An extra objective on a meta-learner's initialisation, applied by every ``meta_update``
+    (for example online EWC protecting what earlier rounds learned).
+
+    A meta-learner takes one as its ``regularizer`` constructor argument and never owns it:
+    it is not part of the learner's state, and the caller may keep changing it (consolidate a
+    new Fisher, move the anchor). How a learner applies it::
+
+        # gradient learners (MAML, FOMAML, Meta-SGD, ANIL): one Adam step on both gradients
+        extra = regularizer.gradient(params)
+        grads = meta_grads if extra is None else {k: g + extra[k] for k, g in meta_grads.items()}
+
+        # Reptile: its interpolation, then a decoupled step computed at the old params
+        move = regularizer.decoupled_step(old_params, meta_lr * inner_lr)
+        params = interpolated if move is None else {k: v - move[k] for k, v in interpolated.items()}
+    """
+
+    def gradient(self, params: Mapping[str, Tensor]) -> dict[str, Tensor] | None:
+        """The penalty's gradient at ``params``: one detached tensor per parameter (zeros
+        where it does not depend on one); ``None`` when there is no penalty (yet)."""
+        ...
+
+    def decoupled_step(self, params: Mapping[str, Tensor], size: float) -> dict[str, Tensor] | None:
+        """The move of one decoupled step of size ``size`` on the penalty, computed at
+        ``params``, which the learner subtracts from its own update's result (for a plain
+        explicit step, ``size`` times the gradient; a penalty that an explicit step of that
+        size would overshoot may bound it); ``None`` when there is no penalty (yet)."""
+        ...
+
+
+@runtime_checkable
 class MetaLearner(Protocol):
     """A meta-learned initialisation plus the two operations on it."""
 
@@ -97,6 +126,9 @@ class MetaLearner(Protocol):
     and never modifies the old ones, so a dict read earlier stays a valid snapshot."""
     updates: int
     """Meta-updates made so far (restored with the state dict)."""
+    regularizer: Regularizer | None
+    """The extra objective on ``params`` that every ``meta_update`` applies (a constructor
+    argument, the caller's object, never saved with the state); ``None`` for none."""
 
     def meta_update(self, tasks: Sequence[Task]) -> MetaStats:
         """Improve ``params`` from a batch of tasks."""
@@ -115,9 +147,12 @@ class MetaLearner(Protocol):
         deadline_s: float | None = None,
         steps: int | None = None,
         start: Mapping[str, Tensor] | None = None,
+        step: InnerStep = ...,
     ) -> AdaptResult:
         """Fast weights for a new task from its support set: ``steps`` inner steps (default
-        the learner's own) from ``start`` (default ``params``), stopping at the deadline."""
+        the learner's own) from ``start`` (default ``params``), stopping at the deadline;
+        ``step`` replaces the rule of one step (default plain gradient descent,
+        :mod:`adaptd.adapters.steps`)."""
         ...
 
     def state_dict(self) -> dict[str, Any]:

@@ -7,10 +7,14 @@ learns new ones, the training loop they plug into, and the field's metrics.
   ``AccuracyMatrix`` (:mod:`.metrics`) computes ACC, BWT, FWT, forgetting and retention.
 - Importance-based penalties: ``EWC`` (per-task), ``OnlineEWC`` (a running Fisher),
   ``SynapticIntelligence``, ``MemoryAwareSynapses``; distillation:
-  ``LearningWithoutForgetting``.
-- Memory: ``ExperienceReplay`` over an ``EpisodicMemory`` (uniform, prioritized or stratified
-  sampling), ``CoresetReplay`` (``herding`` or ``k_center`` selection), ``GEM`` and ``AGEM``
-  (gradient projection), ``GenerativeReplay`` (a ``VAE`` of the input domain).
+  ``LearningWithoutForgetting``. The anchored ones also protect a meta-learned
+  initialisation (``AnchoredRegularizer``, a meta-learner's ``regularizer``) and a warm-started
+  adaptation (``ProximalStep``, an inner-loop step).
+- Memory: ``ExperienceReplay`` over an ``EpisodicMemory`` with injected insertion
+  (``ReservoirInserter``, ``QuotaInserter``) and sampling (``UniformSampler``,
+  ``PrioritizedSampler``, ``StratifiedSampler``), ``CoresetReplay`` (``herding`` or
+  ``k_center`` selection), ``GEM`` and ``AGEM`` (gradient projection), ``GenerativeReplay``
+  (a ``VAE`` of the input domain).
 - Architecture: ``ProgressiveNets`` (columns of a ``ProgressiveNet``), ``PackNet`` (pruning
   masks per task), ``Growth`` (PackNet that widens hidden layers when a task's loss
   plateaus high).
@@ -25,21 +29,34 @@ learns new ones, the training loop they plug into, and the field's metrics.
 """
 
 from .agem import AGEM, agem_projection
+from .anchored_regularizer import AnchoredRegularizer
 from .columns import ProgressiveNet
 from .coreset import CoresetReplay, herding, k_center
 from .ewc import EWC
-from .gem import GEM, gem_projection, nonnegative_qp
+from .gem import GEM, gem_projection
 from .generative import GenerativeReplay
 from .growth import Growth, widen
 from .importance import fisher_diagonal, quadratic_penalty
 from .lwf import LearningWithoutForgetting
 from .mas import MemoryAwareSynapses, output_sensitivity
-from .memory import EpisodicMemory, MemoryBatch, fair_shares
+from .memory import (
+    EpisodicMemory,
+    Inserter,
+    MemoryBatch,
+    PrioritizedSampler,
+    QuotaInserter,
+    ReservoirInserter,
+    Sampler,
+    StratifiedSampler,
+    UniformSampler,
+    fair_shares,
+)
 from .metrics import AccuracyMatrix
 from .online_ewc import OnlineEWC
 from .packnet import PackNet
 from .progressive import ProgressiveNets
 from .protocol import ContinualModel, ContinualTask, Strategy, restrict, tensor_bytes
+from .proximal import ProximalStep
 from .registry import strategies
 from .replay import ExperienceReplay, replay_losses
 from .si import SynapticIntelligence
@@ -52,6 +69,7 @@ __all__ = [
     "GEM",
     "VAE",
     "AccuracyMatrix",
+    "AnchoredRegularizer",
     "ContinualModel",
     "ContinualTask",
     "CoresetReplay",
@@ -59,25 +77,32 @@ __all__ = [
     "ExperienceReplay",
     "GenerativeReplay",
     "Growth",
+    "Inserter",
     "LearningWithoutForgetting",
     "MemoryAwareSynapses",
     "MemoryBatch",
     "OnlineEWC",
     "PackNet",
+    "PrioritizedSampler",
     "ProgressiveNet",
     "ProgressiveNets",
+    "ProximalStep",
+    "QuotaInserter",
+    "ReservoirInserter",
+    "Sampler",
     "SequenceResult",
     "Strategy",
+    "StratifiedSampler",
     "SynapticIntelligence",
     "TaskStats",
     "TrainConfig",
+    "UniformSampler",
     "agem_projection",
     "fair_shares",
     "fisher_diagonal",
     "gem_projection",
     "herding",
     "k_center",
-    "nonnegative_qp",
     "output_sensitivity",
     "quadratic_penalty",
     "replay_losses",

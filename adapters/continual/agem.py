@@ -35,10 +35,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..checks import positive_int
 from ..fast_weights import Params
-from .checks import one_of, positive_int
 from .gem import flat_gradient, unflatten
-from .memory import INSERTIONS, EpisodicMemory, Insertion
+from .memory import EpisodicMemory, Inserter, QuotaInserter, ReservoirInserter
 from .protocol import ContinualModel, ContinualTask, Strategy
 from .replay import classes_from_state, classes_state, replay_losses
 
@@ -65,8 +65,9 @@ class AGEM(Strategy):
         Most examples held in the memory (over all tasks).
     sample_size
         Memory examples behind each reference gradient.
-    insertion
-        "quota" (equal share per task) or "reservoir" (uniform over every example offered).
+    inserter
+        Where offered examples go (default :class:`QuotaInserter`, an equal share per task;
+        :class:`ReservoirInserter` uniform over every example offered).
     seed
         Seed of the memory's generator.
     """
@@ -74,7 +75,7 @@ class AGEM(Strategy):
     name: ClassVar[str] = "agem"
     conformance_options: ClassVar[tuple[Mapping[str, Any], ...]] = (
         {},
-        {"insertion": "reservoir", "sample_size": 8},
+        {"inserter": ReservoirInserter(), "sample_size": 8},
     )
 
     def __init__(
@@ -82,17 +83,17 @@ class AGEM(Strategy):
         capacity: int = 1000,
         *,
         sample_size: int = 256,
-        insertion: Insertion = "quota",
+        inserter: Inserter | None = None,
         seed: int = 0,
     ) -> None:
         self.sample_size = positive_int("sample_size", sample_size)
-        self.insertion: Insertion = one_of("insertion", insertion, INSERTIONS)
+        self.inserter: Inserter = QuotaInserter() if inserter is None else inserter
         self.capacity = capacity
         self.seed = seed
         super().__init__()
 
     def _reset(self) -> None:
-        self.memory = EpisodicMemory(self.capacity, insertion=self.insertion, seed=self.seed)
+        self.memory = EpisodicMemory(self.capacity, inserter=self.inserter, seed=self.seed)
         self._classes: dict[int, tuple[int, ...] | None] = {}
         self.projections = 0
         """Steps whose gradient was projected (a diagnostic, not saved)."""

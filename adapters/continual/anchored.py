@@ -12,7 +12,7 @@ Examples
 ...     scale = 1.0
 >>> strategy = Unit()
 >>> strategy.fold({"w": torch.ones(2)}, {"w": torch.zeros(2)}, decay=1.0)
->>> float(strategy.penalty(None, {"w": torch.tensor([1.0, 2.0])}, None, None, None))
+>>> float(strategy.penalty_at({"w": torch.tensor([1.0, 2.0])}))
 5.0
 >>> sorted(strategy.state_dict())
 ['anchor', 'importance', 'name', 'tasks_seen']
@@ -57,6 +57,12 @@ class AnchoredPenalty(Strategy):
         """The weights after the latest task (None before the first)."""
         return None if self._anchor is None else dict(self._anchor)
 
+    @property
+    def importance(self) -> Params | None:
+        """The per-parameter importance (online EWC's Fisher, the Omega of MAS and SI), summed
+        or decayed over the tasks so far (None before the first task ends)."""
+        return None if self._importance is None else dict(self._importance)
+
     def _check(self, params: Mapping[str, Tensor]) -> None:
         if self._importance is not None:
             check_shapes(self._importance, params)
@@ -71,6 +77,15 @@ class AnchoredPenalty(Strategy):
         self._anchor = copy_params(params)
         self.tasks_seen += 1
 
+    def penalty_at(self, params: Mapping[str, Tensor]) -> Tensor | None:
+        """``scale * sum_k importance_k (params_k - anchor_k)^2``, differentiable in ``params``;
+        None before the first task. ValueError when a protected parameter is missing from
+        ``params`` or changed shape."""
+        if self._importance is None or self._anchor is None:
+            return None
+        check_shapes(self._importance, params)
+        return self.scale * quadratic_penalty(params, self._anchor, self._importance)
+
     def penalty(
         self,
         model: ContinualModel,
@@ -79,12 +94,9 @@ class AnchoredPenalty(Strategy):
         y: Tensor,
         task: ContinualTask,
     ) -> Tensor | None:
-        """``scale * sum_k importance_k (params_k - anchor_k)^2``; None before the first task
-        (it depends on the weights alone: ``model``, ``x``, ``y`` and ``task`` may be None)."""
-        if self._importance is None or self._anchor is None:
-            return None
-        check_shapes(self._importance, params)
-        return self.scale * quadratic_penalty(params, self._anchor, self._importance)
+        """The hook: :meth:`penalty_at` ``params`` (a function of the weights alone, whatever
+        the batch and task)."""
+        return self.penalty_at(params)
 
     def memory_bytes(self) -> int:
         """Bytes of the importance and the anchor."""

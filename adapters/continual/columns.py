@@ -52,6 +52,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from ..checks import integer, non_negative_int
 from ..network import PolicyNet, init_params
 
 __all__ = ["ProgressiveNet"]
@@ -100,14 +101,8 @@ class ProgressiveNet(nn.Module):
         max_lateral: int | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(columns, bool) or not isinstance(columns, int) or columns < 0:
-            raise ValueError(f"columns must be a non-negative integer, got {columns!r}")
-        if max_lateral is not None and (
-            isinstance(max_lateral, bool) or not isinstance(max_lateral, int) or max_lateral < 0
-        ):
-            raise ValueError(
-                f"max_lateral must be a non-negative integer or None, got {max_lateral!r}"
-            )
+        non_negative_int("columns", columns)
+        non_negative_int("max_lateral", max_lateral, optional=True)
         with torch.device("meta"):  # validates the architecture, draws nothing
             PolicyNet(in_dim, hidden, activation, output_scale, out_dim)
         self.in_dim = in_dim
@@ -261,8 +256,7 @@ class ProgressiveNet(nn.Module):
         return self.run(dict(self.named_parameters()), x, column)
 
     def _check_column(self, column: int) -> None:
-        if isinstance(column, bool) or not isinstance(column, int):
-            raise ValueError(f"column must be an integer, got {column!r}")
+        integer("column", column)
         if not 0 <= column < len(self.columns):
             raise ValueError(f"column must be in [0, {len(self.columns)}), got {column}")
 

@@ -55,8 +55,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
+from ..checks import int_in_range, one_of, positive_int
 from ..network import PolicyNet, features
-from .checks import one_of, positive_int
 from .memory import fair_shares
 from .protocol import ContinualModel, ContinualTask, Strategy
 from .replay import classes_from_state, classes_state, replay_losses
@@ -71,8 +71,7 @@ SPACES = ("features", "input")
 def _check(points: Tensor, k: int) -> None:
     if points.ndim != 2:
         raise ValueError(f"features must be 2-d (n, d), got shape {tuple(points.shape)}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= len(points):
-        raise ValueError(f"k must be an integer in [0, {len(points)}], got {k!r}")
+    int_in_range("k", k, 0, len(points))
 
 
 def herding(points: Tensor, k: int) -> Tensor:

@@ -44,8 +44,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..checks import integer, non_negative, positive_int
 from ..fast_weights import Params
-from .checks import integer, non_negative, optional_positive_int, positive_int
 from .importance import (
     FisherKind,
     check_shapes,
@@ -110,7 +110,7 @@ class EWC(Strategy):
         self.fisher: FisherKind = fisher
         self.max_examples = positive_int("max_examples", max_examples)
         self.seed = integer("seed", seed)
-        self.max_tasks = optional_positive_int("max_tasks", max_tasks)
+        self.max_tasks = positive_int("max_tasks", max_tasks, optional=True)
         super().__init__()
 
     def _reset(self) -> None:

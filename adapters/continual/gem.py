@@ -9,9 +9,10 @@ any of them (``<g, g_k> < 0``), ``g`` is replaced by the closest vector ``z`` wi
 
     min_v 1/2 v' G G' v + g' G' v   s.t.  v >= 0,        z = G' v + g
 
-a non-negative quadratic program in as many variables as past tasks, which
-:func:`nonnegative_qp` solves exactly (an active-set method, Lawson & Hanson's NNLS on the
-Gram matrix). As in the authors' code, ``margin`` ``gamma`` tightens the dual's bounds to
+a non-negative quadratic program in as many variables as past tasks. It is the non-negative
+least-squares problem ``min_v ||G' v + g||^2`` (``v >= 0``), which ``scipy.optimize.nnls``
+solves exactly (Lawson & Hanson's active-set method) without forming ``G G'``. As in the
+authors' code, ``margin`` ``gamma`` tightens the dual's bounds to
 ``v >= gamma``, which biases the step towards lowering past losses (``gamma = 0`` gives the
 exact projection); ``G z >= 0`` holds either way.
 
@@ -40,54 +41,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
+from scipy.optimize import nnls
 from torch import Tensor
 
+from ..checks import positive_int
 from ..fast_weights import Params
-from .checks import optional_positive_int, positive_int
 from .protocol import ContinualModel, ContinualTask, Strategy
 from .replay import classes_from_state, classes_state, replay_losses
 
-__all__ = ["GEM", "flat_gradient", "gem_projection", "nonnegative_qp", "unflatten"]
-
-
-def nonnegative_qp(
-    gram: np.ndarray, linear: np.ndarray, *, tol: float = 1e-10, max_iter: int | None = None
-) -> np.ndarray:
-    """``argmin_v 1/2 v' gram v + linear' v`` subject to ``v >= 0``, for a positive
-    semi-definite ``gram`` ``(K, K)``: Lawson and Hanson's active-set NNLS run on the normal
-    equations (``gram = A'A``, ``linear = -A'b``), exact up to rounding."""
-    gram = np.asarray(gram, dtype=np.float64)
-    linear = np.asarray(linear, dtype=np.float64)
-    k = len(linear)
-    if gram.shape != (k, k):
-        raise ValueError(f"gram must be ({k}, {k}) to match linear, got {gram.shape}")
-    scale = max(float(np.abs(gram).max(initial=0.0)), float(np.abs(linear).max(initial=0.0)))
-    tol = tol * max(scale, 1.0)
-    v = np.zeros(k)
-    free = np.zeros(k, dtype=bool)
-    for _ in range(max_iter if max_iter is not None else 3 * k + 10):
-        descent = -(gram @ v + linear)  # minus the gradient
-        candidates = np.where(~free & (descent > tol))[0]
-        if len(candidates) == 0:
-            break
-        free[candidates[np.argmax(descent[candidates])]] = True
-        while True:
-            s = np.zeros(k)
-            idx = np.where(free)[0]
-            s[idx] = np.linalg.lstsq(gram[np.ix_(idx, idx)], -linear[idx], rcond=None)[0]
-            if np.all(s[idx] > 0):
-                v = s
-                break
-            # Step from v towards s until the first free variable reaches zero, then fix it.
-            blocking = idx[s[idx] <= 0]
-            gap = v[blocking] - s[blocking]
-            alpha = np.min(np.where(gap > 0, v[blocking] / np.where(gap > 0, gap, 1.0), 0.0))
-            v = v + alpha * (s - v)
-            free &= v > tol
-            v[~free] = 0.0
-    return v
+__all__ = ["GEM", "flat_gradient", "gem_projection", "unflatten"]
 
 
 def gem_projection(g: Tensor, memories: Tensor, margin: float = 0.5) -> Tensor:
@@ -102,9 +65,9 @@ def gem_projection(g: Tensor, memories: Tensor, margin: float = 0.5) -> Tensor:
         return g
     big = memories.detach().to(torch.float64).numpy()
     flat = g.detach().to(torch.float64).numpy()
-    # v = u + margin with u >= 0: the dual's linear term becomes G (g + margin G' 1).
+    # v = u + margin with u >= 0: min ||G' u + (g + margin G' 1)||^2 over u >= 0.
     shifted = flat + margin * big.sum(0)
-    u = nonnegative_qp(big @ big.T, big @ shifted)
+    u, _ = nnls(big.T, -shifted)
     z = big.T @ (u + margin) + flat
     return torch.from_numpy(z).to(g.dtype)
 
@@ -160,7 +123,7 @@ class GEM(Strategy):
         seed: int = 0,
     ) -> None:
         self.memory_per_task = positive_int("memory_per_task", memory_per_task)
-        self.max_tasks = optional_positive_int("max_tasks", max_tasks)
+        self.max_tasks = positive_int("max_tasks", max_tasks, optional=True)
         if not margin >= 0:
             raise ValueError(f"margin must be >= 0, got {margin!r}")
         self.margin = float(margin)

@@ -53,8 +53,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
+from ..checks import one_of, positive_int
 from ..fast_weights import Params
-from .checks import one_of, positive_int
 from .protocol import ContinualModel, ContinualTask, Strategy
 from .replay import class_mask, classes_from_state, classes_state, replay_losses
 from .vae import LIKELIHOODS, VAE, Likelihood

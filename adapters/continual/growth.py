@@ -41,9 +41,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..checks import in_interval, is_int, non_negative, positive_int
 from ..fast_weights import Params
 from ..network import PolicyNet
-from .checks import non_negative, optional_positive_int, positive_int
 from .packnet import PackNet
 from .protocol import ContinualModel, ContinualTask
 from .training import batch_loss
@@ -70,7 +70,7 @@ def widen(
     if not hidden:
         raise ValueError("net has no hidden layer to widen")
     extra = (units,) * len(hidden) if isinstance(units, int) else tuple(units)
-    if len(extra) != len(hidden) or any(isinstance(u, bool) or u < 0 for u in extra):
+    if len(extra) != len(hidden) or any(not is_int(u) or u < 0 for u in extra):
         raise ValueError(
             f"units must be a non-negative integer or one per hidden layer, got {units!r}"
         )
@@ -160,12 +160,8 @@ class Growth(PackNet):
         self.probe = positive_int("probe", probe)
         self.threshold = non_negative("threshold", threshold)
         self.min_delta = non_negative("min_delta", min_delta)
-        if isinstance(min_free, bool) or not isinstance(min_free, (int, float)):
-            raise ValueError(f"min_free must be a number in [0, 1), got {min_free!r}")
-        if not 0 <= min_free < 1:
-            raise ValueError(f"min_free must be a number in [0, 1), got {min_free!r}")
-        self.min_free = float(min_free)
-        self.max_hidden = optional_positive_int("max_hidden", max_hidden)
+        self.min_free = in_interval("min_free", min_free, 0, 1, closed=(True, False))
+        self.max_hidden = positive_int("max_hidden", max_hidden, optional=True)
         super().__init__(prune, retrain_steps, retrain_lr, batch_size, reinit_scale, seed)
 
     def _reset(self) -> None:

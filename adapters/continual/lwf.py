@@ -44,8 +44,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..checks import non_negative, positive
 from ..fast_weights import Params
-from .checks import non_negative, positive
 from .importance import check_shapes, copy_params
 from .protocol import ContinualModel, ContinualTask, Strategy, tensor_bytes
 

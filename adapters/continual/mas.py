@@ -42,9 +42,9 @@ import torch
 from torch import Tensor
 from torch.func import grad, vmap
 
+from ..checks import integer, non_negative, positive_int
 from ..fast_weights import Params
 from .anchored import AnchoredPenalty
-from .checks import integer, non_negative, positive_int
 from .importance import subsample
 from .protocol import ContinualModel, ContinualTask
 
@@ -129,11 +129,6 @@ class MemoryAwareSynapses(AnchoredPenalty):
     def scale(self) -> float:
         """``lam``."""
         return self.lam
-
-    @property
-    def importance(self) -> Params | None:
-        """``Omega`` per parameter, summed over tasks (None before the first task ends)."""
-        return None if self._importance is None else dict(self._importance)
 
     def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Add the importance of ``task``'s inputs at ``model.params``; anchor there."""

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import positive_int
+
 __all__ = ["AccuracyMatrix"]
 
 
@@ -56,9 +58,7 @@ class AccuracyMatrix:
     """
 
     def __init__(self, n_tasks: int, *, higher_is_better: bool = True) -> None:
-        if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
-            raise ValueError(f"n_tasks must be a positive integer, got {n_tasks!r}")
-        self.n_tasks = n_tasks
+        self.n_tasks = positive_int("n_tasks", n_tasks)
         self.higher_is_better = higher_is_better
         self.values = np.full((n_tasks, n_tasks), np.nan)
         """``R``; NaN where not evaluated."""

@@ -39,9 +39,9 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from ..checks import in_unit_interval, integer, non_negative, positive_int
 from ..fast_weights import Params
 from .anchored import AnchoredPenalty
-from .checks import in_unit_interval, integer, non_negative, positive_int
 from .importance import (
     FisherKind,
     fisher_diagonal,
@@ -118,8 +118,9 @@ class OnlineEWC(AnchoredPenalty):
 
     @property
     def fisher(self) -> Params | None:
-        """The running diagonal Fisher, one tensor per parameter (None before any task)."""
-        return None if self._importance is None else dict(self._importance)
+        """The running diagonal Fisher, one tensor per parameter (None before any task): the
+        ``importance``."""
+        return self.importance
 
     def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Fold ``task``'s Fisher (its training data, its classes) at ``model.params`` in."""

@@ -59,9 +59,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..checks import in_interval, int_at_least, integer, non_negative
 from ..fast_weights import Params
 from ..network import PolicyNet, forward
-from .checks import integer, non_negative
 from .protocol import ContinualModel, ContinualTask, Strategy
 from .training import batch_loss
 
@@ -120,17 +120,9 @@ class PackNet(Strategy):
         reinit_scale: float = 0.1,
         seed: int = 0,
     ) -> None:
-        if isinstance(prune, bool) or not isinstance(prune, (int, float)) or not 0 < prune < 1:
-            raise ValueError(f"prune must be a number in (0, 1), got {prune!r}")
-        for name, value, low in (
-            ("retrain_steps", retrain_steps, 0),
-            ("batch_size", batch_size, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        self.prune = float(prune)
-        self.retrain_steps = retrain_steps
-        self.batch_size = batch_size
+        self.prune = in_interval("prune", prune, 0, 1, closed=(False, False))
+        self.retrain_steps = int_at_least("retrain_steps", retrain_steps, 0)
+        self.batch_size = int_at_least("batch_size", batch_size, 1)
         self.retrain_lr = non_negative("retrain_lr", retrain_lr)
         self.reinit_scale = non_negative("reinit_scale", reinit_scale)
         self.seed = integer("seed", seed)

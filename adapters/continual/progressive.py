@@ -75,8 +75,8 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from ..checks import integer, non_negative_int
 from ..network import PolicyNet
-from .checks import integer
 from .columns import ProgressiveNet
 from .protocol import ContinualModel, ContinualTask, Strategy
 
@@ -114,12 +114,7 @@ class ProgressiveNets(Strategy):
     regularizer: ClassVar[bool] = False
 
     def __init__(self, max_lateral: int | None = None, seed: int = 0) -> None:
-        if max_lateral is not None and (
-            isinstance(max_lateral, bool) or not isinstance(max_lateral, int) or max_lateral < 0
-        ):
-            raise ValueError(
-                f"max_lateral must be a non-negative integer or None, got {max_lateral!r}"
-            )
+        non_negative_int("max_lateral", max_lateral, optional=True)
         self.max_lateral = max_lateral
         self.seed = integer("seed", seed)
         super().__init__()

@@ -5,9 +5,12 @@ of fixed capacity, filled after each task with the task's training set ("after_t
 memory sees every example once) or while training, batch by batch ("stream": reservoir over
 the stream, so the current task is rehearsed too, as in Chaudhry et al.'s tiny episodic
 memories; with several epochs an example is offered once per epoch). Its ``penalty`` is
-``weight`` times the loss of the current weights on a batch drawn from the memory; drawn
-"prioritized", each example's loss is scaled by its importance-sampling weight and the drawn
-examples' priorities become their new losses (Schaul et al., 2016).
+``weight`` times the loss of the current weights on a batch drawn from the memory, each
+example's loss scaled by its importance-sampling weight (1 unless the sampler weights); with a
+sampler that uses priorities (:class:`~adaptd.adapters.continual.memory.PrioritizedSampler`)
+the drawn examples' priorities become their new losses (Schaul et al., 2016). The memory's
+insertion and sampling policies are objects handed to the constructor
+(:mod:`adaptd.adapters.continual.memory`).
 
 In the task-incremental setting a stored example is scored only over its own task's classes
 (the classes are kept per task id). :func:`replay_losses` and :func:`class_mask`, which do
@@ -23,7 +26,8 @@ Examples
 >>> g = torch.Generator().manual_seed(0)
 >>> x = torch.randn(20, 3, generator=g)
 >>> task = ContinualTask(0, x, (x[:, 0] > 0).long(), x, (x[:, 0] > 0).long())
->>> replay = ExperienceReplay(capacity=10, batch_size=4, sampling="prioritized", seed=0)
+>>> from adaptd.adapters.continual.memory import PrioritizedSampler
+>>> replay = ExperienceReplay(capacity=10, batch_size=4, sampler=PrioritizedSampler(), seed=0)
 >>> replay.penalty(model, model.params, x[:4], task.train_y[:4], task) is None  # empty memory
 True
 >>> replay.after_task(model, task)
@@ -49,8 +53,17 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from .checks import one_of, positive_int
-from .memory import INSERTIONS, SAMPLINGS, EpisodicMemory, Insertion, Sampling
+from ..checks import non_negative, one_of, positive_int
+from .memory import (
+    EpisodicMemory,
+    Inserter,
+    PrioritizedSampler,
+    QuotaInserter,
+    ReservoirInserter,
+    Sampler,
+    StratifiedSampler,
+    UniformSampler,
+)
 from .protocol import ContinualModel, ContinualTask, Strategy
 
 __all__ = [
@@ -127,16 +140,16 @@ class ExperienceReplay(Strategy):
         Memory examples drawn per training step.
     weight
         Scale of the replay loss relative to the task loss.
-    sampling
-        "uniform", "prioritized" (by loss, importance-weighted) or "stratified" (equal share
-        per task id).
-    insertion
-        "reservoir" (uniform over every example offered) or "quota" (equal share per task).
+    sampler
+        How a memory batch is drawn (default :class:`UniformSampler`;
+        :class:`PrioritizedSampler` by loss, importance-weighted; :class:`StratifiedSampler`
+        an equal share per task id).
+    inserter
+        Where offered examples go (default :class:`ReservoirInserter`, uniform over every
+        example offered; :class:`QuotaInserter` an equal share per task).
     store
         "after_task" (offer the task's training set when it ends) or "stream" (offer each
         training batch as it comes).
-    alpha, beta
-        Prioritization and importance-sampling exponents (``sampling="prioritized"``).
     seed
         Seed of the memory's generator.
     """
@@ -144,8 +157,8 @@ class ExperienceReplay(Strategy):
     name: ClassVar[str] = "replay"
     conformance_options: ClassVar[tuple[Mapping[str, Any], ...]] = (
         {},
-        {"sampling": "prioritized"},
-        {"sampling": "stratified", "insertion": "quota"},
+        {"sampler": PrioritizedSampler()},
+        {"sampler": StratifiedSampler(), "inserter": QuotaInserter()},
         {"store": "stream"},
     )
 
@@ -155,33 +168,23 @@ class ExperienceReplay(Strategy):
         *,
         batch_size: int = 32,
         weight: float = 1.0,
-        sampling: Sampling = "uniform",
-        insertion: Insertion = "reservoir",
+        sampler: Sampler | None = None,
+        inserter: Inserter | None = None,
         store: Literal["after_task", "stream"] = "after_task",
-        alpha: float = 0.6,
-        beta: float = 0.4,
         seed: int = 0,
     ) -> None:
         self.batch_size = positive_int("batch_size", batch_size)
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight!r}")
-        self.weight = float(weight)
-        self.sampling: Sampling = one_of("sampling", sampling, SAMPLINGS)
-        self.insertion: Insertion = one_of("insertion", insertion, INSERTIONS)
+        self.weight = non_negative("weight", weight)
+        self.sampler: Sampler = UniformSampler() if sampler is None else sampler
+        self.inserter: Inserter = ReservoirInserter() if inserter is None else inserter
         self.store = one_of("store", store, STORES)
         self.capacity = capacity
-        self.alpha = alpha
-        self.beta = beta
         self.seed = seed
         super().__init__()
 
     def _reset(self) -> None:
         self.memory = EpisodicMemory(
-            self.capacity,
-            insertion=self.insertion,
-            alpha=self.alpha,
-            beta=self.beta,
-            seed=self.seed,
+            self.capacity, inserter=self.inserter, sampler=self.sampler, seed=self.seed
         )
         self._classes: dict[int, tuple[int, ...] | None] = {}
 
@@ -197,10 +200,10 @@ class ExperienceReplay(Strategy):
         the memory is empty. In "stream" mode the batch ``(x, y)`` is offered afterwards."""
         loss = None
         if len(self.memory) > 0:
-            batch = self.memory.sample(self.batch_size, self.sampling)
+            batch = self.memory.sample(self.batch_size)
             losses = replay_losses(model, params, batch.x, batch.y, batch.task, self._classes)
             loss = self.weight * (batch.weight * losses).mean()
-            if self.sampling == "prioritized":
+            if self.sampler.uses_priorities:
                 self.memory.update_priorities(batch.index, losses.detach())
         if self.store == "stream":
             self._classes[task.id] = task.classes

@@ -48,9 +48,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..checks import non_negative, positive
 from ..fast_weights import Params
 from .anchored import AnchoredPenalty
-from .checks import non_negative, positive
 from .importance import check_shapes, copy_params
 from .protocol import ContinualModel, ContinualTask, tensor_bytes
 
@@ -101,11 +101,6 @@ class SynapticIntelligence(AnchoredPenalty):
         """Weights at the start of the current task (``delta`` is measured from them)."""
         self._path: Params = {}
         """The running path integral ``w`` of the current task."""
-
-    @property
-    def importance(self) -> Params | None:
-        """``Omega`` per parameter (None before the first task ends)."""
-        return None if self._importance is None else dict(self._importance)
 
     def before_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Start the path integral at zero from ``model.params``."""

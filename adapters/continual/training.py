@@ -40,6 +40,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
+from ..checks import positive_int
 from ..fast_weights import Params
 from ..meta.adam import Adam
 from .metrics import AccuracyMatrix
@@ -73,9 +74,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, getattr(self, name))
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.optimizer not in ("sgd", "adam"):
@@ -196,8 +195,7 @@ def run_sequence(
     model's score on every task is the matrix's ``baseline``. ``tasks`` may be a lazy sequence
     (it is indexed, and each task is built again when it is evaluated).
     """
-    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
-        raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
+    positive_int("eval_every", eval_every)
     count = len(tasks)
     matrix = AccuracyMatrix(count, higher_is_better=model.loss == "cross_entropy")
     for j in range(count):

@@ -34,6 +34,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ..checks import positive_int
+
 __all__ = ["LIKELIHOODS", "VAE", "Likelihood"]
 
 Likelihood = Literal["gaussian", "bernoulli"]
@@ -67,8 +69,7 @@ class VAE(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("in_dim", in_dim), ("latent", latent), ("hidden", hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, value)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         self.in_dim = in_dim

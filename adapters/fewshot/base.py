@@ -19,7 +19,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..checks import integer, positive_finite
 from ..fast_weights import copy_params_like
 from ..meta.adam import Adam
 from ..protocol import EpisodeStats, FittedSupport, Task
@@ -50,15 +50,9 @@ class MetricLearner:
     def __init__(self, embedding: Embedding | None, *, lr: float, seed: int) -> None:
         if embedding is not None and not isinstance(embedding, Embedding):
             raise ValueError(f"embedding must be an Embedding or None, got {embedding!r}")
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr):
-            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        if lr <= 0:
-            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
         self.embedding = embedding
-        self.lr = float(lr)
-        self.seed = seed
+        self.lr = positive_finite("lr", lr)
+        self.seed = integer("seed", seed)
         self._reset()
 
     def _reset(self) -> None:

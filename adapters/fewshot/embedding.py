@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import integer, is_int, positive_int
+
 __all__ = ["Embedding", "init_params"]
 
 _EPS = 1e-5
@@ -74,12 +76,11 @@ class Embedding(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not _is_positive_int(in_dim):
-            raise ValueError(f"in_dim must be a positive integer, got {in_dim!r}")
+        positive_int("in_dim", in_dim)
         hidden, channels = tuple(hidden), tuple(channels)
-        if not all(_is_positive_int(h) for h in hidden):
+        if not all(is_int(h) and h >= 1 for h in hidden):
             raise ValueError(f"hidden must hold positive integer widths, got {hidden!r}")
-        if not all(_is_positive_int(c) for c in channels):
+        if not all(is_int(c) and c >= 1 for c in channels):
             raise ValueError(f"channels must hold positive integer counts, got {channels!r}")
         if not hidden and not channels:
             raise ValueError("hidden and channels are both empty (use embedding=None instead)")
@@ -93,8 +94,7 @@ class Embedding(nn.Module):
                 raise ValueError(
                     f"image_shape {image_shape} is too small for {len(channels)} conv blocks"
                 )
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
+        integer("seed", seed)
         self.in_dim = in_dim
         self.hidden = hidden
         self.channels = channels
@@ -206,7 +206,3 @@ def init_params(module: nn.Module, seed: int | torch.Generator) -> dict[str, Ten
             bound = 1.0 / math.sqrt(fan_in)
             out[key] = torch.empty(param.shape).uniform_(-bound, bound, generator=generator)
     return out
-
-
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

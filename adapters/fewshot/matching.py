@@ -40,13 +40,12 @@ networks for one shot learning. NeurIPS.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..checks import positive_finite
 from .base import FittedEpisode, MetricLearner, _check_x, _sub, check_support
 from .embedding import Embedding
 
@@ -83,10 +82,7 @@ class MatchingNet(MetricLearner):
     ) -> None:
         if not isinstance(embedding, Embedding):
             raise ValueError(f"embedding must be an Embedding, got {embedding!r}")
-        if isinstance(scale, bool) or not isinstance(scale, int | float):
-            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
-        if not (math.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        positive_finite("scale", scale)
         self.fce = bool(fce)
         self.scale = float(scale)
         d = embedding.out_dim

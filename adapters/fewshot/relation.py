@@ -42,8 +42,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..checks import positive_int
 from .base import MetricLearner, _sub
-from .embedding import Embedding, _is_positive_int
+from .embedding import Embedding
 
 __all__ = ["RelationNet"]
 
@@ -82,8 +83,7 @@ class RelationNet(MetricLearner):
     ) -> None:
         if not isinstance(embedding, Embedding):
             raise ValueError(f"embedding must be an Embedding, got {embedding!r}")
-        if not _is_positive_int(hidden):
-            raise ValueError(f"hidden must be a positive integer, got {hidden!r}")
+        positive_int("hidden", hidden)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.hidden = hidden

@@ -6,11 +6,13 @@ The inner loop of ``adapt`` (and of the learners' meta-updates) is described by 
 tensor a parameter, or a schedule of those, one an inner step). ``meta_parameters`` is what the
 outer loop learns.
 
-``regularizer`` is the caller's hook into the outer loop: a differentiable function of
-``params`` (for example an online-EWC penalty that protects the initialisation), whose gradient
-at the current ``params`` every ``meta_update`` applies next to the meta-gradient. The learner
-does not own it: it is not part of the state dict, and ``None`` (the default) or a call that
-returns ``None`` (no penalty yet) leaves ``meta_update`` as it would be without one.
+``regularizer`` (a constructor argument, :class:`~adaptd.adapters.protocol.Regularizer`) is
+the caller's hook into the outer loop, for example an online-EWC penalty that protects the
+initialisation: every ``meta_update`` applies it next to its own update (the Adam learners add
+its gradient to the meta-gradient, Reptile takes its decoupled step). The learner does not own
+it: it is not part of the state dict, a deep copy of the learner shares it, and ``None`` (the
+default) or a regularizer with no penalty yet leaves ``meta_update`` as it would be without
+one.
 
 Examples
 --------
@@ -22,13 +24,14 @@ Examples
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+import copy
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from ..checks import integer, positive_finite, positive_int
 from ..fast_weights import (
     BACKENDS,
     AdaptResult,
@@ -40,7 +43,8 @@ from ..fast_weights import (
     copy_params_like,
 )
 from ..network import PolicyNet, init_params
-from ..protocol import Loss, Task
+from ..protocol import Loss, Regularizer, Task
+from ..steps import SGD_STEP, InnerStep
 
 __all__ = ["FastWeightLearner", "as_task_tensors"]
 
@@ -64,6 +68,9 @@ class FastWeightLearner:
         Seed of the initial ``params``.
     loss
         "mse" (regression) or "cross_entropy" (classification, ``net.out_dim`` classes).
+    regularizer
+        An extra objective on the initialisation that every ``meta_update`` applies (see the
+        module docstring); ``None`` for none.
     """
 
     algorithm: ClassVar[str] = ""
@@ -86,20 +93,24 @@ class FastWeightLearner:
         backend: Backend = "autograd",
         seed: int = 0,
         loss: Loss = "mse",
+        regularizer: Regularizer | None = None,
     ) -> None:
         if meta_lr is None:
             meta_lr = self.default_meta_lr
         if not isinstance(net, PolicyNet):
             raise ValueError(f"net must be a PolicyNet, got {type(net).__name__}")
-        if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
-            raise ValueError(f"inner_steps must be a positive integer, got {inner_steps!r}")
-        _check_rate("inner_lr", inner_lr)
-        _check_rate("meta_lr", meta_lr)
+        positive_int("inner_steps", inner_steps)
+        positive_finite("inner_lr", inner_lr)
+        positive_finite("meta_lr", meta_lr)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
+        integer("seed", seed)
         check_loss(net, loss)
+        if regularizer is not None and not isinstance(regularizer, Regularizer):
+            raise ValueError(
+                "regularizer must have gradient(params) and decoupled_step(params, size), "
+                f"got {regularizer!r}"
+            )
         self.net = net
         self.inner_steps = inner_steps
         self.inner_lr = float(inner_lr)
@@ -107,9 +118,7 @@ class FastWeightLearner:
         self.backend: Backend = backend
         self.seed = seed
         self.loss: Loss = loss
-        self.regularizer: Callable[[Params], Tensor | None] | None = None
-        """An extra differentiable loss of ``params`` for the outer loop (see the module
-        docstring); set by the caller, never saved with the state."""
+        self.regularizer = regularizer
         self._reset()
 
     def _reset(self) -> None:
@@ -138,11 +147,14 @@ class FastWeightLearner:
         deadline_s: float | None = None,
         steps: int | None = None,
         start: Mapping[str, Tensor] | None = None,
+        step: InnerStep = SGD_STEP,
     ) -> AdaptResult:
         """Fast weights for a new task: ``steps`` (default ``inner_steps``) inner steps on
         ``(x, y)`` from ``start`` (default the meta-learned ``params``; e.g. the last policy of
         a returning regime), with the learner's own step sizes and adapted parameters. A
-        learned step-size schedule shorter than ``steps`` reuses its last step's sizes."""
+        learned step-size schedule shorter than ``steps`` reuses its last step's sizes.
+        ``step`` is the rule of one step (plain gradient descent by default; see
+        :mod:`adaptd.adapters.steps`)."""
         if start is not None and set(start) != set(self.params):
             raise ValueError(
                 f"start has params {sorted(start)}, the network has {sorted(self.params)}"
@@ -158,27 +170,8 @@ class FastWeightLearner:
             backend=self.backend,
             loss=self.loss,
             names=self.inner_names,
+            step=step,
         )
-
-    def regularizer_grads(self) -> Params | None:
-        """The gradient of ``regularizer`` at the current ``params``, one detached tensor per
-        parameter (zeros where it does not depend on one); ``None`` when there is no
-        regularizer, it returned ``None``, or its value does not depend on ``params``."""
-        if self.regularizer is None:
-            return None
-        leaves = {k: v.detach().requires_grad_() for k, v in self.params.items()}
-        with torch.enable_grad():
-            value = self.regularizer(leaves)
-            if value is None or not value.requires_grad:
-                return None
-            if value.numel() != 1:
-                shape = tuple(value.shape)
-                raise ValueError(f"regularizer must return a scalar, got shape {shape}")
-            grads = torch.autograd.grad(value, list(leaves.values()), allow_unused=True)
-        return {
-            k: torch.zeros_like(v) if g is None else g.detach()
-            for (k, v), g in zip(self.params.items(), grads, strict=True)
-        }
 
     def state_dict(self) -> dict[str, Any]:
         """``{"algorithm", "updates", "params"}`` plus the subclass's own state; all copies."""
@@ -215,6 +208,15 @@ class FastWeightLearner:
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         del state
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FastWeightLearner:
+        # The regularizer is the caller's (its state moves on with the caller): shared.
+        memo[id(self.regularizer)] = self.regularizer
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            setattr(clone, name, copy.deepcopy(value, memo))
+        return clone
 
     def __repr__(self) -> str:
         return (
@@ -258,10 +260,3 @@ def as_task_tensors(
                 )
         out.append((sx, sy, qx, qy))
     return out
-
-
-def _check_rate(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")

@@ -81,11 +81,11 @@ class GradientLearner(FastWeightLearner):
 
     def meta_update(self, tasks: Sequence[Task]) -> MetaStats:
         """One Adam step on ``meta_gradient(tasks)`` plus, for the ``params`` entries, the
-        gradient of ``regularizer`` (if any) at the current ``params``; returns the batch's
+        ``regularizer``'s gradient (if any) at the current ``params``; returns the batch's
         query losses (without the regularizer)."""
         start = time.perf_counter()
         meta_grad, stats = self.meta_gradient(tasks)
-        extra = self.regularizer_grads()
+        extra = None if self.regularizer is None else self.regularizer.gradient(self.params)
         if extra is not None:
             # Adam sees one objective: the meta-loss plus the penalty on the initialisation.
             meta_grad = {k: g + extra[k] if k in extra else g for k, g in meta_grad.items()}

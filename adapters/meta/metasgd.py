@@ -46,9 +46,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..checks import flag
 from ..fast_weights import Backend, Params, StepSchedule, copy_params_like
 from ..network import PolicyNet
-from ..protocol import Loss
+from ..protocol import Loss, Regularizer
 from .gradient_based import GradientLearner
 
 __all__ = ["STEP_SIZE_PREFIX", "MetaSGD"]
@@ -85,11 +86,10 @@ class MetaSGD(GradientLearner):
         backend: Backend = "autograd",
         seed: int = 0,
         loss: Loss = "mse",
+        regularizer: Regularizer | None = None,
         per_step: bool = False,
     ) -> None:
-        if not isinstance(per_step, bool):
-            raise ValueError(f"per_step must be True or False, got {per_step!r}")
-        self.per_step = per_step
+        self.per_step = flag("per_step", per_step)
         super().__init__(
             net,
             inner_steps=inner_steps,
@@ -98,6 +98,7 @@ class MetaSGD(GradientLearner):
             backend=backend,
             seed=seed,
             loss=loss,
+            regularizer=regularizer,
         )
 
     def _reset(self) -> None:

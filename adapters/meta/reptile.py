@@ -7,8 +7,9 @@ For each task of a batch, run ``inner_steps`` of gradient descent from ``θ`` to
 No second derivatives, no optimizer state.
 
 A ``regularizer`` (see :mod:`adaptd.adapters.meta.base`) is applied as a decoupled step after
-the interpolation, ``θ ← θ − meta_lr · inner_lr · ∇R(θ_old)``, with the gradient taken at the
-initialisation the update started from. Why this form: Reptile's update is an interpolation,
+the interpolation, ``θ ← θ − regularizer.decoupled_step(θ_old, meta_lr · inner_lr)``, computed
+at the initialisation the update started from: for a plain penalty
+``θ ← θ − meta_lr · inner_lr · ∇R(θ_old)``. Why this form: Reptile's update is an interpolation,
 not a gradient step, so there is no meta-gradient to add ``∇R`` to. Its direction
 ``φ_i − θ`` is ``−inner_lr`` times the sum of the inner loop's loss gradients, and the
 interpolation scales it by ``meta_lr``; scaling ``∇R`` by the same ``meta_lr · inner_lr``
@@ -17,7 +18,9 @@ the inner objective. Putting the penalty into the inner loop instead would chang
 itself (the same inner loop serves ``adapt``) and would evaluate it at adapted weights rather
 than at the initialisation it protects; keeping it out of the interpolation (as AdamW keeps
 weight decay out of Adam's moments) leaves the Reptile step exactly as it was when the
-penalty's gradient is zero.
+penalty's gradient is zero. An explicit step overshoots a penalty whose curvature exceeds
+``2 / (meta_lr · inner_lr)``; such a penalty bounds its own step (``decoupled_step``: online
+EWC caps its importance, :mod:`adaptd.adapters.continual.anchored_regularizer`).
 
 Which data the inner loop sees: all of the task, support and query together, as in the paper
 (Reptile has no notion of a query set and more data gives a better ``φ_i``). The query set is
@@ -88,12 +91,13 @@ class Reptile(FastWeightLearner):
         all_x = [torch.cat((sx, qx)) for sx, qx in zip(sxs, qxs, strict=True)]
         all_y = [torch.cat((sy, qy)) for sy, qy in zip(sys_, qys, strict=True)]
         adapted = adapt_tasks(self.net, theta, all_x, all_y, **kwargs)
-        extra = self.regularizer_grads()
+        move = None
+        if self.regularizer is not None:
+            move = self.regularizer.decoupled_step(theta, self.meta_lr * self.inner_lr)
         with torch.no_grad():
             params = {k: v + self.meta_lr * (adapted[k].mean(dim=0) - v) for k, v in theta.items()}
-            if extra is not None:
-                step = self.meta_lr * self.inner_lr
-                params = {k: v - step * extra[k] for k, v in params.items()}
+            if move is not None:
+                params = {k: v - move[k] for k, v in params.items()}
             self.params = params
         self.updates += 1
         return MetaStats(

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from ..checks import non_negative_int, positive_int
 from ..protocol import Task
 
 __all__ = ["EpisodeSampler", "split_classes"]
@@ -64,8 +65,7 @@ class EpisodeSampler:
         seed: int = 0,
     ) -> None:
         for name, value in (("n_way", n_way), ("k_shot", k_shot), ("n_query", n_query)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, value)
         features = np.asarray(x, dtype=np.float32)
         labels = np.asarray(y)
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
@@ -99,8 +99,7 @@ class EpisodeSampler:
 
     def sample(self, batch: int) -> list[Task]:
         """``batch`` episodes; targets are int64 ids ``0..n_way-1``."""
-        if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
-            raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        positive_int("batch", batch)
         return [self._episode() for _ in range(batch)]
 
     def _episode(self) -> Task:
@@ -141,8 +140,7 @@ def split_classes(
     Each split is sorted. Classes beyond ``n_train + n_val + n_test`` are left out.
     """
     for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        non_negative_int(name, value)
     distinct = np.unique(np.asarray(list(labels) if not hasattr(labels, "shape") else labels))
     total = n_train + n_val + n_test
     if total > len(distinct):

@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
+from ..checks import positive_int
 from .segmentation import binary_segmentation
 
 if TYPE_CHECKING:
@@ -259,5 +260,4 @@ def _annotated_from(series: MarketSeries) -> int:
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)

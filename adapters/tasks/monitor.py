@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
+from ..checks import non_negative_int, positive_int
 from ..fast_weights import task_loss
 from ..protocol import Task
 from .stats import Estimate
@@ -83,8 +84,7 @@ class EarlyStopping:
     def __init__(
         self, patience: int = 5, min_delta: float = 0.0, mode: Literal["min", "max"] = "min"
     ) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be a positive integer, got {patience!r}")
+        positive_int("patience", patience)
         if not (math.isfinite(min_delta) and min_delta >= 0):
             raise ValueError(f"min_delta must be finite and >= 0, got {min_delta!r}")
         if mode not in ("min", "max"):
@@ -175,8 +175,7 @@ def meta_train(
     learner is reset to the best state it recorded (``learner.state_dict()`` copies).
     """
     for name, value in (("iterations", iterations), ("eval_every", eval_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)
     start = time.perf_counter()
     history = TrainingHistory()
 
@@ -257,8 +256,7 @@ def evaluate_classifier(learner: Any, tasks: Sequence[Task], steps: int | None =
 def _adapted(learner: Any, tasks: Sequence[Task], steps: int | None) -> list[dict[str, Tensor]]:
     if not tasks:
         raise ValueError("tasks is empty")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
-        raise ValueError(f"steps must be None or a non-negative integer, got {steps!r}")
+    non_negative_int("steps", steps, optional=True)
     if steps == 0:
         return [learner.params for _ in tasks]
     return [learner.adapt(t.support_x, t.support_y, steps=steps).params for t in tasks]

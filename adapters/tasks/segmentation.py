@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from ..checks import int_at_least
+
 __all__ = ["binary_segmentation"]
 
 _FLOOR = 1e-12
@@ -63,8 +65,7 @@ def binary_segmentation(
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 1 or not np.all(np.isfinite(r)):
         raise ValueError("returns must be a 1-d array of finite numbers")
-    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 2:
-        raise ValueError(f"min_size must be an integer >= 2, got {min_size!r}")
+    int_at_least("min_size", min_size, 2)
     if penalty is None:
         penalty = 3.0 * math.log(max(len(r), 2))
     if not (math.isfinite(penalty) and penalty >= 0):

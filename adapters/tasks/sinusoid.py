@@ -41,6 +41,7 @@ import math
 import numpy as np
 import torch
 
+from ..checks import positive_int
 from ..protocol import Task
 
 __all__ = ["SinusoidTasks"]
@@ -73,10 +74,7 @@ class SinusoidTasks:
         for name, (low, high) in (("amplitude", amplitude), ("phase", phase), ("x_range", x_range)):
             if not (math.isfinite(low) and math.isfinite(high) and low <= high):
                 raise ValueError(f"{name} must be a finite (low, high) with low <= high")
-        if pool_size is not None and (
-            isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1
-        ):
-            raise ValueError(f"pool_size must be None or a positive integer, got {pool_size!r}")
+        positive_int("pool_size", pool_size, optional=True)
         self.amplitude = (float(amplitude[0]), float(amplitude[1]))
         self.phase = (float(phase[0]), float(phase[1]))
         self.x_range = (float(x_range[0]), float(x_range[1]))
@@ -104,9 +102,9 @@ class SinusoidTasks:
 
     def sample(self, batch: int, k_support: int, k_query: int) -> list[Task]:
         """``batch`` tasks with ``k_support`` support and ``k_query`` query points each."""
-        _check_count("batch", batch)
-        _check_count("k_support", k_support)
-        _check_count("k_query", k_query)
+        positive_int("batch", batch)
+        positive_int("k_support", k_support)
+        positive_int("k_query", k_query)
         if self.pool is None:
             waves = self._waves(self._rng, batch)
         else:
@@ -121,9 +119,9 @@ class SinusoidTasks:
         The default seed differs from any small training seed; pass the same ``seed`` to get
         the same tasks for every learner compared.
         """
-        _check_count("n", n)
-        _check_count("k_support", k_support)
-        _check_count("n_query", n_query)
+        positive_int("n", n)
+        positive_int("k_support", k_support)
+        positive_int("n_query", n_query)
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x51E]))
         return self._tasks(rng, self._waves(rng, n), k_support, n_query)
 
@@ -145,8 +143,3 @@ class SinusoidTasks:
             f"SinusoidTasks(amplitude={self.amplitude}, phase={self.phase}, "
             f"x_range={self.x_range}, pool_size={self.pool_size}, seed={self.seed})"
         )
-
-
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -34,6 +34,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ..checks import int_at_least, positive_int
 from ..protocol import Task
 from .monitor import Evaluate, _as_float, evaluate_adaptation
 
@@ -146,19 +147,16 @@ def tune(
     data_seed
         Seed passed to ``make_sampler`` for every trial.
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+    positive_int("iterations", iterations)
     if method not in ("random", "halving"):
         raise ValueError(f"method must be 'random' or 'halving', got {method!r}")
-    if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
-        raise ValueError(f"eta must be an integer >= 2, got {eta!r}")
+    int_at_least("eta", eta, 2)
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     if not val_tasks:
         raise ValueError("val_tasks is empty")
     if configs is None:
-        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-            raise ValueError(f"trials must be a positive integer, got {trials!r}")
+        positive_int("trials", trials)
         configs = (space or SearchSpace()).sample(trials, seed=seed)
     configs = [Config(float(c[0]), int(c[1]), float(c[2])) for c in configs]
     if not configs:

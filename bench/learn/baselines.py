@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from adaptd.adapters.checks import positive_int
 from adaptd.adapters.fast_weights import AdaptResult, adapt, task_loss
 from adaptd.adapters.meta.adam import Adam
 from adaptd.adapters.meta.base import as_task_tensors
@@ -72,8 +73,7 @@ class _Reference:
         meta_lr: float,
         first_order: bool = False,
     ) -> None:
-        if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
-            raise ValueError(f"inner_steps must be a positive integer, got {inner_steps!r}")
+        positive_int("inner_steps", inner_steps)
         if not inner_lr > 0:
             raise ValueError(f"inner_lr must be positive, got {inner_lr!r}")
         self.model = copy.deepcopy(net)
@@ -240,8 +240,7 @@ class JointRegression:
     def __init__(
         self, net: PolicyNet, *, inner_steps: int, inner_lr: float, meta_lr: float, seed: int = 0
     ) -> None:
-        if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
-            raise ValueError(f"inner_steps must be a positive integer, got {inner_steps!r}")
+        positive_int("inner_steps", inner_steps)
         for name, value in (("inner_lr", inner_lr), ("meta_lr", meta_lr)):
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value!r}")

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from adaptd.adapters.checks import is_int, non_negative_int, positive_int
 from adaptd.adapters.meta import MAML
 from adaptd.adapters.meta.batched import adapt_tasks, task_losses
 from adaptd.adapters.network import PolicyNet
@@ -120,10 +121,9 @@ def measure(
         "val_tasks": val_tasks,
     }
     for name, value in {**sizes, "seeds": seeds}.items():
-        _check_positive(name, value)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
-    if not pools or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in pools):
+        positive_int(name, value)
+    non_negative_int("workers", workers)
+    if not pools or not all(is_int(m) and m >= 1 for m in pools):
         raise ValueError(f"pools must be positive integers, got {list(pools)!r}")
     pools = sorted(set(pools))
     jobs = [
@@ -143,8 +143,7 @@ def measure(
 def adapted_errors(learner: MAML, tasks: Sequence[Task], steps: int) -> np.ndarray:
     """Each task's query MSE after ``steps`` inner steps from ``learner.params``, all tasks in
     one batched inner loop (``steps=0``: the initialisation itself)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    non_negative_int("steps", steps)
     if not tasks:
         raise ValueError("tasks is empty")
     xs, ys, qxs, qys = (list(column) for column in zip(*tasks, strict=True))
@@ -438,8 +437,3 @@ def _drop(values: np.ndarray, fraction: float) -> float:
     best = np.minimum.accumulate(values)
     at = best[min(len(best) - 1, round(fraction * (len(best) - 1)))]
     return float((at - best[-1]) / at) if at > 0 else 0.0
-
-
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

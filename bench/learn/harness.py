@@ -55,6 +55,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from adaptd.adapters.checks import positive_int
+
 __all__ = [
     "END",
     "LEARN",
@@ -190,8 +192,7 @@ def run_parallel(function: Callable[[Any], Any], jobs: Sequence[Any], workers: i
     """``[function(job) for job in jobs]``, in ``workers`` spawned processes of one torch thread
     each when ``workers > 1`` (in this process otherwise). Jobs are handed out one at a time in
     the given order (put the longest first); ``function`` must be importable at module level."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    positive_int("workers", workers)
     if workers == 1 or len(jobs) <= 1:
         return [function(job) for job in jobs]
     import multiprocessing

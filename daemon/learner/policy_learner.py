@@ -32,7 +32,7 @@ from adaptd.adapters import PolicyNet, Task, init_params
 from adaptd.adapters.fast_weights import adapt, row_losses, task_loss
 from adaptd.adapters.meta import ANIL, FOMAML, MAML, MetaSGD, Reptile
 from adaptd.adapters.meta.batched import adapted_query_losses, stack_tasks
-from adaptd.adapters.protocol import Loss, MetaLearner
+from adaptd.adapters.protocol import Loss, MetaLearner, Regularizer
 from adaptd.replay.episode import Episode
 
 from ..config.settings import AdaptationSettings, ContinualSettings
@@ -52,8 +52,14 @@ LEARNERS: dict[str, type[MetaLearner]] = {
 """``adaptation.meta_algorithm`` values and their classes."""
 
 
-def make_learner(settings: AdaptationSettings, net: PolicyNet, loss: Loss = "mse") -> MetaLearner:
-    """The meta-learner named by ``adaptation.meta_algorithm``, with the daemon's settings."""
+def make_learner(
+    settings: AdaptationSettings,
+    net: PolicyNet,
+    loss: Loss = "mse",
+    regularizer: Regularizer | None = None,
+) -> MetaLearner:
+    """The meta-learner named by ``adaptation.meta_algorithm``, with the daemon's settings and
+    ``regularizer`` (the protection's penalty on the initialisation, if any)."""
     cls = LEARNERS[settings.meta_algorithm]
     # Reptile's outer step is an interpolation factor; the others take an Adam step size.
     meta_lr = settings.meta_lr if cls is Reptile else settings.adam_lr
@@ -65,6 +71,7 @@ def make_learner(settings: AdaptationSettings, net: PolicyNet, loss: Loss = "mse
         backend=settings.backend,
         seed=settings.seed,
         loss=loss,
+        regularizer=regularizer,
     )
 
 
@@ -117,8 +124,8 @@ class PolicyLearner:
             output_scale=spec.output_scale,
             out_dim=spec.out_dim,
         )
-        self.learner = make_learner(settings, self.net, spec.loss)
-        self.protection = Protection(self.continual, self.net, self.learner, seed=settings.seed)
+        self.protection = Protection(self.continual, self.net, seed=settings.seed, loss=spec.loss)
+        self.learner = make_learner(settings, self.net, spec.loss, self.protection.regularizer)
         # The from-scratch baseline: the same inner loop from an initialisation that was
         # never meta-trained, so reports can show what meta-learning adds.
         self.scratch = init_params(self.net, settings.seed + 1)
@@ -142,13 +149,13 @@ class PolicyLearner:
             torch.randn(q, self.spec.in_dim, generator=gen),
             qy,
         )
-        spare = make_learner(self.settings, self.net, self.spec.loss)
-        spare.meta_update([task, task])
         # The penalised paths too: a throwaway penalty with a Fisher, a warm-started adapt.
-        guard = Protection(self.continual, self.net, spare)
-        if guard.consolidate(task.support_x, task.support_y):
+        guard = Protection(self.continual, self.net, loss=self.spec.loss)
+        spare = make_learner(self.settings, self.net, self.spec.loss, guard.regularizer)
+        spare.meta_update([task, task])
+        if guard.consolidate(spare.params, task.support_x, task.support_y):
             spare.meta_update([task, task])
-            guard.adapt(task.support_x, task.support_y, start=spare.params, deadline_s=10.0)
+            guard.adapt(spare, task.support_x, task.support_y, start=spare.params, deadline_s=10.0)
         job = AdaptJob(
             request_id="warm-up",
             task=self.spec.name,
@@ -174,7 +181,9 @@ class PolicyLearner:
         qx, qy = torch.from_numpy(job.query_x), _targets(job.query_y, loss)
         # A returning regime continues from what was learned for it.
         origin = None if job.start_weights is None else _tensors(job.start_weights)
-        result = self.protection.adapt(sx, sy, start=origin, deadline_s=max(deadline_s, 0.0))
+        result = self.protection.adapt(
+            self.learner, sx, sy, start=origin, deadline_s=max(deadline_s, 0.0)
+        )
         parent = (
             _tensors(job.parent_weights) if job.parent_weights is not None else self.learner.params
         )
@@ -245,7 +254,7 @@ class PolicyLearner:
         if arrays:
             x = torch.tensor(np.concatenate([a[0] for a in arrays]))
             y = _targets(np.concatenate([a[1] for a in arrays]), self.spec.loss)
-            self.protection.consolidate(x, y)
+            self.protection.consolidate(self.learner.params, x, y)
         return self.protection.consolidations
 
     def evaluate(self, episodes: Sequence[Episode]) -> list[float]:

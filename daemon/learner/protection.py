@@ -1,29 +1,27 @@
 """Forgetting prevention inside the learner (torch): online EWC on the meta-learned
 initialisation and on the policies of returning regimes.
 
-``Protection`` owns an :class:`~adaptd.adapters.continual.online_ewc.OnlineEWC` and wires it
-into a meta-learner:
+``Protection`` owns an :class:`~adaptd.adapters.continual.online_ewc.OnlineEWC` and the
+meta-learner's regularizer built on it, before the learner exists:
 
-- **Meta-training.** The learner's ``regularizer`` is the penalty
+- **Meta-training.** The meta-learner is constructed with ``regularizer`` (an
+  :class:`~adaptd.adapters.continual.anchored_regularizer.AnchoredRegularizer`), the penalty
   ``lam / 2 * sum F (theta - anchor)^2``: every meta-update resists moving the initialisation
   where the running Fisher ``F`` says it mattered. After each meta round, :meth:`consolidate`
   folds the Fisher of freshly replayed episodes (sampled evenly across regimes) at the new
   initialisation into ``F`` (``F <- decay * F + F_round``) and moves the anchor there.
-  Reptile applies the penalty as an explicit step of size ``s = meta_lr * inner_lr``
-  (:mod:`adaptd.adapters.meta.reptile`), which overshoots the anchor and diverges once
-  ``s * lam * F > 2`` (measured: NaN weights within 40 rounds at ``lam = 100``, where ``F``
-  reaches 10 on the output bias). For Reptile each importance is therefore capped at
-  ``1 / (s * lam)``: a coordinate that important is pulled exactly back to its anchor in one
-  update, and no further. Adam's steps are bounded, so the other learners need no cap.
+  Reptile applies the penalty as an explicit step, which the regularizer bounds by capping
+  each importance (its module docstring says why and by how much).
 - **Returning regimes.** A regime that comes back is adapted from its last published policy;
   :meth:`adapt` then adds the penalty anchored at that policy, with the same ``F`` and the
   strength ``continual.policy_lambda``, so the few new examples refine what the policy knew
-  instead of overwriting it. The penalised
-  inner step is proximal: a gradient step on the support loss, then the exact minimiser of
-  the step's quadratic model plus the penalty,
-  ``w <- a + (w - lr * g - a) / (1 + lr * lam * F)``, which shrinks each weight's move by a
-  factor in ``(0, 1]`` and so stays stable however large ``lr * lam * F`` gets (an explicit
-  gradient step on the penalty diverges once that product exceeds 2).
+  instead of overwriting it. The penalised inner step is proximal
+  (:class:`~adaptd.adapters.continual.proximal.ProximalStep`, the step hook of the learner's
+  own inner loop): a gradient step on the support loss, then the exact minimiser of the step's
+  quadratic model plus the penalty, ``w <- a + (w - lr * g - a) / (1 + lr * lam * F)``, which
+  shrinks each weight's move by a factor in ``(0, 1]`` and so stays stable however large
+  ``lr * lam * F`` gets (an explicit gradient step on the penalty diverges once that product
+  exceeds 2).
 
 The state (Fisher, anchor, consolidations) is checkpointed with the meta-learner's
 (:mod:`adaptd.daemon.learner.policy_learner`).
@@ -35,17 +33,17 @@ Examples
 >>> from adaptd.adapters.network import PolicyNet
 >>> from adaptd.daemon.config.settings import ContinualSettings
 >>> net = PolicyNet(3, (8,))
->>> learner = ANIL(net, inner_steps=3, inner_lr=0.1)
->>> protection = Protection(ContinualSettings(policy_lambda=10.0), net, learner, seed=0)
+>>> protection = Protection(ContinualSettings(policy_lambda=10.0), net, seed=0)
+>>> learner = ANIL(net, inner_steps=3, inner_lr=0.1, regularizer=protection.regularizer)
 >>> learner.regularizer is not None, protection.consolidations
 (True, 0)
 >>> g = torch.Generator().manual_seed(0)
 >>> x, y = torch.randn(64, 3, generator=g), torch.randn(64, generator=g)
->>> protection.consolidate(x, y)
+>>> protection.consolidate(learner.params, x, y)
 True
 >>> start = {k: v + 0.1 for k, v in learner.params.items()}
 >>> free = learner.adapt(x[:16], y[:16], start=start)
->>> held = protection.adapt(x[:16], y[:16], start=start)
+>>> held = protection.adapt(learner, x[:16], y[:16], start=start)
 >>> distance = lambda p: sum(float((p[k] - start[k]).pow(2).sum()) for k in start)
 >>> distance(held.params) < distance(free.params)
 True
@@ -53,27 +51,18 @@ True
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from adaptd.adapters.continual.importance import quadratic_penalty
+from adaptd.adapters.continual.anchored_regularizer import AnchoredRegularizer
 from adaptd.adapters.continual.online_ewc import OnlineEWC
 from adaptd.adapters.continual.protocol import ContinualModel
-from adaptd.adapters.fast_weights import (
-    AdaptResult,
-    Params,
-    grad_and_loss,
-    rate_schedule,
-    rates_at,
-    task_loss,
-)
-from adaptd.adapters.meta.base import FastWeightLearner
-from adaptd.adapters.meta.reptile import Reptile
+from adaptd.adapters.continual.proximal import ProximalStep
+from adaptd.adapters.fast_weights import AdaptResult
 from adaptd.adapters.network import PolicyNet
+from adaptd.adapters.protocol import Loss, MetaLearner
 
 from ..config.settings import ContinualSettings
 
@@ -91,125 +80,70 @@ class Protection:
     settings
         The ``continual`` section; ``penalty="none"`` makes every method a no-op (plain
         adaptation, no regularizer, no state).
-    net, learner
-        The policy network and the meta-learner to protect (its ``regularizer`` is set here).
+    net
+        The policy network.
     seed
         Seed of the Fisher's example subsets.
+    loss
+        The policy's loss, which the Fisher is the curvature of.
     """
 
     def __init__(
         self,
         settings: ContinualSettings,
         net: PolicyNet,
-        learner: FastWeightLearner,
         seed: int = 0,
+        loss: Loss = "mse",
     ) -> None:
         self.settings = settings
         self.net = net
-        self.learner = learner
         self.seed = seed
-        self.ewc: OnlineEWC | None = self._fresh_ewc()
-        if self.ewc is not None:
-            learner.regularizer = self.penalty
-
-    def _fresh_ewc(self) -> OnlineEWC | None:
-        if self.settings.penalty != "online_ewc":
-            return None
-        return OnlineEWC(
-            lam=self.settings.ewc_lambda,
-            decay=self.settings.ewc_decay,
-            fisher="empirical",
-            max_examples=FISHER_MAX_EXAMPLES,
-            seed=self.seed,
-        )
+        self.loss: Loss = loss
+        self.ewc: OnlineEWC | None = None
+        self.regularizer: AnchoredRegularizer | None = None
+        """The meta-learner's ``regularizer`` (None without a penalty): give it to the
+        learner's constructor."""
+        if settings.penalty == "online_ewc":
+            self.ewc = OnlineEWC(
+                lam=settings.ewc_lambda,
+                decay=settings.ewc_decay,
+                fisher="empirical",
+                max_examples=FISHER_MAX_EXAMPLES,
+                seed=seed,
+            )
+            self.regularizer = AnchoredRegularizer(self.ewc)
 
     @property
     def consolidations(self) -> int:
         """Meta rounds folded into the running Fisher so far."""
         return 0 if self.ewc is None else self.ewc.tasks_seen
 
-    def penalty(self, params: Mapping[str, Tensor]) -> Tensor | None:
-        """``lam / 2 * sum F (params - anchor)^2`` (for Reptile with ``F`` capped, see the
-        module docstring); None before the first consolidation."""
-        if self.ewc is None:
-            return None
-        if isinstance(self.learner, Reptile):
-            fisher, anchor = self.ewc.fisher, self.ewc.anchor
-            if fisher is None or anchor is None or self.ewc.lam == 0:
-                return None
-            cap = 1.0 / (self.learner.meta_lr * self.learner.inner_lr * self.ewc.lam)
-            capped = {k: f.clamp(max=cap) for k, f in fisher.items()}
-            return self.ewc.lam / 2 * quadratic_penalty(params, anchor, capped)
-        model = ContinualModel(self.net, dict(params), loss=self.learner.loss)
-        # Online EWC's penalty is a function of the weights alone: no batch, no task needed.
-        return self.ewc.penalty(model, params, None, None, None)  # type: ignore[arg-type]
-
-    def consolidate(self, x: Tensor, y: Tensor) -> bool:
-        """Fold the Fisher of ``(x, y)`` at the learner's current initialisation into the
-        running one and anchor there; False (nothing done) without a penalty or data."""
+    def consolidate(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor) -> bool:
+        """Fold the Fisher of ``(x, y)`` at ``params`` (the learner's current initialisation)
+        into the running one and anchor there; False (nothing done) without a penalty or
+        data."""
         if self.ewc is None or len(y) == 0:
             return False
-        model = ContinualModel(self.net, self.learner.params, loss=self.learner.loss)
-        self.ewc.consolidate(model, x, y)
+        self.ewc.consolidate(ContinualModel(self.net, dict(params), loss=self.loss), x, y)
         return True
 
     def adapt(
         self,
+        learner: MetaLearner,
         x: Tensor,
         y: Tensor,
         *,
         start: Mapping[str, Tensor] | None,
         deadline_s: float | None = None,
     ) -> AdaptResult:
-        """The learner's adaptation of ``(x, y)`` from ``start``; when ``start`` is given (a
+        """``learner``'s adaptation of ``(x, y)`` from ``start``; when ``start`` is given (a
         returning regime's policy) and a Fisher exists, with the penalty anchored at
         ``start`` (proximal steps, see the module docstring)."""
         fisher = None if self.ewc is None else self.ewc.fisher
         if start is None or fisher is None or self.settings.policy_lambda == 0:
-            return self.learner.adapt(x, y, deadline_s=deadline_s, start=start)
-        return self._proximal_adapt(x, y, dict(start), fisher, deadline_s)
-
-    def _proximal_adapt(
-        self,
-        x: Tensor,
-        y: Tensor,
-        anchor: Params,
-        fisher: Params,
-        deadline_s: float | None,
-    ) -> AdaptResult:
-        begin = time.perf_counter()
-        learner = self.learner
-        names = list(anchor) if learner.inner_names is None else list(learner.inner_names)
-        schedule = rate_schedule(learner.step_sizes(), names)
-        lam = self.settings.policy_lambda
-        dtype = next(iter(anchor.values())).dtype
-        x, y = x.to(dtype), (y.to(dtype) if learner.loss == "mse" else y)
-        anchor = {k: v.detach().to(dtype) for k, v in anchor.items()}
-        current = dict(anchor)
-        losses: list[float] = []
-        taken, hit = 0, False
-        for step in range(learner.inner_steps):
-            if deadline_s is not None and time.perf_counter() - begin >= deadline_s:
-                hit = True
-                break
-            grads, value = grad_and_loss(
-                self.net, current, x, y, backend=learner.backend, loss=learner.loss, names=names
-            )
-            losses.append(float(value))
-            rates = rates_at(schedule, step)
-            with torch.no_grad():
-                for k in names:
-                    rate = rates[k]
-                    # A learned step size may be negative (Meta-SGD): no shrinkage there.
-                    shrink = 1.0 + lam * fisher[k] * (
-                        rate.clamp(min=0.0) if isinstance(rate, Tensor) else max(rate, 0.0)
-                    )
-                    moved = current[k] - rate * grads[k]
-                    current[k] = anchor[k] + (moved - anchor[k]) / shrink
-            taken += 1
-        with torch.no_grad():
-            losses.append(float(task_loss(self.net, current, x, y, learner.loss)))
-        return AdaptResult(current, taken, tuple(losses), hit, time.perf_counter() - begin)
+            return learner.adapt(x, y, deadline_s=deadline_s, start=start)
+        step = ProximalStep(start, fisher, self.settings.policy_lambda)
+        return learner.adapt(x, y, deadline_s=deadline_s, start=start, step=step)
 
     def state_dict(self) -> dict[str, Any] | None:
         """The online-EWC state (Fisher, anchor, consolidations); None without a penalty."""
@@ -221,7 +155,6 @@ class Protection:
         penalty is off."""
         if self.ewc is None:
             return
-        if state is None:
-            self.ewc = self._fresh_ewc()
-            return
-        self.ewc.load_state_dict(state)
+        # An empty state (no Fisher, no anchor) resets the one penalty the learner's
+        # regularizer reads, rather than replacing it behind the learner's back.
+        self.ewc.load_state_dict({"name": self.ewc.name} if state is None else state)

@@ -2,7 +2,9 @@
 automatically (:func:`adaptd.adapters.meta.registry.learners`) and checked, once for each of
 its ``conformance_options`` (Meta-SGD also with ``per_step=True``, a learned schedule).
 
-Adding a learner file adds it here. Checks: the protocol and its arguments; adaptation lowers
+Adding a learner file adds it here. Checks: the protocol and its arguments (the
+``regularizer`` included, whose behaviour ``meta/test_regularizer.py`` checks for every
+learner); adaptation lowers
 the support loss; meta-updates reach every meta-parameter and meta-gradients are nonzero and
 finite; second-order meta-gradients match finite differences of the true post-adaptation
 query loss (float64) and differ from the first-order one; first-order meta-gradients match a
@@ -25,6 +27,7 @@ import torch
 
 from adaptd.adapters.fast_weights import BACKENDS, grad_and_loss, task_loss
 from adaptd.adapters.meta.registry import learners
+from adaptd.adapters.meta.regularizer import FunctionRegularizer
 from adaptd.adapters.network import PolicyNet
 from adaptd.adapters.protocol import MetaLearner, Task
 
@@ -102,8 +105,18 @@ def test_every_known_algorithm_is_discovered() -> None:
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_is_a_meta_learner_with_public_arguments(case) -> None:
     net = PolicyNet(IN_DIM, (8,))
-    learner = case(net, inner_steps=3, inner_lr=0.02, meta_lr=0.5, backend="func", seed=9)
+    regularizer = FunctionRegularizer(lambda p: None)
+    learner = case(
+        net,
+        inner_steps=3,
+        inner_lr=0.02,
+        meta_lr=0.5,
+        backend="func",
+        seed=9,
+        regularizer=regularizer,
+    )
     assert isinstance(learner, MetaLearner)
+    assert learner.regularizer is regularizer
     assert (learner.net, learner.inner_steps, learner.inner_lr) == (net, 3, 0.02)
     assert (learner.meta_lr, learner.backend, learner.seed, learner.updates) == (0.5, "func", 9, 0)
     assert learner.loss == "mse"
@@ -122,6 +135,7 @@ def test_defaults(case) -> None:
         "mse",
     )
     assert learner.meta_lr == (0.1 if case.algorithm == "reptile" else 1e-3)
+    assert learner.regularizer is None
     assert _same(learner.params, CASES[0](PolicyNet(IN_DIM, (8,))).params)  # seed 0
 
 
@@ -138,6 +152,7 @@ def test_defaults(case) -> None:
         ({"seed": "zero"}, "seed"),
         ({"loss": "hinge"}, "loss"),
         ({"loss": "cross_entropy"}, "out_dim"),
+        ({"regularizer": lambda params: None}, "regularizer"),
     ],
 )
 def test_invalid_arguments_are_named(case, kwargs: dict, named: str) -> None:

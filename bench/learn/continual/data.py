@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from adaptd.adapters.checks import is_int, positive_int
 from adaptd.adapters.continual import ContinualTask
 
 from .fashion import FASHION_DIR, read_fashion
@@ -157,8 +158,7 @@ class PermutedTasks(Sequence[ContinualTask]):
         train_size: int | None = None,
         test_size: int | None = None,
     ) -> None:
-        if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
-            raise ValueError(f"n_tasks must be a positive integer, got {n_tasks!r}")
+        positive_int("n_tasks", n_tasks)
         for name, size, total in (
             ("train_size", train_size, len(data.train_y)),
             ("test_size", test_size, len(data.test_y)),
@@ -259,7 +259,7 @@ def split_tasks(
     if scenario not in ("task", "class"):
         raise ValueError(f"scenario must be 'task' or 'class', got {scenario!r}")
     classes = sorted(set(data.train_y.tolist()))
-    if isinstance(n_tasks, bool) or n_tasks < 1 or len(classes) % n_tasks:
+    if not is_int(n_tasks) or n_tasks < 1 or len(classes) % n_tasks:
         raise ValueError(f"n_tasks must divide the {len(classes)} classes, got {n_tasks!r}")
     width = len(classes) // n_tasks
     tasks = []

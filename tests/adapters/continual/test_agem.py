@@ -95,7 +95,7 @@ def test_state_round_trips_and_continues_identically() -> None:
     [
         ({"capacity": 0}, "capacity"),
         ({"sample_size": 0}, "sample_size"),
-        ({"insertion": "fifo"}, "insertion"),
+        ({"inserter": "fifo"}, "inserter"),
     ],
 )
 def test_rejects_bad_arguments(kwargs: dict, match: str) -> None:

@@ -1,4 +1,4 @@
-"""GEM: the non-negative QP solver agrees with scipy's NNLS, the projected gradient satisfies
+"""GEM: the dual's solution is exact with few or many past tasks, the projected gradient satisfies
 every constraint and is the closest such vector (brute force over active sets), the margin
 biases it as the authors' code does, the strategy projects only on conflict, bounds its
 memory, round-trips its state and keeps an earlier task."""
@@ -20,7 +20,7 @@ from continual_support import (
 )
 from scipy.optimize import nnls
 
-from adaptd.adapters.continual.gem import GEM, gem_projection, nonnegative_qp
+from adaptd.adapters.continual.gem import GEM, gem_projection
 from adaptd.adapters.continual.protocol import ContinualModel, ContinualTask
 from adaptd.adapters.continual.training import TrainConfig, run_sequence
 
@@ -40,16 +40,19 @@ def closest_feasible(g: np.ndarray, big: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_nonnegative_qp_agrees_with_scipy_nnls(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    rows, cols = (20, 5) if seed % 2 == 0 else (4, 7)  # full column rank, then rank deficient
-    a, b = rng.normal(size=(rows, cols)), rng.normal(size=rows)
-    expected, residual = nnls(a, b)
-    got = nonnegative_qp(a.T @ a, -(a.T @ b))
-    assert np.all(got >= 0)
-    assert np.linalg.norm(a @ got - b) == pytest.approx(residual, abs=1e-8)
-    if seed % 2 == 0:  # unique solution
-        np.testing.assert_allclose(got, expected, atol=1e-8)
+def test_the_dual_solution_is_exact_with_few_or_many_past_tasks(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    tasks, dims = (3, 8) if seed % 2 == 0 else (7, 4)  # independent, then more tasks than dims
+    memories = torch.randn(tasks, dims, generator=g, dtype=torch.float64)
+    grad = -memories.sum(0) + 0.3 * torch.randn(dims, generator=g, dtype=torch.float64)
+    z = gem_projection(grad, memories, margin=0.0)
+    assert bool((memories @ z >= -1e-9).all())
+    expected = closest_feasible(grad.numpy(), memories.numpy())
+    np.testing.assert_allclose(z.numpy(), expected, atol=1e-8)
+    # and the dual's solution is scipy's NNLS of min ||G' v + g|| over v >= 0
+    big, flat = memories.numpy(), grad.numpy()
+    v, _ = nnls(big.T, -flat)
+    np.testing.assert_allclose(z.numpy(), big.T @ v + flat, atol=1e-8)
 
 
 @pytest.mark.parametrize("seed", range(8))

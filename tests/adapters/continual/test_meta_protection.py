@@ -1,13 +1,14 @@
 """Continual strategies on a meta-learned initialisation: online EWC, consolidated on one task
 family, keeps a meta-learner's initialisation good for that family while it meta-trains on a
-conflicting one (the daemon's use of the strategies)."""
+conflicting one (the daemon's use of the strategies: the learner is built with the penalty's
+regularizer, which does nothing until the penalty is first consolidated)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from adaptd.adapters.continual import ContinualModel, OnlineEWC
+from adaptd.adapters.continual import AnchoredRegularizer, ContinualModel, OnlineEWC
 from adaptd.adapters.meta import ANIL, MAML, Reptile
 from adaptd.adapters.network import PolicyNet
 from adaptd.adapters.protocol import Task
@@ -49,18 +50,18 @@ def test_online_ewc_keeps_the_initialisation_good_for_the_first_family(cls) -> N
     for protected in (False, True):
         net = PolicyNet(2, (16,))
         meta_lr = 0.3 if cls is Reptile else 0.01
-        learner = cls(net, inner_steps=1, inner_lr=0.1, meta_lr=meta_lr, seed=0)
+        ewc = OnlineEWC(lam=50.0)
+        regularizer = AnchoredRegularizer(ewc) if protected else None
+        learner = cls(
+            net, inner_steps=1, inner_lr=0.1, meta_lr=meta_lr, seed=0, regularizer=regularizer
+        )
         train(learner, a_train, 150)
         learned = few_shot_loss(learner, a_test)
         if protected:
-            ewc = OnlineEWC(lam=50.0)
             model = ContinualModel(net, learner.params, loss="mse")
             xs = torch.cat([torch.cat((t.support_x, t.query_x)) for t in a_train])
             ys = torch.cat([torch.cat((t.support_y, t.query_y)) for t in a_train])
-            ewc.consolidate(model, xs, ys)
-            learner.regularizer = lambda p, ewc=ewc, model=model: ewc.penalty(
-                model, p, None, None, None
-            )
+            ewc.consolidate(model, xs, ys)  # the learner is protected from here on
         train(learner, b_train, 150)
         results[protected] = (learned, few_shot_loss(learner, a_test))
     (learned, naive), (_, protected) = results[False], results[True]

@@ -17,7 +17,12 @@ from continual_support import (
     hand_over,
 )
 
-from adaptd.adapters.continual.memory import EpisodicMemory
+from adaptd.adapters.continual.memory import (
+    EpisodicMemory,
+    PrioritizedSampler,
+    QuotaInserter,
+    StratifiedSampler,
+)
 from adaptd.adapters.continual.protocol import ContinualModel, ContinualTask, Strategy, restrict
 from adaptd.adapters.continual.replay import ExperienceReplay, class_mask, replay_losses
 from adaptd.adapters.network import PolicyNet, init_params
@@ -64,12 +69,12 @@ def test_penalty_is_the_weighted_loss_on_the_memory() -> None:
 
 def test_prioritized_penalty_is_importance_weighted_and_refreshes_priorities() -> None:
     model, (task, _) = classifier(), conflicting_tasks()
-    replay = ExperienceReplay(capacity=30, batch_size=8, sampling="prioritized", seed=0)
+    replay = ExperienceReplay(capacity=30, batch_size=8, sampler=PrioritizedSampler(), seed=0)
     replay.after_task(model, task)
     replay.memory.update_priorities(torch.arange(30), torch.linspace(0.1, 3.0, 30))
-    twin = EpisodicMemory(30, alpha=replay.alpha, beta=replay.beta)
+    twin = EpisodicMemory(30, sampler=replay.sampler)
     twin.load_state_dict(replay.memory.state_dict())
-    batch = twin.sample(8, "prioritized")  # what the strategy is about to draw
+    batch = twin.sample(8)  # what the strategy is about to draw
     assert batch.weight.min() < 1.0
     losses = F.cross_entropy(model.output(model.params, batch.x), batch.y, reduction="none")
     penalty = replay.penalty(model, model.params, task.train_x, task.train_y, task)
@@ -109,8 +114,8 @@ def test_task_incremental_memory_is_scored_over_its_tasks_classes() -> None:
     "options",
     [
         {},
-        {"sampling": "prioritized"},
-        {"sampling": "stratified", "insertion": "quota"},
+        {"sampler": PrioritizedSampler()},
+        {"sampler": StratifiedSampler(), "inserter": QuotaInserter()},
         {"store": "stream"},
     ],
 )
@@ -119,8 +124,8 @@ def test_replay_keeps_the_first_task_better_than_fine_tuning(options: dict) -> N
 
 
 def test_state_round_trips_and_continues_identically() -> None:
-    replay = ExperienceReplay(50, sampling="prioritized", seed=4)
-    twin = ExperienceReplay(50, sampling="prioritized", seed=0)
+    replay = ExperienceReplay(50, sampler=PrioritizedSampler(), seed=4)
+    twin = ExperienceReplay(50, sampler=PrioritizedSampler(), seed=0)
     model = hand_over(replay, twin, SEQUENCE_CONFIG)
     assert_continues_identically(model, replay, twin, SEQUENCE_CONFIG)
     with pytest.raises(ValueError, match="cannot load"):
@@ -133,8 +138,8 @@ def test_state_round_trips_and_continues_identically() -> None:
         ({"capacity": 0}, "capacity"),
         ({"batch_size": 0}, "batch_size"),
         ({"weight": -1.0}, "weight"),
-        ({"sampling": "greedy"}, "sampling"),
-        ({"insertion": "fifo"}, "insertion"),
+        ({"sampler": "greedy"}, "sampler"),
+        ({"inserter": "fifo"}, "inserter"),
         ({"store": "never"}, "store"),
     ],
 )

@@ -1,6 +1,7 @@
-"""The ``regularizer`` hook of every meta-learner: an extra loss on the initialisation that
-``meta_update`` applies (Adam on meta-gradient plus its gradient; Reptile as a decoupled step),
-that is not part of the state, and that changes nothing when its gradient is zero."""
+"""The ``regularizer`` of every meta-learner (a constructor argument): an extra loss on the
+initialisation that ``meta_update`` applies (Adam on meta-gradient plus its gradient; Reptile
+as a decoupled step), that is not part of the state, and that changes nothing when its
+gradient is zero."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 
 from adaptd.adapters.meta.adam import Adam
 from adaptd.adapters.meta.registry import learners
+from adaptd.adapters.meta.regularizer import FunctionRegularizer
 from adaptd.adapters.network import PolicyNet
 from adaptd.adapters.protocol import Task
 
@@ -37,11 +39,11 @@ def _tasks(seed: int) -> list[Task]:
     return out
 
 
-def _pull_to(anchor: dict[str, torch.Tensor], strength: float):
+def _pull_to(anchor: dict[str, torch.Tensor], strength: float) -> FunctionRegularizer:
     def penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
         return strength / 2 * sum(((params[k] - anchor[k]) ** 2).sum() for k in anchor)
 
-    return penalty
+    return FunctionRegularizer(penalty)
 
 
 def _distance(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor]) -> float:
@@ -53,8 +55,8 @@ def test_a_quadratic_regularizer_pulls_the_initialisation_toward_its_anchor(
     name: str, options: dict[str, Any]
 ) -> None:
     anchor = {k: torch.full_like(v, 0.5) for k, v in _learner(name, options).params.items()}
-    free, held = _learner(name, options), _learner(name, options)
-    held.regularizer = _pull_to(anchor, strength=50.0)
+    free = _learner(name, options)
+    held = _learner(name, options, regularizer=_pull_to(anchor, strength=50.0))
     for step in range(3):
         free.meta_update(_tasks(step))
         held.meta_update(_tasks(step))
@@ -65,9 +67,9 @@ def test_a_quadratic_regularizer_pulls_the_initialisation_toward_its_anchor(
 def test_a_regularizer_with_zero_gradient_changes_nothing_bit_for_bit(
     name: str, options: dict[str, Any]
 ) -> None:
-    plain, flat = _learner(name, options), _learner(name, options)
     # Zero at every point and a function of the parameters: its gradient is exactly zero.
-    flat.regularizer = lambda p: 0.0 * sum(v.sum() for v in p.values())
+    zero = FunctionRegularizer(lambda p: 0.0 * sum(v.sum() for v in p.values()))
+    plain, flat = _learner(name, options), _learner(name, options, regularizer=zero)
     for step in range(3):
         a, b = plain.meta_update(_tasks(step)), flat.meta_update(_tasks(step))
         assert (a.query_loss_before, a.query_loss_after) == (
@@ -88,10 +90,9 @@ def test_a_regularizer_returning_none_or_a_constant_is_no_regularizer(
     name: str, options: dict[str, Any]
 ) -> None:
     plain = _learner(name, options)
-    for regularizer in (lambda p: None, lambda p: torch.tensor(3.0)):
-        other = _learner(name, options)
-        other.regularizer = regularizer
-        assert other.regularizer_grads() is None
+    for penalty in (lambda p: None, lambda p: torch.tensor(3.0)):
+        other = _learner(name, options, regularizer=FunctionRegularizer(penalty))
+        assert other.regularizer.gradient(other.params) is None
     other.meta_update(_tasks(0))
     plain.meta_update(_tasks(0))
     for k in plain.params:
@@ -100,8 +101,8 @@ def test_a_regularizer_returning_none_or_a_constant_is_no_regularizer(
 
 @pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
 def test_the_regularizer_is_not_part_of_the_state(name: str, options: dict[str, Any]) -> None:
-    learner = _learner(name, options)
-    learner.regularizer = _pull_to(learner.params, 1.0)
+    anchor = _learner(name, options).params
+    learner = _learner(name, options, regularizer=_pull_to(anchor, 1.0))
     learner.meta_update(_tasks(0))
     state = learner.state_dict()
     assert "regularizer" not in state
@@ -112,9 +113,9 @@ def test_the_regularizer_is_not_part_of_the_state(name: str, options: dict[str, 
 
 
 def test_reptile_applies_the_regularizer_as_a_decoupled_step() -> None:
-    plain, held = _learner("reptile", {}, meta_lr=0.3), _learner("reptile", {}, meta_lr=0.3)
+    plain = _learner("reptile", {}, meta_lr=0.3)
     anchor = {k: torch.zeros_like(v) for k, v in plain.params.items()}
-    held.regularizer = _pull_to(anchor, strength=4.0)
+    held = _learner("reptile", {}, meta_lr=0.3, regularizer=_pull_to(anchor, strength=4.0))
     theta = dict(held.params)
     plain.meta_update(_tasks(0))
     held.meta_update(_tasks(0))
@@ -126,9 +127,8 @@ def test_reptile_applies_the_regularizer_as_a_decoupled_step() -> None:
 
 @pytest.mark.parametrize("name", ["fomaml", "maml", "anil", "metasgd"])
 def test_gradient_learners_step_adam_on_the_sum_of_both_gradients(name: str) -> None:
-    learner = _learner(name, {})
-    anchor = {k: torch.ones_like(v) for k, v in learner.params.items()}
-    learner.regularizer = _pull_to(anchor, strength=2.0)
+    anchor = {k: torch.ones_like(v) for k, v in _learner(name, {}).params.items()}
+    learner = _learner(name, {}, regularizer=_pull_to(anchor, strength=2.0))
     meta = learner.meta_parameters()
     grads, _ = learner.meta_gradient(_tasks(0))
     total = {k: g + (2.0 * (meta[k] - anchor[k]) if k in anchor else 0.0) for k, g in grads.items()}
@@ -139,7 +139,16 @@ def test_gradient_learners_step_adam_on_the_sum_of_both_gradients(name: str) -> 
 
 
 def test_a_regularizer_must_return_a_scalar() -> None:
-    learner = _learner("fomaml", {})
-    learner.regularizer = lambda p: p["layers.0.bias"] * 2.0
+    vector = FunctionRegularizer(lambda p: p["layers.0.bias"] * 2.0)
+    learner = _learner("fomaml", {}, regularizer=vector)
     with pytest.raises(ValueError, match="regularizer must return a scalar"):
         learner.meta_update(_tasks(0))
+
+
+@pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
+def test_a_regularizer_is_a_constructor_argument_checked_by_name(
+    name: str, options: dict[str, Any]
+) -> None:
+    assert _learner(name, options).regularizer is None
+    with pytest.raises(ValueError, match="regularizer must have gradient"):
+        _learner(name, options, regularizer=lambda p: None)

@@ -12,6 +12,7 @@ import torch
 from test_policy_learner import SPEC, adaptation_settings, episode, request
 
 from adaptd.adapters.fast_weights import mse
+from adaptd.adapters.meta.regularizer import FunctionRegularizer
 from adaptd.daemon.config.settings import ContinualSettings
 from adaptd.daemon.learner.policy_learner import PolicyLearner, episode_task
 
@@ -118,7 +119,9 @@ def test_an_unknown_checkpoint_format_is_refused() -> None:
 def test_a_non_finite_meta_update_is_undone() -> None:
     a = trained("fomaml")
     before = {k: v.clone() for k, v in a.learner.params.items()}
-    a.learner.regularizer = lambda p: float("nan") * sum(v.sum() for v in p.values())
+    a.learner.regularizer = FunctionRegularizer(
+        lambda p: float("nan") * sum(v.sum() for v in p.values())
+    )
     with pytest.raises(FloatingPointError, match="non-finite"):
         a.meta_train([episode(1), episode(2)])
     assert a.meta_updates() == 4

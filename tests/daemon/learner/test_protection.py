@@ -3,13 +3,14 @@ penalised adaptation of a returning regime, Reptile's cap, and the state."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import torch
 
 from adaptd.adapters.fast_weights import grad_and_loss
 from adaptd.adapters.meta import ANIL, FOMAML, MetaSGD, Reptile
+from adaptd.adapters.meta.base import FastWeightLearner
 from adaptd.adapters.network import PolicyNet
 from adaptd.adapters.protocol import Task
 from adaptd.daemon.config.settings import ContinualSettings
@@ -32,11 +33,46 @@ def _tasks(seed: int, sign: float = 1.0) -> list[Task]:
     return out
 
 
-def _setup(cls: type = ANIL, hidden: tuple[int, ...] = (8,), **settings: Any) -> Protection:
+class Protected(NamedTuple):
+    """A protection and the meta-learner built with its regularizer, as the learner builds
+    them; ``consolidate`` and ``adapt`` act on that learner."""
+
+    protection: Protection
+    learner: FastWeightLearner
+
+    @property
+    def net(self) -> PolicyNet:
+        return self.protection.net
+
+    @property
+    def ewc(self) -> Any:
+        return self.protection.ewc
+
+    @property
+    def consolidations(self) -> int:
+        return self.protection.consolidations
+
+    def consolidate(self, x: torch.Tensor, y: torch.Tensor) -> bool:
+        return self.protection.consolidate(self.learner.params, x, y)
+
+    def adapt(self, x: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> Any:
+        return self.protection.adapt(self.learner, x, y, **kwargs)
+
+    def state_dict(self) -> Any:
+        return self.protection.state_dict()
+
+    def load_state_dict(self, state: Any) -> None:
+        self.protection.load_state_dict(state)
+
+
+def _setup(cls: type = ANIL, hidden: tuple[int, ...] = (8,), **settings: Any) -> Protected:
     net = PolicyNet(IN_DIM, hidden)
+    protection = Protection(ContinualSettings(**settings), net, seed=0)
     kwargs = {"meta_lr": 0.3 if cls is Reptile else 0.02}
-    learner = cls(net, inner_steps=3, inner_lr=0.1, seed=2, **kwargs)
-    return Protection(ContinualSettings(**settings), net, learner, seed=0)
+    learner = cls(
+        net, inner_steps=3, inner_lr=0.1, seed=2, regularizer=protection.regularizer, **kwargs
+    )
+    return Protected(protection, learner)
 
 
 def _distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -58,8 +94,8 @@ def test_without_a_penalty_everything_is_plain() -> None:
 
 def test_before_the_first_consolidation_the_penalty_is_absent() -> None:
     p = _setup()
-    assert p.penalty(p.learner.params) is None
-    assert p.learner.regularizer_grads() is None
+    assert p.ewc.penalty_at(p.learner.params) is None
+    assert p.learner.regularizer.gradient(p.learner.params) is None
     x, y = _data(1)
     start = {k: v + 0.2 for k, v in p.learner.params.items()}
     ours, plain = p.adapt(x, y, start=start), p.learner.adapt(x, y, start=start)
@@ -72,11 +108,10 @@ def test_the_penalty_is_zero_at_the_anchor_and_its_gradient_is_lambda_f_delta() 
     x, y = _data(2)
     assert p.consolidate(x, y) and p.consolidations == 1
     anchor, fisher = p.ewc.anchor, p.ewc.fisher
-    assert float(p.penalty(anchor)) == 0.0
+    assert float(p.ewc.penalty_at(anchor)) == 0.0
     for k, v in anchor.items():
         assert torch.equal(v, p.learner.params[k])
-    p.learner.params = {k: v + 0.1 for k, v in anchor.items()}
-    grads = p.learner.regularizer_grads()
+    grads = p.learner.regularizer.gradient({k: v + 0.1 for k, v in anchor.items()})
     for k in anchor:
         torch.testing.assert_close(grads[k], 7.0 * fisher[k] * 0.1, rtol=1e-5, atol=1e-8)
 
@@ -162,7 +197,7 @@ def test_the_state_round_trips_and_none_starts_afresh() -> None:
         assert torch.equal(q.ewc.anchor[k], p.ewc.anchor[k])
     q.load_state_dict(None)
     assert q.consolidations == 0 and q.ewc.fisher is None
-    assert q.penalty(q.learner.params) is None
+    assert q.ewc.penalty_at(q.learner.params) is None
     with pytest.raises(ValueError, match="cannot load"):
         q.load_state_dict({"name": "si"})
     off = _setup(penalty="none")

@@ -1,0 +1,46 @@
+"""The types every part of the library shares, torch-free at import: the weights (``Params``),
+the task losses (``Loss``) and what one adaptation produced (``AdaptResult``).
+
+They live here, below both the interface (:mod:`adaptd.adapters.protocol`) and the inner loop
+(:mod:`adaptd.adapters.fast_weights`), so that each imports them one way.
+
+Examples
+--------
+>>> LOSSES
+('mse', 'cross_entropy')
+>>> AdaptResult({}, steps=0, losses=(1.0,), deadline_hit=True, seconds=0.0).deadline_hit
+True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = ["LOSSES", "AdaptResult", "Loss", "Params"]
+
+Params = dict[str, "Tensor"]
+"""Weights (or gradients, step sizes, importances) by parameter name, keyed like
+``net.named_parameters()``."""
+
+Loss = Literal["mse", "cross_entropy"]
+"""Task loss: "mse" for regression (targets ``(n,)`` float), "cross_entropy" for
+classification (targets ``(n,)`` integer class ids, network output ``(n, n_classes)``)."""
+LOSSES: tuple[Loss, ...] = ("mse", "cross_entropy")
+
+
+class AdaptResult(NamedTuple):
+    """What one adaptation produced."""
+
+    params: Params
+    """The adapted fast weights (detached unless ``create_graph=True``)."""
+    steps: int
+    """Gradient steps actually taken (fewer than requested when the deadline hit)."""
+    losses: tuple[float, ...]
+    """Support loss before step 1, after step 1, ..., after the last step (``steps + 1`` values)."""
+    deadline_hit: bool
+    """True when the deadline stopped the loop before the requested steps."""
+    seconds: float
+    """Wall-clock time of the whole call."""

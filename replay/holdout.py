@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import redis.asyncio as aioredis
 
+from adaptd.adapters.checks import int_at_least
+
 from .client import as_text, check_binary_client
 from .episode import Episode, decode_episode, encode_episode
 from .layout import check_prefix
@@ -111,8 +113,7 @@ class HoldoutStore:
             ("max_regimes", max_regimes, 1),
             ("min_examples", min_examples, 2),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+            int_at_least(name, value, least)
         self.client = check_binary_client(client)
         self.prefix = prefix
         self.per_regime = per_regime

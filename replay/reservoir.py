@@ -26,6 +26,8 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
+from adaptd.adapters.checks import int_at_least
+
 from .client import as_text
 from .episode import Episode, decode_episode
 from .layout import AddResult, ReservoirKeys, ReservoirStats
@@ -123,8 +125,7 @@ class ReservoirBuffer:
         default), ``StreamSampler()``, ``RegimeSampler()``, one from ``sampler_for(name)``,
         or your own. ``rng`` defaults to the buffer's.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be an integer >= 0, got {n!r}")
+        int_at_least("n", n, 0)
         if not isinstance(sampler, Sampler):
             raise TypeError(
                 f"sampler must be a Sampler such as RegimeSampler() or sampler_for(name), "

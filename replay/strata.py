@@ -21,13 +21,14 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
+from adaptd.adapters.checks import int_at_least
+
 __all__ = ["regime_key", "share_out", "split_regime_key"]
 
 
 def regime_key(stream: str, regime: int) -> str:
     """The stratum of an episode of ``stream`` classified into ``regime``."""
-    if isinstance(regime, bool) or not isinstance(regime, int) or regime < 0:
-        raise ValueError(f"regime must be an integer >= 0, got {regime!r}")
+    int_at_least("regime", regime, 0)
     return f"{stream}:{regime}"
 
 
@@ -50,8 +51,7 @@ def share_out(
     visiting order (one stratum per draw) and the number of draws per stratum (strata with
     none left out).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be an integer >= 0, got {n!r}")
+    int_at_least("n", n, 0)
     strata = sorted(s for s, c in counts.items() if c > 0)
     rng.shuffle(strata)
     left = {s: counts[s] for s in strata}

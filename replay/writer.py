@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from adaptd.adapters.checks import int_at_least
+
 from .client import as_text, check_binary_client
 from .episode import Episode, encode_episode
 from .layout import AddResult, ReservoirKeys
@@ -57,8 +59,7 @@ class ReservoirWriter:
 
     def __init__(self, client: aioredis.Redis, *, prefix: str, capacity: int) -> None:
         self.keys = ReservoirKeys.for_prefix(prefix)
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
+        int_at_least("capacity", capacity, 1)
         check_binary_client(client)
         self.prefix = prefix
         self.capacity = capacity

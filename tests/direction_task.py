@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from adaptd.adapters.checks import positive_int
 from adaptd.daemon.core.tasks.protocol import Head, Tick
 
 
@@ -22,9 +23,7 @@ class UpRule:
     """The label: 1.0 when the log price is higher ``horizon`` events later, else 0.0."""
 
     def __init__(self, horizon: int) -> None:
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
-        self.horizon = horizon
+        self.horizon = positive_int("horizon", horizon)
 
     def anchor(self, tick: Tick) -> float:
         return tick.log_price

@@ -30,6 +30,7 @@ PACKAGES = {
 IO = ("aiokafka", "redis", "prometheus_client", "structlog", "socket", "http", "urllib")
 TORCH_FREE_LIBRARY = (
     "adaptd.adapters",  # the package itself: its names load lazily
+    "adaptd.adapters.checks",
     "adaptd.adapters.serving",
     "adaptd.adapters.codec",
     "adaptd.adapters.protocol",
@@ -100,10 +101,10 @@ RULES: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
         (),
     ),
     (
-        "the replay buffer is a library of its own",
+        "the replay buffer is a library of its own (it shares the argument checks)",
         "adaptd.replay",
         ("adaptd.daemon", "adaptd.adapters", "adaptd.tools", "bench", "torch"),
-        (),
+        ("adaptd.adapters", "adaptd.adapters.checks"),
     ),
     (
         "nothing installed imports the tooling or the benchmarks",

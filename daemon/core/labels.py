@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, NamedTuple
 
+from adaptd.adapters.checks import positive_int
+
 from .tasks.protocol import LabelRule, Tick
 from .tasks.returns import ForwardReturnRule
 
@@ -59,9 +61,7 @@ class DelayedLabeler:
     __slots__ = ("_anchor", "_label", "_last_index", "_pending", "horizon", "rule")
 
     def __init__(self, rule: LabelRule) -> None:
-        horizon = rule.horizon
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+        positive_int("horizon", rule.horizon)
         self._bind(rule)
         self._reset()
 

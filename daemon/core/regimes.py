@@ -60,6 +60,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from adaptd.adapters.checks import positive_finite, positive_int
+
 __all__ = ["RegimeBook", "RegimeMatch", "RegimeTracker", "embed"]
 
 _TINY = 1e-12
@@ -129,12 +131,8 @@ class RegimeBook:
     """
 
     def __init__(self, novelty: float, max_regimes: int) -> None:
-        if not (math.isfinite(novelty) and novelty > 0):
-            raise ValueError(f"novelty must be a positive finite number, got {novelty!r}")
-        if isinstance(max_regimes, bool) or not isinstance(max_regimes, int) or max_regimes < 1:
-            raise ValueError(f"max_regimes must be a positive integer, got {max_regimes!r}")
-        self.novelty = float(novelty)
-        self.max_regimes = max_regimes
+        self.novelty = positive_finite("novelty", novelty)
+        self.max_regimes = positive_int("max_regimes", max_regimes)
         self._prototypes: dict[int, _Prototype] = {}
         self._policies: dict[int, dict[str, np.ndarray]] = {}
         self._next_id = 0

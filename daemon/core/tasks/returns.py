@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from adaptd.adapters.checks import positive, positive_int
 from adaptd.adapters.protocol import Loss
 
 from .protocol import Head
@@ -52,12 +53,8 @@ class ForwardReturnRule:
     __slots__ = ("_inv_sqrt_h", "clip", "horizon")
 
     def __init__(self, horizon: int, clip: float) -> None:
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
-        if not clip > 0:
-            raise ValueError(f"clip must be positive, got {clip!r}")
-        self.horizon = horizon
-        self.clip = float(clip)
+        self.horizon = positive_int("horizon", horizon)
+        self.clip = positive("clip", clip)
         self._inv_sqrt_h = 1.0 / math.sqrt(horizon)
 
     def anchor(self, tick: Any) -> tuple[float, float]:

@@ -125,7 +125,7 @@ def _net() -> PolicyNet:
 
 
 def _learner(algorithm: str, net: PolicyNet, overrides: dict[str, Any] | None = None) -> Any:
-    from adaptd.daemon.learner.policy_learner import make_learner
+    from adaptd.daemon.learner.algorithms import make_learner
 
     return make_learner(_settings(algorithm, overrides), net)
 

@@ -21,88 +21,29 @@ from __future__ import annotations
 import io
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.func import functional_call
 
 from adaptd.adapters import PolicyNet, Task, init_params
 from adaptd.adapters.fast_weights import adapt, row_losses, task_loss
-from adaptd.adapters.meta import ANIL, FOMAML, MAML, MetaSGD, Reptile
 from adaptd.adapters.meta.batched import adapted_query_losses, stack_tasks
-from adaptd.adapters.protocol import Loss, MetaLearner, Regularizer
 from adaptd.replay.episode import Episode
 
 from ..config.settings import AdaptationSettings, ContinualSettings
 from ..core.gate import passes_gate
+from .algorithms import make_learner
 from .messages import ACTIVATION, AdaptationOutcome, AdaptJob, MetaRound, TaskSpec
 from .protection import Protection
+from .tensors import episode_task, numpy_params, outputs, targets, tensor_params
 
-__all__ = ["CHECKPOINT_FORMAT", "LEARNERS", "PolicyLearner", "episode_task", "make_learner"]
+__all__ = ["CHECKPOINT_FORMAT", "PolicyLearner"]
 
 CHECKPOINT_FORMAT = 2
 """Version of ``state_bytes``: 2 holds the learner and the penalty; 1 (no ``format`` key)
 was the learner's state dict alone."""
-
-LEARNERS: dict[str, type[MetaLearner]] = {
-    cls.algorithm: cls for cls in (MAML, FOMAML, Reptile, MetaSGD, ANIL)
-}
-"""``adaptation.meta_algorithm`` values and their classes."""
-
-
-def make_learner(
-    settings: AdaptationSettings,
-    net: PolicyNet,
-    loss: Loss = "mse",
-    regularizer: Regularizer | None = None,
-) -> MetaLearner:
-    """The meta-learner named by ``adaptation.meta_algorithm``, with the daemon's settings and
-    ``regularizer`` (the protection's penalty on the initialisation, if any)."""
-    cls = LEARNERS[settings.meta_algorithm]
-    # Reptile's outer step is an interpolation factor; the others take an Adam step size.
-    meta_lr = settings.meta_lr if cls is Reptile else settings.adam_lr
-    return cls(
-        net,
-        inner_steps=settings.inner_steps,
-        inner_lr=settings.inner_lr,
-        meta_lr=meta_lr,
-        backend=settings.backend,
-        seed=settings.seed,
-        loss=loss,
-        regularizer=regularizer,
-    )
-
-
-def _tensors(params: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in params.items()}
-
-
-def _numpy(params: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().astype(np.float32, copy=True) for k, v in params.items()}
-
-
-def _out(net: PolicyNet, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    return functional_call(net, dict(params), (x,))
-
-
-def _targets(y: np.ndarray, loss: Loss) -> torch.Tensor:
-    # Labels travel as float32; a classifier's are class ids.
-    t = torch.from_numpy(np.ascontiguousarray(y))
-    return t.long() if loss == "cross_entropy" else t
-
-
-def episode_task(episode: Episode, query_size: int, loss: Loss = "mse") -> Task | None:
-    """Split an episode in time: earlier rows support, the latest rows query."""
-    x, y = episode.arrays()
-    n = len(y)
-    if n < 2:
-        return None
-    q = min(query_size, max(1, n // 4))
-    # Episode arrays are read-only views of the stored bytes; torch wants its own copy.
-    xt, yt = torch.tensor(x), _targets(np.array(y), loss)
-    return Task(xt[:-q], yt[:-q], xt[-q:], yt[-q:])
 
 
 class PolicyLearner:
@@ -170,26 +111,28 @@ class PolicyLearner:
         self.adapt(job, deadline_s=10.0)  # pure: the learner's state is unchanged
 
     def init_numpy(self) -> dict[str, np.ndarray]:
-        return _numpy(self.learner.params)
+        return numpy_params(self.learner.params)
 
     def adapt(self, job: AdaptJob, deadline_s: float) -> AdaptationOutcome:
         """Adapt to the job's support set and gate on its query set."""
         queued_s = time.time() - job.ready_wall_time
         start = time.perf_counter()
         loss = self.spec.loss
-        sx, sy = torch.from_numpy(job.support_x), _targets(job.support_y, loss)
-        qx, qy = torch.from_numpy(job.query_x), _targets(job.query_y, loss)
+        sx, sy = torch.from_numpy(job.support_x), targets(job.support_y, loss)
+        qx, qy = torch.from_numpy(job.query_x), targets(job.query_y, loss)
         # A returning regime continues from what was learned for it.
-        origin = None if job.start_weights is None else _tensors(job.start_weights)
+        origin = None if job.start_weights is None else tensor_params(job.start_weights)
         result = self.protection.adapt(
             self.learner, sx, sy, start=origin, deadline_s=max(deadline_s, 0.0)
         )
         parent = (
-            _tensors(job.parent_weights) if job.parent_weights is not None else self.learner.params
+            tensor_params(job.parent_weights)
+            if job.parent_weights is not None
+            else self.learner.params
         )
         with torch.no_grad():
-            loss_parent = row_losses(_out(self.net, parent, qx), qy, loss)
-            loss_adapted = row_losses(_out(self.net, result.params, qx), qy, loss)
+            loss_parent = row_losses(outputs(self.net, parent, qx), qy, loss)
+            loss_adapted = row_losses(outputs(self.net, result.params, qx), qy, loss)
         before, after = float(loss_parent.mean()), float(loss_adapted.mean())
         publish = passes_gate(
             loss_parent.numpy(),
@@ -214,7 +157,7 @@ class PolicyLearner:
         return AdaptationOutcome(
             request_id=job.request_id,
             publish=publish,
-            weights=_numpy(result.params),
+            weights=numpy_params(result.params),
             query_loss_before=before,
             query_loss_after=after,
             query_loss_scratch=from_scratch,
@@ -253,7 +196,7 @@ class PolicyLearner:
         arrays = [e.arrays() for e in episodes]
         if arrays:
             x = torch.tensor(np.concatenate([a[0] for a in arrays]))
-            y = _targets(np.concatenate([a[1] for a in arrays]), self.spec.loss)
+            y = targets(np.concatenate([a[1] for a in arrays]), self.spec.loss)
             self.protection.consolidate(self.learner.params, x, y)
         return self.protection.consolidations
 

@@ -9,7 +9,8 @@ from adaptd.daemon.config.settings import AdaptationSettings, load_settings
 from adaptd.daemon.core.features import feature_names
 from adaptd.daemon.learner import messages
 from adaptd.daemon.learner.messages import AdaptJob, TaskSpec
-from adaptd.daemon.learner.policy_learner import PolicyLearner, episode_task
+from adaptd.daemon.learner.policy_learner import PolicyLearner
+from adaptd.daemon.learner.tensors import episode_task
 from adaptd.replay.episode import Episode
 
 SHOTS, QUERY = 64, 16

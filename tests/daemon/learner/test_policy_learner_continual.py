@@ -14,7 +14,8 @@ from test_policy_learner import SPEC, adaptation_settings, episode, request
 from adaptd.adapters.fast_weights import mse
 from adaptd.adapters.meta.regularizer import FunctionRegularizer
 from adaptd.daemon.config.settings import ContinualSettings
-from adaptd.daemon.learner.policy_learner import PolicyLearner, episode_task
+from adaptd.daemon.learner.policy_learner import PolicyLearner
+from adaptd.daemon.learner.tensors import episode_task
 
 ALGORITHMS = ["maml", "fomaml", "reptile", "metasgd", "anil"]
 

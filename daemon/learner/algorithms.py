@@ -1,0 +1,39 @@
+"""The meta-learner the ``adaptation`` settings name, built for a task's network."""
+
+from __future__ import annotations
+
+from adaptd.adapters import PolicyNet
+from adaptd.adapters.meta import ANIL, FOMAML, MAML, MetaSGD, Reptile
+from adaptd.adapters.protocol import Loss, MetaLearner, Regularizer
+
+from ..config.settings import AdaptationSettings
+
+__all__ = ["LEARNERS", "make_learner"]
+
+LEARNERS: dict[str, type[MetaLearner]] = {
+    cls.algorithm: cls for cls in (MAML, FOMAML, Reptile, MetaSGD, ANIL)
+}
+"""``adaptation.meta_algorithm`` values and their classes."""
+
+
+def make_learner(
+    settings: AdaptationSettings,
+    net: PolicyNet,
+    loss: Loss = "mse",
+    regularizer: Regularizer | None = None,
+) -> MetaLearner:
+    """The meta-learner named by ``adaptation.meta_algorithm``, with the daemon's settings and
+    ``regularizer`` (the protection's penalty on the initialisation, if any)."""
+    cls = LEARNERS[settings.meta_algorithm]
+    # Reptile's outer step is an interpolation factor; the others take an Adam step size.
+    meta_lr = settings.meta_lr if cls is Reptile else settings.adam_lr
+    return cls(
+        net,
+        inner_steps=settings.inner_steps,
+        inner_lr=settings.inner_lr,
+        meta_lr=meta_lr,
+        backend=settings.backend,
+        seed=settings.seed,
+        loss=loss,
+        regularizer=regularizer,
+    )

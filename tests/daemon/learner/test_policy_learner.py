@@ -10,7 +10,6 @@ from adaptd.daemon.core.features import feature_names
 from adaptd.daemon.learner import messages
 from adaptd.daemon.learner.messages import AdaptJob, TaskSpec
 from adaptd.daemon.learner.policy_learner import PolicyLearner
-from adaptd.daemon.learner.tensors import episode_task
 from adaptd.replay.episode import Episode
 
 SHOTS, QUERY = 64, 16
@@ -88,38 +87,6 @@ def query_loss(
     params = {k: torch.from_numpy(v) for k, v in weights.items()}
     with torch.no_grad():
         return float(((forward(learner, params, x) - torch.as_tensor(y)) ** 2).mean())
-
-
-# -- episodes as tasks -------------------------------------------------------------------
-
-
-def test_episode_task_splits_in_time() -> None:
-    ep = episode(3, n=40)
-    x, y = ep.arrays()
-    task = episode_task(ep, query_size=8)
-    assert task is not None
-    torch.testing.assert_close(task.support_x, torch.from_numpy(x[:32].copy()))
-    torch.testing.assert_close(task.support_y, torch.from_numpy(y[:32].copy()))
-    torch.testing.assert_close(task.query_x, torch.from_numpy(x[32:].copy()))
-    torch.testing.assert_close(task.query_y, torch.from_numpy(y[32:].copy()))
-
-
-def test_episode_task_keeps_most_of_a_short_episode_for_support() -> None:
-    task = episode_task(episode(0, n=12), query_size=8)
-    assert (len(task.support_y), len(task.query_y)) == (9, 3)  # a quarter held out
-
-
-def test_episode_task_copes_with_two_and_one_examples() -> None:
-    ep = episode(1, n=2)
-    x, y = ep.arrays()
-    task = episode_task(ep, query_size=8)
-    assert task is not None
-    assert (task.support_x.shape, task.query_x.shape) == ((1, IN_DIM), (1, IN_DIM))
-    assert torch.equal(task.support_x[0], torch.from_numpy(x[0].copy()))
-    assert torch.equal(task.query_x[0], torch.from_numpy(x[1].copy()))
-    assert float(task.support_y[0]) == float(y[0])
-    assert float(task.query_y[0]) == float(y[1])
-    assert episode_task(episode(1, n=1), query_size=8) is None
 
 
 # -- adaptation --------------------------------------------------------------------------

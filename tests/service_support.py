@@ -201,10 +201,14 @@ class MemoryPolicies:
 
 
 class RecordingSender:
-    """The policy topic's sender (``Sender``): keeps what was sent, acknowledged at once."""
+    """The policy topic's sender (``Sender``): keeps what was sent, acknowledged at once;
+    each call first raises the next of ``failures``, while there are any."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes, Any]] = []
+        self.failures: list[Exception] = []
 
     async def send_all(self, records: list[tuple[str, bytes | None, bytes, Any]]) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
         self.sent.extend(records)

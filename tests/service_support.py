@@ -48,12 +48,20 @@ def config_of(settings: Settings) -> StreamConfig:
 
 
 def market_records(
-    stream: str, partition: int = 0, *, seed: int = 0, first_offset: int = 0, events: int = 300
+    stream: str,
+    partition: int = 0,
+    *,
+    seed: int = 0,
+    first_offset: int = 0,
+    events: int = 300,
+    day: int = 0,
 ) -> list[ConsumerRecord]:
-    """Real encoded events of one stream as the consumer delivers them; with the default 300
-    events it shifts once (around event 220) and asks for one adaptation per task."""
+    """Real encoded events of one stream, one a minute from ``day``, as the consumer delivers
+    them; with the default 300 events it shifts once (around event 220) and asks for one
+    adaptation per task."""
     before = min(200, events)
-    pairs = regime_stream(stream, before, events - before, seed=seed)
+    t0_ms = 1_700_000_000_000 + day * 86_400_000
+    pairs = regime_stream(stream, before, events - before, seed=seed, t0_ms=t0_ms)
     return [
         ConsumerRecord(TOPIC, partition, first_offset + i, 0, 0, key, value, None, 0, 0, ())
         for i, (key, value) in enumerate(pairs)

@@ -126,7 +126,7 @@ async def test_a_save_is_one_transaction_with_the_offset(
     key = store.key(TOPIC, 3)
     (hset,) = [c for c in seen if c["command"].startswith(f"HSET {key} ")]
     ours = [c["command"].split(" ", 1)[0] for c in seen if c["client_port"] == hset["client_port"]]
-    assert ours[ours.index("MULTI") :] == ["MULTI", "HSET", "EXEC", "ECHO"]
+    assert ours[ours.index("MULTI") :][:3] == ["MULTI", "HSET", "EXEC"]
     fields = hset["command"].split(" ")
     assert fields[2:4] == ["__offset__", "600"]
     assert {"s:A", "s:B"} <= set(fields)

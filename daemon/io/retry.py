@@ -14,6 +14,7 @@ from typing import TypeVar
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
+    retry_if_exception_type,
     retry_if_not_exception_type,
     wait_exponential,
 )
@@ -55,7 +56,9 @@ async def retrying(
         )
 
     async for attempt in AsyncRetrying(
-        retry=retry_if_not_exception_type(fatal),
+        # Only Exceptions are retried: tenacity would retry a CancelledError too, and so
+        # swallow the caller's cancellation.
+        retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(fatal),
         wait=wait_exponential(multiplier=first_delay_s, exp_base=2, max=max_delay_s),
         before_sleep=before_sleep,
         reraise=True,

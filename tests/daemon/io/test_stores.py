@@ -1,0 +1,195 @@
+"""The daemon's state in the real Redis: partition snapshots (only the given streams written,
+with the offset, in one transaction), policy versions and latest policies, and the
+meta-learner's checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+import redis.asyncio as aioredis
+from service_support import (
+    MAX_BYTES,
+    TOPIC,
+    config_of,
+    market_records,
+    shifted,
+    small_settings,
+    weights,
+)
+
+from adaptd.daemon.core.effects import Effects
+from adaptd.daemon.core.partition import PartitionState
+from adaptd.daemon.core.policy import build_message
+from adaptd.daemon.core.stream import StreamState
+from adaptd.daemon.io.stores import CheckpointStore, PolicyStore, SnapshotStore
+from adaptd.replay.episode import encode_episode
+
+pytestmark = pytest.mark.integration
+
+CONFIG = config_of(small_settings())
+
+
+def streams(*names: str) -> PartitionState:
+    part = PartitionState(TOPIC, 3, CONFIG, MAX_BYTES)
+    for seed, name in enumerate(names):
+        shifted(part, name, seed=seed)
+    return part
+
+
+def go_on_alike(part: PartitionState, offset: int, restored: dict[str, StreamState]) -> bool:
+    """True when restored streams process the next events exactly as the originals do."""
+    other = PartitionState(TOPIC, 3, CONFIG, MAX_BYTES)
+    other.restore(restored, offset)
+    recs = [r for seed, s in enumerate(restored) for r in market_records(s, 3, seed=seed, day=9)]
+    recs = [dataclasses.replace(r, offset=offset + i) for i, r in enumerate(recs)]
+    got, want = Effects(), Effects()
+    other.process(recs, {}, got)
+    part.process(recs, {}, want)
+    return view(got) == view(want) and got.processed == len(recs)
+
+
+def view(out: Effects) -> tuple:
+    return (
+        [s.id for s in out.shifts],
+        [(task, encode_episode(e)) for task, e in out.episodes],
+        [(r.id, r.support_x.tobytes(), r.query_y.tobytes()) for r in out.requests],
+        out.examples,
+    )
+
+
+# -- snapshots --------------------------------------------------------------------------------
+
+
+async def test_a_snapshot_round_trips_its_streams_and_offset(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    store = SnapshotStore(redis_client, key_prefix, "g1")
+    assert await store.load(TOPIC, 3) is None
+    part = streams("A", "B")
+    written = await store.save(TOPIC, 3, 600, part.streams)
+    assert written > 0
+    loaded = await store.load(TOPIC, 3)
+    assert loaded is not None
+    offset, restored = loaded
+    assert offset == 600
+    assert sorted(restored) == ["A", "B"]
+    pending = {name: state.tracks[0].live.pending for name, state in restored.items()}
+    assert {n: p.id for n, p in pending.items() if p} == {  # the requests in flight, too
+        n: s.tracks[0].live.pending.id for n, s in part.streams.items()
+    }
+    assert go_on_alike(part, offset, restored)
+    # Keyed by group, topic and partition.
+    assert await store.load(TOPIC, 4) is None
+    assert await SnapshotStore(redis_client, key_prefix, "g2").load(TOPIC, 3) is None
+    assert await redis_client.exists(store.key(TOPIC, 3)) == 1
+    assert store.key(TOPIC, 3) == f"{key_prefix}:state:g1:{TOPIC}:3"
+
+
+async def test_a_save_writes_only_the_given_streams_and_moves_the_offset(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    store = SnapshotStore(redis_client, key_prefix, "g")
+    key = store.key(TOPIC, 3)
+    part = streams("A", "B")
+    await store.save(TOPIC, 3, 600, part.streams)
+    a_before = await redis_client.hget(key, "s:A")
+    b_before = await redis_client.hget(key, "s:B")
+    part.process(market_records("B", 3, first_offset=600, day=1), {}, Effects())  # not A
+    await store.save(TOPIC, 3, 900, {"B": part.streams["B"]})
+    assert await redis_client.hget(key, "s:A") == a_before  # not written again
+    assert await redis_client.hget(key, "s:B") != b_before
+    loaded = await store.load(TOPIC, 3)
+    assert loaded is not None
+    offset, restored = loaded
+    assert offset == 900
+    assert sorted(restored) == ["A", "B"]
+    assert go_on_alike(part, offset, restored)
+    await store.save(TOPIC, 3, 950, {})  # nothing changed but the offset
+    loaded = await store.load(TOPIC, 3)
+    assert loaded is not None and loaded[0] == 950 and sorted(loaded[1]) == ["A", "B"]
+
+
+async def test_a_save_is_one_transaction_with_the_offset(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    store = SnapshotStore(redis_client, key_prefix, "g")
+    part = streams("A", "B")
+    marker = f"{key_prefix}:saved"
+    async with redis_client.monitor() as monitor:
+        await store.save(TOPIC, 3, 600, part.streams)
+        await redis_client.echo(marker)  # everything the save sent is seen before it
+        seen = []
+        while not seen or marker not in seen[-1]["command"]:
+            seen.append(await monitor.next_command())
+    key = store.key(TOPIC, 3)
+    (hset,) = [c for c in seen if c["command"].startswith(f"HSET {key} ")]
+    ours = [c["command"].split(" ", 1)[0] for c in seen if c["client_port"] == hset["client_port"]]
+    assert ours[ours.index("MULTI") :][:3] == ["MULTI", "HSET", "EXEC"]
+    fields = hset["command"].split(" ")
+    assert fields[2:4] == ["__offset__", "600"]
+    assert {"s:A", "s:B"} <= set(fields)
+
+
+# -- policies ---------------------------------------------------------------------------------
+
+
+def message(model: str, version: int, seed: int = 0):
+    return build_message(
+        model_id=model,
+        version=version,
+        parent_version=version - 1,
+        stream=model.split("/")[0],
+        weights=weights(3, seed=seed),
+        architecture={"kind": "mlp", "in_dim": 3, "hidden": [4], "activation": "tanh"},
+        features={"names": ["a", "b", "c"]},
+    )
+
+
+async def test_policy_versions_only_increase_per_model_across_stores(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    store = PolicyStore(redis_client, key_prefix)
+    assert [await store.next_version("S") for _ in range(3)] == [1, 2, 3]
+    assert await store.next_version("S/direction") == 1
+    restarted = PolicyStore(redis_client, key_prefix)  # another daemon, or a restart
+    assert await restarted.next_version("S") == 4
+    together = await asyncio.gather(*(s.next_version("S") for s in [store, restarted] * 10))
+    assert sorted(together) == list(range(5, 25))
+
+
+async def test_the_latest_policy_round_trips_per_model(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    store = PolicyStore(redis_client, key_prefix)
+    assert await store.latest("S") is None
+    first, other = message("S", 1), message("S/direction", 4, seed=2)
+    await store.save_latest(first)
+    await store.save_latest(other)
+    assert await store.latest("S") == first
+    assert await store.latest("S/direction") == other
+    second = message("S", 2, seed=1)
+    await store.save_latest(second)
+    latest = await PolicyStore(redis_client, key_prefix).latest("S")
+    assert latest == second
+    assert latest is not None and latest.weight_bytes() == second.weight_bytes()
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+async def test_a_checkpoint_round_trips_and_is_replaced(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    store = CheckpointStore(redis_client, key_prefix)
+    assert await store.load() is None
+    info = {"architecture": {"kind": "mlp", "hidden": [32, 32]}, "meta_updates": 3}
+    await store.save(b"\x00\xffstate", info)
+    assert await store.load() == (b"\x00\xffstate", info)
+    await store.save(b"newer", {"meta_updates": 4})
+    assert await CheckpointStore(redis_client, key_prefix).load() == (
+        b"newer",
+        {"meta_updates": 4},
+    )
+    assert await CheckpointStore(redis_client, f"{key_prefix}.direction").load() is None

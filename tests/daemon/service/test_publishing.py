@@ -1,0 +1,389 @@
+"""The publisher without a broker: requests run on a real torch worker against a scripted
+learner, policies go to a recording sender and in-memory version records, and results are
+applied through a real Ownership of real stream state."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
+from service_support import (
+    MAX_BYTES,
+    TOPIC,
+    FakeConsumer,
+    MemoryPolicies,
+    MemorySnapshots,
+    RecordingSender,
+    Settled,
+    config_of,
+    counter,
+    market_records,
+    same_weights,
+    small_settings,
+    weights,
+)
+from structlog.testing import capture_logs
+
+from adaptd.adapters.codec import params_from_bytes
+from adaptd.daemon.core.effects import AdaptationRequest, Effects
+from adaptd.daemon.core.policy import decode_message
+from adaptd.daemon.core.track import TaskTrack
+from adaptd.daemon.io.metrics import Metrics
+from adaptd.daemon.learner.messages import AdaptationOutcome, AdaptJob
+from adaptd.daemon.service.configs import algorithm_of, task_models, tasks_of
+from adaptd.daemon.service.outcomes import policy_message
+from adaptd.daemon.service.ownership import Ownership
+from adaptd.daemon.service.publishing import Publisher
+from adaptd.daemon.service.worker import TorchWorker
+
+SETTINGS = small_settings()
+CONFIG = config_of(SETTINGS)
+MODELS = {m.name: m for m in task_models(SETTINGS, tasks_of(SETTINGS))}
+IN_DIM = len(CONFIG.feature_names)
+TP0, TP1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+DEADLINE_S = 0.5
+
+
+def outcome(request: AdaptationRequest, *, publish: bool, seed: int = 0) -> AdaptationOutcome:
+    return AdaptationOutcome(
+        request_id=request.id,
+        publish=publish,
+        weights=weights(IN_DIM, seed=seed),
+        query_loss_before=1.5,
+        query_loss_after=0.5 if publish else 1.75,
+        query_loss_scratch=1.25,
+        support_loss_before=1.0,
+        support_loss_after=0.25,
+        steps=5,
+        deadline_hit=False,
+        seconds=0.02,
+        meta_updates=17,
+        queued_s=0.01,
+    )
+
+
+class ScriptedLearner:
+    """Answers each adaptation job with the outcome (or error) scripted for its request;
+    a job whose request has a gate waits on the worker thread until the gate opens."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, AdaptationOutcome | Exception] = {}
+        self.gates: dict[str, threading.Event] = {}
+        self.entered: dict[str, threading.Event] = {}
+        self.jobs: list[AdaptJob] = []
+        self.deadlines: list[float] = []
+
+    def hold(self, request: AdaptationRequest) -> None:
+        self.gates[request.id] = threading.Event()
+        self.entered[request.id] = threading.Event()
+
+    async def started(self, request: AdaptationRequest) -> None:
+        assert await asyncio.to_thread(self.entered[request.id].wait, 10.0), "never started"
+
+    def release(self, request: AdaptationRequest) -> None:
+        self.gates[request.id].set()
+
+    def adapt(self, job: AdaptJob, deadline_s: float) -> AdaptationOutcome:
+        self.jobs.append(job)
+        self.deadlines.append(deadline_s)
+        if job.request_id in self.gates:
+            self.entered[job.request_id].set()
+            assert self.gates[job.request_id].wait(10.0)
+        result = self.outcomes[job.request_id]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+@dataclass
+class Rig:
+    publisher: Publisher
+    ownership: Ownership
+    learner: ScriptedLearner
+    sender: RecordingSender
+    policies: MemoryPolicies
+    snapshots: MemorySnapshots
+    metrics: Metrics
+
+    async def requested(
+        self, stream: str, tp: TopicPartition = TP0, *, live: int = 0
+    ) -> AdaptationRequest:
+        """Process a shifting market on ``stream``; its request is pending now. With ``live``,
+        the stream has that policy version live (published earlier) before the shift."""
+        recs = market_records(stream, tp.partition)
+        await self.ownership.process({tp: recs[:150]}, {}, Effects())
+        if live:
+            self.track(stream, tp).adopt(live, weights(IN_DIM, seed=99), None)
+            self.policies.versions[stream] = live
+        out = Effects()
+        await self.ownership.process({tp: recs[150:]}, {}, out)
+        (request,) = out.requests
+        return request
+
+    def track(self, stream: str, tp: TopicPartition = TP0) -> TaskTrack:
+        return self.ownership.partitions[tp].streams[stream].track("return")
+
+    async def idle(self) -> None:
+        """Wait until every request in flight finished, those they handed over included."""
+        while self.publisher.inflight:
+            await asyncio.gather(*(task for _, task in self.publisher.inflight.values()))
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    metrics = Metrics()
+    snapshots = MemorySnapshots()
+    ownership = Ownership(FakeConsumer(), snapshots, Settled(), CONFIG, metrics, MAX_BYTES)
+    await ownership.assign({TP0, TP1})
+    learner, sender, policies = ScriptedLearner(), RecordingSender(), MemoryPolicies()
+    worker = TorchWorker(threads=None)
+    publisher = Publisher(
+        ownership,
+        worker,
+        learner,
+        sender,
+        policies,
+        MODELS,
+        policy_topic="policies",
+        deadline_s=DEADLINE_S,
+        algorithm=lambda updates: algorithm_of(SETTINGS, updates),
+        metrics=metrics,
+    )
+    try:
+        yield Rig(publisher, ownership, learner, sender, policies, snapshots, metrics)
+    finally:
+        for gate in learner.gates.values():
+            gate.set()
+        await worker.aclose()
+
+
+async def test_a_policy_that_passes_the_gate_is_published_recorded_and_applied(rig: Rig) -> None:
+    request = await rig.requested("S", live=4)
+    assert (request.parent_version, request.model) == (4, "S")
+    done = outcome(request, publish=True, seed=1)
+    rig.learner.outcomes[request.id] = done
+    rig.publisher.submit(request)
+    await rig.idle()
+
+    (job,) = rig.learner.jobs
+    assert (job.request_id, job.task) == (request.id, "return")
+    np.testing.assert_array_equal(job.support_x, request.support_x)
+    np.testing.assert_array_equal(job.query_y, request.query_y)
+    assert same_weights(job.parent_weights, weights(IN_DIM, seed=99))
+    assert rig.learner.deadlines == [DEADLINE_S]
+
+    ((topic, key, value, headers),) = rig.sender.sent
+    assert (topic, key, headers) == ("policies", b"S", None)
+    message = decode_message(value)
+    model = MODELS["return"]
+    assert (message.model_id, message.stream) == ("S", "S")
+    assert (message.version, message.parent_version) == (5, 4)
+    assert message.task == model.description
+    assert message.architecture == model.architecture
+    assert message.features == model.features
+    assert message.algorithm == algorithm_of(SETTINGS, 17)
+    assert message.metrics == {
+        "query_loss_before": 1.5,
+        "query_loss_after": 0.5,
+        "query_loss_from_scratch": 1.25,
+        "support_loss_before": 1.0,
+        "support_loss_after": 0.25,
+        "support_size": float(len(request.support_y)),
+        "query_size": 4.0,
+        "steps": 5.0,
+        "deadline_hit": 0.0,
+    }
+    assert message.shift is not None and message.shift.id == request.shift.id
+    assert message.shift.offset == request.shift.offset
+    assert message.regime is not None and request.regime is not None
+    assert message.regime.id == request.regime.regime_id
+    assert message.source == {
+        "topic": TOPIC,
+        "partition": 0,
+        "first_offset": request.first_offset,
+        "last_offset": request.last_offset,
+    }
+    assert same_weights(params_from_bytes(message.weight_bytes()), done.weights)
+
+    assert rig.policies.saved == [message]  # the model's latest now
+    live = rig.track("S").live
+    assert (live.version, live.pending) == (5, None)
+    assert same_weights(live.weights, done.weights)
+    assert counter(rig.metrics, "adaptd_adaptations_total", outcome="published") == 1
+    assert counter(rig.metrics, "adaptd_shift_to_publish_seconds_count") == 1
+    assert counter(rig.metrics, "adaptd_adaptation_latency_seconds_count") == 1
+    (kept,) = rig.publisher.history
+    assert (kept.stream, kept.shift_id, kept.published, kept.version) == (
+        "S",
+        request.shift.id,
+        True,
+        5,
+    )
+
+
+async def test_a_policy_the_gate_rejects_is_not_sent(rig: Rig) -> None:
+    request = await rig.requested("S", live=2)
+    rig.learner.outcomes[request.id] = outcome(request, publish=False)
+    with capture_logs() as logs:
+        rig.publisher.submit(request)
+        await rig.idle()
+    assert rig.sender.sent == [] and rig.policies.saved == []
+    assert rig.policies.versions == {"S": 2}  # no version drawn
+    live = rig.track("S").live
+    assert (live.version, live.pending) == (2, None)
+    assert same_weights(live.weights, weights(IN_DIM, seed=99))
+    assert counter(rig.metrics, "adaptd_adaptations_total", outcome="rejected") == 1
+    assert counter(rig.metrics, "adaptd_adaptations_total", outcome="published") == 0
+    assert counter(rig.metrics, "adaptd_adaptation_latency_seconds_count") == 1
+    assert [e["event"] for e in logs] == ["adaptation rejected by the query gate"]
+    (kept,) = rig.publisher.history
+    assert (kept.published, kept.version) == (False, 0)
+
+
+async def test_a_failed_adaptation_is_counted_and_the_queued_request_goes_next(rig: Rig) -> None:
+    first = await rig.requested("S")
+    queued = dataclasses.replace(first, id="S@market:0:999")
+    assert rig.track("S").live.submit(queued) is False
+    rig.learner.outcomes[first.id] = RuntimeError("the learner process died")
+    rig.learner.outcomes[queued.id] = outcome(queued, publish=True, seed=2)
+    with capture_logs() as logs:
+        rig.publisher.submit(first)
+        await rig.idle()
+    assert [job.request_id for job in rig.learner.jobs] == [first.id, queued.id]
+    assert counter(rig.metrics, "adaptd_adaptations_total", outcome="failed") == 1
+    assert counter(rig.metrics, "adaptd_adaptations_total", outcome="published") == 1
+    (failed,) = [e for e in logs if e["event"] == "adaptation failed"]
+    assert (failed["shift"], failed["log_level"]) == (first.shift.id, "error")
+    live = rig.track("S").live
+    assert (live.version, live.pending) == (1, None)
+    assert decode_message(rig.sender.sent[0][2]).parent_version == 0
+
+
+async def test_a_request_revoked_meanwhile_is_not_applied(rig: Rig) -> None:
+    request = await rig.requested("S")
+    rig.learner.outcomes[request.id] = outcome(request, publish=True)
+    rig.learner.hold(request)
+    rig.publisher.submit(request)
+    await rig.learner.started(request)
+    await rig.ownership.revoke({TP0})
+    rig.learner.release(request)
+    await rig.idle()
+    assert rig.sender.sent == [] and rig.policies.saved == [] and rig.policies.versions == {}
+    assert len(rig.publisher.history) == 0
+    # The snapshot handed over still has it pending: the new owner resumes it.
+    loaded = await rig.snapshots.load(TOPIC, 0)
+    assert loaded is not None
+    assert loaded[1]["S"].tracks[0].live.pending.id == request.id
+
+
+async def test_resume_adopts_a_policy_already_published_for_the_shift(rig: Rig) -> None:
+    request = await rig.requested("S")
+    queued = dataclasses.replace(request, id="S@market:0:999")
+    assert rig.track("S").live.submit(queued) is False
+    # Published before the crash, but the snapshot still had the request pending.
+    published = outcome(request, publish=True, seed=3)
+    before = policy_message(request, published, 3, MODELS["return"], {})
+    rig.policies.saved.append(before)
+    rig.policies.versions["S"] = 3
+    rig.learner.outcomes[queued.id] = outcome(queued, publish=False)
+    await rig.publisher.resume([request])
+    await rig.idle()
+    assert [job.request_id for job in rig.learner.jobs] == [queued.id]  # not the request
+    assert rig.sender.sent == []
+    live = rig.track("S").live
+    assert live.version == 3
+    assert same_weights(live.weights, published.weights)
+    assert live.pending is None
+    assert rig.learner.jobs[0].parent_weights is not None
+    assert same_weights(rig.learner.jobs[0].parent_weights, published.weights)
+
+
+async def test_resume_resubmits_a_request_whose_shift_was_not_published(rig: Rig) -> None:
+    request = await rig.requested("S")
+    earlier = dataclasses.replace(
+        request, shift=request.shift._replace(id="S@market:0:17"), id="S@market:0:17"
+    )
+    rig.policies.saved.append(
+        policy_message(earlier, outcome(earlier, publish=True), 1, MODELS["return"], {})
+    )
+    rig.policies.versions["S"] = 1
+    rig.learner.outcomes[request.id] = outcome(request, publish=True, seed=4)
+    await rig.publisher.resume([request])
+    await rig.idle()
+    assert [job.request_id for job in rig.learner.jobs] == [request.id]
+    ((_, _, value, _),) = rig.sender.sent
+    assert decode_message(value).version == 2
+    assert rig.track("S").live.version == 2
+
+
+async def test_a_failed_send_is_retried_and_counted(rig: Rig) -> None:
+    request = await rig.requested("S")
+    rig.learner.outcomes[request.id] = outcome(request, publish=True)
+    rig.sender.failures.append(KafkaTimeoutError())
+    rig.publisher.submit(request)
+    await rig.idle()
+    assert counter(rig.metrics, "adaptd_publish_errors_total") == 1
+    ((_, _, value, _),) = rig.sender.sent
+    version = decode_message(value).version
+    assert rig.track("S").live.version == version == rig.policies.versions["S"]
+
+
+async def test_drain_waits_for_the_requests_in_flight(rig: Rig) -> None:
+    request = await rig.requested("S")
+    rig.learner.outcomes[request.id] = outcome(request, publish=True)
+    rig.learner.hold(request)
+    rig.publisher.submit(request)
+    await rig.learner.started(request)
+    drain = asyncio.create_task(rig.publisher.drain(None, 30.0))
+    rig.learner.release(request)
+    assert await drain == 0
+    assert rig.publisher.inflight == {}
+    assert len(rig.sender.sent) == 1
+    assert rig.track("S").live.version == 1
+    assert rig.publisher.closing
+
+
+async def test_drain_cancels_what_outlives_the_grace_period(rig: Rig) -> None:
+    a = await rig.requested("A", TP0)
+    b = await rig.requested("B", TP1)
+    for request in (a, b):
+        rig.learner.outcomes[request.id] = outcome(request, publish=True)
+        rig.learner.hold(request)
+        rig.publisher.submit(request)
+    await rig.learner.started(a)
+    assert await rig.publisher.drain([TP0], 0.05) == 1
+    assert list(rig.publisher.inflight) == [b.id]  # another partition's: left running
+    assert not rig.publisher.closing
+    assert rig.ownership.owns(a)  # still pending: the snapshot keeps it
+    rig.learner.release(a)
+    rig.learner.release(b)
+    await rig.idle()
+    assert [decode_message(v).model_id for _, _, v, _ in rig.sender.sent] == ["B"]
+    assert rig.track("A", TP0).live.version == 0
+    assert rig.track("A", TP0).live.pending is a
+
+
+async def test_after_closing_queued_requests_do_not_start(rig: Rig) -> None:
+    first = await rig.requested("S")
+    queued = dataclasses.replace(first, id="S@market:0:999")
+    assert rig.track("S").live.submit(queued) is False
+    rig.learner.outcomes[first.id] = outcome(first, publish=True)
+    rig.learner.hold(first)
+    rig.publisher.submit(first)
+    await rig.learner.started(first)
+    drain = asyncio.create_task(rig.publisher.drain(None, 30.0))
+    rig.learner.release(first)
+    assert await drain == 0
+    assert [job.request_id for job in rig.learner.jobs] == [first.id]
+    assert rig.publisher.inflight == {}
+    # Handed over and pending, so the snapshot keeps it for the next start.
+    pending = rig.track("S").live.pending
+    assert pending is not None and pending.id == queued.id
+    assert pending.parent_version == 1

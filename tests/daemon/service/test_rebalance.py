@@ -1,0 +1,73 @@
+"""The rebalance listener joins ownership and the publisher: on revocation it drains the
+partitions' adaptations, then revokes them; on assignment it resumes what the restored
+snapshots had in flight. Both sides are fakes that note the calls in one log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from adaptd.daemon.service.rebalance import RebalanceListener
+
+TP0, TP1, TP2 = (TopicPartition("market", p) for p in range(3))
+GRACE_S = 7.5
+
+
+class FakeOwnership:
+    def __init__(self, log: list[tuple[Any, ...]], owned: set[TopicPartition]) -> None:
+        self.log = log
+        self.partitions = dict.fromkeys(owned)
+        self.resumable: list[str] = []
+
+    async def assign(self, assigned: set[TopicPartition]) -> list[str]:
+        self.log.append(("assign", set(assigned)))
+        return self.resumable
+
+    async def revoke(self, revoked: list[TopicPartition]) -> None:
+        self.log.append(("revoke", set(revoked)))
+
+
+class FakePublisher:
+    def __init__(self, log: list[tuple[Any, ...]]) -> None:
+        self.log = log
+
+    async def drain(self, tps: list[TopicPartition], timeout_s: float) -> int:
+        self.log.append(("drain", set(tps), timeout_s))
+        return 0
+
+    async def resume(self, requests: list[str]) -> None:
+        self.log.append(("resume", requests))
+
+
+def listener(owned: set[TopicPartition]) -> tuple[RebalanceListener, FakeOwnership, list]:
+    log: list[tuple[Any, ...]] = []
+    ownership = FakeOwnership(log, owned)
+    publisher = FakePublisher(log)
+    return RebalanceListener(ownership, publisher, GRACE_S), ownership, log  # type: ignore[arg-type]
+
+
+async def test_revocation_drains_the_owned_partitions_then_revokes_them() -> None:
+    rebalance, _, log = listener({TP0, TP1})
+    await rebalance.on_partitions_revoked({TP1, TP2})  # TP2 was never ours
+    assert log == [("drain", {TP1}, GRACE_S), ("revoke", {TP1})]
+
+
+async def test_revoking_nothing_owned_does_nothing() -> None:
+    rebalance, _, log = listener({TP0})
+    await rebalance.on_partitions_revoked({TP1, TP2})
+    await rebalance.on_partitions_revoked(set())
+    assert log == []
+
+
+async def test_assignment_resumes_what_the_restored_partitions_had_in_flight() -> None:
+    rebalance, ownership, log = listener(set())
+    ownership.resumable = ["S@market:0:220", "T@market:1:301"]
+    await rebalance.on_partitions_assigned({TP0, TP1})
+    assert log == [("assign", {TP0, TP1}), ("resume", ["S@market:0:220", "T@market:1:301"])]
+
+
+async def test_an_assignment_with_nothing_in_flight_resumes_nothing() -> None:
+    rebalance, _, log = listener(set())
+    await rebalance.on_partitions_assigned({TP2})
+    assert log == [("assign", {TP2}), ("resume", [])]

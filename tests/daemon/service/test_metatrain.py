@@ -184,7 +184,7 @@ async def make() -> AsyncIterator[Any]:
         retention: bool = True,
     ) -> Rig:
         log: list[str] = []
-        worker = TorchWorker(threads=None)
+        worker = TorchWorker()
         workers.append(worker)
         learner, reservoir = ScriptedLearner(rounds), MemoryReservoir(size, seen=3 * size)
         checkpoints, metrics = MemoryCheckpoints(log, stored), Metrics()

@@ -143,7 +143,7 @@ async def rig() -> AsyncIterator[Rig]:
     ownership = Ownership(FakeConsumer(), snapshots, Settled(), CONFIG, metrics, MAX_BYTES)
     await ownership.assign({TP0, TP1})
     learner, sender, policies = ScriptedLearner(), RecordingSender(), MemoryPolicies()
-    worker = TorchWorker(threads=None)
+    worker = TorchWorker()
     publisher = Publisher(
         ownership,
         worker,

@@ -34,13 +34,11 @@ Examples
 from __future__ import annotations
 
 import math
-import multiprocessing
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from adaptd.adapters.checks import is_int, non_negative_int, positive_int
 from adaptd.adapters.meta import MAML
@@ -49,6 +47,8 @@ from adaptd.adapters.network import PolicyNet
 from adaptd.adapters.protocol import Task
 from adaptd.adapters.tasks import EarlyStopping, SinusoidTasks, meta_train
 from adaptd.adapters.tasks.stats import Estimate
+
+from .harness.parallel import run_parallel
 
 __all__ = ["PROTOCOL", "adapted_errors", "measure", "run", "smallest_within", "summary"]
 
@@ -112,7 +112,7 @@ def measure(
 ) -> dict[str, Any]:
     """Train every pool size and fresh tasks for seeds ``seed .. seed + seeds - 1``.
 
-    ``workers=0`` runs in this process; otherwise a spawned pool of ``workers`` processes.
+    ``workers`` 0 or 1 runs in this process; otherwise a spawned pool of ``workers`` processes.
     """
     sizes = {
         "iterations": iterations,
@@ -130,12 +130,7 @@ def measure(
         {"pool": m, "seed": s, **sizes} for s in range(seed, seed + seeds) for m in [*pools, None]
     ]
     start = time.perf_counter()
-    if workers == 0:
-        outputs = [_train(job) for job in jobs]
-    else:
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_init_worker) as pool:
-            outputs = pool.map(_train, jobs, chunksize=1)
+    outputs = run_parallel(_train, jobs, max(1, workers))
     wall = time.perf_counter() - start
     return _aggregate(pools, jobs, outputs, wall, workers, iterations, eval_every)
 
@@ -291,10 +286,6 @@ def _smallest(found: dict[str, Any], tol: int) -> str:
 
 def _curve_points(steps: list[int], n: int = 9) -> list[int]:
     return sorted({round(i) for i in np.linspace(0, len(steps) - 1, min(n, len(steps)))})
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
 
 
 def _train(job: dict[str, Any]) -> dict[str, Any]:

@@ -21,8 +21,8 @@ same MLP embedding with meta-batch normalisation, and ``maml`` (second-order MAM
 in the MAML paper: the query set is normalised with its own statistics).
 
 Outside quick mode the training runs are spread over a pool of spawned worker processes, each
-with one torch thread (``run_jobs``). The helpers here (``train``, ``test``,
-``nearest_neighbour_accuracies``, ``run_jobs``) also serve :mod:`.regimes`.
+with one torch thread (:func:`~.harness.parallel.run_parallel`). The helpers here (``train``,
+``test``, ``nearest_neighbour_accuracies``) also serve :mod:`.regimes`.
 
 Examples
 --------
@@ -36,12 +36,9 @@ Examples
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-import torch
 
 from adaptd.adapters.fewshot import Embedding, MatchingNet, ProtoNet, RelationNet
 from adaptd.adapters.meta import MAML
@@ -57,6 +54,8 @@ from adaptd.adapters.tasks import (
     split_classes,
 )
 
+from .harness.parallel import run_parallel
+
 __all__ = [
     "BASELINES",
     "MODELS",
@@ -64,7 +63,6 @@ __all__ = [
     "make_learner",
     "nearest_neighbour_accuracies",
     "run",
-    "run_jobs",
     "summary",
     "test",
     "train",
@@ -207,21 +205,6 @@ def test(learner: Any, tasks: Sequence[Task]) -> dict[str, Any]:
     }
 
 
-def run_jobs(
-    function: Callable[[dict[str, Any]], dict[str, Any]],
-    jobs: Sequence[dict[str, Any]],
-    *,
-    workers: int,
-) -> list[dict[str, Any]]:
-    """``[function(job) for job in jobs]``, over ``workers`` spawned processes (one torch
-    thread each) when ``workers > 1``; ``function`` must be importable (module level)."""
-    if workers <= 1:
-        return [function(job) for job in jobs]
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_one_thread) as pool:
-        return pool.map(function, jobs, chunksize=1)
-
-
 def run(*, quick: bool, seed: int) -> dict[str, Any]:
     """Every model at 1 and 5 shots (module docstring); ``quick`` shrinks it to a smoke test."""
     config = {**PROTOCOL, **(QUICK if quick else {})}
@@ -233,7 +216,7 @@ def run(*, quick: bool, seed: int) -> dict[str, Any]:
         for model in order
         for shots in config["shots"]
     ]
-    results = run_jobs(_digits_job, jobs, workers=1 if quick else WORKERS)
+    results = run_parallel(_digits_job, jobs, 1 if quick else WORKERS)
     table: dict[str, dict[str, Any]] = {str(k): {} for k in config["shots"]}
     for job, result in zip(jobs, results, strict=True):
         table[str(job["shots"])][job["model"]] = result
@@ -333,7 +316,3 @@ def _validation_accuracy(learner: Any, tasks: Sequence[Task]) -> float:
     if hasattr(learner, "evaluate"):
         return learner.evaluate(tasks).accuracy  # one batched pass over the episodes
     return evaluate_classifier(learner, tasks).mean
-
-
-def _one_thread() -> None:
-    torch.set_num_threads(1)

@@ -46,7 +46,7 @@ from adaptd.adapters.tasks import SinusoidTasks
 from adaptd.adapters.tasks.stats import mean_ci95
 
 from . import sinusoid
-from .harness import run_parallel
+from .harness.parallel import run_parallel
 
 __all__ = ["PROTOCOL", "crossing", "from_scratch", "run", "scratch_curve_point", "summary"]
 

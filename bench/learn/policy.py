@@ -35,6 +35,8 @@ from adaptd.adapters.network import PolicyNet, init_params
 from adaptd.adapters.protocol import Task
 from adaptd.adapters.tasks.stats import mean_ci95
 
+from .harness.parallel import run_parallel
+
 __all__ = ["ALGORITHMS", "run", "series_tasks", "summary"]
 
 ALGORITHMS = ("maml", "fomaml", "reptile", "metasgd", "anil")
@@ -214,6 +216,10 @@ def _one(
     }
 
 
+def _one_job(job: tuple[str, bool, int]) -> dict[str, Any]:
+    return _one(*job)
+
+
 def _tune(algorithm: str, quick: bool, seed: int) -> dict[str, Any]:
     """Successive halving over inner step size, inner steps and meta step size, judged on the
     validation tasks only (``adaptd.adapters.tasks.tuning``)."""
@@ -260,14 +266,7 @@ def run(*, quick: bool, seed: int) -> dict[str, Any]:
     """Meta-train and evaluate every algorithm with the daemon's defaults (two worker
     processes unless quick), pick the one with the lowest validation error, tune its
     hyperparameters on validation, and evaluate the tuned configuration on test."""
-    args = [(a, quick, seed) for a in ALGORITHMS]
-    if quick:
-        rows = [_one(*a) for a in args]
-    else:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(2) as pool:
-            rows = pool.starmap(_one, args)
+    rows = run_parallel(_one_job, [(a, quick, seed) for a in ALGORITHMS], 1 if quick else 2)
     chosen = min(rows, key=lambda r: r["validation_adapted_mse"])["algorithm"]
     tuning = _tune(chosen, quick, seed)
     b = tuning["best"]

@@ -54,7 +54,7 @@ from adaptd.adapters.tasks import EarlyStopping, SinusoidTasks, meta_train, quer
 from adaptd.adapters.tasks.stats import mean_ci95
 
 from .baselines import JointRegression
-from .harness import run_parallel
+from .harness.parallel import run_parallel
 
 __all__ = [
     "FINE_TUNE_LRS",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..harness import run_parallel
+from ..harness.parallel import run_parallel
 from . import configs
 
 __all__ = ["SLOW", "slow_first", "tune_then_run"]

@@ -82,11 +82,6 @@ def test_training_keeps_the_best_validation_state() -> None:
     assert record["val_accuracy"] == pytest.approx(learner.evaluate(val).accuracy)
 
 
-def test_run_jobs_without_workers_keeps_the_order() -> None:
-    jobs = [{"n": i} for i in range(5)]
-    assert digits.run_jobs(str, jobs, workers=1) == [str(job) for job in jobs]
-
-
 def test_unknown_model_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="model"):
         digits.make_learner("svm", 64, digits.PROTOCOL, 0)

@@ -27,10 +27,10 @@ from typing import Any
 
 from ..harness.parallel import run_parallel
 from . import configs, data
-from .jobs import slow_first
+from .jobs import slow_first, strategy_names
 from .permuted import PROTOCOL as PERMUTED
 from .permuted import QUICK as PERMUTED_QUICK
-from .permuted import benchmark_sequence, setup_for, strategy_names
+from .permuted import benchmark_sequence, setup_for
 from .runs import run_strategy
 from .tables import label, size
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from adaptd.adapters.tasks import EpisodeSampler, regime_dataset
 
-from .digits import BASELINES, test, train, verdict
+from .classifiers import BASELINES, test, train, verdict
 from .harness.parallel import run_parallel
 
 __all__ = ["MODELS", "PROTOCOL", "SPLIT", "run", "summary"]

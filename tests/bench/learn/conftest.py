@@ -51,7 +51,7 @@ def fake_suite(section_package: str) -> Suite:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """One torch thread: two on a shared 2-core machine make training runs many times slower."""
     previous = torch.get_num_threads()

@@ -100,7 +100,9 @@ def daemon_settings(algorithm: str, overrides: dict[str, Any] | None = None) -> 
     return AdaptationSettings(meta_algorithm=algorithm, **(overrides or {}))
 
 
-def tuned_overrides(algorithm: str, inner_lr: float, inner_steps: int, meta_lr: float) -> dict:
+def tuned_overrides(
+    algorithm: str, inner_lr: float, inner_steps: int, meta_lr: float
+) -> dict[str, Any]:
     """A tuned configuration as daemon settings (Reptile's outer step is ``meta_lr``)."""
     outer = "meta_lr" if algorithm == "reptile" else "adam_lr"
     return {"inner_lr": inner_lr, "inner_steps": inner_steps, outer: meta_lr}

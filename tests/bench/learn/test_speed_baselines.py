@@ -6,13 +6,13 @@ import torch
 from adaptd.adapters.meta import FOMAML, MAML
 from adaptd.adapters.network import PolicyNet, init_params
 from adaptd.adapters.protocol import Task
-from bench.learn.speed.baselines import HandBatched, L2LMaml, PerTaskLoop, adapt_copy
+from bench.learn.speed.baselines import Batch, HandBatched, L2LMaml, PerTaskLoop, adapt_copy
 from bench.learn.speed.protocol import sinusoid_batch
 
 NET = PolicyNet(1, (16, 16), activation="relu")
 
 
-def _batch(seed: int = 0):
+def _batch(seed: int = 0) -> Batch:
     return sinusoid_batch(torch.Generator().manual_seed(seed), tasks=4, shots=5, queries=6)
 
 

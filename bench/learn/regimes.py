@@ -36,7 +36,8 @@ from typing import Any
 
 from adaptd.adapters.tasks import EpisodeSampler, regime_dataset
 
-from .digits import BASELINES, run_jobs, test, train, verdict
+from .classifiers import BASELINES, test, train, verdict
+from .harness.parallel import run_parallel
 
 __all__ = ["MODELS", "PROTOCOL", "SPLIT", "run", "summary"]
 
@@ -91,7 +92,7 @@ def run(*, quick: bool, seed: int) -> dict[str, Any]:
     }
     order = ("relation", "matching", "protonet", *BASELINES)
     jobs = [{"model": model, "config": config, "seed": seed} for model in order]
-    results = run_jobs(_regimes_job, jobs, workers=1 if quick else WORKERS)
+    results = run_parallel(_regimes_job, jobs, 1 if quick else WORKERS)
     by_model = {job["model"]: result for job, result in zip(jobs, results, strict=True)}
     return {
         "protocol": config,

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..harness.parallel import run_parallel
 from . import configs, data
-from .jobs import slow_first
+from .jobs import slow_first, strategy_names
 from .permuted import PROTOCOL as PERMUTED
 from .permuted import QUICK as PERMUTED_QUICK
-from .permuted import benchmark_sequence, setup_for, strategy_names
+from .permuted import benchmark_sequence, setup_for
 from .runs import run_strategy
 from .tables import label, size
 
@@ -42,8 +43,6 @@ BYTES_PER_PARAMETER = 4  # float32 weights
 
 def run(*, quick: bool, seed: int) -> dict[str, Any]:
     """Every strategy and naive on the first tasks of both permuted sequences."""
-    from ..harness import run_parallel
-
     config = {**PROTOCOL, **(QUICK if quick else {})}
     permuted = {**PERMUTED, **(PERMUTED_QUICK if quick else {})}
     names = strategy_names()

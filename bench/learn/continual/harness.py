@@ -23,21 +23,17 @@ section at smoke-test sizes in about 30 seconds.
 
 Examples
 --------
->>> print(replace_between_markers("intro\\n", "body"), end="")
-intro
-<BLANKLINE>
-<!-- bench-continual:start -->
-body
-<!-- bench-continual:end -->
+>>> START, SECTIONS[0]
+('<!-- bench-continual:start -->', 'permuted')
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
 from pathlib import Path
-from typing import Any
 
-from .. import harness as _harness
+from ..harness import cli, markdown
+from ..harness.suite import Suite
 
 __all__ = [
     "END",
@@ -50,7 +46,7 @@ __all__ = [
     "replace_between_markers",
 ]
 
-SUITE = _harness.Suite(
+SUITE = Suite(
     title="Continual-learning benchmarks",
     command="make bench-continual",
     sections=("permuted", "split", "market", "cost"),
@@ -66,18 +62,7 @@ PACKAGE = SUITE.package
 START = SUITE.start
 END = SUITE.end
 
-
-def render_markdown(report: dict[str, Any], package: str = PACKAGE) -> str:
-    """The docs section for a report: machine, then each section's ``summary``, in order."""
-    return _harness.render_markdown(report, package, suite=SUITE)
-
-
-def replace_between_markers(text: str, body: str) -> str:
-    """``text`` with everything between :data:`START` and :data:`END` replaced by ``body``
-    (the block appended at the end when the markers are missing)."""
-    return _harness.replace_between_markers(text, body, suite=SUITE)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line (see the module docstring)."""
-    return _harness.main(argv, suite=SUITE)
+# The learning benchmarks' harness bound to this suite: the functions are the same for both.
+render_markdown = functools.partial(markdown.render_markdown, suite=SUITE)
+replace_between_markers = functools.partial(markdown.replace_between_markers, suite=SUITE)
+main = functools.partial(cli.main, suite=SUITE)

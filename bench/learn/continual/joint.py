@@ -10,15 +10,13 @@ draws batches of any of its tasks without building them).
 Examples
 --------
 >>> import torch
->>> from adaptd.adapters.continual import ContinualTask
+>>> from bench.learn.continual import data
 >>> from bench.learn.continual.runs import Setup
->>> g = torch.Generator().manual_seed(0)
->>> def task(i):
-...     x = torch.randn(60, 4, generator=g)
-...     y = (x[:, i] > 0).long()
-...     return ContinualTask(i, x[:40], y[:40], x[40:], y[40:])
->>> tasks = [task(0), task(1)]
->>> joint = run_joint(ConcatenatedTasks(tasks), tasks, Setup(in_dim=4, out_dim=2, hidden=(8,)))
+>>> tasks = data.split_tasks(data.load("digits"), "task", n_tasks=2, train_size=40)
+>>> source = ConcatenatedTasks(tasks)  # each example may use its own task's 5 classes
+>>> source.train_examples(), source.joint_classes(torch.tensor([0, 79]), 10).sum(1).tolist()
+(80, [5, 5])
+>>> joint = run_joint(source, tasks, Setup(in_dim=64, out_dim=10, hidden=(8,)))
 >>> len(joint["scores"]), joint["steps"], 0.0 <= joint["average_accuracy"] <= 1.0
 (2, 8, True)
 """

@@ -43,9 +43,7 @@ import torch
 from adaptd.adapters.continual import ContinualTask
 
 from . import configs, jobs
-from .joint import ConcatenatedTasks, run_joint
-from .permuted import strategy_names
-from .runs import Setup, run_strategy
+from .runs import Setup
 from .tables import label, notes
 
 __all__ = ["PROTOCOL", "QUICK", "regime_tasks", "run", "summary"]
@@ -136,19 +134,15 @@ def regime_tasks(
 def run(*, quick: bool, seed: int) -> dict[str, Any]:
     """Every strategy, naive and joint on the regime sequence (module docstring)."""
     config = {**PROTOCOL, **(QUICK if quick else {})}
-    names = strategy_names()
-    tuning, records, joints = jobs.tune_then_run(
+    tuning, records, joints = jobs.tune_then_run_section(
         _job,
         ["regimes"],
-        names,
-        kind=KIND,
-        base={"config": config},
+        config,
         quick=quick,
         seed=seed,
-        workers=config["workers"],
-        higher_is_better=False,
+        kind=KIND,
         criterion=CRITERION,
-        extra=[{"job": "joint", "setting": "regimes"}],
+        higher_is_better=False,
     )
     _, segments = _tasks(config, validation=False)
     return {
@@ -176,34 +170,9 @@ def _tasks(config: dict[str, Any], *, validation: bool) -> tuple[list[ContinualT
 def _job(job: dict[str, Any]) -> dict[str, Any]:
     config, seed = job["config"], job["seed"]
     tasks, _ = _tasks(config, validation=job["job"] == "tune")
-    s = config["setup"]
-    setup = Setup(
-        in_dim=int(tasks[0].train_x.shape[1]),
-        out_dim=1,
-        hidden=tuple(s["hidden"]),
-        activation=s["activation"],
-        loss="mse",
-        epochs=s["epochs"],
-        batch_size=s["batch_size"],
-        lr=s["lr"],
-        optimizer=s["optimizer"],
-        seed=seed,
-        output_scale=s["output_scale"],
-    )
-    if job["job"] == "joint":
-        return run_joint(ConcatenatedTasks(tasks), tasks, setup)
-    record = run_strategy(
-        job["strategy"],
-        job["options"],
-        tasks,
-        setup,
-        earliest=config["earliest"],
-        keep_matrix=job["job"] == "run",
-    )
-    if job["job"] == "tune":
-        mse = record.get("metrics", {}).get("average_accuracy")
-        return {"score": mse, "seconds": record.get("seconds"), "error": record.get("error")}
-    return record
+    in_dim = int(tasks[0].train_x.shape[1])
+    setup = Setup.from_table(config["setup"], in_dim=in_dim, out_dim=1, seed=seed, loss="mse")
+    return jobs.run_on_tasks(job, tasks, setup, earliest=config["earliest"])
 
 
 def early_regimes(record: dict[str, Any], zero: list[float], earliest: float) -> dict[str, Any]:

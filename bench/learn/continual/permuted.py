@@ -43,11 +43,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from adaptd.adapters.continual import strategies
-
 from . import configs, data, jobs
 from .budget import LADDER, eval_every_for, pilot, plan
-from .fashion import ensure_fashion
 from .joint import run_joint
 from .runs import TARGET, Setup, run_strategy
 from .tables import notes, strategy_table
@@ -59,7 +56,6 @@ __all__ = [
     "benchmark_sequence",
     "run",
     "setup_for",
-    "strategy_names",
     "summary",
     "validation_sequence",
 ]
@@ -101,20 +97,9 @@ CRITERION = "final average accuracy on the validation sequence"
 def run(*, quick: bool, seed: int) -> dict[str, Any]:
     """Every strategy, naive and joint on both data sets (module docstring)."""
     config = {**PROTOCOL, **(QUICK if quick else {})}
-    names = strategy_names()
     datasets, available = _available()
-    tuning, records, joints = jobs.tune_then_run(
-        _job,
-        available,
-        names,
-        kind=KIND,
-        base={"config": config},
-        quick=quick,
-        seed=seed,
-        workers=config["workers"],
-        higher_is_better=True,
-        criterion=CRITERION,
-        extra=[{"job": "joint", "setting": d} for d in available],
+    tuning, records, joints = jobs.tune_then_run_section(
+        _job, available, config, quick=quick, seed=seed, kind=KIND, criterion=CRITERION
     )
     for d, joint in zip(available, joints, strict=True):
         datasets[d].update({"joint": joint, "tuning": tuning[d], "strategies": records[d]})
@@ -152,17 +137,8 @@ def benchmark_sequence(
 
 def setup_for(dataset: str, config: dict[str, Any], seed: int) -> Setup:
     """The network and training of ``dataset``'s sequence."""
-    s = config["setup"]
-    return Setup(
-        in_dim=data.load(dataset).in_dim,
-        out_dim=10,
-        hidden=tuple(s["hidden"]),
-        activation=s["activation"],
-        epochs=s["epochs"],
-        batch_size=s["batch_size"],
-        lr=s["lr"],
-        optimizer=s["optimizer"],
-        seed=seed,
+    return Setup.from_table(
+        config["setup"], in_dim=data.load(dataset).in_dim, out_dim=10, seed=seed
     )
 
 
@@ -172,8 +148,7 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
     if job["job"] == "tune":
         tasks = validation_sequence(d, config, seed)
         record = run_strategy(job["strategy"], job["options"], tasks, setup, eval_every=len(tasks))
-        acc = record.get("metrics", {}).get("average_accuracy")
-        return {"score": acc, "seconds": record.get("seconds"), "error": record.get("error")}
+        return jobs.tune_score(record)
     if job["job"] == "joint":
         tasks = benchmark_sequence(d, config["tasks"], config, seed)
         return run_joint(tasks, tasks, setup)
@@ -207,28 +182,16 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
     return {**record, "target_met": met, "plan": chosen, "complete": complete}
 
 
-def strategy_names() -> list[str]:
-    """Every registered strategy, naive first."""
-    found = strategies()
-    return ["naive", *sorted(n for n in found if n != "naive")]
-
-
 def _available() -> tuple[dict[str, dict[str, Any]], list[str]]:
     datasets: dict[str, dict[str, Any]] = {}
     for name in data.DATASETS:
-        note = ensure_fashion() if name == "fashion_mnist" else "bundled with scikit-learn"
-        try:
-            loaded = data.load(name)
-        except OSError as error:
-            datasets[name] = {"available": False, "reason": f"{error}; {note}"}
-            continue
-        datasets[name] = {
-            "available": True,
-            "source": note,
-            "in_dim": loaded.in_dim,
-            "train_images": len(loaded.train_y),
-            "test_images": len(loaded.test_y),
-        }
+        datasets[name], loaded = jobs.dataset_status(name)
+        if loaded is not None:
+            datasets[name].update(
+                in_dim=loaded.in_dim,
+                train_images=len(loaded.train_y),
+                test_images=len(loaded.test_y),
+            )
     return datasets, [n for n, d in datasets.items() if d["available"]]
 
 

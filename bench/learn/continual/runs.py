@@ -81,6 +81,38 @@ class Setup:
     output_scale: float = 1.0
     notes: tuple[str, ...] = field(default=())
 
+    @classmethod
+    def from_table(
+        cls,
+        table: Mapping[str, Any],
+        *,
+        in_dim: int,
+        out_dim: int,
+        seed: int,
+        loss: Loss = "cross_entropy",
+    ) -> Setup:
+        """The setup a section's JSON-able ``setup`` table describes (``hidden`` a list,
+        ``output_scale`` optional), for a data set of ``in_dim`` inputs and ``out_dim`` outputs.
+
+        >>> table = {"hidden": [8], "activation": "relu", "epochs": 1, "batch_size": 4,
+        ...          "lr": 0.1, "optimizer": "sgd"}
+        >>> Setup.from_table(table, in_dim=3, out_dim=2, seed=0).hidden
+        (8,)
+        """
+        return cls(
+            in_dim=in_dim,
+            out_dim=out_dim,
+            hidden=tuple(table["hidden"]),
+            activation=table["activation"],
+            loss=loss,
+            epochs=table["epochs"],
+            batch_size=table["batch_size"],
+            lr=table["lr"],
+            optimizer=table["optimizer"],
+            seed=seed,
+            output_scale=table.get("output_scale", 1.0),
+        )
+
     def model(self) -> ContinualModel:
         """A fresh model (the same initial weights for every strategy)."""
         net = PolicyNet(

@@ -31,10 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import configs, data, jobs, references
-from .fashion import ensure_fashion
-from .joint import ConcatenatedTasks, run_joint
-from .permuted import strategy_names
-from .runs import Setup, run_strategy
+from .runs import Setup
 from .tables import label, notes, strategy_table
 
 __all__ = ["PROTOCOL", "QUICK", "SETTINGS", "run", "summary", "tasks_for"]
@@ -69,29 +66,10 @@ CRITERION = "final average accuracy on the validation split of the training imag
 def run(*, quick: bool, seed: int) -> dict[str, Any]:
     """Every strategy, naive and joint in the four settings (module docstring)."""
     config = {**PROTOCOL, **(QUICK if quick else {})}
-    names = strategy_names()
-    datasets: dict[str, dict[str, Any]] = {}
-    for name in config["datasets"]:
-        note = ensure_fashion() if name == "fashion_mnist" else "bundled with scikit-learn"
-        try:
-            data.load(name)
-        except OSError as error:
-            datasets[name] = {"available": False, "reason": f"{error}; {note}"}
-        else:
-            datasets[name] = {"available": True, "source": note}
+    datasets = {name: jobs.dataset_status(name)[0] for name in config["datasets"]}
     settings = [s for s in SETTINGS if datasets.get(s.split("/")[0], {}).get("available")]
-    tuning, records, joints = jobs.tune_then_run(
-        _job,
-        settings,
-        names,
-        kind=KIND,
-        base={"config": config},
-        quick=quick,
-        seed=seed,
-        workers=config["workers"],
-        higher_is_better=True,
-        criterion=CRITERION,
-        extra=[{"job": "joint", "setting": s} for s in settings],
+    tuning, records, joints = jobs.tune_then_run_section(
+        _job, settings, config, quick=quick, seed=seed, kind=KIND, criterion=CRITERION
     )
     return {
         "protocol": config,
@@ -127,28 +105,10 @@ def tasks_for(setting: str, config: dict[str, Any], seed: int, *, validation: bo
 
 def _job(job: dict[str, Any]) -> dict[str, Any]:
     config, seed, setting = job["config"], job["seed"], job["setting"]
-    s = config["setup"]
-    setup = Setup(
-        in_dim=data.load(setting.split("/")[0]).in_dim,
-        out_dim=10,
-        hidden=tuple(s["hidden"]),
-        activation=s["activation"],
-        epochs=s["epochs"],
-        batch_size=s["batch_size"],
-        lr=s["lr"],
-        optimizer=s["optimizer"],
-        seed=seed,
-    )
+    in_dim = data.load(setting.split("/")[0]).in_dim
+    setup = Setup.from_table(config["setup"], in_dim=in_dim, out_dim=10, seed=seed)
     tasks = tasks_for(setting, config, seed, validation=job["job"] == "tune")
-    if job["job"] == "joint":
-        return run_joint(ConcatenatedTasks(tasks), tasks, setup)
-    record = run_strategy(
-        job["strategy"], job["options"], tasks, setup, keep_matrix=job["job"] == "run"
-    )
-    if job["job"] == "tune":
-        acc = record.get("metrics", {}).get("average_accuracy")
-        return {"score": acc, "seconds": record.get("seconds"), "error": record.get("error")}
-    return record
+    return jobs.run_on_tasks(job, tasks, setup)
 
 
 def summary(result: dict[str, Any]) -> str:

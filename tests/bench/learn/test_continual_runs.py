@@ -86,3 +86,18 @@ def test_setup_builds_the_same_fresh_model_every_time() -> None:
     assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
     assert SETUP.train_config().lr == SETUP.lr
     assert SETUP.as_dict()["hidden"] == [16]
+
+
+def test_a_section_s_setup_table_gives_its_setup() -> None:
+    table = {
+        "hidden": [32, 32],
+        "activation": "tanh",
+        "epochs": 5,
+        "batch_size": 16,
+        "lr": 0.001,
+        "optimizer": "adam",
+    }
+    setup = runs.Setup.from_table(table, in_dim=25, out_dim=1, seed=3, loss="mse")
+    assert (setup.hidden, setup.loss, setup.seed, setup.output_scale) == ((32, 32), "mse", 3, 1.0)
+    scaled = runs.Setup.from_table({**table, "output_scale": 0.1}, in_dim=25, out_dim=1, seed=3)
+    assert scaled.output_scale == 0.1 and scaled.loss == "cross_entropy"

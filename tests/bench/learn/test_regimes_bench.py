@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from bench.learn import digits, regimes
+from bench.learn import regimes
+from bench.learn.classifiers import verdict
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,6 @@ def test_verdict_needs_a_gap_beyond_both_intervals() -> None:
             "2": _table({**base, "nearest_mean": 0.60, "protonet": 0.63}, 0.02),
         }
     }
-    verdict = digits.verdict(result["results"], regimes.LABELS, unit="way")
-    assert "5-way: ProtoNet (learned embedding) beats" in verdict
-    assert "2-way: no learned model beats" in verdict
+    found = verdict(result["results"], regimes.LABELS, unit="way")
+    assert "5-way: ProtoNet (learned embedding) beats" in found
+    assert "2-way: no learned model beats" in found

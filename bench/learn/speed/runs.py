@@ -1,35 +1,9 @@
-"""Speed benchmark: MAML meta-training and adaptation, ours against three references.
-
-On the MAML sinusoid protocol (meta-batch 25, K = 10 support + 10 query points, amplitude
-U[0.1, 5], phase U[0, π], x U[-5, 5], ``PolicyNet(1, (40, 40), activation="relu")``, inner step
-0.01, Adam 1e-3), with 1 and 5 inner steps, in one process and one thread:
-
-- **meta-training**, milliseconds per meta-iteration (meta-gradient plus Adam step), median over
-  ``repeats`` after a warm-up, for ours (:class:`adaptd.adapters.meta.MAML`, backends "autograd"
-  and "func"), a plain per-task loop, learn2learn's ``MAML`` and a hand-batched implementation
-  (:mod:`bench.learn.baselines`); the implementations take turns within every repeat,
-  so load from other processes hits them alike. Ratios are to ours ("autograd");
-- **agreement**: the largest relative difference of each implementation's meta-gradient from
-  ours on one batch (the figures compare the same computation);
-- **adaptation** of one task (K = 10), p50 and p99 milliseconds: ours (``learner.adapt``), the
-  per-task loop (deep copy plus SGD) and learn2learn (``clone()`` plus first-order ``adapt``);
-- **daemon policy adaptation**: ``fast_weights.adapt`` of ``PolicyNet(<daemon feature count>,
-  (32, 32), "tanh")``, 5 steps at the daemon's default inner step size and backend, for
-  K = 5, 20, 50, p50 and p99 over ``daemon_repeats`` adaptations.
-
-learn2learn is optional (``python -m bench.learn.learn2learn`` builds it); without it
-its rows say "unavailable".
-
-Examples
---------
->>> batch = sinusoid_batch(torch.Generator().manual_seed(0), tasks=2, shots=3, queries=4)
->>> [tuple(part.shape) for part in batch]
-[(2, 3, 1), (2, 3), (2, 4, 1), (2, 4)]
-"""
+"""The speed section's measurements: meta-training and adaptation times of every
+implementation, interleaved, their agreement with ours, and the daemon's policy adaptation
+(see :mod:`bench.learn.speed`)."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,45 +15,16 @@ from adaptd.adapters.fast_weights import adapt
 from adaptd.adapters.network import PolicyNet, init_params
 from adaptd.adapters.protocol import Task
 
-from ..inner import time_ms
+from ...inner import time_ms
 from .baselines import Batch, HandBatched, L2LMaml, PerTaskLoop, adapt_copy
+from .protocol import PROTOCOL, sinusoid_batch
 
-__all__ = ["PROTOCOL", "run", "sinusoid_batch", "summary"]
-
-PROTOCOL: dict[str, Any] = {
-    "tasks": 25,
-    "shots": 10,
-    "queries": 10,
-    "hidden": [40, 40],
-    "activation": "relu",
-    "inner_lr": 0.01,
-    "meta_lr": 1e-3,
-    "inner_steps": [1, 5],
-    "daemon_shots": [5, 20, 50],
-    "daemon_steps": 5,
-}
-IMPLEMENTATIONS = ("ours", "ours_func", "loop", "learn2learn", "hand_batched")
-LABELS = {
-    "ours": "ours: `meta.MAML` (autograd)",
-    "ours_func": "ours: `meta.MAML` (func, vmap)",
-    "loop": "per-task PyTorch loop",
-    "learn2learn": "learn2learn `MAML`",
-    "hand_batched": "hand-batched (`baddbmm`)",
-}
-
-
-def sinusoid_batch(generator: torch.Generator, *, tasks: int, shots: int, queries: int) -> Batch:
-    """A meta-batch of sinusoid tasks, ``y = A sin(x - φ)``, stacked per task."""
-    amplitude = 0.1 + 4.9 * torch.rand(tasks, 1, generator=generator)
-    phase = math.pi * torch.rand(tasks, 1, generator=generator)
-    x = 10.0 * torch.rand(tasks, shots + queries, generator=generator) - 5.0
-    y = amplitude * torch.sin(x - phase)
-    x = x.unsqueeze(-1)
-    return x[:, :shots], y[:, :shots], x[:, shots:], y[:, shots:]
+__all__ = ["run"]
 
 
 def run(*, quick: bool, seed: int) -> dict[str, Any]:
-    """All measurements (see the module docstring); ``quick`` cuts the repeats to a smoke test."""
+    """All measurements (see :mod:`bench.learn.speed`); ``quick`` cuts the repeats to a smoke
+    test."""
     repeats, warmup = (3, 1) if quick else (30, 5)
     adapt_repeats = 5 if quick else 300
     daemon_repeats = 20 if quick else 1000
@@ -122,72 +67,6 @@ def run(*, quick: bool, seed: int) -> dict[str, Any]:
         "adapt_ms": adapt_ms,
         "daemon_adapt": _daemon_adaptation(daemon_repeats, seed),
     }
-
-
-def summary(result: dict[str, Any]) -> str:
-    """Markdown tables of ``run()`` output."""
-    steps = list(result["meta_train_ms"])
-    p = result["protocol"]
-    lines = [
-        f"MAML sinusoid protocol: meta-batch {p['tasks']}, K = {p['shots']} support + "
-        f"{p['queries']} query, 1-{'-'.join(map(str, p['hidden']))}-1 {p['activation']}, "
-        f"inner lr {p['inner_lr']}, Adam {p['meta_lr']}; ours is `{result['ours']}`. "
-        f"Median of {result['repeats']['meta']} meta-iterations after warm-up, implementations "
-        "interleaved.",
-        "",
-        "| meta-training, ms per meta-iteration | "
-        + " | ".join(f"{s} step{'s' if s != '1' else ''} | vs ours" for s in steps)
-        + " |",
-        "|---" + "|---:|---:" * len(steps) + "|",
-    ]
-    for name in IMPLEMENTATIONS:
-        cells = []
-        for s in steps:
-            timing = result["meta_train_ms"][s].get(name)
-            if timing is None:
-                cells += ["unavailable", ""]
-            else:
-                ratio = result["ratio_to_ours"][s][name]
-                cells += [f"{timing['median']:.1f}", f"{ratio:.2f}x"]
-        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
-    worst = max(
-        (v for diffs in result["meta_gradient_max_rel_diff"].values() for v in diffs.values()),
-        default=0.0,
-    )
-    lines += [
-        "",
-        f"All meta-gradients agree with ours to a relative {worst:.1e} or better on one batch.",
-    ]
-    for name, reason in result["unavailable"].items():
-        lines.append(f"{LABELS[name]}: unavailable ({reason}).")
-    lines += [
-        "",
-        f"| adaptation of one task (K = {p['shots']}), ms | "
-        + " | ".join(f"{s} step{'s' if s != '1' else ''} p50 | p99" for s in steps)
-        + " |",
-        "|---" + "|---:|---:" * len(steps) + "|",
-    ]
-    for name in IMPLEMENTATIONS:
-        if name not in result["adapt_ms"][steps[0]]:
-            continue
-        cells = [
-            f"{result['adapt_ms'][s][name]['p50']:.2f} | {result['adapt_ms'][s][name]['p99']:.2f}"
-            for s in steps
-        ]
-        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
-    daemon = result["daemon_adapt"]
-    lines += [
-        "",
-        f'Daemon policy adaptation: `PolicyNet({daemon["in_dim"]}, (32, 32), "tanh")`, '
-        f"{daemon['steps']} steps, lr {daemon['lr']}, backend {daemon['backend']!r}, "
-        f"{daemon['repeats']} adaptations per K.",
-        "",
-        "| K | p50 ms | p99 ms |",
-        "|---:|---:|---:|",
-    ]
-    for shots, timing in daemon["ms"].items():
-        lines.append(f"| {shots} | {timing['p50']:.2f} | {timing['p99']:.2f} |")
-    return "\n".join(lines)
 
 
 def _ours_class() -> type:

@@ -1,23 +1,19 @@
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
 from adaptd.adapters.meta import FOMAML, MAML
 from adaptd.adapters.network import PolicyNet, init_params
 from adaptd.adapters.protocol import Task
-from adaptd.daemon.config.settings import FeatureSettings
-from adaptd.daemon.core.features import feature_names
-from bench.learn import speed
-from bench.learn.baselines import HandBatched, L2LMaml, PerTaskLoop, adapt_copy
+from bench.learn.speed.baselines import Batch, HandBatched, L2LMaml, PerTaskLoop, adapt_copy
+from bench.learn.speed.protocol import sinusoid_batch
 
 NET = PolicyNet(1, (16, 16), activation="relu")
 
 
-def _batch(seed: int = 0):
-    return speed.sinusoid_batch(torch.Generator().manual_seed(seed), tasks=4, shots=5, queries=6)
+def _batch(seed: int = 0) -> Batch:
+    return sinusoid_batch(torch.Generator().manual_seed(seed), tasks=4, shots=5, queries=6)
 
 
 def _ours(first_order: bool, steps: int) -> dict[str, torch.Tensor]:
@@ -82,38 +78,3 @@ def test_adapt_copy_lowers_the_loss_and_leaves_the_model_alone() -> None:
 
     assert loss(adapted) < loss(model)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-
-
-def test_sinusoid_tasks_follow_the_maml_protocol() -> None:
-    sx, sy, qx, qy = speed.sinusoid_batch(
-        torch.Generator().manual_seed(1), tasks=200, shots=10, queries=10
-    )
-    x = torch.cat([sx, qx], dim=1).squeeze(-1)
-    y = torch.cat([sy, qy], dim=1)
-    assert x.min() >= -5 and x.max() <= 5
-    amplitude_bound = y.abs().amax(dim=1)
-    assert amplitude_bound.max() <= 5 and amplitude_bound.max() > 3
-
-
-def test_quick_run_reports_every_implementation_in_agreement() -> None:
-    torch.set_num_threads(1)
-    result = speed.run(quick=True, seed=0)
-    json.dumps(result)
-    assert result["ours"].endswith(".MAML")
-    expected = {"ours", "ours_func", "loop", "hand_batched"}
-    if "learn2learn" not in result["unavailable"]:
-        expected.add("learn2learn")
-    for steps in ("1", "5"):
-        timings = result["meta_train_ms"][steps]
-        assert set(timings) == expected
-        assert all(0 < t["p10"] <= t["median"] <= t["p90"] for t in timings.values())
-        assert result["ratio_to_ours"][steps]["ours"] == 1.0
-        assert max(result["meta_gradient_max_rel_diff"][steps].values()) < 1e-4
-        assert set(result["adapt_ms"][steps]) == expected - {"ours_func", "hand_batched"}
-    daemon = result["daemon_adapt"]
-    assert daemon["in_dim"] == len(feature_names(FeatureSettings()))
-    assert sorted(daemon["ms"], key=int) == ["5", "20", "50"]
-    assert all(0 < t["p50"] <= t["p99"] for t in daemon["ms"].values())
-    text = speed.summary(result)
-    assert "| per-task PyTorch loop |" in text
-    assert "| 50 |" in text

@@ -39,16 +39,14 @@ from pydantic_settings import (
 )
 
 from ..core.features import feature_names
+from .learning import AdaptationSettings, ContinualSettings, ReplaySettings
 from .sections import (
-    AdaptationSettings,
-    ContinualSettings,
     DetectionSettings,
     FeatureSettings,
     KafkaSettings,
     MetricsSettings,
     RedisSettings,
     RegimeSettings,
-    ReplaySettings,
     Section,
 )
 

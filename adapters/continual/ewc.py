@@ -55,6 +55,7 @@ from .importance import (
     subsample,
 )
 from .protocol import ContinualModel, ContinualTask, Strategy, tensor_bytes
+from .seeds import derive_seed
 
 __all__ = ["EWC"]
 
@@ -162,7 +163,7 @@ class EWC(Strategy):
         for stored in self._penalties:
             check_shapes(stored["fisher"], model.params)
         x, y = subsample(
-            task.train_x, task.train_y, self.max_examples, self.seed * 1_000_003 + task.id
+            task.train_x, task.train_y, self.max_examples, derive_seed(self.seed, task.id)
         )
         fisher = fisher_diagonal(model, model.params, x, y, kind=self.fisher, classes=task.classes)
         anchor = {k: v.detach().clone() for k, v in model.params.items()}

@@ -46,6 +46,7 @@ from ..fast_weights import Params
 from ..network import PolicyNet
 from .packnet import PackNet
 from .protocol import ContinualModel, ContinualTask
+from .seeds import derive_seed
 from .training import batch_loss
 
 __all__ = ["Growth", "widen"]
@@ -213,7 +214,7 @@ class Growth(PackNet):
         extra = [int(max(0, min(self.units, cap - h))) for h in net.hidden]
         if not any(extra):
             return False
-        seed = self.seed * 1_000_003 + self.growths + 700_001
+        seed = derive_seed(self.seed, self.growths, offset=700_001)
         wide, params = widen(net, model.params, extra, seed, scale=self.reinit_scale)
         for k, owner in self.owner.items():
             grown = torch.full(params[k].shape, -1, dtype=torch.int32)

@@ -47,6 +47,7 @@ from ..fast_weights import Params
 from .anchored import AnchoredPenalty
 from .importance import subsample
 from .protocol import ContinualModel, ContinualTask
+from .seeds import derive_seed
 
 __all__ = ["MemoryAwareSynapses", "output_sensitivity"]
 
@@ -134,7 +135,7 @@ class MemoryAwareSynapses(AnchoredPenalty):
         """Add the importance of ``task``'s inputs at ``model.params``; anchor there."""
         self._check(model.params)
         x, _ = subsample(
-            task.train_x, task.train_x, self.max_examples, self.seed * 1_000_003 + task.id
+            task.train_x, task.train_x, self.max_examples, derive_seed(self.seed, task.id)
         )
         new = output_sensitivity(model, model.params, x, classes=task.classes)
         self.fold(new, model.params, decay=1.0)

@@ -48,6 +48,7 @@ from .importance import (
     subsample,
 )
 from .protocol import ContinualModel, ContinualTask
+from .seeds import derive_seed
 
 __all__ = ["OnlineEWC"]
 
@@ -136,6 +137,6 @@ class OnlineEWC(AnchoredPenalty):
         """Fold the Fisher of ``(x, y)`` at ``model.params`` into the running one and anchor
         at ``model.params``; ``classes`` restricts a classifier's outputs."""
         self._check(model.params)
-        x, y = subsample(x, y, self.max_examples, self.seed * 1_000_003 + self.tasks_seen)
+        x, y = subsample(x, y, self.max_examples, derive_seed(self.seed, self.tasks_seen))
         new = fisher_diagonal(model, model.params, x, y, kind=self.fisher_kind, classes=classes)
         self.fold(new, model.params, decay=self.decay)

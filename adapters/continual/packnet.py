@@ -63,6 +63,7 @@ from ..checks import in_interval, int_at_least, integer, non_negative
 from ..fast_weights import Params
 from ..network import PolicyNet, forward
 from .protocol import ContinualModel, ContinualTask, Strategy
+from .seeds import derive_seed
 from .training import batch_loss
 
 __all__ = ["PackNet"]
@@ -243,7 +244,7 @@ class PackNet(Strategy):
             names += [k for k in params if k not in self.owner]
         if not names:
             return params
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + position)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, position))
         n = len(task.train_y)
         order = torch.randperm(n, generator=generator)
         lo = 0
@@ -264,7 +265,7 @@ class PackNet(Strategy):
 
     def _reinitialise(self, params: Params, position: int) -> Params:
         """``params`` with every free weight redrawn small (seeded), as fresh capacity."""
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + position + 500_009)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, position, offset=500_009))
         out = dict(params)
         for k, owner in self.owner.items():
             bound = self.reinit_scale / math.sqrt(owner.shape[1])

@@ -45,6 +45,7 @@ from ..fast_weights import Params
 from ..meta.adam import Adam
 from .metrics import AccuracyMatrix
 from .protocol import ContinualModel, ContinualTask, Strategy, restrict
+from .seeds import derive_seed
 
 __all__ = [
     "SequenceResult",
@@ -112,7 +113,7 @@ def train_task(
     start = time.perf_counter()
     strategy.before_task(model, task)
     names = strategy.trainable(model, task)
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + task.id)
+    generator = torch.Generator().manual_seed(derive_seed(config.seed, task.id))
     optimizer = Adam(lr=config.lr) if config.optimizer == "adam" else None
     n = len(task.train_y)
     steps, first, last = 0, float("nan"), float("nan")

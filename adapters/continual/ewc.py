@@ -44,9 +44,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..checks import integer, non_negative, positive_int
+from ..checks import integer, non_negative, one_of, positive_int
 from ..fast_weights import Params
 from .importance import (
+    FISHER_KINDS,
     FisherKind,
     check_shapes,
     copy_params,
@@ -106,9 +107,7 @@ class EWC(Strategy):
         max_tasks: int | None = None,
     ) -> None:
         self.lam = non_negative("lam", lam)
-        if fisher not in ("empirical", "true"):
-            raise ValueError(f"fisher must be 'empirical' or 'true', got {fisher!r}")
-        self.fisher: FisherKind = fisher
+        self.fisher: FisherKind = one_of("fisher", fisher, FISHER_KINDS)
         self.max_examples = positive_int("max_examples", max_examples)
         self.seed = integer("seed", seed)
         self.max_tasks = positive_int("max_tasks", max_tasks, optional=True)

@@ -32,10 +32,12 @@ import torch
 from torch import Tensor
 from torch.func import grad, vmap
 
+from ..checks import one_of
 from ..fast_weights import Params
 from .protocol import ContinualModel, restrict
 
 __all__ = [
+    "FISHER_KINDS",
     "FisherKind",
     "check_shapes",
     "copy_params",
@@ -45,6 +47,7 @@ __all__ = [
 ]
 
 FisherKind = Literal["empirical", "true"]
+FISHER_KINDS: tuple[FisherKind, ...] = ("empirical", "true")
 
 
 def fisher_diagonal(
@@ -76,8 +79,7 @@ def fisher_diagonal(
     chunk
         Examples per vectorised batch (bounds memory).
     """
-    if kind not in ("empirical", "true"):
-        raise ValueError(f"kind must be 'empirical' or 'true', got {kind!r}")
+    one_of("kind", kind, FISHER_KINDS)
     if len(x) == 0:
         raise ValueError("the Fisher information needs at least one example")
     if getattr(model.net, "norm", "none") != "none":

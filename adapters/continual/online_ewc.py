@@ -39,10 +39,11 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..checks import in_unit_interval, integer, non_negative, positive_int
+from ..checks import in_unit_interval, integer, non_negative, one_of, positive_int
 from ..fast_weights import Params
 from .anchored import AnchoredPenalty
 from .importance import (
+    FISHER_KINDS,
     FisherKind,
     fisher_diagonal,
     subsample,
@@ -105,9 +106,7 @@ class OnlineEWC(AnchoredPenalty):
     ) -> None:
         self.lam = non_negative("lam", lam)
         self.decay = in_unit_interval("decay", decay)
-        if fisher not in ("empirical", "true"):
-            raise ValueError(f"fisher must be 'empirical' or 'true', got {fisher!r}")
-        self.fisher_kind: FisherKind = fisher
+        self.fisher_kind: FisherKind = one_of("fisher", fisher, FISHER_KINDS)
         self.max_examples = positive_int("max_examples", max_examples)
         self.seed = integer("seed", seed)
         super().__init__()

@@ -47,7 +47,7 @@ from collections.abc import Collection, Mapping
 import torch
 from torch import Tensor
 
-from .checks import non_negative_int
+from .checks import non_negative_int, one_of
 from .losses import (
     BACKENDS,
     Backend,
@@ -139,8 +139,7 @@ def adapt(
     start = time.perf_counter()
     _check_adapt_args(net, params, x, y, steps=steps, deadline_s=deadline_s)
     check_loss(net, loss)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    one_of("backend", backend, BACKENDS)
     keys = list(params) if names is None else list(names)
     if unknown := set(keys) - set(params):
         raise ValueError(f"names holds unknown parameters {sorted(unknown)}")

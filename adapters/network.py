@@ -58,7 +58,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .checks import is_int, positive_int
+from .checks import is_int, one_of, positive_int
 
 __all__ = [
     "ACTIVATIONS",
@@ -154,13 +154,11 @@ class PolicyNet(nn.Module):
         hidden = tuple(hidden)
         if not all(is_int(h) and h >= 1 for h in hidden):
             raise ValueError(f"hidden must hold positive integer widths, got {hidden!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        one_of("activation", activation, sorted(ACTIVATIONS))
         if not 0.0 <= output_scale <= 1.0:
             raise ValueError(f"output_scale must be in [0, 1], got {output_scale!r}")
         positive_int("out_dim", out_dim)
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        one_of("norm", norm, NORMS)
         self.in_dim = in_dim
         self.hidden = hidden
         self.activation = activation

@@ -55,7 +55,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from ..checks import int_in_range, one_of, positive_int
+from ..checks import int_in_range, non_negative, one_of, positive_int
 from ..network import PolicyNet, features
 from .memory import fair_shares
 from .protocol import ContinualModel, ContinualTask, Strategy
@@ -152,9 +152,7 @@ class CoresetReplay(Strategy):
         self.selection: Selection = one_of("selection", selection, SELECTIONS)
         self.space = one_of("space", space, SPACES)
         self.batch_size = positive_int("batch_size", batch_size)
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight!r}")
-        self.weight = float(weight)
+        self.weight = non_negative("weight", weight)
         self.seed = seed
         super().__init__()
 

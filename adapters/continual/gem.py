@@ -45,7 +45,7 @@ import torch
 from scipy.optimize import nnls
 from torch import Tensor
 
-from ..checks import positive_int
+from ..checks import non_negative, positive_int
 from ..fast_weights import Params
 from .protocol import ContinualModel, ContinualTask, Strategy
 from .replay import classes_from_state, classes_state, replay_losses
@@ -59,8 +59,7 @@ def gem_projection(g: Tensor, memories: Tensor, margin: float = 0.5) -> Tensor:
     ``v`` the solution of the dual with bounds ``v >= margin``."""
     if g.ndim != 1 or memories.ndim != 2 or memories.shape[1] != len(g):
         raise ValueError(f"g must be (P,) and memories (K, P), got {g.shape}, {memories.shape}")
-    if not margin >= 0:
-        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    non_negative("margin", margin)
     if bool((memories @ g >= 0).all()):
         return g
     big = memories.detach().to(torch.float64).numpy()
@@ -124,9 +123,7 @@ class GEM(Strategy):
     ) -> None:
         self.memory_per_task = positive_int("memory_per_task", memory_per_task)
         self.max_tasks = positive_int("max_tasks", max_tasks, optional=True)
-        if not margin >= 0:
-            raise ValueError(f"margin must be >= 0, got {margin!r}")
-        self.margin = float(margin)
+        self.margin = non_negative("margin", margin)
         self.seed = seed
         super().__init__()
 

@@ -53,7 +53,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from ..checks import one_of, positive_int
+from ..checks import non_negative, one_of, positive, positive_int
 from ..fast_weights import Params
 from .protocol import ContinualModel, ContinualTask, Strategy
 from .replay import class_mask, classes_from_state, classes_state, replay_losses
@@ -113,14 +113,10 @@ class GenerativeReplay(Strategy):
         self.hidden = positive_int("hidden", hidden)
         self.epochs = positive_int("epochs", epochs)
         self.batch_size = positive_int("batch_size", batch_size)
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
-        self.lr = float(lr)
+        self.lr = positive("lr", lr)
         self.likelihood: Likelihood = one_of("likelihood", likelihood, LIKELIHOODS)
         self.targets = one_of("targets", targets, TARGETS)
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight!r}")
-        self.weight = float(weight)
+        self.weight = non_negative("weight", weight)
         self.seed = seed
         super().__init__()
 

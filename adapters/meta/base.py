@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..checks import integer, positive_finite, positive_int
+from ..checks import integer, one_of, positive_finite, positive_int
 from ..fast_weights import (
     BACKENDS,
     AdaptResult,
@@ -102,8 +102,7 @@ class FastWeightLearner:
         positive_int("inner_steps", inner_steps)
         positive_finite("inner_lr", inner_lr)
         positive_finite("meta_lr", meta_lr)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        one_of("backend", backend, BACKENDS)
         integer("seed", seed)
         check_loss(net, loss)
         if regularizer is not None and not isinstance(regularizer, Regularizer):

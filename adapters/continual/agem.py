@@ -37,10 +37,10 @@ from torch import Tensor
 
 from ..checks import positive_int
 from ..fast_weights import Params
-from .gem import flat_gradient, unflatten
+from .gem import flatten, memory_gradient, unflatten
 from .memory import EpisodicMemory, Inserter, QuotaInserter, ReservoirInserter
 from .protocol import ContinualModel, ContinualTask, Strategy
-from .replay import classes_from_state, classes_state, replay_losses
+from .replay import classes_from_state, classes_state
 
 __all__ = ["AGEM", "agem_projection"]
 
@@ -113,14 +113,11 @@ class AGEM(Strategy):
         """``grads`` projected off the memory sample's gradient when they conflict."""
         if len(self.memory) == 0:
             return grads
-        names = list(grads)
         batch = self.memory.sample(self.sample_size)
-        leaves = dict(params)
-        leaves.update({k: params[k].detach().requires_grad_() for k in names})
-        with torch.enable_grad():
-            loss = replay_losses(model, leaves, batch.x, batch.y, batch.task, self._classes)
-            reference = flat_gradient(loss.mean(), leaves, names)
-        g = torch.cat([grads[k].reshape(-1) for k in names])
+        reference = memory_gradient(
+            model, params, list(grads), batch.x, batch.y, batch.task, self._classes
+        )
+        g = flatten(grads)
         z = agem_projection(g, reference)
         if z is g:
             return grads

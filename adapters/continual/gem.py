@@ -47,10 +47,11 @@ from torch import Tensor
 
 from ..checks import non_negative, positive_int
 from ..fast_weights import Params
+from ..losses import detached_leaves
 from .protocol import ContinualModel, ContinualTask, Strategy
-from .replay import classes_from_state, classes_state, replay_losses
+from .replay import Classes, classes_from_state, classes_state, replay_losses
 
-__all__ = ["GEM", "flat_gradient", "gem_projection", "unflatten"]
+__all__ = ["GEM", "flat_gradient", "flatten", "gem_projection", "memory_gradient", "unflatten"]
 
 
 def gem_projection(g: Tensor, memories: Tensor, margin: float = 0.5) -> Tensor:
@@ -80,6 +81,31 @@ def flat_gradient(loss: Tensor, params: Mapping[str, Tensor], names: list[str]) 
             for k, gr in zip(names, grads, strict=True)
         ]
     )
+
+
+def memory_gradient(
+    model: ContinualModel,
+    params: Mapping[str, Tensor],
+    names: list[str],
+    x: Tensor,
+    y: Tensor,
+    task_ids: Tensor,
+    classes: Classes,
+) -> Tensor:
+    """The gradient of the mean replay loss of remembered examples ``(x, y)`` (each scored over
+    its task's classes, :func:`replay_losses`) with respect to ``params[name]`` for ``names``,
+    flattened in that order: the reference that GEM and A-GEM project the step's gradient
+    against. Computed with gradients on, whatever the caller's mode."""
+    leaves = detached_leaves(params, names)
+    with torch.enable_grad():
+        loss = replay_losses(model, leaves, x, y, task_ids, classes).mean()
+        return flat_gradient(loss, leaves, names)
+
+
+def flatten(grads: Mapping[str, Tensor]) -> Tensor:
+    """``grads``' values flattened and concatenated in its order (the inverse of
+    :func:`unflatten`)."""
+    return torch.cat([g.reshape(-1) for g in grads.values()])
 
 
 def unflatten(flat: Tensor, like: Mapping[str, Tensor]) -> Params:
@@ -159,16 +185,12 @@ class GEM(Strategy):
         if not past:
             return grads
         names = list(grads)
-        leaves = dict(params)
-        leaves.update({k: params[k].detach().requires_grad_() for k in names})
         rows = []
-        with torch.enable_grad():
-            for t in past:
-                x, y = self._memories[t]
-                ids = torch.full((len(y),), t, dtype=torch.int64)
-                loss = replay_losses(model, leaves, x, y, ids, self._classes).mean()
-                rows.append(flat_gradient(loss, leaves, names))
-        g = torch.cat([grads[k].reshape(-1) for k in names])
+        for t in past:
+            x, y = self._memories[t]
+            ids = torch.full((len(y),), t, dtype=torch.int64)
+            rows.append(memory_gradient(model, params, names, x, y, ids, self._classes))
+        g = flatten(grads)
         memories = torch.stack(rows)
         if bool((memories @ g >= 0).all()):
             return grads

@@ -61,6 +61,7 @@ from torch import Tensor
 
 from ..checks import in_interval, int_at_least, integer, non_negative
 from ..fast_weights import Params
+from ..losses import detached_leaves
 from ..network import PolicyNet, forward
 from .protocol import ContinualModel, ContinualTask, Strategy
 from .seeds import derive_seed
@@ -253,7 +254,7 @@ class PackNet(Strategy):
                 order, lo = torch.randperm(n, generator=generator), 0
             idx = order[lo : lo + self.batch_size]
             lo += self.batch_size
-            leaves = {**params, **{k: params[k].detach().requires_grad_() for k in names}}
+            leaves = detached_leaves(params, names)
             with torch.enable_grad():
                 loss = batch_loss(model, leaves, task.train_x[idx], task.train_y[idx], task)
                 grads = torch.autograd.grad(loss, [leaves[k] for k in names])

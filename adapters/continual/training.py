@@ -42,6 +42,7 @@ from torch import Tensor
 
 from ..checks import positive_int
 from ..fast_weights import Params
+from ..losses import detached_leaves
 from ..meta.adam import Adam
 from .metrics import AccuracyMatrix
 from .protocol import ContinualModel, ContinualTask, Strategy, restrict
@@ -123,8 +124,7 @@ def train_task(
             idx = order[lo : lo + config.batch_size]
             x, y = task.train_x[idx], task.train_y[idx]
             keys = list(model.params) if names is None else list(names)
-            params = dict(model.params)
-            params.update({k: params[k].detach().requires_grad_() for k in keys})
+            params = detached_leaves(model.params, keys)
             with torch.enable_grad():
                 loss = batch_loss(model, params, x, y, task)
                 extra = strategy.penalty(model, params, x, y, task)

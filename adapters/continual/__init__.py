@@ -58,7 +58,8 @@ from .progressive import ProgressiveNets
 from .protocol import ContinualModel, ContinualTask, Strategy, restrict, tensor_bytes
 from .proximal import ProximalStep
 from .registry import strategies
-from .replay import ExperienceReplay, replay_losses
+from .rehearsal import replay_losses
+from .replay import ExperienceReplay
 from .si import SynapticIntelligence
 from .training import SequenceResult, TaskStats, TrainConfig, run_sequence, score, train_task
 from .vae import VAE

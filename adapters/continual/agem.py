@@ -39,8 +39,8 @@ from ..checks import positive_int
 from ..fast_weights import Params
 from .gem import flatten, memory_gradient, unflatten
 from .memory import EpisodicMemory, Inserter, QuotaInserter, ReservoirInserter
-from .protocol import ContinualModel, ContinualTask, Strategy
-from .replay import classes_from_state, classes_state
+from .protocol import ContinualModel, ContinualTask
+from .rehearsal import MemoryRehearsal
 
 __all__ = ["AGEM", "agem_projection"]
 
@@ -56,7 +56,7 @@ def agem_projection(g: Tensor, reference: Tensor) -> Tensor:
     return g - (dot / norm) * reference
 
 
-class AGEM(Strategy):
+class AGEM(MemoryRehearsal):
     """Averaged gradient episodic memory.
 
     Parameters
@@ -93,14 +93,14 @@ class AGEM(Strategy):
         super().__init__()
 
     def _reset(self) -> None:
+        super()._reset()
         self.memory = EpisodicMemory(self.capacity, inserter=self.inserter, seed=self.seed)
-        self._classes: dict[int, tuple[int, ...] | None] = {}
         self.projections = 0
         """Steps whose gradient was projected (a diagnostic, not saved)."""
 
     def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Offer the task's training set to the memory."""
-        self._classes[task.id] = task.classes
+        self._learned(task)
         self.memory.add(task.train_x, task.train_y, task.id)
 
     def adjust_gradients(
@@ -123,15 +123,3 @@ class AGEM(Strategy):
             return grads
         self.projections += 1
         return unflatten(z, grads)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "memory": self.memory.state_dict(),
-            "classes": classes_state(self._classes),
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.memory.load_state_dict(state["memory"])
-        self._classes = classes_from_state(state["classes"])

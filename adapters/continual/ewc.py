@@ -165,7 +165,7 @@ class EWC(Strategy):
             task.train_x, task.train_y, self.max_examples, derive_seed(self.seed, task.id)
         )
         fisher = fisher_diagonal(model, model.params, x, y, kind=self.fisher, classes=task.classes)
-        anchor = {k: v.detach().clone() for k, v in model.params.items()}
+        anchor = copy_params(model.params)
         self._penalties.append({"task": task.id, "fisher": fisher, "anchor": anchor})
         if self.max_tasks is not None:
             del self._penalties[: -self.max_tasks]

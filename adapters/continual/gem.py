@@ -48,8 +48,8 @@ from torch import Tensor
 from ..checks import non_negative, positive_int
 from ..fast_weights import Params
 from ..losses import detached_leaves
-from .protocol import ContinualModel, ContinualTask, Strategy
-from .replay import Classes, classes_from_state, classes_state, replay_losses
+from .protocol import ContinualModel, ContinualTask
+from .rehearsal import Classes, SeededRehearsal, replay_losses
 
 __all__ = ["GEM", "flat_gradient", "flatten", "gem_projection", "memory_gradient", "unflatten"]
 
@@ -118,7 +118,7 @@ def unflatten(flat: Tensor, like: Mapping[str, Tensor]) -> Params:
     return out
 
 
-class GEM(Strategy):
+class GEM(SeededRehearsal):
     """Gradient episodic memory.
 
     Parameters
@@ -154,9 +154,8 @@ class GEM(Strategy):
         super().__init__()
 
     def _reset(self) -> None:
-        self._generator = torch.Generator().manual_seed(int(self.seed))
-        self._memories: dict[int, tuple[Tensor, Tensor]] = {}  # oldest first
-        self._classes: dict[int, tuple[int, ...] | None] = {}
+        super()._reset()
+        self._memories: dict[int, tuple[Tensor, Tensor]] = {}  # oldest first, as the classes
         self.projections = 0
         """Steps whose gradient was projected (a diagnostic, not saved)."""
 
@@ -166,9 +165,8 @@ class GEM(Strategy):
         n = len(task.train_y)
         index = torch.randperm(n, generator=self._generator)[: self.memory_per_task]
         self._memories.pop(task.id, None)
-        self._classes.pop(task.id, None)
         self._memories[task.id] = (task.train_x[index], task.train_y[index])
-        self._classes[task.id] = task.classes
+        self._learned(task)
         while self.max_tasks is not None and len(self._memories) > self.max_tasks:
             oldest = next(iter(self._memories))
             del self._memories[oldest], self._classes[oldest]
@@ -181,7 +179,7 @@ class GEM(Strategy):
         task: ContinualTask,
     ) -> Params:
         """``grads`` projected so that no remembered task's memory loss increases."""
-        past = [t for t in self._memories if t != task.id]
+        past = self._past(task)
         if not past:
             return grads
         names = list(grads)
@@ -199,12 +197,10 @@ class GEM(Strategy):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name,
+            **super().state_dict(),
             "tasks": list(self._memories),
             "x": [x.clone() for x, _ in self._memories.values()],
             "y": [y.clone() for _, y in self._memories.values()],
-            "classes": classes_state(self._classes),
-            "generator": self._generator.get_state(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -213,5 +209,3 @@ class GEM(Strategy):
             int(t): (x.clone(), y.clone())
             for t, x, y in zip(state["tasks"], state["x"], state["y"], strict=True)
         }
-        self._classes = classes_from_state(state["classes"])
-        self._generator.set_state(state["generator"].clone())

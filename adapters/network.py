@@ -203,6 +203,21 @@ class PolicyNet(nn.Module):
             h = module(h, mask) if isinstance(module, MetaBatchNorm) else module(h)
         return h.squeeze(-1) if self.out_dim == 1 else h
 
+    def with_hidden(self, hidden: tuple[int, ...]) -> PolicyNet:
+        """A new net with this one's architecture but the hidden widths ``hidden``.
+
+        Its module weights are drawn under a forked RNG, so building it leaves the global RNG
+        where it was (the weights that count live in parameter dicts, :func:`init_params`).
+
+        >>> wide = PolicyNet(3, (4, 4), activation="relu", out_dim=2).with_hidden((6, 5))
+        >>> wide.hidden, wide.activation, wide.out_dim
+        ((6, 5), 'relu', 2)
+        """
+        with torch.random.fork_rng(devices=[]):
+            return PolicyNet(
+                self.in_dim, hidden, self.activation, self.output_scale, self.out_dim, self.norm
+            )
+
     def extra_repr(self) -> str:
         return (
             f"in_dim={self.in_dim}, hidden={self.hidden}, activation={self.activation!r}, "

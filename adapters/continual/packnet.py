@@ -220,9 +220,7 @@ class PackNet(Strategy):
         net = model.net
         if widths != tuple(net.hidden):
             with torch.device("meta"):  # the architecture only; weights come from params
-                net = PolicyNet(
-                    net.in_dim, widths, net.activation, net.output_scale, net.out_dim, net.norm
-                )
+                net = net.with_hidden(widths)
         out: Params = {}
         for k, shape in ((k, p.shape) for k, p in net.named_parameters()):
             cut = tuple(slice(0, n) for n in shape)

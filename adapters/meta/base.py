@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import torch
 from torch import Tensor
@@ -46,7 +46,21 @@ from ..network import PolicyNet, init_params
 from ..protocol import Loss, Regularizer, Task
 from ..steps import SGD_STEP, InnerStep
 
-__all__ = ["FastWeightLearner", "as_task_tensors"]
+__all__ = ["FastWeightLearner", "LearnerOptions", "as_task_tensors"]
+
+
+class LearnerOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`FastWeightLearner` after ``net``, which a learner with
+    options of its own passes on as they are (``**options: Unpack[LearnerOptions]``), so their
+    defaults are written once, in that constructor."""
+
+    inner_steps: int
+    inner_lr: float
+    meta_lr: float | None
+    backend: Backend
+    seed: int
+    loss: Loss
+    regularizer: Regularizer | None
 
 
 class FastWeightLearner:

@@ -49,6 +49,7 @@ from ..fast_weights import Params
 from .importance import (
     FISHER_KINDS,
     FisherKind,
+    check_pair,
     check_shapes,
     copy_params,
     fisher_diagonal,
@@ -211,11 +212,7 @@ class EWC(Strategy):
         penalties = []
         for stored in state.get("penalties", []):
             fisher, anchor = stored["fisher"], stored["anchor"]
-            if set(fisher) != set(anchor):
-                raise ValueError(
-                    f"state's fisher and anchor of task {stored['task']} name different parameters"
-                )
-            check_shapes(fisher, anchor)
+            check_pair(fisher, anchor, f"fisher and anchor of task {stored['task']}")
             penalties.append(
                 {
                     "task": int(stored["task"]),

@@ -14,7 +14,8 @@ learns new ones, the training loop they plug into, and the field's metrics.
   (``ReservoirInserter``, ``QuotaInserter``) and sampling (``UniformSampler``,
   ``PrioritizedSampler``, ``StratifiedSampler``), ``CoresetReplay`` (``herding`` or
   ``k_center`` selection), ``GEM`` and ``AGEM`` (gradient projection), ``GenerativeReplay``
-  (a ``VAE`` of the input domain).
+  (a ``VAE`` of the input domain); what they share (the classes of each task, their state,
+  ``replay_losses``) is :mod:`.rehearsal`.
 - Architecture: ``ProgressiveNets`` (columns of a ``ProgressiveNet``), ``PackNet`` (pruning
   masks per task), ``Growth`` (PackNet that widens hidden layers when a task's loss
   plateaus high).

@@ -62,6 +62,7 @@ from .checks import is_int, one_of, positive_int
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_FNS",
     "NORMS",
     "MetaBatchNorm",
     "PolicyNet",
@@ -204,14 +205,11 @@ class PolicyNet(nn.Module):
         return h.squeeze(-1) if self.out_dim == 1 else h
 
     def with_hidden(self, hidden: tuple[int, ...]) -> PolicyNet:
-        """A new net with this one's architecture but the hidden widths ``hidden``.
+        """This architecture with the hidden widths ``hidden``, built under a forked RNG so that
+        the global RNG does not move (the weights that count live in parameter dicts).
 
-        Its module weights are drawn under a forked RNG, so building it leaves the global RNG
-        where it was (the weights that count live in parameter dicts, :func:`init_params`).
-
-        >>> wide = PolicyNet(3, (4, 4), activation="relu", out_dim=2).with_hidden((6, 5))
-        >>> wide.hidden, wide.activation, wide.out_dim
-        ((6, 5), 'relu', 2)
+        >>> PolicyNet(3, (4,), activation="relu").with_hidden((6, 5)).hidden
+        (6, 5)
         """
         with torch.random.fork_rng(devices=[]):
             return PolicyNet(
@@ -225,7 +223,8 @@ class PolicyNet(nn.Module):
         )
 
 
-_ACT_FN = {"tanh": torch.tanh, "relu": torch.relu}
+ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
+"""The functions behind :data:`ACTIVATIONS`, for forwards written out from parameter dicts."""
 
 
 def forward(
@@ -255,7 +254,7 @@ def features(
         elif kind == "norm":
             h = batch_norm(h, params[f"{name}.weight"], params[f"{name}.bias"], mask)
         else:
-            h = _ACT_FN[name](h)
+            h = ACTIVATION_FNS[name](h)
     return h
 
 

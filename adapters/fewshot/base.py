@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..checks import integer, positive_finite
-from ..fast_weights import copy_params_like
+from ..fast_weights import saved_weights, weights_state
 from ..meta.adam import Adam
 from ..protocol import EpisodeStats, FittedSupport, Task
 from .embedding import Embedding, init_params
@@ -114,25 +114,18 @@ class MetricLearner:
     def state_dict(self) -> dict[str, Any]:
         """``{"algorithm", "updates", "params", "adam"}``; all copies."""
         return {
-            "algorithm": self.algorithm,
-            "updates": self.updates,
-            "params": {k: v.clone() for k, v in self.params.items()},
+            **weights_state(self.algorithm, self.updates, self.params),
             "adam": self._adam.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()`` output of the same algorithm and architecture."""
-        if not isinstance(state, dict) or state.get("algorithm") != self.algorithm:
-            got = state.get("algorithm") if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"state is for algorithm {got!r}, not {self.algorithm!r}")
-        params = copy_params_like(state.get("params"), self.params, "state params")
+        params, updates = saved_weights(state, self.algorithm, self.params)
         adam = Adam(self.lr)
         adam.load_state_dict(state.get("adam", {}))
         if not set(adam.exp_avg) <= set(self.params):
             raise ValueError("state adam moments name parameters the learner does not have")
-        self.params = params
-        self._adam = adam
-        self.updates = int(state.get("updates", 0))
+        self.params, self._adam, self.updates = params, adam, updates
 
     def _embed(self, params: dict[str, Tensor], x: Tensor, n_stats: int) -> Tensor:
         if self.embedding is None:

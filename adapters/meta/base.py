@@ -40,7 +40,8 @@ from ..fast_weights import (
     StepSchedule,
     adapt,
     check_loss,
-    copy_params_like,
+    saved_weights,
+    weights_state,
 )
 from ..network import PolicyNet, init_params
 from ..protocol import Loss, Regularizer, Task
@@ -188,23 +189,13 @@ class FastWeightLearner:
 
     def state_dict(self) -> dict[str, Any]:
         """``{"algorithm", "updates", "params"}`` plus the subclass's own state; all copies."""
-        return {
-            "algorithm": self.algorithm,
-            "updates": self.updates,
-            "params": {k: v.clone() for k, v in self.params.items()},
-            **self._extra_state(),
-        }
+        return {**weights_state(self.algorithm, self.updates, self.params), **self._extra_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()`` output of the same algorithm and network shape."""
-        if state.get("algorithm") != self.algorithm:
-            raise ValueError(
-                f"state is for algorithm {state.get('algorithm')!r}, not {self.algorithm!r}"
-            )
-        params = copy_params_like(state.get("params"), self.params, "state params")
+        params, updates = saved_weights(state, self.algorithm, self.params)
         self._load_extra_state(state)
-        self.params = params
-        self.updates = int(state.get("updates", 0))
+        self.params, self.updates = params, updates
 
     def _columns(
         self, tasks: Sequence[Task]

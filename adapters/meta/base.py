@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypedDict
 
@@ -44,10 +45,10 @@ from ..fast_weights import (
     weights_state,
 )
 from ..network import PolicyNet, init_params
-from ..protocol import Loss, Regularizer, Task
+from ..protocol import Loss, MetaStats, Regularizer, Task
 from ..steps import SGD_STEP, InnerStep
 
-__all__ = ["FastWeightLearner", "LearnerOptions", "as_task_tensors"]
+__all__ = ["FastWeightLearner", "LearnerOptions", "as_task_tensors", "meta_stats"]
 
 
 class LearnerOptions(TypedDict, total=False):
@@ -228,6 +229,17 @@ class FastWeightLearner:
             f"meta_lr={self.meta_lr}, backend={self.backend!r}, loss={self.loss!r}, "
             f"seed={self.seed}, updates={self.updates})"
         )
+
+
+def meta_stats(before: Tensor, after: Tensor, start: float) -> MetaStats:
+    """A meta-update's statistics from its tasks' query losses ``before`` and ``after``
+    adaptation (``(T,)`` each) and its ``time.perf_counter()`` reading at ``start``."""
+    return MetaStats(
+        tasks=len(before),
+        query_loss_before=float(before.mean()),
+        query_loss_after=float(after.detach().mean()),
+        seconds=time.perf_counter() - start,
+    )
 
 
 def as_task_tensors(

@@ -40,7 +40,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from ..checks import positive_int
+from ..checks import one_of, positive, positive_int
 from ..fast_weights import Params
 from ..losses import detached_leaves
 from ..meta.adam import Adam
@@ -77,10 +77,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             positive_int(name, getattr(self, name))
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        positive("lr", self.lr)
+        one_of("optimizer", self.optimizer, ("sgd", "adam"))
 
 
 class TaskStats(NamedTuple):

@@ -168,9 +168,7 @@ def positive_int(name: str, value: Any, *, optional: bool = False) -> int | None
     """
     if optional and value is None:
         return None
-    if not is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{_or_none(optional)}, got {value!r}")
-    return int(value)
+    return _int_at_least(name, value, 1, f"a positive integer{_or_none(optional)}")
 
 
 @overload
@@ -188,11 +186,7 @@ def non_negative_int(name: str, value: Any, *, optional: bool = False) -> int | 
     """
     if optional and value is None:
         return None
-    if not is_int(value) or value < 0:
-        raise ValueError(
-            f"{name} must be a non-negative integer{_or_none(optional)}, got {value!r}"
-        )
-    return int(value)
+    return _int_at_least(name, value, 0, f"a non-negative integer{_or_none(optional)}")
 
 
 def int_at_least(name: str, value: Any, low: int) -> int:
@@ -203,9 +197,7 @@ def int_at_least(name: str, value: Any, low: int) -> int:
     ...
     ValueError: eta must be an integer >= 2, got 1
     """
-    if not is_int(value) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return _int_at_least(name, value, low, f"an integer >= {low}")
 
 
 def int_in_range(name: str, value: Any, low: int, high: int) -> int:
@@ -245,6 +237,14 @@ def one_of(name: str, value: T, choices: Container[Any]) -> T:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def _int_at_least(name: str, value: Any, low: int, what: str) -> int:
+    """``int(value)`` if it is an integer ``>= low`` (not a bool); else a ValueError saying
+    that ``name`` must be ``what``."""
+    if not is_int(value) or value < low:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
 
 
 def _or_none(optional: bool) -> str:

@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .checks import non_negative_int
+from .checks import non_negative_int, one_of
 from .losses import (
     BACKENDS,
     Backend,
@@ -80,7 +81,9 @@ __all__ = [
     "rates_at",
     "reduce_rows",
     "row_losses",
+    "saved_weights",
     "task_loss",
+    "weights_state",
 ]
 
 
@@ -139,8 +142,7 @@ def adapt(
     start = time.perf_counter()
     _check_adapt_args(net, params, x, y, steps=steps, deadline_s=deadline_s)
     check_loss(net, loss)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    one_of("backend", backend, BACKENDS)
     keys = list(params) if names is None else list(names)
     if unknown := set(keys) - set(params):
         raise ValueError(f"names holds unknown parameters {sorted(unknown)}")
@@ -184,6 +186,37 @@ def copy_params_like(values: object, like: Mapping[str, Tensor], what: str) -> P
         if not isinstance(value, Tensor) or shape != expected:
             raise ValueError(f"{what} {name} has shape {shape}, expected {expected}")
     return {k: values[k].detach().clone().to(like[k].dtype) for k in like}
+
+
+def weights_state(algorithm: str, updates: int, params: Mapping[str, Tensor]) -> dict[str, Any]:
+    """What every learner's ``state_dict`` starts with: its algorithm's name, its update count
+    and a copy of its weights (read back by :func:`saved_weights`)."""
+    return {
+        "algorithm": algorithm,
+        "updates": updates,
+        "params": {k: v.clone() for k, v in params.items()},
+    }
+
+
+def saved_weights(state: object, algorithm: str, like: Mapping[str, Tensor]) -> tuple[Params, int]:
+    """The weights (copies, in ``like``'s dtypes) and update count of a learner's saved
+    ``state``, once it is checked to be ``algorithm``'s with weights shaped like ``like``; a
+    ValueError otherwise.
+
+    >>> import torch
+    >>> weights = {"w": torch.ones(2)}
+    >>> saved_weights(weights_state("maml", 3, weights), "maml", weights)[1]
+    3
+    >>> saved_weights(weights_state("maml", 3, weights), "reptile", weights)
+    Traceback (most recent call last):
+    ...
+    ValueError: state is for algorithm 'maml', not 'reptile'
+    """
+    got = state.get("algorithm") if isinstance(state, Mapping) else type(state).__name__
+    if not isinstance(state, Mapping) or got != algorithm:
+        raise ValueError(f"state is for algorithm {got!r}, not {algorithm!r}")
+    params = copy_params_like(state.get("params"), like, "state params")
+    return params, int(state.get("updates", 0))
 
 
 def _differentiable(value: Tensor) -> Tensor:

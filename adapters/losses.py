@@ -41,6 +41,7 @@ __all__ = [
     "Backend",
     "check_loss",
     "cross_entropy",
+    "detached_leaves",
     "grad_and_loss",
     "mse",
     "reduce_rows",
@@ -65,6 +66,21 @@ def reduce_rows(rows: Tensor, weights: Tensor | None = None) -> Tensor:
     """Mean over the last dimension, or the ``weights``-weighted sum (weights ``1/n_i`` on real
     rows and 0 on padding give each task's own mean)."""
     return rows.mean(-1) if weights is None else (rows * weights).sum(-1)
+
+
+def detached_leaves(params: Mapping[str, Tensor], names: Collection[str] | None = None) -> Params:
+    """``params`` with each entry in ``names`` (default: every entry) replaced by a detached
+    view that requires grad: leaves that a loss is differentiated with respect to, so that the
+    gradient stops there and never reaches whatever computed ``params``. The other entries are
+    the same tensors.
+
+    >>> params = {"w": torch.ones(2, requires_grad=True) * 2, "b": torch.zeros(1)}
+    >>> leaves = detached_leaves(params, ["w"])
+    >>> leaves["w"].is_leaf, leaves["w"].requires_grad, leaves["b"] is params["b"]
+    (True, True, True)
+    """
+    keys = params if names is None else names
+    return {**params, **{k: params[k].detach().requires_grad_() for k in keys}}
 
 
 def task_loss(
@@ -121,9 +137,7 @@ def grad_and_loss(
     """
     keys = list(params) if names is None else list(names)
     if backend == "autograd":
-        leaves = dict(params)
-        if not create_graph:
-            leaves.update({k: leaves[k].detach().requires_grad_() for k in keys})
+        leaves = dict(params) if create_graph else detached_leaves(params, keys)
         with torch.enable_grad():
             value = task_loss(net, leaves, x, y, loss)
             grads = torch.autograd.grad(value, [leaves[k] for k in keys], create_graph=create_graph)

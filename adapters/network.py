@@ -58,10 +58,11 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .checks import is_int, positive_int
+from .checks import is_int, one_of, positive_int
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_FNS",
     "NORMS",
     "MetaBatchNorm",
     "PolicyNet",
@@ -154,13 +155,11 @@ class PolicyNet(nn.Module):
         hidden = tuple(hidden)
         if not all(is_int(h) and h >= 1 for h in hidden):
             raise ValueError(f"hidden must hold positive integer widths, got {hidden!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        one_of("activation", activation, sorted(ACTIVATIONS))
         if not 0.0 <= output_scale <= 1.0:
             raise ValueError(f"output_scale must be in [0, 1], got {output_scale!r}")
         positive_int("out_dim", out_dim)
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        one_of("norm", norm, NORMS)
         self.in_dim = in_dim
         self.hidden = hidden
         self.activation = activation
@@ -205,6 +204,18 @@ class PolicyNet(nn.Module):
             h = module(h, mask) if isinstance(module, MetaBatchNorm) else module(h)
         return h.squeeze(-1) if self.out_dim == 1 else h
 
+    def with_hidden(self, hidden: tuple[int, ...]) -> PolicyNet:
+        """This architecture with the hidden widths ``hidden``, built under a forked RNG so that
+        the global RNG does not move (the weights that count live in parameter dicts).
+
+        >>> PolicyNet(3, (4,), activation="relu").with_hidden((6, 5)).hidden
+        (6, 5)
+        """
+        with torch.random.fork_rng(devices=[]):
+            return PolicyNet(
+                self.in_dim, hidden, self.activation, self.output_scale, self.out_dim, self.norm
+            )
+
     def extra_repr(self) -> str:
         return (
             f"in_dim={self.in_dim}, hidden={self.hidden}, activation={self.activation!r}, "
@@ -212,7 +223,8 @@ class PolicyNet(nn.Module):
         )
 
 
-_ACT_FN = {"tanh": torch.tanh, "relu": torch.relu}
+ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
+"""The functions behind :data:`ACTIVATIONS`, for forwards written out from parameter dicts."""
 
 
 def forward(
@@ -242,7 +254,7 @@ def features(
         elif kind == "norm":
             h = batch_norm(h, params[f"{name}.weight"], params[f"{name}.bias"], mask)
         else:
-            h = _ACT_FN[name](h)
+            h = ACTIVATION_FNS[name](h)
     return h
 
 

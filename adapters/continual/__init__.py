@@ -14,7 +14,8 @@ learns new ones, the training loop they plug into, and the field's metrics.
   (``ReservoirInserter``, ``QuotaInserter``) and sampling (``UniformSampler``,
   ``PrioritizedSampler``, ``StratifiedSampler``), ``CoresetReplay`` (``herding`` or
   ``k_center`` selection), ``GEM`` and ``AGEM`` (gradient projection), ``GenerativeReplay``
-  (a ``VAE`` of the input domain).
+  (a ``VAE`` of the input domain); what they share (the classes of each task, their state,
+  ``replay_losses``) is :mod:`.rehearsal`.
 - Architecture: ``ProgressiveNets`` (columns of a ``ProgressiveNet``), ``PackNet`` (pruning
   masks per task), ``Growth`` (PackNet that widens hidden layers when a task's loss
   plateaus high).
@@ -58,7 +59,8 @@ from .progressive import ProgressiveNets
 from .protocol import ContinualModel, ContinualTask, Strategy, restrict, tensor_bytes
 from .proximal import ProximalStep
 from .registry import strategies
-from .replay import ExperienceReplay, replay_losses
+from .rehearsal import replay_losses
+from .replay import ExperienceReplay
 from .si import SynapticIntelligence
 from .training import SequenceResult, TaskStats, TrainConfig, run_sequence, score, train_task
 from .vae import VAE

@@ -37,10 +37,10 @@ from torch import Tensor
 
 from ..checks import positive_int
 from ..fast_weights import Params
-from .gem import flat_gradient, unflatten
+from .gem import flatten, memory_gradient, unflatten
 from .memory import EpisodicMemory, Inserter, QuotaInserter, ReservoirInserter
-from .protocol import ContinualModel, ContinualTask, Strategy
-from .replay import classes_from_state, classes_state, replay_losses
+from .protocol import ContinualModel, ContinualTask
+from .rehearsal import MemoryRehearsal
 
 __all__ = ["AGEM", "agem_projection"]
 
@@ -56,7 +56,7 @@ def agem_projection(g: Tensor, reference: Tensor) -> Tensor:
     return g - (dot / norm) * reference
 
 
-class AGEM(Strategy):
+class AGEM(MemoryRehearsal):
     """Averaged gradient episodic memory.
 
     Parameters
@@ -93,14 +93,14 @@ class AGEM(Strategy):
         super().__init__()
 
     def _reset(self) -> None:
+        super()._reset()
         self.memory = EpisodicMemory(self.capacity, inserter=self.inserter, seed=self.seed)
-        self._classes: dict[int, tuple[int, ...] | None] = {}
         self.projections = 0
         """Steps whose gradient was projected (a diagnostic, not saved)."""
 
     def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Offer the task's training set to the memory."""
-        self._classes[task.id] = task.classes
+        self._learned(task)
         self.memory.add(task.train_x, task.train_y, task.id)
 
     def adjust_gradients(
@@ -113,28 +113,13 @@ class AGEM(Strategy):
         """``grads`` projected off the memory sample's gradient when they conflict."""
         if len(self.memory) == 0:
             return grads
-        names = list(grads)
         batch = self.memory.sample(self.sample_size)
-        leaves = dict(params)
-        leaves.update({k: params[k].detach().requires_grad_() for k in names})
-        with torch.enable_grad():
-            loss = replay_losses(model, leaves, batch.x, batch.y, batch.task, self._classes)
-            reference = flat_gradient(loss.mean(), leaves, names)
-        g = torch.cat([grads[k].reshape(-1) for k in names])
+        reference = memory_gradient(
+            model, params, list(grads), batch.x, batch.y, batch.task, self._classes
+        )
+        g = flatten(grads)
         z = agem_projection(g, reference)
         if z is g:
             return grads
         self.projections += 1
         return unflatten(z, grads)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "memory": self.memory.state_dict(),
-            "classes": classes_state(self._classes),
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.memory.load_state_dict(state["memory"])
-        self._classes = classes_from_state(state["classes"])

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from ..fast_weights import Params
-from .importance import check_shapes, copy_params, quadratic_penalty
+from .importance import check_pair, check_shapes, copy_params, quadratic_penalty
 from .protocol import ContinualModel, ContinualTask, Strategy, tensor_bytes
 
 __all__ = ["AnchoredPenalty"]
@@ -120,10 +120,8 @@ class AnchoredPenalty(Strategy):
         if (importance is None) != (anchor is None):
             article = "an" if key[0] in "aeiou" else "a"
             raise ValueError(f"state holds {article} {key} without an anchor or the reverse")
-        if importance is not None and set(importance) != set(anchor):
-            raise ValueError(f"state's {key} and anchor name different parameters")
         if importance is not None:
-            check_shapes(importance, anchor)
+            check_pair(importance, anchor, f"{key} and anchor")
         self._importance = copy_params(importance)
         self._anchor = copy_params(anchor)
         self.tasks_seen = int(state.get("tasks_seen", 0))

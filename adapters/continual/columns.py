@@ -53,11 +53,9 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import integer, non_negative_int
-from ..network import PolicyNet, init_params
+from ..network import ACTIVATION_FNS, PolicyNet, init_params
 
 __all__ = ["ProgressiveNet"]
-
-_ACT_FN = {"tanh": torch.tanh, "relu": torch.relu}  # the names PolicyNet accepts
 
 
 class ProgressiveNet(nn.Module):
@@ -232,7 +230,7 @@ class ProgressiveNet(nn.Module):
         ``params``; columns after it are not computed. ``(n,)`` when ``out_dim == 1``."""
         last = len(self.columns) - 1 if column is None else column
         self._check_column(last)
-        act = _ACT_FN[self.activation]
+        act = ACTIVATION_FNS[self.activation]
         depth = len(self.hidden)
         hiddens: list[list[Tensor]] = []  # hiddens[c][i]: output of column c's hidden layer i
         out = x

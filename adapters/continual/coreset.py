@@ -55,11 +55,11 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from ..checks import int_in_range, one_of, positive_int
+from ..checks import int_in_range, non_negative, one_of, positive_int
 from ..network import PolicyNet, features
 from .memory import fair_shares
-from .protocol import ContinualModel, ContinualTask, Strategy
-from .replay import classes_from_state, classes_state, replay_losses
+from .protocol import ContinualModel, ContinualTask
+from .rehearsal import SeededRehearsal, replay_losses
 
 __all__ = ["CoresetReplay", "herding", "k_center"]
 
@@ -110,7 +110,7 @@ def k_center(points: Tensor, k: int, seed: int = 0) -> Tensor:
     return torch.tensor(chosen, dtype=torch.int64)
 
 
-class CoresetReplay(Strategy):
+class CoresetReplay(SeededRehearsal):
     """Replay from per-task, per-class core sets chosen by herding or k-center.
 
     Parameters
@@ -152,20 +152,17 @@ class CoresetReplay(Strategy):
         self.selection: Selection = one_of("selection", selection, SELECTIONS)
         self.space = one_of("space", space, SPACES)
         self.batch_size = positive_int("batch_size", batch_size)
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight!r}")
-        self.weight = float(weight)
+        self.weight = non_negative("weight", weight)
         self.seed = seed
         super().__init__()
 
     def _reset(self) -> None:
-        self._generator = torch.Generator().manual_seed(int(self.seed))
+        super()._reset()
         self._x: Tensor | None = None
         self._y: Tensor | None = None
         self._task = torch.zeros(0, dtype=torch.int64)
         self._group = torch.zeros(0, dtype=torch.int64)  # class within the task (0: regression)
         self._rank = torch.zeros(0, dtype=torch.int64)  # selection order within the group
-        self._classes: dict[int, tuple[int, ...] | None] = {}  # task id -> classes, in order
 
     def counts(self) -> dict[int, int]:
         """Examples held per task id, in the order the tasks came."""
@@ -190,8 +187,7 @@ class CoresetReplay(Strategy):
         """Select the task's core set, then shrink the older tasks' to their new shares."""
         if self._x is not None:
             self._keep(self._task != task.id)  # a task seen again is selected afresh
-        self._classes.pop(task.id, None)
-        self._classes[task.id] = task.classes
+        self._learned(task)
         held = self.counts()
         held[task.id] = len(task.train_y)
         shares = dict(zip(held, fair_shares(self.capacity, list(held.values())), strict=True))
@@ -253,14 +249,12 @@ class CoresetReplay(Strategy):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name,
+            **super().state_dict(),
             "x": None if self._x is None else self._x.clone(),
             "y": None if self._y is None else self._y.clone(),
             "task": self._task.clone(),
             "group": self._group.clone(),
             "rank": self._rank.clone(),
-            "classes": classes_state(self._classes),
-            "generator": self._generator.get_state(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -270,5 +264,3 @@ class CoresetReplay(Strategy):
         self._task = state["task"].clone()
         self._group = state["group"].clone()
         self._rank = state["rank"].clone()
-        self._classes = classes_from_state(state["classes"])
-        self._generator.set_state(state["generator"].clone())

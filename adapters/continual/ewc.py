@@ -44,10 +44,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..checks import integer, non_negative, positive_int
+from ..checks import integer, non_negative, one_of, positive_int
 from ..fast_weights import Params
 from .importance import (
+    FISHER_KINDS,
     FisherKind,
+    check_pair,
     check_shapes,
     copy_params,
     fisher_diagonal,
@@ -55,6 +57,7 @@ from .importance import (
     subsample,
 )
 from .protocol import ContinualModel, ContinualTask, Strategy, tensor_bytes
+from .seeds import derive_seed
 
 __all__ = ["EWC"]
 
@@ -105,9 +108,7 @@ class EWC(Strategy):
         max_tasks: int | None = None,
     ) -> None:
         self.lam = non_negative("lam", lam)
-        if fisher not in ("empirical", "true"):
-            raise ValueError(f"fisher must be 'empirical' or 'true', got {fisher!r}")
-        self.fisher: FisherKind = fisher
+        self.fisher: FisherKind = one_of("fisher", fisher, FISHER_KINDS)
         self.max_examples = positive_int("max_examples", max_examples)
         self.seed = integer("seed", seed)
         self.max_tasks = positive_int("max_tasks", max_tasks, optional=True)
@@ -162,10 +163,10 @@ class EWC(Strategy):
         for stored in self._penalties:
             check_shapes(stored["fisher"], model.params)
         x, y = subsample(
-            task.train_x, task.train_y, self.max_examples, self.seed * 1_000_003 + task.id
+            task.train_x, task.train_y, self.max_examples, derive_seed(self.seed, task.id)
         )
         fisher = fisher_diagonal(model, model.params, x, y, kind=self.fisher, classes=task.classes)
-        anchor = {k: v.detach().clone() for k, v in model.params.items()}
+        anchor = copy_params(model.params)
         self._penalties.append({"task": task.id, "fisher": fisher, "anchor": anchor})
         if self.max_tasks is not None:
             del self._penalties[: -self.max_tasks]
@@ -211,11 +212,7 @@ class EWC(Strategy):
         penalties = []
         for stored in state.get("penalties", []):
             fisher, anchor = stored["fisher"], stored["anchor"]
-            if set(fisher) != set(anchor):
-                raise ValueError(
-                    f"state's fisher and anchor of task {stored['task']} name different parameters"
-                )
-            check_shapes(fisher, anchor)
+            check_pair(fisher, anchor, f"fisher and anchor of task {stored['task']}")
             penalties.append(
                 {
                     "task": int(stored["task"]),

@@ -45,12 +45,13 @@ import torch
 from scipy.optimize import nnls
 from torch import Tensor
 
-from ..checks import positive_int
+from ..checks import non_negative, positive_int
 from ..fast_weights import Params
-from .protocol import ContinualModel, ContinualTask, Strategy
-from .replay import classes_from_state, classes_state, replay_losses
+from ..losses import detached_leaves
+from .protocol import ContinualModel, ContinualTask
+from .rehearsal import Classes, SeededRehearsal, replay_losses
 
-__all__ = ["GEM", "flat_gradient", "gem_projection", "unflatten"]
+__all__ = ["GEM", "flat_gradient", "flatten", "gem_projection", "memory_gradient", "unflatten"]
 
 
 def gem_projection(g: Tensor, memories: Tensor, margin: float = 0.5) -> Tensor:
@@ -59,8 +60,7 @@ def gem_projection(g: Tensor, memories: Tensor, margin: float = 0.5) -> Tensor:
     ``v`` the solution of the dual with bounds ``v >= margin``."""
     if g.ndim != 1 or memories.ndim != 2 or memories.shape[1] != len(g):
         raise ValueError(f"g must be (P,) and memories (K, P), got {g.shape}, {memories.shape}")
-    if not margin >= 0:
-        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    non_negative("margin", margin)
     if bool((memories @ g >= 0).all()):
         return g
     big = memories.detach().to(torch.float64).numpy()
@@ -83,6 +83,31 @@ def flat_gradient(loss: Tensor, params: Mapping[str, Tensor], names: list[str]) 
     )
 
 
+def memory_gradient(
+    model: ContinualModel,
+    params: Mapping[str, Tensor],
+    names: list[str],
+    x: Tensor,
+    y: Tensor,
+    task_ids: Tensor,
+    classes: Classes,
+) -> Tensor:
+    """The gradient of the mean replay loss of remembered examples ``(x, y)`` (each scored over
+    its task's classes, :func:`replay_losses`) with respect to ``params[name]`` for ``names``,
+    flattened in that order: the reference that GEM and A-GEM project the step's gradient
+    against. Computed with gradients on, whatever the caller's mode."""
+    leaves = detached_leaves(params, names)
+    with torch.enable_grad():
+        loss = replay_losses(model, leaves, x, y, task_ids, classes).mean()
+        return flat_gradient(loss, leaves, names)
+
+
+def flatten(grads: Mapping[str, Tensor]) -> Tensor:
+    """``grads``' values flattened and concatenated in its order (the inverse of
+    :func:`unflatten`)."""
+    return torch.cat([g.reshape(-1) for g in grads.values()])
+
+
 def unflatten(flat: Tensor, like: Mapping[str, Tensor]) -> Params:
     """``flat`` cut into tensors shaped like ``like``'s values, in its order (the inverse of
     concatenating them flattened)."""
@@ -93,7 +118,7 @@ def unflatten(flat: Tensor, like: Mapping[str, Tensor]) -> Params:
     return out
 
 
-class GEM(Strategy):
+class GEM(SeededRehearsal):
     """Gradient episodic memory.
 
     Parameters
@@ -124,16 +149,13 @@ class GEM(Strategy):
     ) -> None:
         self.memory_per_task = positive_int("memory_per_task", memory_per_task)
         self.max_tasks = positive_int("max_tasks", max_tasks, optional=True)
-        if not margin >= 0:
-            raise ValueError(f"margin must be >= 0, got {margin!r}")
-        self.margin = float(margin)
+        self.margin = non_negative("margin", margin)
         self.seed = seed
         super().__init__()
 
     def _reset(self) -> None:
-        self._generator = torch.Generator().manual_seed(int(self.seed))
-        self._memories: dict[int, tuple[Tensor, Tensor]] = {}  # oldest first
-        self._classes: dict[int, tuple[int, ...] | None] = {}
+        super()._reset()
+        self._memories: dict[int, tuple[Tensor, Tensor]] = {}  # oldest first, as the classes
         self.projections = 0
         """Steps whose gradient was projected (a diagnostic, not saved)."""
 
@@ -143,9 +165,8 @@ class GEM(Strategy):
         n = len(task.train_y)
         index = torch.randperm(n, generator=self._generator)[: self.memory_per_task]
         self._memories.pop(task.id, None)
-        self._classes.pop(task.id, None)
         self._memories[task.id] = (task.train_x[index], task.train_y[index])
-        self._classes[task.id] = task.classes
+        self._learned(task)
         while self.max_tasks is not None and len(self._memories) > self.max_tasks:
             oldest = next(iter(self._memories))
             del self._memories[oldest], self._classes[oldest]
@@ -158,20 +179,16 @@ class GEM(Strategy):
         task: ContinualTask,
     ) -> Params:
         """``grads`` projected so that no remembered task's memory loss increases."""
-        past = [t for t in self._memories if t != task.id]
+        past = self._past(task)
         if not past:
             return grads
         names = list(grads)
-        leaves = dict(params)
-        leaves.update({k: params[k].detach().requires_grad_() for k in names})
         rows = []
-        with torch.enable_grad():
-            for t in past:
-                x, y = self._memories[t]
-                ids = torch.full((len(y),), t, dtype=torch.int64)
-                loss = replay_losses(model, leaves, x, y, ids, self._classes).mean()
-                rows.append(flat_gradient(loss, leaves, names))
-        g = torch.cat([grads[k].reshape(-1) for k in names])
+        for t in past:
+            x, y = self._memories[t]
+            ids = torch.full((len(y),), t, dtype=torch.int64)
+            rows.append(memory_gradient(model, params, names, x, y, ids, self._classes))
+        g = flatten(grads)
         memories = torch.stack(rows)
         if bool((memories @ g >= 0).all()):
             return grads
@@ -180,12 +197,10 @@ class GEM(Strategy):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name,
+            **super().state_dict(),
             "tasks": list(self._memories),
             "x": [x.clone() for x, _ in self._memories.values()],
             "y": [y.clone() for _, y in self._memories.values()],
-            "classes": classes_state(self._classes),
-            "generator": self._generator.get_state(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -194,5 +209,3 @@ class GEM(Strategy):
             int(t): (x.clone(), y.clone())
             for t, x, y in zip(state["tasks"], state["x"], state["y"], strict=True)
         }
-        self._classes = classes_from_state(state["classes"])
-        self._generator.set_state(state["generator"].clone())

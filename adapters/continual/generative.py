@@ -53,10 +53,11 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from ..checks import one_of, positive_int
+from ..checks import non_negative, one_of, positive, positive_int
 from ..fast_weights import Params
-from .protocol import ContinualModel, ContinualTask, Strategy
-from .replay import class_mask, classes_from_state, classes_state, replay_losses
+from .importance import copy_params
+from .protocol import ContinualModel, ContinualTask
+from .rehearsal import SeededRehearsal, replay_losses, restrict_to_tasks
 from .vae import LIKELIHOODS, VAE, Likelihood
 
 __all__ = ["GenerativeReplay"]
@@ -64,7 +65,7 @@ __all__ = ["GenerativeReplay"]
 TARGETS = ("soft", "hard")
 
 
-class GenerativeReplay(Strategy):
+class GenerativeReplay(SeededRehearsal):
     """Deep generative replay with a VAE generator.
 
     Parameters
@@ -113,23 +114,18 @@ class GenerativeReplay(Strategy):
         self.hidden = positive_int("hidden", hidden)
         self.epochs = positive_int("epochs", epochs)
         self.batch_size = positive_int("batch_size", batch_size)
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
-        self.lr = float(lr)
+        self.lr = positive("lr", lr)
         self.likelihood: Likelihood = one_of("likelihood", likelihood, LIKELIHOODS)
         self.targets = one_of("targets", targets, TARGETS)
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight!r}")
-        self.weight = float(weight)
+        self.weight = non_negative("weight", weight)
         self.seed = seed
         super().__init__()
 
     def _reset(self) -> None:
-        self._generator = torch.Generator().manual_seed(int(self.seed))
+        super()._reset()
         self._vae: VAE | None = None
         self._optimizer: torch.optim.Adam | None = None
         self._solver: Params | None = None  # the weights the replay targets come from
-        self._classes: dict[int, tuple[int, ...] | None] = {}  # tasks learned, in order
 
     @property
     def vae(self) -> VAE | None:
@@ -143,7 +139,7 @@ class GenerativeReplay(Strategy):
     def before_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Snapshot the weights: the previous solver that labels the replayed inputs."""
         if self._vae is not None:
-            self._solver = {k: v.detach().clone() for k, v in model.params.items()}
+            self._solver = copy_params(model.params)
 
     def penalty(
         self,
@@ -155,7 +151,7 @@ class GenerativeReplay(Strategy):
     ) -> Tensor | None:
         """The replay loss on a generated batch, scaled by ``weight`` and the fraction of past
         tasks; None before any task has ended."""
-        past = [t for t in self._classes if t != task.id]
+        past = self._past(task)
         if self._vae is None or self._solver is None or not past:
             return None
         generated = self._vae.sample(self.batch_size, self._generator)
@@ -164,9 +160,7 @@ class GenerativeReplay(Strategy):
         with torch.no_grad():
             out = model.output(self._solver, generated)
             if model.loss == "cross_entropy":
-                keep = class_mask(ids, self._classes, out.shape[-1])
-                if keep is not None:
-                    out = out.masked_fill(~keep, float("-inf"))
+                out, _ = restrict_to_tasks(out, ids, self._classes)
                 out = torch.softmax(out, -1) if self.targets == "soft" else out.argmax(-1)
         losses = replay_losses(model, params, generated, out, ids, self._classes)
         fraction = len(past) / (len(past) + 1)
@@ -181,7 +175,7 @@ class GenerativeReplay(Strategy):
             raise ValueError("likelihood='bernoulli' needs inputs in [0, 1]; use 'gaussian'")
         if self._vae is None:
             self._build(x.shape[1])
-        past = len([t for t in self._classes if t != task.id])
+        past = len(self._past(task))
         previous = copy.deepcopy(self._vae).eval() if past else None
         share = 1.0 / (past + 1)
         vae, optimizer = self._vae, self._optimizer
@@ -197,32 +191,24 @@ class GenerativeReplay(Strategy):
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-        self._classes.pop(task.id, None)
-        self._classes[task.id] = task.classes
-        self._solver = {k: v.detach().clone() for k, v in model.params.items()}
+        self._learned(task)
+        self._solver = copy_params(model.params)
 
     def state_dict(self) -> dict[str, Any]:
         vae = self._vae
         return {
-            "name": self.name,
+            **super().state_dict(),
             "in_dim": None if vae is None else vae.in_dim,
             "vae": None if vae is None else {k: v.clone() for k, v in vae.state_dict().items()},
             "optimizer": None if vae is None else copy.deepcopy(self._optimizer.state_dict()),
-            "solver": None
-            if self._solver is None
-            else {k: v.clone() for k, v in self._solver.items()},
-            "classes": classes_state(self._classes),
-            "generator": self._generator.get_state(),
+            "solver": copy_params(self._solver),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        self._reset()
+        self._vae, self._optimizer = None, None
         if state["vae"] is not None:
             self._build(int(state["in_dim"]))
             self._vae.load_state_dict(state["vae"])
             self._optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
-        if state["solver"] is not None:
-            self._solver = {k: v.clone() for k, v in state["solver"].items()}
-        self._classes = classes_from_state(state["classes"])
-        self._generator.set_state(state["generator"].clone())
+        self._solver = copy_params(state["solver"])

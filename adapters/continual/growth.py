@@ -46,6 +46,7 @@ from ..fast_weights import Params
 from ..network import PolicyNet
 from .packnet import PackNet
 from .protocol import ContinualModel, ContinualTask
+from .seeds import derive_seed
 from .training import batch_loss
 
 __all__ = ["Growth", "widen"]
@@ -75,10 +76,7 @@ def widen(
             f"units must be a non-negative integer or one per hidden layer, got {units!r}"
         )
     widths = tuple(h + u for h, u in zip(hidden, extra, strict=True))
-    with torch.random.fork_rng(devices=[]):  # the module's own init must not move the global RNG
-        wide = PolicyNet(
-            net.in_dim, widths, net.activation, net.output_scale, net.out_dim, net.norm
-        )
+    wide = net.with_hidden(widths)
     generator = torch.Generator().manual_seed(int(seed))
     out: Params = {}
     for name, param in wide.named_parameters():
@@ -213,7 +211,7 @@ class Growth(PackNet):
         extra = [int(max(0, min(self.units, cap - h))) for h in net.hidden]
         if not any(extra):
             return False
-        seed = self.seed * 1_000_003 + self.growths + 700_001
+        seed = derive_seed(self.seed, self.growths, offset=700_001)
         wide, params = widen(net, model.params, extra, seed, scale=self.reinit_scale)
         for k, owner in self.owner.items():
             grown = torch.full(params[k].shape, -1, dtype=torch.int32)
@@ -233,15 +231,7 @@ class Growth(PackNet):
         if self.hidden is None:
             self.hidden = list(net.hidden)
         elif list(net.hidden) != self.hidden:
-            with torch.random.fork_rng(devices=[]):
-                model.net = PolicyNet(
-                    net.in_dim,
-                    tuple(self.hidden),
-                    net.activation,
-                    net.output_scale,
-                    net.out_dim,
-                    net.norm,
-                )
+            model.net = net.with_hidden(tuple(self.hidden))
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -32,11 +32,15 @@ import torch
 from torch import Tensor
 from torch.func import grad, vmap
 
+from ..checks import one_of
 from ..fast_weights import Params
 from .protocol import ContinualModel, restrict
 
 __all__ = [
+    "FISHER_KINDS",
     "FisherKind",
+    "check_pair",
+    "check_per_example",
     "check_shapes",
     "copy_params",
     "fisher_diagonal",
@@ -45,6 +49,7 @@ __all__ = [
 ]
 
 FisherKind = Literal["empirical", "true"]
+FISHER_KINDS: tuple[FisherKind, ...] = ("empirical", "true")
 
 
 def fisher_diagonal(
@@ -76,14 +81,8 @@ def fisher_diagonal(
     chunk
         Examples per vectorised batch (bounds memory).
     """
-    if kind not in ("empirical", "true"):
-        raise ValueError(f"kind must be 'empirical' or 'true', got {kind!r}")
-    if len(x) == 0:
-        raise ValueError("the Fisher information needs at least one example")
-    if getattr(model.net, "norm", "none") != "none":
-        # one example normalised with its own batch statistics has a constant output, so its
-        # gradients (hence the Fisher) would be silently zero before the normalisation
-        raise ValueError(f"model.net must have norm='none' for per-example gradients: {model.net}")
+    one_of("kind", kind, FISHER_KINDS)
+    check_per_example(model, x, "the Fisher information")
     keys = list(params) if names is None else list(names)
     fixed = {k: v.detach() for k, v in params.items() if k not in keys}
     inputs = {k: params[k].detach() for k in keys}
@@ -147,6 +146,26 @@ def copy_params(values: Mapping[str, Tensor] | None) -> Params | None:
     """Detached copies of ``values`` (``None`` stays ``None``): state that later steps cannot
     change."""
     return None if values is None else {k: v.detach().clone() for k, v in values.items()}
+
+
+def check_per_example(model: ContinualModel, x: Tensor, what: str) -> None:
+    """ValueError unless per-example gradients of ``model`` on ``x`` are defined: ``x`` holds
+    an example (``what``, the statistic computed from them, names it in the message) and the
+    network does not normalise over its batch."""
+    if len(x) == 0:
+        raise ValueError(f"{what} needs at least one example")
+    if getattr(model.net, "norm", "none") != "none":
+        # one example normalised with its own batch statistics has a constant output, so its
+        # gradients would be silently zero before the normalisation
+        raise ValueError(f"model.net must have norm='none' for per-example gradients: {model.net}")
+
+
+def check_pair(importance: Mapping[str, Tensor], anchor: Mapping[str, Tensor], what: str) -> None:
+    """ValueError unless a saved ``importance`` and ``anchor`` name the same parameters with
+    the same shapes; ``what`` names the pair in the message."""
+    if set(importance) != set(anchor):
+        raise ValueError(f"state's {what} name different parameters")
+    check_shapes(importance, anchor)
 
 
 def check_shapes(importance: Mapping[str, Tensor], params: Mapping[str, Tensor]) -> None:

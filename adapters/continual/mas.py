@@ -45,8 +45,9 @@ from torch.func import grad, vmap
 from ..checks import integer, non_negative, positive_int
 from ..fast_weights import Params
 from .anchored import AnchoredPenalty
-from .importance import subsample
+from .importance import check_per_example, subsample
 from .protocol import ContinualModel, ContinualTask
+from .seeds import derive_seed
 
 __all__ = ["MemoryAwareSynapses", "output_sensitivity"]
 
@@ -68,11 +69,7 @@ def output_sensitivity(
     chunk
         Examples per vectorised batch (bounds memory).
     """
-    if len(x) == 0:
-        raise ValueError("x must hold at least one example")
-    if getattr(model.net, "norm", "none") != "none":
-        # batch normalisation makes a single example's output constant (zero sensitivity)
-        raise ValueError(f"model.net must have norm='none' for per-example gradients: {model.net}")
+    check_per_example(model, x, "the output sensitivity")
     inputs = {k: v.detach() for k, v in params.items()}
     columns = None if classes is None else torch.tensor(list(classes), dtype=torch.long)
 
@@ -134,7 +131,7 @@ class MemoryAwareSynapses(AnchoredPenalty):
         """Add the importance of ``task``'s inputs at ``model.params``; anchor there."""
         self._check(model.params)
         x, _ = subsample(
-            task.train_x, task.train_x, self.max_examples, self.seed * 1_000_003 + task.id
+            task.train_x, task.train_x, self.max_examples, derive_seed(self.seed, task.id)
         )
         new = output_sensitivity(model, model.params, x, classes=task.classes)
         self.fold(new, model.params, decay=1.0)

@@ -39,15 +39,17 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..checks import in_unit_interval, integer, non_negative, positive_int
+from ..checks import in_unit_interval, integer, non_negative, one_of, positive_int
 from ..fast_weights import Params
 from .anchored import AnchoredPenalty
 from .importance import (
+    FISHER_KINDS,
     FisherKind,
     fisher_diagonal,
     subsample,
 )
 from .protocol import ContinualModel, ContinualTask
+from .seeds import derive_seed
 
 __all__ = ["OnlineEWC"]
 
@@ -104,9 +106,7 @@ class OnlineEWC(AnchoredPenalty):
     ) -> None:
         self.lam = non_negative("lam", lam)
         self.decay = in_unit_interval("decay", decay)
-        if fisher not in ("empirical", "true"):
-            raise ValueError(f"fisher must be 'empirical' or 'true', got {fisher!r}")
-        self.fisher_kind: FisherKind = fisher
+        self.fisher_kind: FisherKind = one_of("fisher", fisher, FISHER_KINDS)
         self.max_examples = positive_int("max_examples", max_examples)
         self.seed = integer("seed", seed)
         super().__init__()
@@ -136,6 +136,6 @@ class OnlineEWC(AnchoredPenalty):
         """Fold the Fisher of ``(x, y)`` at ``model.params`` into the running one and anchor
         at ``model.params``; ``classes`` restricts a classifier's outputs."""
         self._check(model.params)
-        x, y = subsample(x, y, self.max_examples, self.seed * 1_000_003 + self.tasks_seen)
+        x, y = subsample(x, y, self.max_examples, derive_seed(self.seed, self.tasks_seen))
         new = fisher_diagonal(model, model.params, x, y, kind=self.fisher_kind, classes=classes)
         self.fold(new, model.params, decay=self.decay)

@@ -61,8 +61,10 @@ from torch import Tensor
 
 from ..checks import in_interval, int_at_least, integer, non_negative
 from ..fast_weights import Params
+from ..losses import detached_leaves
 from ..network import PolicyNet, forward
 from .protocol import ContinualModel, ContinualTask, Strategy
+from .seeds import derive_seed
 from .training import batch_loss
 
 __all__ = ["PackNet"]
@@ -218,9 +220,7 @@ class PackNet(Strategy):
         net = model.net
         if widths != tuple(net.hidden):
             with torch.device("meta"):  # the architecture only; weights come from params
-                net = PolicyNet(
-                    net.in_dim, widths, net.activation, net.output_scale, net.out_dim, net.norm
-                )
+                net = net.with_hidden(widths)
         out: Params = {}
         for k, shape in ((k, p.shape) for k, p in net.named_parameters()):
             cut = tuple(slice(0, n) for n in shape)
@@ -243,7 +243,7 @@ class PackNet(Strategy):
             names += [k for k in params if k not in self.owner]
         if not names:
             return params
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + position)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, position))
         n = len(task.train_y)
         order = torch.randperm(n, generator=generator)
         lo = 0
@@ -252,7 +252,7 @@ class PackNet(Strategy):
                 order, lo = torch.randperm(n, generator=generator), 0
             idx = order[lo : lo + self.batch_size]
             lo += self.batch_size
-            leaves = {**params, **{k: params[k].detach().requires_grad_() for k in names}}
+            leaves = detached_leaves(params, names)
             with torch.enable_grad():
                 loss = batch_loss(model, leaves, task.train_x[idx], task.train_y[idx], task)
                 grads = torch.autograd.grad(loss, [leaves[k] for k in names])
@@ -264,7 +264,7 @@ class PackNet(Strategy):
 
     def _reinitialise(self, params: Params, position: int) -> Params:
         """``params`` with every free weight redrawn small (seeded), as fresh capacity."""
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + position + 500_009)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, position, offset=500_009))
         out = dict(params)
         for k, owner in self.owner.items():
             bound = self.reinit_scale / math.sqrt(owner.shape[1])

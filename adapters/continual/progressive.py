@@ -79,6 +79,7 @@ from ..checks import integer, non_negative_int
 from ..network import PolicyNet
 from .columns import ProgressiveNet
 from .protocol import ContinualModel, ContinualTask, Strategy
+from .seeds import derive_seed
 
 __all__ = ["ProgressiveNets"]
 
@@ -136,7 +137,7 @@ class ProgressiveNets(Strategy):
             if self.column_of.get(task.id) == self.columns - 1:
                 return  # the newest column's own task again: keep training it
             grown = net.grown()
-            fresh = grown.init_column(self.columns, seed=self.seed * 1_000_003 + self.columns)
+            fresh = grown.init_column(self.columns, seed=derive_seed(self.seed, self.columns))
             model.net, model.params = grown, {**model.params, **fresh}
             self.columns += 1
         self.column_of[task.id] = self.columns - 1

@@ -14,9 +14,7 @@ True
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from ..discovery import defined_classes
 from .protocol import Strategy
 
 __all__ = ["strategies"]
@@ -24,17 +22,8 @@ __all__ = ["strategies"]
 
 def strategies() -> dict[str, type[Strategy]]:
     """``{name: class}`` of every strategy, plain fine-tuning ("naive") included."""
-    package = importlib.import_module(__package__ or "adaptd.adapters.continual")
     found: dict[str, type[Strategy]] = {Strategy.name: Strategy}
-    for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
-        module = importlib.import_module(info.name)
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, Strategy)
-                and value.__module__ == module.__name__
-                and value.name
-                and value.name != Strategy.name
-            ):
-                found[value.name] = value
+    for cls in defined_classes(__package__ or "adaptd.adapters.continual"):
+        if issubclass(cls, Strategy) and cls.name and cls.name != Strategy.name:
+            found[cls.name] = cls
     return found

@@ -13,8 +13,7 @@ insertion and sampling policies are objects handed to the constructor
 (:mod:`adaptd.adapters.continual.memory`).
 
 In the task-incremental setting a stored example is scored only over its own task's classes
-(the classes are kept per task id). :func:`replay_losses` and :func:`class_mask`, which do
-that, are shared by the other memory-based strategies.
+(the classes are kept per task id; :mod:`adaptd.adapters.continual.rehearsal`).
 
 Examples
 --------
@@ -50,7 +49,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-import torch
 from torch import Tensor
 
 from ..checks import non_negative, one_of, positive_int
@@ -64,72 +62,15 @@ from .memory import (
     StratifiedSampler,
     UniformSampler,
 )
-from .protocol import ContinualModel, ContinualTask, Strategy
+from .protocol import ContinualModel, ContinualTask
+from .rehearsal import MemoryRehearsal, replay_losses
 
-__all__ = [
-    "ExperienceReplay",
-    "class_mask",
-    "classes_from_state",
-    "classes_state",
-    "replay_losses",
-]
+__all__ = ["ExperienceReplay"]
 
-Classes = Mapping[int, tuple[int, ...] | None]
 STORES = ("after_task", "stream")
 
 
-def class_mask(task_ids: Tensor, classes: Classes, n_outputs: int) -> Tensor | None:
-    """``(n, n_outputs)`` booleans: which outputs example ``i`` may use (its task's classes;
-    every output for a task without classes or not in ``classes``); None when all may."""
-    ids = torch.unique(task_ids).tolist()
-    if all(classes.get(t) is None for t in ids):
-        return None
-    rows = torch.ones(len(ids), n_outputs, dtype=torch.bool)
-    for r, t in enumerate(ids):
-        allowed = classes.get(t)
-        if allowed is not None:
-            rows[r] = False
-            rows[r, list(allowed)] = True
-    return rows[torch.searchsorted(torch.tensor(ids), task_ids)]
-
-
-def replay_losses(
-    model: ContinualModel,
-    params: Mapping[str, Tensor],
-    x: Tensor,
-    targets: Tensor,
-    task_ids: Tensor,
-    classes: Classes,
-) -> Tensor:
-    """Per-example loss ``(n,)`` of ``model`` at ``params``: cross-entropy over each example's
-    task classes (``targets`` class ids ``(n,)`` or probabilities ``(n, outputs)``), or the
-    squared error for regression."""
-    out = model.output(params, x)
-    if model.loss != "cross_entropy":
-        return (out - targets) ** 2
-    keep = class_mask(task_ids, classes, out.shape[-1])
-    if keep is not None:
-        out = out.masked_fill(~keep, float("-inf"))
-    logp = torch.log_softmax(out, dim=-1)
-    if targets.is_floating_point():  # soft targets; masked columns carry probability 0
-        if keep is not None:
-            logp = logp.masked_fill(~keep, 0.0)
-        return -(targets * logp).sum(-1)
-    return torch.nn.functional.nll_loss(logp, targets, reduction="none")
-
-
-def classes_state(classes: Classes) -> list[list[Any]]:
-    """``classes`` as ``[[task id, [class, ...] or None], ...]`` (what ``torch.load`` with
-    ``weights_only=True`` accepts)."""
-    return [[t, None if c is None else list(c)] for t, c in classes.items()]
-
-
-def classes_from_state(state: list[list[Any]]) -> dict[int, tuple[int, ...] | None]:
-    """The inverse of :func:`classes_state`."""
-    return {int(t): None if c is None else tuple(int(v) for v in c) for t, c in state}
-
-
-class ExperienceReplay(Strategy):
+class ExperienceReplay(MemoryRehearsal):
     """Experience replay from a bounded episodic memory.
 
     Parameters
@@ -183,10 +124,10 @@ class ExperienceReplay(Strategy):
         super().__init__()
 
     def _reset(self) -> None:
+        super()._reset()
         self.memory = EpisodicMemory(
             self.capacity, inserter=self.inserter, sampler=self.sampler, seed=self.seed
         )
-        self._classes: dict[int, tuple[int, ...] | None] = {}
 
     def penalty(
         self,
@@ -206,24 +147,12 @@ class ExperienceReplay(Strategy):
             if self.sampler.uses_priorities:
                 self.memory.update_priorities(batch.index, losses.detach())
         if self.store == "stream":
-            self._classes[task.id] = task.classes
+            self._learned(task)
             self.memory.add(x.detach(), y.detach(), task.id)
         return loss
 
     def after_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Offer the task's training set to the memory ("after_task" mode)."""
-        self._classes[task.id] = task.classes
+        self._learned(task)
         if self.store == "after_task":
             self.memory.add(task.train_x, task.train_y, task.id)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "memory": self.memory.state_dict(),
-            "classes": classes_state(self._classes),
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.memory.load_state_dict(state["memory"])
-        self._classes = classes_from_state(state["classes"])

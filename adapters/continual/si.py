@@ -105,8 +105,12 @@ class SynapticIntelligence(AnchoredPenalty):
     def before_task(self, model: ContinualModel, task: ContinualTask) -> None:
         """Start the path integral at zero from ``model.params``."""
         self._check(model.params)
-        self._start = copy_params(model.params)
-        self._path = {k: torch.zeros_like(v) for k, v in model.params.items()}
+        self._restart(model.params)
+
+    def _restart(self, params: Mapping[str, Tensor]) -> None:
+        """Measure the next task's path integral and change from ``params``."""
+        self._start = copy_params(params)
+        self._path = {k: torch.zeros_like(v) for k, v in params.items()}
 
     def after_step(
         self,
@@ -131,19 +135,14 @@ class SynapticIntelligence(AnchoredPenalty):
         if self._start is None:
             raise ValueError("after_task was called before before_task")
         check_shapes(self._start, model.params)
-        omega = {}
-        for k, v in model.params.items():
-            delta = v.detach() - self._start[k]
-            total = self._path[k] / (delta.pow(2) + self.xi)
-            if self._importance is not None:
-                total = total + self._importance[k]
-            # a negative path integral (the loss rose along k) carries no importance
-            omega[k] = total.clamp(min=0)
-        self._importance = omega
-        self._anchor = copy_params(model.params)
-        self._start = copy_params(model.params)
-        self._path = {k: torch.zeros_like(v) for k, v in model.params.items()}
-        self.tasks_seen += 1
+        new = {
+            k: self._path[k] / ((v.detach() - self._start[k]).pow(2) + self.xi)
+            for k, v in model.params.items()
+        }
+        self.fold(new, model.params, decay=1.0)
+        # a negative path integral (the loss rose along k) carries no importance
+        self._importance = {k: v.clamp(min=0) for k, v in self._importance.items()}
+        self._restart(model.params)
 
     def memory_bytes(self) -> int:
         """Bytes of ``Omega``, the anchor, the task's start weights and the path integral."""

@@ -40,11 +40,13 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from ..checks import positive_int
+from ..checks import one_of, positive, positive_int
 from ..fast_weights import Params
+from ..losses import detached_leaves
 from ..meta.adam import Adam
 from .metrics import AccuracyMatrix
 from .protocol import ContinualModel, ContinualTask, Strategy, restrict
+from .seeds import derive_seed
 
 __all__ = [
     "SequenceResult",
@@ -75,10 +77,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             positive_int(name, getattr(self, name))
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        positive("lr", self.lr)
+        one_of("optimizer", self.optimizer, ("sgd", "adam"))
 
 
 class TaskStats(NamedTuple):
@@ -112,7 +112,7 @@ def train_task(
     start = time.perf_counter()
     strategy.before_task(model, task)
     names = strategy.trainable(model, task)
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + task.id)
+    generator = torch.Generator().manual_seed(derive_seed(config.seed, task.id))
     optimizer = Adam(lr=config.lr) if config.optimizer == "adam" else None
     n = len(task.train_y)
     steps, first, last = 0, float("nan"), float("nan")
@@ -122,8 +122,7 @@ def train_task(
             idx = order[lo : lo + config.batch_size]
             x, y = task.train_x[idx], task.train_y[idx]
             keys = list(model.params) if names is None else list(names)
-            params = dict(model.params)
-            params.update({k: params[k].detach().requires_grad_() for k in keys})
+            params = detached_leaves(model.params, keys)
             with torch.enable_grad():
                 loss = batch_loss(model, params, x, y, task)
                 extra = strategy.penalty(model, params, x, y, task)

@@ -34,7 +34,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..checks import positive_int
+from ..checks import one_of, positive_int
 
 __all__ = ["LIKELIHOODS", "VAE", "Likelihood"]
 
@@ -70,8 +70,7 @@ class VAE(nn.Module):
         super().__init__()
         for name, value in (("in_dim", in_dim), ("latent", latent), ("hidden", hidden)):
             positive_int(name, value)
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        one_of("likelihood", likelihood, LIKELIHOODS)
         self.in_dim = in_dim
         self.latent = latent
         self.hidden = hidden

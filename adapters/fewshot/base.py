@@ -29,12 +29,12 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..checks import integer, positive_finite
-from ..fast_weights import copy_params_like
+from ..fast_weights import saved_weights, weights_state
 from ..meta.adam import Adam
 from ..protocol import EpisodeStats, FittedSupport, Task
 from .embedding import Embedding, init_params
 
-__all__ = ["FittedEpisode", "MetricLearner", "check_support"]
+__all__ = ["FittedEpisode", "MetricLearner", "check_embedding", "check_support", "pool_classes"]
 
 Group = tuple[Tensor, Tensor, Tensor, Tensor, int]
 """Stacked episodes of one shape: support x ``(T, ns, d)``, support y ``(T, ns)``, query x
@@ -48,8 +48,7 @@ class MetricLearner:
     """Name stored in the state dict, so one learner's state cannot load into another."""
 
     def __init__(self, embedding: Embedding | None, *, lr: float, seed: int) -> None:
-        if embedding is not None and not isinstance(embedding, Embedding):
-            raise ValueError(f"embedding must be an Embedding or None, got {embedding!r}")
+        check_embedding(embedding, optional=True)
         self.embedding = embedding
         self.lr = positive_finite("lr", lr)
         self.seed = integer("seed", seed)
@@ -115,25 +114,18 @@ class MetricLearner:
     def state_dict(self) -> dict[str, Any]:
         """``{"algorithm", "updates", "params", "adam"}``; all copies."""
         return {
-            "algorithm": self.algorithm,
-            "updates": self.updates,
-            "params": {k: v.clone() for k, v in self.params.items()},
+            **weights_state(self.algorithm, self.updates, self.params),
             "adam": self._adam.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()`` output of the same algorithm and architecture."""
-        if not isinstance(state, dict) or state.get("algorithm") != self.algorithm:
-            got = state.get("algorithm") if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"state is for algorithm {got!r}, not {self.algorithm!r}")
-        params = copy_params_like(state.get("params"), self.params, "state params")
+        params, updates = saved_weights(state, self.algorithm, self.params)
         adam = Adam(self.lr)
         adam.load_state_dict(state.get("adam", {}))
         if not set(adam.exp_avg) <= set(self.params):
             raise ValueError("state adam moments name parameters the learner does not have")
-        self.params = params
-        self._adam = adam
-        self.updates = int(state.get("updates", 0))
+        self.params, self._adam, self.updates = params, adam, updates
 
     def _embed(self, params: dict[str, Tensor], x: Tensor, n_stats: int) -> Tensor:
         if self.embedding is None:
@@ -141,6 +133,16 @@ class MetricLearner:
         return functional_call(
             self.embedding, _sub(params, "embedding"), (x,), {"n_stats": n_stats}, strict=True
         )
+
+    def _embed_episodes(
+        self, params: dict[str, Tensor], sx: Tensor, qx: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Support and query embeddings ``(T, ns, d)``, ``(T, nq, d)`` of stacked episodes, from
+        one pass whose normalisation statistics are the support set's alone, so a query batch
+        never changes how the support set embeds."""
+        ns = sx.shape[1]
+        z = self._embed(params, torch.cat((sx, qx), dim=1), n_stats=ns)
+        return z[:, :ns], z[:, ns:]
 
     def _in_dim(self) -> int | None:
         return None if self.embedding is None else self.embedding.in_dim
@@ -205,6 +207,27 @@ class FittedEpisode:
     def predict(self, query_x: Tensor) -> Tensor:
         """``(n_query,)`` class ids, the arg-max of ``scores``."""
         return self.scores(query_x).argmax(dim=-1)
+
+
+def check_embedding(embedding: object, *, optional: bool = False) -> None:
+    """ValueError naming ``embedding`` unless it is an :class:`Embedding` (or, with
+    ``optional``, None): learners check it before sizing their own modules by it."""
+    if not (isinstance(embedding, Embedding) or (optional and embedding is None)):
+        allowed = "an Embedding or None" if optional else "an Embedding"
+        raise ValueError(f"embedding must be {allowed}, got {embedding!r}")
+
+
+def pool_classes(support: Tensor, sy: Tensor, ways: int, *, mean: bool) -> Tensor:
+    """``(T, ways, d)``: for each episode, the sum of each class's support embeddings
+    ``support`` ``(T, ns, d)`` (labels ``sy`` ``(T, ns)``), or their mean with ``mean``.
+
+    >>> support = torch.tensor([[[1.0, 0.0], [3.0, 0.0], [0.0, 2.0]]])
+    >>> pool_classes(support, torch.tensor([[0, 0, 1]]), 2, mean=True).tolist()
+    [[[2.0, 0.0], [0.0, 2.0]]]
+    """
+    onehot = F.one_hot(sy, ways).to(support.dtype)  # (T, ns, N)
+    pooled = onehot.transpose(1, 2) @ support
+    return pooled / onehot.sum(dim=1).unsqueeze(-1) if mean else pooled
 
 
 def check_support(

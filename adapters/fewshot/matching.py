@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..checks import positive_finite
-from .base import FittedEpisode, MetricLearner, _check_x, _sub, check_support
+from .base import FittedEpisode, MetricLearner, _check_x, _sub, check_embedding, check_support
 from .embedding import Embedding
 
 __all__ = ["MatchingNet", "MatchingSupport"]
@@ -80,8 +80,7 @@ class MatchingNet(MetricLearner):
         lr: float = 1e-3,
         seed: int = 0,
     ) -> None:
-        if not isinstance(embedding, Embedding):
-            raise ValueError(f"embedding must be an Embedding, got {embedding!r}")
+        check_embedding(embedding)
         positive_finite("scale", scale)
         self.fce = bool(fce)
         self.scale = float(scale)
@@ -104,9 +103,7 @@ class MatchingNet(MetricLearner):
 
     def _attention_logits(self, params: dict[str, Tensor], sx: Tensor, qx: Tensor) -> Tensor:
         """``(T, nq, ns)`` scaled cosine similarities between queries and support examples."""
-        ns = sx.shape[1]
-        z = self._embed(params, torch.cat((sx, qx), dim=1), n_stats=ns)
-        support, query = z[:, :ns], z[:, ns:]
+        support, query = self._embed_episodes(params, sx, qx)
         if self._lstm is not None:
             both, _ = functional_call(self._lstm, _sub(params, "fce"), (support,), strict=True)
             d = support.shape[-1]

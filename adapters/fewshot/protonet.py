@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from .base import MetricLearner, _check_labels, _check_x, _sub, check_support
+from .base import MetricLearner, _check_labels, _check_x, _sub, check_support, pool_classes
 from .embedding import Embedding
 
 __all__ = ["ProtoNet", "Prototypes"]
@@ -80,11 +80,8 @@ class ProtoNet(MetricLearner):
     def _scores(
         self, params: dict[str, Tensor], sx: Tensor, sy: Tensor, qx: Tensor, ways: int
     ) -> Tensor:
-        ns = sx.shape[1]
-        z = self._embed(params, torch.cat((sx, qx), dim=1), n_stats=ns)
-        onehot = F.one_hot(sy, ways).to(z.dtype)  # (T, ns, N)
-        prototypes = onehot.transpose(1, 2) @ z[:, :ns] / onehot.sum(dim=1).unsqueeze(-1)
-        return -squared_distances(z[:, ns:], prototypes)
+        support, query = self._embed_episodes(params, sx, qx)
+        return -squared_distances(query, pool_classes(support, sy, ways, mean=True))
 
 
 class Prototypes:

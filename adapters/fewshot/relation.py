@@ -42,8 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..checks import positive_int
-from .base import MetricLearner, _sub
+from ..checks import one_of, positive_int
+from .base import MetricLearner, _sub, check_embedding, pool_classes
 from .embedding import Embedding
 
 __all__ = ["RelationNet"]
@@ -81,13 +81,9 @@ class RelationNet(MetricLearner):
         lr: float = 1e-3,
         seed: int = 0,
     ) -> None:
-        if not isinstance(embedding, Embedding):
-            raise ValueError(f"embedding must be an Embedding, got {embedding!r}")
-        positive_int("hidden", hidden)
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        self.hidden = hidden
-        self.pooling: Pooling = pooling
+        check_embedding(embedding)
+        self.hidden = positive_int("hidden", hidden)
+        self.pooling: Pooling = one_of("pooling", pooling, POOLINGS)
         # Built on the meta device: the learner draws the weights from its own seed.
         with torch.device("meta"):
             self._relation = nn.Sequential(
@@ -101,16 +97,12 @@ class RelationNet(MetricLearner):
     def _scores(
         self, params: dict[str, Tensor], sx: Tensor, sy: Tensor, qx: Tensor, ways: int
     ) -> Tensor:
-        ns, nq = sx.shape[1], qx.shape[1]
-        z = self._embed(params, torch.cat((sx, qx), dim=1), n_stats=ns)
-        onehot = F.one_hot(sy, ways).to(z.dtype)  # (T, ns, N)
-        classes = onehot.transpose(1, 2) @ z[:, :ns]  # (T, N, d)
-        if self.pooling == "mean":
-            classes = classes / onehot.sum(dim=1).unsqueeze(-1)
-        t, d = z.shape[0], z.shape[-1]
+        support, query = self._embed_episodes(params, sx, qx)
+        classes = pool_classes(support, sy, ways, mean=self.pooling == "mean")  # (T, N, d)
+        t, nq, d = query.shape
         pairs = torch.cat(
             (
-                z[:, ns:].unsqueeze(2).expand(t, nq, ways, d),
+                query.unsqueeze(2).expand(t, nq, ways, d),
                 classes.unsqueeze(1).expand(t, nq, ways, d),
             ),
             dim=-1,

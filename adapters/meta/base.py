@@ -25,13 +25,14 @@ Examples
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import torch
 from torch import Tensor
 
-from ..checks import integer, positive_finite, positive_int
+from ..checks import integer, one_of, positive_finite, positive_int
 from ..fast_weights import (
     BACKENDS,
     AdaptResult,
@@ -40,13 +41,28 @@ from ..fast_weights import (
     StepSchedule,
     adapt,
     check_loss,
-    copy_params_like,
+    saved_weights,
+    weights_state,
 )
 from ..network import PolicyNet, init_params
-from ..protocol import Loss, Regularizer, Task
+from ..protocol import Loss, MetaStats, Regularizer, Task
 from ..steps import SGD_STEP, InnerStep
 
-__all__ = ["FastWeightLearner", "as_task_tensors"]
+__all__ = ["FastWeightLearner", "LearnerOptions", "as_task_tensors", "meta_stats"]
+
+
+class LearnerOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`FastWeightLearner` after ``net``, which a learner with
+    options of its own passes on as they are (``**options: Unpack[LearnerOptions]``), so their
+    defaults are written once, in that constructor."""
+
+    inner_steps: int
+    inner_lr: float
+    meta_lr: float | None
+    backend: Backend
+    seed: int
+    loss: Loss
+    regularizer: Regularizer | None
 
 
 class FastWeightLearner:
@@ -102,8 +118,7 @@ class FastWeightLearner:
         positive_int("inner_steps", inner_steps)
         positive_finite("inner_lr", inner_lr)
         positive_finite("meta_lr", meta_lr)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        one_of("backend", backend, BACKENDS)
         integer("seed", seed)
         check_loss(net, loss)
         if regularizer is not None and not isinstance(regularizer, Regularizer):
@@ -175,23 +190,13 @@ class FastWeightLearner:
 
     def state_dict(self) -> dict[str, Any]:
         """``{"algorithm", "updates", "params"}`` plus the subclass's own state; all copies."""
-        return {
-            "algorithm": self.algorithm,
-            "updates": self.updates,
-            "params": {k: v.clone() for k, v in self.params.items()},
-            **self._extra_state(),
-        }
+        return {**weights_state(self.algorithm, self.updates, self.params), **self._extra_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()`` output of the same algorithm and network shape."""
-        if state.get("algorithm") != self.algorithm:
-            raise ValueError(
-                f"state is for algorithm {state.get('algorithm')!r}, not {self.algorithm!r}"
-            )
-        params = copy_params_like(state.get("params"), self.params, "state params")
+        params, updates = saved_weights(state, self.algorithm, self.params)
         self._load_extra_state(state)
-        self.params = params
-        self.updates = int(state.get("updates", 0))
+        self.params, self.updates = params, updates
 
     def _columns(
         self, tasks: Sequence[Task]
@@ -224,6 +229,17 @@ class FastWeightLearner:
             f"meta_lr={self.meta_lr}, backend={self.backend!r}, loss={self.loss!r}, "
             f"seed={self.seed}, updates={self.updates})"
         )
+
+
+def meta_stats(before: Tensor, after: Tensor, start: float) -> MetaStats:
+    """A meta-update's statistics from its tasks' query losses ``before`` and ``after``
+    adaptation (``(T,)`` each) and its ``time.perf_counter()`` reading at ``start``."""
+    return MetaStats(
+        tasks=len(before),
+        query_loss_before=float(before.mean()),
+        query_loss_after=float(after.detach().mean()),
+        seconds=time.perf_counter() - start,
+    )
 
 
 def as_task_tensors(

@@ -61,6 +61,7 @@ from ..fast_weights import (
 )
 from ..network import PolicyNet, features, head
 from ..protocol import Loss
+from ..steps import SGD_STEP
 
 __all__ = [
     "VMAP_MIN_TASKS",
@@ -132,6 +133,8 @@ def adapt_tasks(
         ]
         return {k: torch.stack([r[k] for r in results]) for k in theta}
     batch = stack_tasks(xs, ys)
+    keys = list(theta)
+    rates = dict.fromkeys(keys, lr)
     if backend == "func":
         per_task = _per_task_loss(net, loss)
 
@@ -139,7 +142,7 @@ def adapt_tasks(
             current = {k: v.detach() for k, v in theta.items()}
             for _ in range(steps):
                 grads = grad(per_task)(current, *task)
-                current = {k: v - lr * grads[k] for k, v in current.items()}
+                current = SGD_STEP(current, grads, rates, keys)
             return current
 
         return vmap(inner)(*batch.data())
@@ -147,7 +150,7 @@ def adapt_tasks(
     for _ in range(steps):
         grads, _ = _stacked_grads(net, current, batch, loss)
         with torch.no_grad():
-            current = {k: v - lr * grads[k] for k, v in current.items()}
+            current = SGD_STEP(current, grads, rates, keys)
     return current
 
 
@@ -215,32 +218,29 @@ def adapted_query_losses(
     schedule = rate_schedule(lr, keys)
     if backend == "func":
         return _func_query_losses(net, theta, support, query, steps, schedule, loss, keys)
-    n_tasks = support.x.shape[0]
+    current = broadcast({k: theta[k] for k in keys}, support.x.shape[0])
     if set(keys) == {f"{net.head}.weight", f"{net.head}.bias"}:
         # Head-only adaptation: the body is fixed in the inner loop, so its features are
-        # computed once (unstacked body weights broadcast over the task stack).
-        support_h = features(net, theta, support.x, support.weights)
-        query_h = features(net, theta, query.x, query.weights)
-        current = broadcast({k: theta[k] for k in keys}, n_tasks)
-        for step in range(steps):
-            rows = head(net, current, support_h)
-            value = _reduce(rows, support, loss).sum()
-            grads = torch.autograd.grad(value, list(current.values()), create_graph=True)
-            rates = rates_at(schedule, step)
-            current = {
-                k: v - rates[k] * g for (k, v), g in zip(current.items(), grads, strict=True)
-            }
-        return _reduce(head(net, current, query_h), query, loss)
-    current = {**theta, **broadcast({k: theta[k] for k in keys}, n_tasks)}
+        # computed once (unstacked body weights broadcast over the task stack) and stand in
+        # for the inputs.
+        support, query = (
+            b._replace(x=features(net, theta, b.x, b.weights)) for b in (support, query)
+        )
+
+        def losses(params: Params, batch: TaskBatch) -> Tensor:
+            return _reduce(head(net, params, batch.x), batch, loss)
+    else:
+        current = {**theta, **current}
+
+        def losses(params: Params, batch: TaskBatch) -> Tensor:
+            return task_loss(net, params, batch.x, batch.y, loss, weights=batch.weights)
+
     for step in range(steps):
-        value = task_loss(net, current, support.x, support.y, loss, weights=support.weights)
-        grads = torch.autograd.grad(value.sum(), [current[k] for k in keys], create_graph=True)
-        rates = rates_at(schedule, step)
-        current = {
-            **current,
-            **{k: current[k] - rates[k] * g for k, g in zip(keys, grads, strict=True)},
-        }
-    return task_loss(net, current, query.x, query.y, loss, weights=query.weights)
+        value = losses(current, support).sum()
+        grads = torch.autograd.grad(value, [current[k] for k in keys], create_graph=True)
+        by_name = dict(zip(keys, grads, strict=True))
+        current = SGD_STEP(current, by_name, rates_at(schedule, step), keys)
+    return losses(current, query)
 
 
 def _reduce(output: Tensor, batch: TaskBatch, loss: Loss) -> Tensor:
@@ -269,8 +269,7 @@ def _func_query_losses(
 
         for step in range(steps):
             grads = grad(objective)({k: current[k] for k in keys})
-            rates = rates_at(schedule, step)
-            current = {**current, **{k: current[k] - rates[k] * grads[k] for k in keys}}
+            current = SGD_STEP(current, grads, rates_at(schedule, step), keys)
         return query_loss(current, *task[n_support:])
 
     return vmap(per_task)(*support.data(), *query.data())

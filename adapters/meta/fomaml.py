@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from ..fast_weights import Params
 from ..protocol import MetaStats, Task
+from .base import meta_stats
 from .batched import adapt_tasks, broadcast, task_grads, task_losses
 from .gradient_based import GradientLearner
 
@@ -67,10 +68,4 @@ class FOMAML(GradientLearner):
         )
         grads, after = task_grads(self.net, adapted, qxs, qys, backend=self.backend, loss=self.loss)
         meta_grad = {k: g.mean(dim=0) for k, g in grads.items()}
-        stats = MetaStats(
-            tasks=n,
-            query_loss_before=float(before.mean()),
-            query_loss_after=float(after.mean()),
-            seconds=time.perf_counter() - start,
-        )
-        return meta_grad, stats
+        return meta_grad, meta_stats(before, after, start)

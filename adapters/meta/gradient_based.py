@@ -31,7 +31,7 @@ from torch import Tensor
 from ..fast_weights import Params, StepSchedule
 from ..protocol import MetaStats, Task
 from .adam import Adam
-from .base import FastWeightLearner
+from .base import FastWeightLearner, meta_stats
 from .batched import adapted_query_losses, broadcast, stack_tasks, task_losses
 
 __all__ = ["GradientLearner"]
@@ -71,13 +71,7 @@ class GradientLearner(FastWeightLearner):
             )
             grads = torch.autograd.grad(after.mean(), list(meta.values()))
         before = task_losses(self.net, broadcast(self.params, len(sxs)), qxs, qys, self.loss)
-        stats = MetaStats(
-            tasks=len(sxs),
-            query_loss_before=float(before.mean()),
-            query_loss_after=float(after.detach().mean()),
-            seconds=time.perf_counter() - start,
-        )
-        return dict(zip(meta, grads, strict=True)), stats
+        return dict(zip(meta, grads, strict=True)), meta_stats(before, after, start)
 
     def meta_update(self, tasks: Sequence[Task]) -> MetaStats:
         """One Adam step on ``meta_gradient(tasks)`` plus, for the ``params`` entries, the

@@ -41,15 +41,15 @@ Antoniou, A., Edwards, H. & Storkey, A. (2019). How to train your MAML. ICLR.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import Tensor
 
 from ..checks import flag
-from ..fast_weights import Backend, Params, StepSchedule, copy_params_like
+from ..fast_weights import Params, StepSchedule, copy_params_like
 from ..network import PolicyNet
-from ..protocol import Loss, Regularizer
+from .base import LearnerOptions
 from .gradient_based import GradientLearner
 
 __all__ = ["STEP_SIZE_PREFIX", "MetaSGD"]
@@ -77,29 +77,10 @@ class MetaSGD(GradientLearner):
     conformance_options = ({}, {"per_step": True})
 
     def __init__(
-        self,
-        net: PolicyNet,
-        *,
-        inner_steps: int = 5,
-        inner_lr: float = 0.05,
-        meta_lr: float | None = None,
-        backend: Backend = "autograd",
-        seed: int = 0,
-        loss: Loss = "mse",
-        regularizer: Regularizer | None = None,
-        per_step: bool = False,
+        self, net: PolicyNet, *, per_step: bool = False, **options: Unpack[LearnerOptions]
     ) -> None:
         self.per_step = flag("per_step", per_step)
-        super().__init__(
-            net,
-            inner_steps=inner_steps,
-            inner_lr=inner_lr,
-            meta_lr=meta_lr,
-            backend=backend,
-            seed=seed,
-            loss=loss,
-            regularizer=regularizer,
-        )
+        super().__init__(net, **options)
 
     def _reset(self) -> None:
         super()._reset()

@@ -14,8 +14,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from ..discovery import defined_classes
 
 __all__ = ["MEMBERS", "learners"]
 
@@ -25,17 +24,12 @@ MEMBERS = ("meta_update", "meta_parameters", "adapt", "state_dict", "load_state_
 
 def learners() -> dict[str, type]:
     """``{algorithm: class}`` of every learner defined in the package's modules."""
-    package = importlib.import_module(__package__ or "adaptd.adapters.meta")
     found: dict[str, type] = {}
-    for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
-        module = importlib.import_module(info.name)
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and value.__module__ == module.__name__
-                and getattr(value, "algorithm", "")
-                and isinstance(getattr(value, "second_order", None), bool)
-                and all(callable(getattr(value, m, None)) for m in MEMBERS)
-            ):
-                found[value.algorithm] = value
+    for cls in defined_classes(__package__ or "adaptd.adapters.meta"):
+        if (
+            getattr(cls, "algorithm", "")
+            and isinstance(getattr(cls, "second_order", None), bool)
+            and all(callable(getattr(cls, m, None)) for m in MEMBERS)
+        ):
+            found[cls.algorithm] = cls
     return found

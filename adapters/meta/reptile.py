@@ -49,7 +49,7 @@ from collections.abc import Sequence
 import torch
 
 from ..protocol import MetaStats, Task
-from .base import FastWeightLearner
+from .base import FastWeightLearner, meta_stats
 from .batched import adapt_tasks, broadcast, task_losses
 
 __all__ = ["Reptile"]
@@ -100,9 +100,4 @@ class Reptile(FastWeightLearner):
                 params = {k: v - move[k] for k, v in params.items()}
             self.params = params
         self.updates += 1
-        return MetaStats(
-            tasks=n,
-            query_loss_before=float(before.mean()),
-            query_loss_after=float(after.mean()),
-            seconds=time.perf_counter() - start,
-        )
+        return meta_stats(before, after, start)

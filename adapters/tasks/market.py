@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
-from ..checks import positive_int
+from ..checks import one_of, positive_int
 from .segmentation import binary_segmentation
 
 if TYPE_CHECKING:
@@ -214,8 +214,7 @@ def regime_dataset(
         series as datasets,  # reads river's CSV files; the rest stays pure
     )
 
-    if changes not in ("annotated", "detected"):
-        raise ValueError(f"changes must be 'annotated' or 'detected', got {changes!r}")
+    one_of("changes", changes, ("annotated", "detected"))
     _check_positive(min_windows=min_windows)
     xs, ys, kept = [], [], []
     for name in names:

@@ -42,19 +42,25 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from ..checks import non_negative_int, positive_int
+from ..checks import non_negative_int, one_of, positive_int
 from ..fast_weights import task_loss
 from ..protocol import Task
 from .stats import Estimate
 
 __all__ = [
+    "MODES",
     "EarlyStopping",
+    "Mode",
     "TrainingHistory",
     "evaluate_adaptation",
     "evaluate_classifier",
     "meta_train",
     "query_loss",
 ]
+
+Mode = Literal["min", "max"]
+"""Whether a lower ("min") or a higher ("max") validation value is better."""
+MODES: tuple[Mode, ...] = ("min", "max")
 
 Evaluate = Callable[[Any, Sequence[Task]], "float | Estimate"]
 """``evaluate(learner, val_tasks)``: a float or an ``Estimate`` (its mean is used)."""
@@ -81,14 +87,11 @@ class EarlyStopping:
     (True, 0.5, 1, {'w': 1})
     """
 
-    def __init__(
-        self, patience: int = 5, min_delta: float = 0.0, mode: Literal["min", "max"] = "min"
-    ) -> None:
+    def __init__(self, patience: int = 5, min_delta: float = 0.0, mode: Mode = "min") -> None:
         positive_int("patience", patience)
         if not (math.isfinite(min_delta) and min_delta >= 0):
             raise ValueError(f"min_delta must be finite and >= 0, got {min_delta!r}")
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        one_of("mode", mode, MODES)
         self.patience = patience
         self.min_delta = float(min_delta)
         self.mode = mode

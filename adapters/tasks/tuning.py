@@ -34,9 +34,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from ..checks import int_at_least, positive_int
+from ..checks import int_at_least, one_of, positive_int
 from ..protocol import Task
-from .monitor import Evaluate, _as_float, evaluate_adaptation
+from .monitor import MODES, Evaluate, Mode, _as_float, evaluate_adaptation
 
 __all__ = ["Config", "SearchSpace", "Trial", "TuningResult", "tune"]
 
@@ -118,7 +118,7 @@ def tune(
     method: Literal["random", "halving"] = "random",
     eta: int = 3,
     evaluate: Evaluate | None = None,
-    mode: Literal["min", "max"] = "min",
+    mode: Mode = "min",
     data_seed: int = 0,
     seed: int = 0,
 ) -> TuningResult:
@@ -148,11 +148,9 @@ def tune(
         Seed passed to ``make_sampler`` for every trial.
     """
     positive_int("iterations", iterations)
-    if method not in ("random", "halving"):
-        raise ValueError(f"method must be 'random' or 'halving', got {method!r}")
+    one_of("method", method, ("random", "halving"))
     int_at_least("eta", eta, 2)
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    one_of("mode", mode, MODES)
     if not val_tasks:
         raise ValueError("val_tasks is empty")
     if configs is None:

@@ -7,15 +7,13 @@ embedding that finds the informative directions classifies well, on classes neve
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import io
-import pkgutil
 
 import pytest
 import torch
 
 import adaptd.adapters.fewshot as fewshot
+from adaptd.adapters.discovery import defined_classes
 from adaptd.adapters.fewshot import Embedding
 from adaptd.adapters.protocol import EpisodeStats, FewShotClassifier, FittedSupport, Task
 
@@ -25,15 +23,9 @@ METHODS = ("meta_update", "fit", "state_dict", "load_state_dict")
 
 def _discover() -> dict[str, type]:
     found: dict[str, type] = {}
-    for info in pkgutil.walk_packages(fewshot.__path__, prefix=f"{fewshot.__name__}."):
-        module = importlib.import_module(info.name)
-        for _, obj in inspect.getmembers(module, inspect.isclass):
-            if (
-                obj.__module__ == module.__name__
-                and getattr(obj, "algorithm", "")
-                and all(callable(getattr(obj, m, None)) for m in METHODS)
-            ):
-                found[obj.algorithm] = obj
+    for cls in defined_classes(fewshot.__name__):
+        if getattr(cls, "algorithm", "") and all(callable(getattr(cls, m, None)) for m in METHODS):
+            found[cls.algorithm] = cls
     return found
 
 

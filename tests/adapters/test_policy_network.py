@@ -186,3 +186,14 @@ def test_explicit_forward_equals_the_module_one_task_and_stacked(norm: str, out_
 def test_invalid_head_and_norm_are_named(kwargs: dict, named: str) -> None:
     with pytest.raises(ValueError, match=named):
         PolicyNet(in_dim=3, **kwargs)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_with_hidden_keeps_the_architecture_and_leaves_the_global_rng(norm: str) -> None:
+    net = PolicyNet(3, (4, 4), activation="relu", output_scale=0.1, out_dim=2, norm=norm)
+    state = torch.get_rng_state()
+    wide = net.with_hidden((6, 5))
+    assert torch.equal(state, torch.get_rng_state())
+    assert wide.hidden == (6, 5) and net.hidden == (4, 4)
+    assert wide.extra_repr() == net.extra_repr().replace("(4, 4)", "(6, 5)")
+    assert [k for k, _ in wide.named_parameters()] == [k for k, _ in net.named_parameters()]

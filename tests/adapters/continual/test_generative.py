@@ -17,7 +17,7 @@ from continual_support import (
 
 from adaptd.adapters.continual.generative import GenerativeReplay
 from adaptd.adapters.continual.protocol import ContinualModel, ContinualTask
-from adaptd.adapters.continual.replay import replay_losses
+from adaptd.adapters.continual.rehearsal import replay_losses
 from adaptd.adapters.continual.training import TrainConfig
 from adaptd.adapters.network import PolicyNet, init_params
 

@@ -1,14 +1,18 @@
 """Meta-SGD's learned step-size schedule (``per_step=True``) and step-size schedules in
 ``adapt``: the chain rule ties it to shared step sizes, extra steps reuse the last step's
-sizes, and its state only loads into a learner with the same schedule."""
+sizes, and its state only loads into a learner with the same schedule; its other options are
+the base constructor's, passed on."""
 
 from __future__ import annotations
+
+import inspect
 
 import pytest
 import torch
 
 from adaptd.adapters.fast_weights import BACKENDS, adapt
 from adaptd.adapters.meta import MetaSGD
+from adaptd.adapters.meta.base import FastWeightLearner, LearnerOptions
 from adaptd.adapters.meta.metasgd import STEP_SIZE_PREFIX
 from adaptd.adapters.network import PolicyNet
 
@@ -123,3 +127,13 @@ def test_state_only_loads_into_the_same_schedule(make_task) -> None:
     state["alpha"] = (state["alpha"][0], {**state["alpha"][1], "layers.0.bias": torch.ones(3)})
     with pytest.raises(ValueError, match=r"alpha\[1\] layers.0.bias has shape \(3,\)"):
         MetaSGD(PolicyNet(4, (8,)), inner_steps=2, per_step=True).load_state_dict(state)
+
+
+def test_options_are_the_base_constructors_and_reach_it() -> None:
+    parameters = inspect.signature(FastWeightLearner.__init__).parameters
+    assert set(LearnerOptions.__annotations__) == set(parameters) - {"self", "net"}
+    learner = MetaSGD(PolicyNet(4, (8,)), inner_steps=2, inner_lr=0.02, seed=3, per_step=True)
+    assert (learner.inner_steps, learner.inner_lr, learner.seed) == (2, 0.02, 3)
+    assert learner.meta_lr == MetaSGD.default_meta_lr and learner.backend == "autograd"
+    with pytest.raises(TypeError, match="inner_stpes"):
+        MetaSGD(PolicyNet(4, (8,)), inner_stpes=2)  # type: ignore[call-arg]

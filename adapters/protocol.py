@@ -120,6 +120,9 @@ class MetaLearner(Protocol):
     """Short name ("maml", "fomaml", "reptile", "metasgd", "anil"), also stored in the state."""
     second_order: ClassVar[bool]
     """True when the meta-gradient differentiates through the inner loop."""
+    outer_step: ClassVar[str]
+    """What ``meta_lr`` scales: "adam" or "interpolation" (Reptile's move toward adapted
+    weights)."""
 
     params: dict[str, Tensor]
     """The meta-learned initialisation (detached). ``meta_update`` rebinds it to new tensors

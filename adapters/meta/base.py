@@ -93,6 +93,9 @@ class FastWeightLearner:
     """Name stored in the state dict, so one learner's state cannot load into another."""
     second_order: ClassVar[bool] = False
     """True when the meta-gradient differentiates through the inner loop."""
+    outer_step: ClassVar[str] = "adam"
+    """What ``meta_lr`` scales: "adam" (an Adam step on the meta-gradient) or "interpolation"
+    (a move of the initialisation toward the adapted weights, Reptile's)."""
     default_meta_lr: ClassVar[float] = 1e-3
     """The outer step size when ``meta_lr`` is not given (Adam's, for the gradient learners)."""
     conformance_options: ClassVar[tuple[Mapping[str, Any], ...]] = ({},)

@@ -69,6 +69,7 @@ class Reptile(FastWeightLearner):
     """
 
     algorithm = "reptile"
+    outer_step = "interpolation"
     default_meta_lr = 0.1
 
     def meta_update(self, tasks: Sequence[Task]) -> MetaStats:

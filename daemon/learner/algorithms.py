@@ -25,8 +25,8 @@ def make_learner(
     """The meta-learner named by ``adaptation.meta_algorithm``, with the daemon's settings and
     ``regularizer`` (the protection's penalty on the initialisation, if any)."""
     cls = LEARNERS[settings.meta_algorithm]
-    # Reptile's outer step is an interpolation factor; the others take an Adam step size.
-    meta_lr = settings.meta_lr if cls is Reptile else settings.adam_lr
+    # The settings have one step size for each kind of outer step.
+    meta_lr = settings.meta_lr if cls.outer_step == "interpolation" else settings.adam_lr
     return cls(
         net,
         inner_steps=settings.inner_steps,

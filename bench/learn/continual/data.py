@@ -46,6 +46,7 @@ from torch import Tensor
 
 from adaptd.adapters.checks import is_int, positive_int
 from adaptd.adapters.continual import ContinualTask
+from adaptd.adapters.continual.seeds import derive_seed
 
 from .fashion import FASHION_DIR, read_fashion
 
@@ -143,7 +144,7 @@ class PermutedTasks(Sequence[ContinualTask]):
     n_tasks
         Tasks in the sequence.
     seed
-        Seeds the permutations and subsets: task ``t`` uses ``seed * 1_000_003 + t``.
+        Seeds the permutations and subsets: task ``t`` uses ``derive_seed(seed, t)``.
     train_size, test_size
         Images per task, a seeded subset of the data's train (test) set drawn per task;
         None for all of them.
@@ -202,7 +203,7 @@ class PermutedTasks(Sequence[ContinualTask]):
         return (self[t] for t in range(self.n_tasks))
 
     def _generator(self, t: int, stream: int) -> torch.Generator:
-        return torch.Generator().manual_seed((self.seed * 1_000_003 + t) * 3 + stream)
+        return torch.Generator().manual_seed(derive_seed(self.seed, t) * 3 + stream)
 
     def permutation(self, t: int) -> Tensor:
         """Task ``t``'s pixel permutation: pixel ``i`` of its images is pixel ``perm[i]`` of
@@ -268,7 +269,7 @@ def split_tasks(
         train = torch.nonzero(torch.isin(data.train_y, torch.tensor(own))).squeeze(1)
         test = torch.nonzero(torch.isin(data.test_y, torch.tensor(own))).squeeze(1)
         if train_size is not None and train_size < len(train):
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + t)
+            generator = torch.Generator().manual_seed(derive_seed(seed, t))
             train = train[torch.randperm(len(train), generator=generator)[:train_size]]
         tasks.append(
             ContinualTask(

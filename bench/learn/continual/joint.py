@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from adaptd.adapters.continual import ContinualTask, Strategy, score
+from adaptd.adapters.continual.seeds import derive_seed
 from adaptd.adapters.meta.adam import Adam
 
 from .runs import Setup, _r, _tenths
@@ -90,7 +91,7 @@ def run_joint(
     start = time.perf_counter()
     model = setup.model()
     n = source.train_examples()
-    generator = torch.Generator().manual_seed(setup.seed * 1_000_003 + 999_983)
+    generator = torch.Generator().manual_seed(derive_seed(setup.seed, 999_983))
     adam = Adam(lr=setup.lr) if setup.optimizer == "adam" else None
     masks = getattr(source, "joint_classes", None)
     steps = 0

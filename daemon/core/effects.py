@@ -91,6 +91,13 @@ class AdaptationRequest:
         return self.model_id or self.stream
 
 
+class Published(NamedTuple):
+    """A policy published for an adaptation request, to make live."""
+
+    version: int
+    weights: dict[str, np.ndarray]
+
+
 @dataclass
 class Effects:
     """Everything one batch produced, in order of the events that caused it."""

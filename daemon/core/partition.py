@@ -14,7 +14,7 @@ from typing import Protocol
 
 from adaptd.adapters.serving import NumpyPolicy
 
-from .effects import AdaptationRequest, DeadLetter, Effects
+from .effects import AdaptationRequest, DeadLetter, Effects, Published
 from .schema import EventDecoder, MarketEvent, Rejection
 from .stream import StreamConfig, StreamState
 from .track import TaskTrack
@@ -119,7 +119,7 @@ class PartitionState:
         return track is not None and track.live.pending is request
 
     def settle(
-        self, request: AdaptationRequest, published: tuple[int, dict] | None
+        self, request: AdaptationRequest, published: Published | None
     ) -> AdaptationRequest | None:
         """Complete the pending ``request``; ``published`` (version, weights) becomes the
         task's live policy and its regime's latest. Returns the queued request, now pending,
@@ -127,9 +127,9 @@ class PartitionState:
         track = self._track_of(request)
         if track is None or track.live.pending is not request:
             return None
-        if published is not None and published[0] > track.live.version:
+        if published is not None and published.version > track.live.version:
             regime = request.regime.regime_id if request.regime is not None else None
-            track.adopt(published[0], published[1], regime)
+            track.adopt(published.version, published.weights, regime)
         self.dirty.add(request.stream)
         return track.complete(request.id)
 

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -199,10 +199,20 @@ class RegimeBook:
         return self._policies.get(regime_id)
 
 
+class Labelled(Protocol):
+    """A labelled example, as the tracker reads it (``adaptd.daemon.core.labels.Example``)."""
+
+    @property
+    def x(self) -> tuple[float, ...]: ...
+
+    @property
+    def y(self) -> float: ...
+
+
 class RegimeTracker:
     """The regime a (stream, task) is in now, and its book of regimes.
 
-    Labelled examples of the current regime are buffered (:meth:`observe`) and merged into its
+    Labelled examples of the current regime are buffered (``rows``) and merged into its
     prototype once per batch and at every shift (:meth:`learn`); the examples that follow a
     shift are classified (:meth:`classify`), which names the new current regime.
 
@@ -221,19 +231,16 @@ class RegimeTracker:
         self.book = RegimeBook(novelty, max_regimes)
         self.regime = 0
         """Id of the current regime (0 for the first)."""
-        self.rows: list[tuple[tuple[float, ...], float]] = []
-
-    def observe(self, x: tuple[float, ...], y: float) -> None:
-        """Buffer one labelled example of the current regime."""
-        self.rows.append((x, y))
+        self.rows: list[Labelled] = []
+        """Labelled examples of the current regime not yet merged (the caller appends)."""
 
     def learn(self, columns: Sequence[int] | None) -> None:
         """Merge the buffered examples into the current regime's prototype."""
         rows = self.rows
         if rows:
             self.rows = []
-            x = np.array([r[0] for r in rows], dtype=np.float64)
-            y = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+            x = np.array([r.x for r in rows], dtype=np.float64)
+            y = np.fromiter((r.y for r in rows), dtype=np.float64, count=len(rows))
             self.book.add(self.regime, embed(x, y, columns))
 
     def classify(self, x: np.ndarray, y: np.ndarray, columns: Sequence[int] | None) -> RegimeMatch:

@@ -95,7 +95,7 @@ def migrate_stream_state(state: dict[str, Any]) -> dict[str, Any]:
     track.regimes = object.__new__(RegimeTracker)
     track.regimes.book = state.get("regimes")  # None before regime ids: made on attach
     track.regimes.regime = state.get("regime", 0)
-    track.regimes.rows = [(e.x, e.y) for e in state.get("_regime_rows", [])]
+    track.regimes.rows = list(state.get("_regime_rows", []))
     track.live = PolicySlot()
     track.live.version = state.get("policy_version", 0)
     track.live.weights = state.get("policy_weights")

@@ -104,6 +104,7 @@ class StreamState:
         "_fired",
         "_labelers",
         "_matured",
+        "_one",
         "config",
         "detector",
         "features",
@@ -137,6 +138,8 @@ class StreamState:
     def _bind(self) -> None:
         # Per event and task, one call: the labeler's push, bound once (not pickled).
         self._labelers = tuple((t, t.labeler.push, t.config.columns) for t in self.tracks)
+        one = self._labelers[0] if len(self._labelers) == 1 else None
+        self._one = None if one is None or one[2] is not None else one[1]
 
     def track(self, task: str) -> TaskTrack:
         """The track of a task, by name (KeyError if the stream does not run it)."""
@@ -162,11 +165,17 @@ class StreamState:
         index = self.index
         self.index = index + 1
         matured = self._matured
-        for track, push, columns in self._labelers:
-            own = x if columns is None or x is None else tuple([x[i] for i in columns])
-            example = push(index, feats, own, offset, ev.ts_ms)
+        one = self._one
+        if one is not None:  # the common case: one task on all the features
+            example = one(index, feats, x, offset, ev.ts_ms)
             if example is not None:
-                matured.append((track, example, offset, ev.ts_ms))
+                matured.append((self.tracks[0], example, offset, ev.ts_ms))
+        else:
+            for track, push, columns in self._labelers:
+                own = x if columns is None or x is None else tuple([x[i] for i in columns])
+                example = push(index, feats, own, offset, ev.ts_ms)
+                if example is not None:
+                    matured.append((track, example, offset, ev.ts_ms))
         if feats.count > 1:
             shift = self.detector.update(index, feats.ret, feats.vol)
             if shift is not None:
@@ -192,13 +201,18 @@ class StreamState:
     def _score_and_file(self, defaults: Mapping[str, NumpyPolicy], out: Effects) -> None:
         items = self._matured
         self._matured = []
-        by_track: dict[TaskTrack, list[Example]] = {}
-        for item in items:
-            if type(item) is tuple:
-                by_track.setdefault(item[0], []).append(item[1])
         first = self.tracks[0]
+        by_track: dict[TaskTrack, list[Example]] = {}
+        if len(self.tracks) == 1:
+            by_track[first] = [item[1] for item in items if type(item) is tuple]
+        else:
+            for item in items:
+                if type(item) is tuple:
+                    by_track.setdefault(item[0], []).append(item[1])
         errors = None
         for track, examples in by_track.items():
+            if not examples:
+                continue
             out.examples += len(examples)
             losses = track.score(examples, defaults.get(track.task))
             if track is first and losses is not None:
@@ -243,7 +257,8 @@ class StreamState:
     def __getstate__(self) -> dict[str, Any]:
         # The config is shared by every stream of a partition, the bound labelers derived:
         # neither is in the snapshot.
-        return {k: getattr(self, k) for k in self.__slots__ if k not in ("config", "_labelers")}
+        derived = ("config", "_labelers", "_one")
+        return {k: getattr(self, k) for k in self.__slots__ if k not in derived}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for key, value in migrate_stream_state(state).items():

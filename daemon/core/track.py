@@ -105,12 +105,13 @@ class TaskTrack:
     def file(self, example: Example, segment: int, out: Effects) -> None:
         """File a scored example: into the episode, and into the regime's examples or, after
         a shift, the adaptation set."""
-        self.episode.append(example)
-        if len(self.episode) >= self.config.episode_size:
+        episode = self.episode
+        episode.append(example)
+        if len(episode) >= self.config.episode_size:
             self._cut(segment, out)
         collector = self.collector
-        if not collector.collecting:
-            self.regimes.observe(example.x, example.y)
+        if collector.shift is None:  # per example: the attribute, not the property
+            self.regimes.rows.append(example)
             return
         done = collector.offer(example, self.config.shots)
         if done is not None:

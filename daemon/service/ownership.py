@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 
 from adaptd.adapters.serving import NumpyPolicy
 
-from ..core.effects import AdaptationRequest, Effects
+from ..core.effects import AdaptationRequest, Effects, Published
 from ..core.partition import PartitionState, Record
 from ..core.stream import StreamConfig, StreamState
 from ..io.logs import get_logger
@@ -175,16 +175,14 @@ class Ownership:
     async def settle_request(
         self,
         request: AdaptationRequest,
-        published: tuple[int, dict] | None,
+        published: Published | None,
     ) -> AdaptationRequest | None:
         """Apply a finished request to its stream: ``published`` (version, weights) becomes
         the task's live policy (and its regime's); the request completes. Returns the queued
         request to submit next, if any (None as well when the stream is no longer ours)."""
         async with self.lock:
             part = self.partitions.get(self.partition_of(request))
-            if part is None or not part.pending(request):
-                return None
-            return part.settle(request, published)
+            return None if part is None else part.settle(request, published)
 
     # -- commits --------------------------------------------------------------------------
     async def commit(self) -> None:

@@ -21,7 +21,7 @@ from aiokafka.errors import ProducerClosed
 
 from adaptd.adapters.codec import params_from_bytes
 
-from ..core.effects import AdaptationRequest
+from ..core.effects import AdaptationRequest, Published
 from ..core.policy import PolicyMessage, encode_message
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
@@ -124,7 +124,7 @@ class Publisher:
                 and latest.shift is not None
                 and latest.shift.id == request.shift.id
             ):
-                published = (latest.version, params_from_bytes(latest.weight_bytes()))
+                published = Published(latest.version, params_from_bytes(latest.weight_bytes()))
                 nxt = await self.ownership.settle_request(request, published)
                 if nxt is not None:
                     self.submit(nxt)
@@ -183,7 +183,7 @@ class Publisher:
                     on_error=lambda _: self.metrics.publish_errors.inc(),
                     fatal=FATAL,
                 )
-                published = (version, outcome.weights)
+                published = Published(version, outcome.weights)
             self.history.append(record(request, outcome, version))
             self._report(request, outcome, version)
         nxt = await self.ownership.settle_request(request, published)

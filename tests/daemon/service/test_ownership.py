@@ -28,7 +28,7 @@ from service_support import (
 )
 from structlog.testing import capture_logs
 
-from adaptd.daemon.core.effects import AdaptationRequest, Effects
+from adaptd.daemon.core.effects import AdaptationRequest, Effects, Published
 from adaptd.daemon.core.partition import PartitionState
 from adaptd.daemon.core.track import TaskTrack
 from adaptd.daemon.io.metrics import Metrics
@@ -201,7 +201,7 @@ async def test_settling_adopts_the_published_policy_and_completes_the_request() 
     assert r.ownership.owns(request)
     assert request.regime is not None
     w = weights(IN_DIM, seed=3)
-    assert await r.ownership.settle_request(request, (3, w)) is None  # nothing queued
+    assert await r.ownership.settle_request(request, Published(3, w)) is None  # nothing queued
     live = track(r, request).live
     assert live.version == 3
     assert same_weights(live.weights, w)
@@ -230,7 +230,7 @@ async def test_settling_hands_over_the_queued_request_with_the_new_parent() -> N
     queued = dataclasses.replace(first, id="S@market:0:999")
     assert track(r, first).live.submit(queued) is False
     w = weights(IN_DIM, seed=4)
-    nxt = await r.ownership.settle_request(first, (5, w))
+    nxt = await r.ownership.settle_request(first, Published(5, w))
     assert nxt is not None and nxt.id == queued.id
     # Its gate compares against the policy live now, not the one live when it was made.
     assert (queued.parent_version, nxt.parent_version) == (0, 5)
@@ -245,14 +245,14 @@ async def test_a_request_no_longer_pending_is_ignored() -> None:
     (request,) = (await process(r, TP0, "S")).requests
     copy = dataclasses.replace(request)  # same id, but not the stream's pending request
     assert not r.ownership.owns(copy)
-    assert await r.ownership.settle_request(copy, (7, weights(IN_DIM))) is None
+    assert await r.ownership.settle_request(copy, Published(7, weights(IN_DIM))) is None
     assert track(r, request).live.pending is request
     assert track(r, request).live.version == 0
     w = weights(IN_DIM, seed=1)
-    await r.ownership.settle_request(request, (2, w))
+    await r.ownership.settle_request(request, Published(2, w))
     r.ownership.partitions[TP0].dirty.clear()
     # Settled once: a second result for it changes nothing.
-    assert await r.ownership.settle_request(request, (9, weights(IN_DIM, seed=2))) is None
+    assert await r.ownership.settle_request(request, Published(9, weights(IN_DIM, seed=2))) is None
     assert track(r, request).live.version == 2
     assert same_weights(track(r, request).live.weights, w)
     assert r.ownership.partitions[TP0].dirty == set()
@@ -264,7 +264,7 @@ async def test_a_request_of_a_revoked_partition_is_ignored() -> None:
     (request,) = (await process(r, TP0, "S")).requests
     await r.ownership.revoke({TP0})
     assert not r.ownership.owns(request)
-    assert await r.ownership.settle_request(request, (1, weights(IN_DIM))) is None
+    assert await r.ownership.settle_request(request, Published(1, weights(IN_DIM))) is None
 
 
 # -- commits ----------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ async def test_commit_snapshots_only_what_moved_or_changed() -> None:
     assert r.snapshots.saves[2:] == [(TP0, 350, {"C"})]
     assert r.consumer.commits[1:] == [{TP0: 350}]
 
-    await r.ownership.settle_request(a, (1, weights(IN_DIM)))  # changes A, moves no offset
+    await r.ownership.settle_request(a, Published(1, weights(IN_DIM)))  # changes A, moves no offset
     await r.ownership.commit()
     assert r.snapshots.saves[3:] == [(TP0, 350, {"A"})]
     assert r.consumer.commits[2:] == [{TP0: 350}]

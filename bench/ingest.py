@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -35,9 +36,12 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from river.drift import ADWIN
 
+from adaptd.daemon.cli import run_as_service
 from adaptd.daemon.config.settings import load_settings
 from adaptd.daemon.service.daemon import Daemon
 from adaptd.tools.embedded import EmbeddedKafka, EmbeddedRedis, create_topics, delete_prefix
+
+DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
 
 def machine() -> dict[str, Any]:
@@ -162,7 +166,8 @@ async def _daemon_run(bootstrap: str, redis_url: str, topic: str, total: int) ->
     )
     await create_topics(bootstrap, [f"{topic}.policies", f"{topic}.shifts", f"{topic}.dl"])
     daemon = Daemon(settings)
-    task = asyncio.create_task(daemon.run(max_events=total))
+    # As `adaptd run` runs it (with its collector tuning), not as a bare embedded Daemon.
+    task = asyncio.create_task(run_as_service(daemon, max_events=total))
     await daemon.started.wait()
     # Time from the first processed batch, as for the baselines.
     while daemon.events_seen == 0 and not task.done():  # noqa: ASYNC110 - a 1 ms probe
@@ -170,6 +175,9 @@ async def _daemon_run(bootstrap: str, redis_url: str, topic: str, total: int) ->
     start = time.perf_counter()
     first = daemon.events_seen
     await task
+    # The collector as the rest of the benchmark (the inner loop) expects it.
+    gc.unfreeze()
+    gc.set_threshold(*DEFAULT_GC_THRESHOLD)
     rate = (daemon.events_seen - first) / (time.perf_counter() - start)
     history = list(daemon.publisher.history)
     reg = daemon.metrics.registry

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -22,10 +23,13 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import __version__
 from .config.settings import ConfigError, Settings, load_settings, redacted
+
+if TYPE_CHECKING:
+    from .service.daemon import Daemon
 
 EXIT_CONFIG = 2
 COMMANDS_GROUP = "adaptd.commands"
@@ -122,7 +126,7 @@ def _run(settings: Settings, max_events: int | None, idle_timeout: float | None)
     async def main_async() -> None:
         daemon = Daemon(settings)
         install_signal_handlers(daemon.stop)
-        await daemon.run(max_events=max_events, idle_timeout_s=idle_timeout)
+        await run_as_service(daemon, max_events=max_events, idle_timeout_s=idle_timeout)
 
     try:
         asyncio.run(main_async())
@@ -134,6 +138,41 @@ def _run(settings: Settings, max_events: int | None, idle_timeout: float | None)
         print(f"adaptd: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+GC_YOUNG_THRESHOLD = 20_000
+"""Net allocations of container objects between two young-generation collections."""
+
+
+def tune_gc() -> None:
+    """Tune the collector for a long-running daemon: freeze what start-up allocated (modules,
+    clients, the learner's proxy) out of the collector's sight, and collect young objects
+    less often.
+
+    The per-event path allocates and frees small containers (tuples, examples) at a high rate;
+    with CPython's default young threshold (700) the collector ran about 380 times per
+    200,000 events and took about a tenth of the daemon's CPU, and nearly everything it
+    looked at was still alive (docs/benchmarks.md). Reference cycles are still collected,
+    once every ``GC_YOUNG_THRESHOLD`` net allocations. Process-wide, so the entry point
+    does it, as it installs the signal handlers; a program embedding ``Daemon`` decides for
+    itself.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
+async def run_as_service(
+    daemon: Daemon, *, max_events: int | None = None, idle_timeout_s: float | None = None
+) -> None:
+    """Run ``daemon`` as ``adaptd run`` does: the collector is tuned once it has started."""
+    run = asyncio.create_task(daemon.run(max_events=max_events, idle_timeout_s=idle_timeout_s))
+    started = asyncio.create_task(daemon.started.wait())
+    await asyncio.wait({run, started}, return_when=asyncio.FIRST_COMPLETED)
+    if started.done():
+        tune_gc()
+    else:
+        started.cancel()
+    await run
 
 
 def install_signal_handlers(stop: Callable[[], object]) -> None:

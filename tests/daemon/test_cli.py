@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from adaptd.daemon import __version__
-from adaptd.daemon.cli import EXIT_CONFIG, main
+from adaptd.daemon.cli import EXIT_CONFIG, GC_YOUNG_THRESHOLD, main, run_as_service
 
 ADAPTD = Path(sys.executable).with_name("adaptd")
 
@@ -109,3 +112,48 @@ def test_the_console_script_exits_2_on_an_unknown_setting() -> None:
     assert proc.returncode == 2, proc.stderr
     assert "kafka.nope" in proc.stderr
     assert proc.stdout == ""
+
+
+class _FakeDaemon:
+    """What run_as_service needs of a Daemon: ``started`` and ``run``."""
+
+    def __init__(self, fail: bool) -> None:
+        self.started = asyncio.Event()
+        self.fail = fail
+        self.bounds: dict[str, object] = {}
+        self.threshold_while_running: tuple[int, ...] | None = None
+
+    async def run(self, **bounds: object) -> None:
+        self.bounds = bounds
+        if self.fail:
+            raise ConnectionError("no broker")
+        self.started.set()
+        for _ in range(100):  # the service runs on (a few loop turns): tuned meanwhile
+            if gc.get_threshold()[0] == GC_YOUNG_THRESHOLD:
+                break
+            await asyncio.sleep(0)
+        self.threshold_while_running = gc.get_threshold()
+
+
+@pytest.fixture
+def restore_gc() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+async def test_the_service_tunes_the_collector_once_started(restore_gc: None) -> None:
+    daemon = _FakeDaemon(fail=False)
+    await run_as_service(daemon, max_events=5)  # type: ignore[arg-type]
+    assert daemon.bounds == {"max_events": 5, "idle_timeout_s": None}
+    assert daemon.threshold_while_running is not None
+    assert daemon.threshold_while_running[0] == GC_YOUNG_THRESHOLD
+    assert gc.get_freeze_count() > 0
+
+
+async def test_a_daemon_that_fails_to_start_leaves_the_collector_alone(restore_gc: None) -> None:
+    before = gc.get_threshold()
+    with pytest.raises(ConnectionError):
+        await run_as_service(_FakeDaemon(fail=True))  # type: ignore[arg-type]
+    assert gc.get_threshold() == before

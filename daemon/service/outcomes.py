@@ -25,6 +25,8 @@ class AdaptationRecord(NamedTuple):
     shift_id: str
     published: bool
     version: int
+    index: int
+    """The stream's event count when the outcome was applied (-1: no longer owned)."""
     seconds: float
     query_loss_before: float
     query_loss_after: float
@@ -49,13 +51,14 @@ def adapt_job(request: AdaptationRequest) -> AdaptJob:
 
 
 def record(
-    request: AdaptationRequest, outcome: AdaptationOutcome, version: int
+    request: AdaptationRequest, outcome: AdaptationOutcome, version: int, index: int
 ) -> AdaptationRecord:
     return AdaptationRecord(
         stream=request.stream,
         shift_id=request.shift.id,
         published=version > 0,
         version=version,
+        index=index,
         seconds=outcome.seconds,
         query_loss_before=outcome.query_loss_before,
         query_loss_after=outcome.query_loss_after,

@@ -172,6 +172,12 @@ class Ownership:
         part = self.partitions.get(self.partition_of(request))
         return part is not None and part.pending(request)
 
+    def events_seen(self, request: AdaptationRequest) -> int:
+        """How many events the request's stream has processed (-1 when it is not owned)."""
+        part = self.partitions.get(self.partition_of(request))
+        state = None if part is None else part.streams.get(request.stream)
+        return -1 if state is None else state.index
+
     async def settle_request(
         self,
         request: AdaptationRequest,

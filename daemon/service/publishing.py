@@ -184,7 +184,8 @@ class Publisher:
                     fatal=FATAL,
                 )
                 published = Published(version, outcome.weights)
-            self.history.append(record(request, outcome, version))
+            index = self.ownership.events_seen(request)
+            self.history.append(record(request, outcome, version, index))
             self._report(request, outcome, version)
         nxt = await self.ownership.settle_request(request, published)
         if nxt is not None and not self.closing:

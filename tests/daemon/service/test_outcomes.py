@@ -95,12 +95,13 @@ def test_another_tasks_message_carries_its_model_id_features_and_head() -> None:
 
 
 def test_the_record_says_what_became_of_the_request() -> None:
-    rec = record(request("direction", 3), outcome(2, 3), 0)
-    assert (rec.stream, rec.task, rec.shift_id, rec.published, rec.version) == (
+    rec = record(request("direction", 3), outcome(2, 3), 0, 412)
+    assert (rec.stream, rec.task, rec.shift_id, rec.published, rec.version, rec.index) == (
         "S",
         "direction",
         "S@in:1:70",
         False,
         0,
+        412,
     )
     assert rec.shift_to_publish_s > 0

@@ -226,6 +226,7 @@ async def test_a_policy_that_passes_the_gate_is_published_recorded_and_applied(r
         True,
         5,
     )
+    assert kept.index == rig.ownership.partitions[TP0].streams["S"].index > 150
 
 
 async def test_a_policy_the_gate_rejects_is_not_sent(rig: Rig) -> None:

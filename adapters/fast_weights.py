@@ -11,7 +11,7 @@ replaces that step by another rule with the same call (:mod:`adaptd.adapters.ste
 proximal step toward an anchor). Its gradients come from either backend of
 :mod:`adaptd.adapters.losses` ("autograd", explicit matrix products; "func",
 ``functional_call`` that composes with ``vmap``), which compute the same maths, for either
-loss ("mse" or "cross_entropy").
+loss ("mse", "cross_entropy" or "qlike").
 
 This module is the library's entry point for fast weights: it also re-exports the losses and
 the step sizes from the modules that define them (:mod:`.losses`, :mod:`.steps`,
@@ -130,7 +130,7 @@ def adapt(
         Keep the inner loop differentiable (for second-order meta-gradients); the default
         first-order loop detaches every step.
     loss
-        "mse" or "cross_entropy".
+        "mse", "cross_entropy" or "qlike".
     names
         Parameters to adapt (default all); the others keep their starting values.
     step
@@ -149,7 +149,12 @@ def adapt(
     schedule = rate_schedule(lr, keys)
     dtype = next(iter(params.values())).dtype
     x = x.to(dtype)
-    y = y.to(dtype) if loss == "mse" else _class_ids(y, net.out_dim)
+    if loss == "cross_entropy":
+        y = _class_ids(y, net.out_dim)
+    else:
+        y = y.to(dtype)
+        if loss == "qlike" and not bool((y > 0).all()):
+            raise ValueError("y must be positive (realised-variance ratios) for 'qlike'")
     current: Params = dict(params) if create_graph else {k: v.detach() for k, v in params.items()}
     if create_graph and backend == "autograd":
         # autograd.grad needs every differentiated input to require grad; constants become

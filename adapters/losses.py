@@ -8,7 +8,12 @@ backends that compute the same maths.
 
 Losses (``loss=``, see :data:`adaptd.adapters.types.LOSSES`): "mse" for regression (float
 targets ``(n,)``, net output ``(n,)``), "cross_entropy" for classification (integer targets
-``(n,)`` in ``0..out_dim-1``, net output ``(n, out_dim)`` logits).
+``(n,)`` in ``0..out_dim-1``, net output ``(n, out_dim)`` logits), "qlike" for a variance
+forecast (positive targets ``y``, a realised variance in units of a reference variance, net
+output ``(n,)`` the log ``z`` of the forecast in those units): ``y e^-z + z - log y - 1``,
+the QLIKE loss of Patton (2011) shifted to be 0 at the perfect forecast ``z = log y``. Of
+the losses that rank variance forecasts the same whatever the noise in the realised
+variance, it is the one least sensitive to that noise's extremes.
 
 Examples
 --------
@@ -34,10 +39,11 @@ from torch import Tensor
 from torch.func import functional_call, grad_and_value
 
 from .network import PolicyNet, forward
-from .types import LOSSES, Loss, Params
+from .types import LOSSES, QLIKE_BOUND, Loss, Params
 
 __all__ = [
     "BACKENDS",
+    "QLIKE_BOUND",
     "Backend",
     "check_loss",
     "cross_entropy",
@@ -57,6 +63,10 @@ def row_losses(output: Tensor, y: Tensor, loss: Loss) -> Tensor:
     """Per-row loss, shaped like ``y`` (``(n,)`` or stacked ``(T, n)``)."""
     if loss == "mse":
         return (output - y) ** 2
+    if loss == "qlike":
+        # The clamp keeps exp finite in float32 for any output a diverging step could give.
+        ratio = y * torch.exp(-output.clamp(-QLIKE_BOUND, QLIKE_BOUND))
+        return ratio - torch.log(ratio) - 1.0  # y e^-z + z - log y - 1, rounded as numpy's
     logits = output.reshape(-1, output.shape[-1])
     rows = torch.nn.functional.cross_entropy(logits, y.reshape(-1), reduction="none")
     return rows.reshape(y.shape)
@@ -159,7 +169,7 @@ def check_loss(net: PolicyNet, loss: str) -> None:
     """ValueError unless ``loss`` is known and fits the net's output width."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if loss == "mse" and net.out_dim != 1:
-        raise ValueError(f"loss 'mse' needs a net with out_dim=1, got out_dim={net.out_dim}")
+    if loss in ("mse", "qlike") and net.out_dim != 1:
+        raise ValueError(f"loss {loss!r} needs a net with out_dim=1, got out_dim={net.out_dim}")
     if loss == "cross_entropy" and net.out_dim < 2:
         raise ValueError("loss 'cross_entropy' needs a net with out_dim >= 2 (one logit a class)")

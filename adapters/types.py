@@ -7,7 +7,7 @@ They live here, below both the interface (:mod:`adaptd.adapters.protocol`) and t
 Examples
 --------
 >>> LOSSES
-('mse', 'cross_entropy')
+('mse', 'cross_entropy', 'qlike')
 >>> AdaptResult({}, steps=0, losses=(1.0,), deadline_hit=True, seconds=0.0).deadline_hit
 True
 """
@@ -19,16 +19,21 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["LOSSES", "AdaptResult", "Loss", "Params"]
+__all__ = ["LOSSES", "QLIKE_BOUND", "AdaptResult", "Loss", "Params"]
 
 Params = dict[str, "Tensor"]
 """Weights (or gradients, step sizes, importances) by parameter name, keyed like
 ``net.named_parameters()``."""
 
-Loss = Literal["mse", "cross_entropy"]
+Loss = Literal["mse", "cross_entropy", "qlike"]
 """Task loss: "mse" for regression (targets ``(n,)`` float), "cross_entropy" for
-classification (targets ``(n,)`` integer class ids, network output ``(n, n_classes)``)."""
-LOSSES: tuple[Loss, ...] = ("mse", "cross_entropy")
+classification (targets ``(n,)`` integer class ids, network output ``(n, n_classes)``),
+"qlike" for a variance forecast (targets ``(n,)`` positive realised-variance ratios, network
+output ``(n,)`` the log of the forecast ratio; see :func:`adaptd.adapters.losses.row_losses`)."""
+LOSSES: tuple[Loss, ...] = ("mse", "cross_entropy", "qlike")
+
+QLIKE_BOUND = 30.0
+"""|log forecast ratio| beyond which "qlike" is flat: a forecast e^30 times off is off."""
 
 
 class AdaptResult(NamedTuple):

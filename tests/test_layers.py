@@ -33,6 +33,7 @@ TORCH_FREE_LIBRARY = (
     "adaptd.adapters.checks",
     "adaptd.adapters.serving",
     "adaptd.adapters.codec",
+    "adaptd.adapters.forecasting",
     "adaptd.adapters.protocol",
     "adaptd.adapters.types",
 )

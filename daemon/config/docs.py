@@ -50,11 +50,11 @@ def section_fields() -> dict[str, dict[str, tuple[Any, str]]]:
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, Section):
             out[name] = {
-                sub: (sub_field.get_default(), sub_field.description or "")
+                sub: (sub_field.get_default(call_default_factory=True), sub_field.description or "")
                 for sub, sub_field in annotation.model_fields.items()
             }
         else:
-            out[""][name] = (field.get_default(), field.description or "")
+            out[""][name] = (field.get_default(call_default_factory=True), field.description or "")
     return out
 
 

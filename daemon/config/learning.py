@@ -3,7 +3,7 @@ reservoir, and forgetting prevention (the others are in :mod:`.sections`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -64,6 +64,10 @@ class AdaptationSettings(Section):
     outside adaptd (see "Policy tasks" in docs/architecture.md). Every stream runs each task
     with its own labels, replay, regimes and published policy; the first task's errors feed
     the detectors' error channel."""
+    task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Options of the configured tasks by task name, passed to the task's class (for example
+    `{"risk": {"levels": [0.01, 0.05]}}`: the tail probabilities of the VaR and expected
+    shortfall the risk task's messages define)."""
 
     @model_validator(mode="after")
     def _check(self) -> AdaptationSettings:
@@ -73,6 +77,13 @@ class AdaptationSettings(Section):
             raise ValueError("tasks must be a non-empty list of distinct task names")
         for name in self.tasks:
             resolve(name)
+        if unknown := sorted(set(self.task_options) - set(self.tasks)):
+            raise ValueError(f"task_options names tasks that are not configured: {unknown}")
+        for name, options in self.task_options.items():
+            try:  # the stream's horizon and clip are other sections': any valid ones check
+                resolve(name)(horizon=1, clip=10.0, **options)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"task_options of {name!r}: {exc}") from None
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError("hidden must be a non-empty list of positive widths")
         return self

@@ -135,7 +135,8 @@ class FeatureExtractor:
     After each :meth:`update` (treat these as read-only): ``count`` events seen,
     ``log_price`` of this event, ``ret`` its log return (0.0 on the first), ``vol`` the slow
     EW volatility including this return (> 0), ``scale`` the volatility that scaled this
-    event's features (``vol`` before the update).
+    event's features (``vol`` before the update), ``sq_sum`` the running sum of squared log
+    returns (a realised variance between two events is the difference of their sums).
 
     Parameters
     ----------
@@ -165,6 +166,7 @@ class FeatureExtractor:
         "ret",
         "scale",
         "slow_halflife",
+        "sq_sum",
         "vol",
         "warmup_events",
     )
@@ -185,6 +187,7 @@ class FeatureExtractor:
         self.count = 0
         self.log_price = 0.0
         self.ret = 0.0
+        self.sq_sum = 0.0
         self.vol = VOL_FLOOR
         self.scale = VOL_FLOOR
         self._mean_fast = self._mean_slow = 0.0
@@ -194,6 +197,13 @@ class FeatureExtractor:
         self._prices: list[float] = []
         self._spread = _EwZ(self._a_slow)
         self._volume = _EwZ(self._a_slow)
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        # Extractors pickled before ``sq_sum`` existed start it at 0: only differences of
+        # it are ever used, and from then on they are exact.
+        self.sq_sum = 0.0
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     def update(
         self,
@@ -223,6 +233,7 @@ class FeatureExtractor:
             af = self._a_fast if m * self._a_fast >= 1.0 else 1.0 / m
             a_s = self._a_slow if m * self._a_slow >= 1.0 else 1.0 / m
             r2 = ret * ret
+            self.sq_sum += r2
             self._mean_fast += af * (ret - self._mean_fast)
             self._mean_slow += a_s * (ret - self._mean_slow)
             self._var_fast += af * (r2 - self._var_fast)

@@ -37,6 +37,8 @@ import numpy as np
 from adaptd.adapters.codec import params_from_bytes, params_to_bytes, sha256_hex
 from adaptd.adapters.serving import NumpyPolicy
 
+from .tasks.protocol import LINKS
+
 POLICY_SCHEMA = "adaptd.policy/v1"
 
 
@@ -187,7 +189,7 @@ class Policy:
         self.version = message.version
         self.feature_names: tuple[str, ...] = tuple(message.features.get("names", ()))
         self.link = str(message.task.get("link", "identity"))
-        if self.link not in ("identity", "softmax"):
+        if self.link not in LINKS:
             raise PolicyError(f"{message.model_id} v{message.version}: unknown link {self.link!r}")
         try:
             self.model = NumpyPolicy.from_params(
@@ -220,6 +222,8 @@ class Policy:
         if self.link == "softmax":
             z = np.exp(out - out.max(axis=-1, keepdims=True))
             out = z / z.sum(axis=-1, keepdims=True)
+        elif self.link == "exp":
+            out = np.exp(out)
         return out
 
 

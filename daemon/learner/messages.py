@@ -50,7 +50,7 @@ class TaskSpec(NamedTuple):
     out_dim: int
     """Network outputs: 1 for a regression, one logit a class for a classifier."""
     loss: Loss
-    """"mse" or "cross_entropy"."""
+    """"mse", "cross_entropy" or "qlike"."""
     output_scale: float
     """Scale of the last layer's initial weights (small: a fresh policy is near no-skill)."""
     output: str

@@ -24,7 +24,8 @@ __all__ = ["TaskModel", "stream_config", "task_models", "tasks_of"]
 def tasks_of(settings: Settings) -> tuple[PolicyTask, ...]:
     """The configured policy tasks, built for the stream's label horizon and clip."""
     f = settings.features
-    return build(settings.adaptation.tasks, horizon=f.label_horizon, clip=f.label_clip)
+    a = settings.adaptation
+    return build(a.tasks, horizon=f.label_horizon, clip=f.label_clip, options=a.task_options)
 
 
 def stream_config(settings: Settings, tasks: tuple[PolicyTask, ...]) -> StreamConfig:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -11,6 +13,7 @@ from adaptd.adapters.fast_weights import (
     cross_entropy,
     grad_and_loss,
     mse,
+    row_losses,
     task_loss,
 )
 from adaptd.adapters.network import PolicyNet, init_params
@@ -234,3 +237,40 @@ def test_explicit_and_functional_call_losses_agree() -> None:
         generic = task_loss(net, params, x, y, backend="func")
     torch.testing.assert_close(fast, generic)
     torch.testing.assert_close(fast, mse(net, params, x, y))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_qlike_adaptation_learns_a_variance_level(backend: str) -> None:
+    # Realised-variance ratios twice what the reference expects: the forecast's log ratio
+    # moves from about 0 toward log 2.
+    g = torch.Generator().manual_seed(4)
+    net = PolicyNet(3, (8,), output_scale=0.1)
+    params = init_params(net, seed=4)
+    x = torch.randn(16, 3, generator=g)
+    y = 2.0 * torch.distributions.Chi2(torch.tensor(5.0)).sample((16,)) / 5.0
+    result = adapt(net, params, x, y, steps=20, lr=0.2, loss="qlike", backend=backend)
+    start = task_loss(net, params, x, y, "qlike")
+    assert result.losses[0] == pytest.approx(float(start), rel=1e-6)
+    assert result.losses[-1] < 0.5 * result.losses[0]
+    z = torch.func.functional_call(net, result.params, (x,))
+    assert float(z.mean()) == pytest.approx(float(torch.log(y.mean())), abs=0.25)
+
+
+def test_qlike_rows_are_the_shifted_patton_loss() -> None:
+    z, y = torch.tensor([0.0, math.log(2.0), 1.0]), torch.tensor([1.0, 2.0, 0.5])
+    want = [
+        yi * math.exp(-zi) + zi - math.log(yi) - 1
+        for zi, yi in zip(z.tolist(), y.tolist(), strict=True)
+    ]
+    assert row_losses(z, y, "qlike").tolist() == pytest.approx(want, abs=1e-7)
+    # Outputs beyond the bound are clamped: finite, whatever a diverging step gave.
+    assert torch.isfinite(row_losses(torch.tensor([-1e4, 1e4]), torch.ones(2), "qlike")).all()
+
+
+def test_qlike_needs_positive_targets_and_one_output() -> None:
+    net, params, x, y = _problem(2)
+    with pytest.raises(ValueError, match="positive"):
+        adapt(net, params, x, y, steps=1, lr=0.1, loss="qlike")  # y holds negatives
+    clf, clf_params, cx, _ = _classification(1)
+    with pytest.raises(ValueError, match="'qlike' needs a net with out_dim=1"):
+        adapt(clf, clf_params, cx, torch.ones(len(cx)), steps=1, lr=0.1, loss="qlike")

@@ -47,9 +47,20 @@ import numpy as np
 
 from adaptd.adapters.protocol import Loss
 
-__all__ = ["Baseline", "Head", "LabelRule", "PolicyTask", "Tick", "model_id", "qualified"]
+__all__ = [
+    "LINKS",
+    "Baseline",
+    "Head",
+    "LabelRule",
+    "Link",
+    "PolicyTask",
+    "Tick",
+    "model_id",
+    "qualified",
+]
 
-Link = Literal["identity", "softmax"]
+Link = Literal["identity", "softmax", "exp"]
+LINKS: tuple[Link, ...] = ("identity", "softmax", "exp")
 
 
 class Tick(Protocol):
@@ -69,6 +80,12 @@ class Tick(Protocol):
     @property
     def vol(self) -> float:
         """The slow EW volatility of log returns per event, including this one (> 0)."""
+        ...
+
+    @property
+    def sq_sum(self) -> float:
+        """The running sum of squared log returns up to this event: the realised variance
+        between two events is the difference of their sums."""
         ...
 
 
@@ -109,7 +126,8 @@ class Head(NamedTuple):
     """Scale of the last layer's initial weights: small, so a fresh policy predicts close to
     the no-skill forecast."""
     link: Link
-    """Applied to the raw output by subscribers: "identity" or "softmax" (probabilities)."""
+    """Applied to the raw output by subscribers: "identity", "softmax" (probabilities) or
+    "exp" (a positive multiplier, e.g. of a reference variance)."""
 
 
 @runtime_checkable

@@ -6,17 +6,18 @@ A task is found when it is
 - a class named by an entry point of the ``adaptd.tasks`` group of an installed package;
 - or named ``module:Class`` in the setting itself (for example a task under test).
 
-Every task class is built the same way, ``cls(horizon=..., clip=...)``, from the stream's label
-horizon and clip (``features.label_horizon``, ``features.label_clip``).
+Every task class is built the same way, ``cls(horizon=..., clip=..., **options)``, from the
+stream's label horizon and clip (``features.label_horizon``, ``features.label_clip``) and the
+task's own options (``adaptation.task_options``), if any.
 
 >>> sorted(available())
-['return']
+['return', 'risk']
 >>> [t.name for t in build(("return",), horizon=5, clip=10.0)]
 ['return']
 >>> build(("nope",), horizon=5, clip=10.0)
 Traceback (most recent call last):
 ...
-ValueError: unknown policy task 'nope' (known: return; or give module:Class)
+ValueError: unknown policy task 'nope' (known: return, risk; or give module:Class)
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
+from typing import Any
 
 from .protocol import PolicyTask
 
@@ -86,9 +88,17 @@ def resolve(name: str) -> TaskFactory:
     return tasks[name]
 
 
-def build(names: Sequence[str], *, horizon: int, clip: float) -> tuple[PolicyTask, ...]:
-    """The tasks named, in order, built for a stream's label horizon and clip."""
-    tasks = tuple(resolve(name)(horizon=horizon, clip=clip) for name in names)
+def build(
+    names: Sequence[str],
+    *,
+    horizon: int,
+    clip: float,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[PolicyTask, ...]:
+    """The tasks named, in order, built for a stream's label horizon and clip, with their
+    ``options`` by task name."""
+    opts = options or {}
+    tasks = tuple(resolve(name)(horizon=horizon, clip=clip, **opts.get(name, {})) for name in names)
     seen = [t.name for t in tasks]
     if len(set(seen)) != len(seen):
         raise ValueError(f"policy tasks must be distinct, got {seen}")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import pickle
@@ -228,7 +229,39 @@ def test_pickle_mid_stream_continues_identically() -> None:
     for p in prices[250:]:
         q = {"bid": p * 0.999, "ask": p * 1.002, "volume": 2.0}
         assert copy.update(p, **q) == fx.update(p, **q)
-        assert (copy.vol, copy.ret, copy.count) == (fx.vol, fx.ret, fx.count)
+        assert (copy.vol, copy.ret, copy.count, copy.sq_sum) == (
+            fx.vol,
+            fx.ret,
+            fx.count,
+            fx.sq_sum,
+        )
+
+
+def test_sq_sum_is_the_running_sum_of_squared_log_returns() -> None:
+    prices = random_walk(3, 300)
+    fx = FeatureExtractor(SETTINGS)
+    sums = []
+    for p in prices:
+        fx.update(p)
+        sums.append(fx.sq_sum)
+    rets = [math.log(b / a) for a, b in itertools.pairwise(prices)]
+    assert sums[0] == 0.0
+    assert sums[-1] == pytest.approx(math.fsum(r * r for r in rets), rel=1e-12)
+    # The realised variance between events 100 and 105: the difference of their sums.
+    assert sums[105] - sums[100] == pytest.approx(math.fsum(r * r for r in rets[100:105]))
+
+
+def test_an_extractor_pickled_before_sq_sum_existed_restores_and_counts_from_zero() -> None:
+    fx = FeatureExtractor(SETTINGS)
+    for p in random_walk(4, 100):
+        fx.update(p)
+    state = pickle.loads(pickle.dumps(fx.__getstate__()))  # a copy, as restored
+    del state[1]["sq_sum"]  # as pickled by the code before it
+    old = FeatureExtractor.__new__(FeatureExtractor)
+    old.__setstate__(state)
+    assert old.sq_sum == 0.0 and (old.vol, old.count) == (fx.vol, fx.count)
+    assert old.update(101.0) == fx.update(101.0)
+    assert old.sq_sum == pytest.approx(fx.ret**2)
 
 
 def test_spec_is_json_and_describes_the_features() -> None:

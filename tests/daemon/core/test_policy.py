@@ -253,3 +253,12 @@ def test_weights_bytes_do_not_depend_on_dict_order() -> None:
     a = build_message(weights=weights, **common)
     b = build_message(weights=dict(reversed(list(weights.items()))), **common)
     assert a.sha256 == b.sha256 == hashlib.sha256(params_to_bytes(weights)).hexdigest()
+
+
+def test_the_exp_link_gives_a_positive_multiplier_and_unknown_links_are_refused() -> None:
+    identity = Policy(message())
+    exp = Policy(msgspec.structs.replace(message(), task={"name": "risk", "link": "exp"}))
+    rows = np.random.default_rng(5).normal(size=(4, len(NAMES))).astype(np.float32)
+    np.testing.assert_allclose(exp.predict(rows), np.exp(identity.predict(rows)), rtol=1e-6)
+    with pytest.raises(PolicyError, match="unknown link 'log'"):
+        Policy(msgspec.structs.replace(message(), task={"link": "log"}))

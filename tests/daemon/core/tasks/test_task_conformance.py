@@ -19,7 +19,7 @@ from adaptd.daemon.config.settings import load_settings
 from adaptd.daemon.core.effects import Effects
 from adaptd.daemon.core.schema import MarketEvent
 from adaptd.daemon.core.stream import StreamState
-from adaptd.daemon.core.tasks.protocol import PolicyTask, model_id, qualified
+from adaptd.daemon.core.tasks.protocol import LINKS, PolicyTask, model_id, qualified
 from adaptd.daemon.core.tasks.registry import available, resolve
 from adaptd.daemon.service.configs import stream_config
 
@@ -35,8 +35,13 @@ def labels(task: PolicyTask, n: int, seed: int = 0) -> np.ndarray:
     """Labels of the kind the task makes, from its own rule on a random walk."""
     rule = task.label_rule()
     rng = np.random.default_rng(seed)
-    lp = np.cumsum(rng.normal(0, 0.01, n + rule.horizon))
-    ticks = [SimpleNamespace(log_price=float(p), ret=0.0, vol=0.01) for p in lp]
+    rets = rng.normal(0, 0.01, n + rule.horizon)
+    rets[::7] = 0.0  # as daily series have: exact-zero returns
+    lp, sq = np.cumsum(rets), np.cumsum(rets**2)
+    ticks = [
+        SimpleNamespace(log_price=float(p), ret=float(r), vol=0.01, sq_sum=float(q))
+        for p, r, q in zip(lp, rets, sq, strict=True)
+    ]
     return np.array(
         [rule.label(rule.anchor(ticks[i]), ticks[i + rule.horizon]) for i in range(n)],
         dtype=np.float32,
@@ -56,12 +61,14 @@ def test_it_is_a_policy_task_with_a_consistent_head_and_loss(name: str) -> None:
     assert task.name and task.name.isidentifier()
     assert task.loss in LOSSES
     head = task.head
-    assert head.link in ("identity", "softmax")
+    assert head.link in LINKS
     assert head.output_scale > 0
-    if task.loss == "mse":
-        assert head.out_dim == 1
-    else:
+    if task.loss == "cross_entropy":
         assert head.out_dim >= 2 and head.link == "softmax"
+    else:
+        assert head.out_dim == 1 and head.link != "softmax"
+    if task.loss == "qlike":  # the output is a log variance ratio
+        assert head.link == "exp"
     if task.features is not None:
         assert len(set(task.features)) == len(task.features) > 0
 
@@ -85,8 +92,10 @@ def test_its_labels_are_finite_and_fit_its_loss(name: str) -> None:
     if task.loss == "cross_entropy":
         assert set(np.unique(y)) <= set(range(task.head.out_dim))
         assert len(np.unique(y)) > 1  # a random walk goes both ways
+    if task.loss == "qlike":
+        assert (y > 0).all()  # zero returns included: floored
     rule = task.label_rule()
-    anchor = rule.anchor(SimpleNamespace(log_price=0.0, ret=0.0, vol=0.01))
+    anchor = rule.anchor(SimpleNamespace(log_price=0.0, ret=0.0, vol=0.01, sq_sum=0.0))
     assert pickle.loads(pickle.dumps(anchor)) == anchor  # anchors live in snapshots
 
 
@@ -97,12 +106,14 @@ def test_losses_are_the_numpy_twin_of_the_learners_loss(name: str) -> None:
     got = task.losses(out, y)
     assert got.shape == (64,)
     assert (got >= 0).all()
-    target = torch.tensor(y) if task.loss == "mse" else torch.tensor(y).long()
+    target = torch.tensor(y).long() if task.loss == "cross_entropy" else torch.tensor(y)
     want = row_losses(torch.tensor(out), target, task.loss).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
     # A perfect prediction costs (next to) nothing.
     if task.loss == "mse":
         perfect = y.astype(np.float64)
+    elif task.loss == "qlike":
+        perfect = np.log(y.astype(np.float64))
     else:
         perfect = np.full((64, task.head.out_dim), -30.0)
         perfect[np.arange(64), y.astype(np.int64)] = 30.0

@@ -1,0 +1,175 @@
+"""Risk: forecast the variance of the next H events' returns, and from it VaR and expected
+shortfall.
+
+The label of the example formed at event t is the realised variance of the next H log returns
+in units of the variance the stream's slow EWMA expects (``vol_t`` is the features' slow EW
+volatility per event, known at t)::
+
+    y = clip(sum(r[t+1..t+H]^2) / (vol_t^2 * H), floor, cap)
+
+Daily series hold exact-zero returns, so a realised variance can be 0; it is floored at
+``floor`` (a fraction of the expected variance; the rule counts the floored labels) and capped
+at ``cap`` so that one crash does not dominate an adaptation set. The policy outputs
+``z``, the log of its forecast ratio: its variance forecast is ``vol_t^2 * H * exp(z)``; a
+subscriber applies the "exp" link and multiplies. It adapts with QLIKE (the field's loss for
+variance forecasts); the baseline is the EWMA forecast itself (``z = 0``).
+
+VaR and expected shortfall at the task's ``levels`` follow from the forecast as those of a
+zero-mean normal (see :func:`adaptd.adapters.forecasting.normal_var_es`); the message says so.
+
+>>> import math
+>>> from types import SimpleNamespace
+>>> task = RiskTask(horizon=2, clip=10.0)
+>>> rule = task.label_rule()
+>>> a = rule.anchor(SimpleNamespace(sq_sum=0.5, vol=0.01))
+>>> round(rule.label(a, SimpleNamespace(sq_sum=0.5 + 0.0004)), 6)  # twice the EWMA's 0.0002
+2.0
+>>> rule.label(a, SimpleNamespace(sq_sum=0.5)), rule.floored  # no move at all: floored
+(0.01, 1)
+>>> task.losses(np.array([math.log(2.0)]), np.array([2.0])).round(12).tolist()
+[0.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from adaptd.adapters.checks import positive, positive_int
+from adaptd.adapters.forecasting import normal_var_es, qlike
+from adaptd.adapters.types import QLIKE_BOUND, Loss
+
+from .protocol import Head
+
+__all__ = ["EwmaVariance", "RealisedVarianceRule", "RiskTask", "risk_of"]
+
+
+class RealisedVarianceRule:
+    """The label rule of :class:`RiskTask`: the anchor is ``(sq_sum_t, 1 / (vol_t^2 H))``.
+
+    ``floored`` and ``labelled`` count the labels made and those raised to the floor.
+    """
+
+    __slots__ = ("cap", "floor", "floored", "horizon", "labelled")
+
+    def __init__(self, horizon: int, floor: float, cap: float) -> None:
+        self.horizon = positive_int("horizon", horizon)
+        self.floor = positive("floor", floor)
+        self.cap = positive("cap", cap)
+        if not floor < 1.0 < cap:
+            raise ValueError(f"floor < 1 < cap is needed, got floor={floor!r}, cap={cap!r}")
+        self.floored = 0
+        self.labelled = 0
+
+    def anchor(self, tick: Any) -> tuple[float, float]:
+        vol = tick.vol
+        if not vol > 0.0:
+            raise ValueError(f"vol must be positive, got {vol!r}")
+        return tick.sq_sum, 1.0 / (vol * vol * self.horizon)
+
+    def label(self, anchor: tuple[float, float], tick: Any) -> float:
+        y = (tick.sq_sum - anchor[0]) * anchor[1]
+        self.labelled += 1
+        if y < self.floor:
+            self.floored += 1
+            return self.floor
+        return y if y < self.cap else self.cap
+
+
+def _qlike_of_outputs(output: np.ndarray, y: np.ndarray) -> np.ndarray:
+    z = np.clip(np.asarray(output, dtype=np.float64), -QLIKE_BOUND, QLIKE_BOUND)
+    return qlike(np.asarray(y, dtype=np.float64), np.exp(z))
+
+
+class EwmaVariance:
+    """The stream's slow EWMA variance as the forecast (``z = 0``): QLIKE of ``y`` against 1."""
+
+    name = "EWMA variance"
+
+    def losses(self, y: np.ndarray) -> np.ndarray:
+        return _qlike_of_outputs(np.zeros(len(y)), y)
+
+
+@dataclass(frozen=True)
+class RiskTask:
+    """Forecast the variance of the sum of the next ``horizon`` log returns.
+
+    Parameters
+    ----------
+    horizon
+        H (``features.label_horizon``).
+    clip
+        ``features.label_clip``, in standard deviations: labels are capped at ``clip**2``.
+    levels
+        Tail probabilities of the VaR and expected shortfall the message defines.
+    floor
+        Realised variance ratios below it are raised to it.
+    """
+
+    horizon: int
+    clip: float
+    levels: tuple[float, ...] = (0.01, 0.05)
+    floor: float = 0.01
+
+    name: ClassVar[str] = "risk"
+    qualified: ClassVar[bool] = True
+    loss: ClassVar[Loss] = "qlike"
+    head: ClassVar[Head] = Head(out_dim=1, output_scale=0.1, link="exp")
+    features: ClassVar[tuple[str, ...] | None] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
+        if not self.levels or not all(0.0 < v < 0.5 for v in self.levels):
+            raise ValueError(f"levels must be tail probabilities in (0, 0.5), got {self.levels}")
+        self.label_rule()  # checks the horizon, the floor and the cap
+
+    def label_rule(self) -> RealisedVarianceRule:
+        return RealisedVarianceRule(self.horizon, self.floor, positive("clip", self.clip) ** 2)
+
+    def losses(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _qlike_of_outputs(output, y)
+
+    def baseline(self) -> EwmaVariance:
+        return EwmaVariance()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": {
+                "horizon": self.horizon,
+                "floor": self.floor,
+                "cap": self.clip**2,
+                "definition": (
+                    "sum of the next H squared log returns / (vol_t^2 * H), floored and capped"
+                ),
+            },
+            "loss": self.loss,
+            "output": "log of the forecast variance ratio",
+            "link": self.head.link,
+            "baseline": EwmaVariance.name,
+            "forecast": {
+                "variance": "vol_t^2 * H * exp(output): of the sum of the next H log returns",
+                "vol_t": "the slow EW volatility of log returns per event, including event t "
+                "(features.slow_halflife)",
+                "distribution": "normal, mean 0",
+                "levels": list(self.levels),
+                "var": "VaR_a = -Phi^-1(a) * sqrt(variance)",
+                "expected_shortfall": "ES_a = phi(Phi^-1(a)) / a * sqrt(variance)",
+            },
+        }
+
+
+def risk_of(variance: float, levels: tuple[float, ...]) -> dict[str, dict[str, float]]:
+    """VaR and expected shortfall at each level of a zero-mean normal return with
+    ``variance``, as the message defines them (for reports and clients).
+
+    >>> risk_of(0.0004, (0.05,))["0.05"]["var"].__round__(4)
+    0.0329
+    """
+    out = {}
+    for level in levels:
+        var, es = normal_var_es(variance, level)
+        out[f"{level:g}"] = {"var": float(var), "es": float(es)}
+    return out

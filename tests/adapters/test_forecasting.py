@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from adaptd.adapters.forecasting import (
+    diebold_mariano,
+    ewma_variance,
+    kupiec,
+    log_mse,
+    normal_var_es,
+    qlike,
+)
+
+
+def test_qlike_is_the_patton_loss_and_zero_only_at_the_truth() -> None:
+    r, f = np.array([1.0, 2.0, 0.5]), np.array([2.0, 2.0, 1.0])
+    want = [r_ / f_ - math.log(r_ / f_) - 1 for r_, f_ in zip(r, f, strict=True)]
+    np.testing.assert_allclose(qlike(r, f), want)
+    assert qlike(r, f)[1] == 0.0 and (qlike(r, f)[[0, 2]] > 0).all()
+
+
+def test_qlike_is_minimised_by_the_mean_variance_and_log_mse_by_a_low_one() -> None:
+    # Realised variance = true variance x a noisy chi-squared(1) proxy (a squared return).
+    rng = np.random.default_rng(0)
+    realised = 2.0 * rng.chisquare(1, 200_000)
+    grid = np.linspace(0.2, 4.0, 381)
+    best_qlike = grid[np.argmin([qlike(realised, f).mean() for f in grid])]
+    best_log = grid[np.argmin([log_mse(realised, f).mean() for f in grid])]
+    assert best_qlike == pytest.approx(2.0, abs=0.03)
+    # exp(E log chi2_1) = exp(-1.27) = 0.28: log-MSE prefers a forecast biased far low.
+    assert best_log == pytest.approx(2.0 * math.exp(-1.2704), abs=0.03)
+
+
+def test_ewma_variance_is_the_riskmetrics_recursion() -> None:
+    r = np.array([0.01, -0.02, 0.005, 0.0])
+    out = ewma_variance(r, lam=0.94, init=1e-4)
+    s2, want = 1e-4, [1e-4]
+    for x in r:
+        s2 = 0.94 * s2 + 0.06 * x * x
+        want.append(s2)
+    np.testing.assert_allclose(out, want, rtol=1e-15)
+    # The forecast of r[1] by hand: 0.94 * 1e-4 + 0.06 * 1e-4.
+    assert out[1] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="lam"):
+        ewma_variance(r, lam=1.0, init=1e-4)
+    with pytest.raises(ValueError, match="init"):
+        ewma_variance(r, init=0.0)
+
+
+@pytest.mark.parametrize("level", [0.01, 0.025, 0.05])
+def test_var_and_es_of_a_normal(level: float) -> None:
+    variance = 4e-4
+    var, es = normal_var_es(variance, level)
+    sd = math.sqrt(variance)
+    # P(loss > VaR) = level, and ES is the mean loss beyond it (by quadrature).
+    assert stats.norm.sf(var / sd) == pytest.approx(level)
+    tail, _ = integrate.quad(lambda x: x * stats.norm.pdf(x, scale=sd), float(var), np.inf)
+    assert float(es) == pytest.approx(tail / level, rel=1e-7)
+    assert es > var > 0
+    assert normal_var_es(1e-4, 0.01)[0] == pytest.approx(2.3263479 * 0.01)
+    with pytest.raises(ValueError, match="level"):
+        normal_var_es(variance, 0.5)
+
+
+# Kupiec's (1995) 95 % non-rejection regions, as tabulated in Jorion, "Value at Risk", ch. 6:
+# (level, days, (highest count rejected below, lowest count rejected above)).
+KUPIEC_TABLE = [
+    (0.01, 510, (1, 11)),
+    (0.01, 1000, (4, 17)),
+    (0.05, 255, (6, 21)),
+    (0.05, 510, (16, 36)),
+    (0.05, 1000, (37, 65)),
+]
+
+
+@pytest.mark.parametrize(("level", "days", "bounds"), KUPIEC_TABLE)
+def test_kupiec_reproduces_the_published_non_rejection_regions(
+    level: float, days: int, bounds: tuple[int, int]
+) -> None:
+    low, high = bounds
+    assert kupiec(low, days, level).pvalue < 0.05
+    assert kupiec(low + 1, days, level).pvalue >= 0.05
+    assert kupiec(high - 1, days, level).pvalue >= 0.05
+    assert kupiec(high, days, level).pvalue < 0.05
+
+
+def test_kupiec_at_the_expected_rate_and_at_the_edges() -> None:
+    assert kupiec(10, 1000, 0.01) == (0.0, 1.0)
+    none = kupiec(0, 255, 0.01)
+    assert none.statistic == pytest.approx(-2 * 255 * math.log(0.99))
+    assert kupiec(255, 255, 0.01).pvalue < 1e-100
+    with pytest.raises(ValueError, match="violations"):
+        kupiec(3, 2, 0.01)
+
+
+def test_diebold_mariano_at_horizon_one_is_the_t_test_of_the_differences() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.gamma(2.0, 1.0, 300), rng.gamma(2.0, 1.05, 300)
+    got = diebold_mariano(a, b)
+    want = stats.ttest_1samp(a - b, 0.0)
+    assert got.statistic == pytest.approx(want.statistic, rel=1e-10)
+    assert got.pvalue == pytest.approx(want.pvalue, rel=1e-8)
+
+
+def test_diebold_mariano_uses_the_autocovariances_up_to_horizon_minus_one() -> None:
+    rng = np.random.default_rng(2)
+    e = rng.normal(size=401)
+    d = e[1:] + 0.8 * e[:-1] + 0.1  # MA(1) loss differences, as 2-step forecasts make
+    n, h = len(d), 2
+    c = d - d.mean()
+    gamma0, gamma1 = c @ c / n, c[1:] @ c[:-1] / n
+    dm = d.mean() / math.sqrt((gamma0 + 2 * gamma1) / n)
+    hln = dm * math.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
+    got = diebold_mariano(d, np.zeros(n), horizon=2)
+    assert got.statistic == pytest.approx(hln, rel=1e-12)
+    assert got.pvalue == pytest.approx(2 * stats.t.sf(abs(hln), n - 1), rel=1e-10)
+    assert diebold_mariano(np.zeros(5), np.ones(5)) == (-math.inf, 0.0)
+    assert diebold_mariano(np.ones(5), np.ones(5)) == (0.0, 1.0)

@@ -1,0 +1,105 @@
+"""The risk task: realised-variance labels in units of the EWMA's expectation, QLIKE, the
+EWMA itself as the baseline, and a message from which a subscriber computes VaR and ES."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from adaptd.adapters.forecasting import normal_var_es, qlike
+from adaptd.daemon.config.settings import load_settings
+from adaptd.daemon.core.features import FeatureExtractor
+from adaptd.daemon.core.labels import DelayedLabeler
+from adaptd.daemon.core.tasks.risk import RiskTask, risk_of
+from adaptd.daemon.service.configs import tasks_of
+
+
+def test_labels_are_realised_variance_over_the_ewma_expectation() -> None:
+    settings = load_settings(environ={}, features={"warmup_events": 60, "label_horizon": 3})
+    fx = FeatureExtractor(settings.features)
+    labeler = DelayedLabeler(RiskTask(horizon=3, clip=10.0).label_rule())
+    rng = np.random.default_rng(0)
+    prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 200)))
+    vols, examples = {}, []
+    for i, p in enumerate(prices):
+        x = fx.update(float(p))
+        vols[i] = fx.vol
+        ex = labeler.push(i, fx, x, offset=i, ts_ms=i)
+        if ex is not None:
+            examples.append(ex)
+    rets = np.diff(np.log(prices))
+    for ex in examples[:50]:
+        t = ex.index
+        realised = float(np.sum(rets[t : t + 3] ** 2))  # returns of events t+1..t+3
+        assert ex.y == pytest.approx(max(realised / (vols[t] ** 2 * 3), 0.01), rel=1e-9)
+
+
+def test_zero_moves_are_floored_and_counted_and_crashes_capped() -> None:
+    rule = RiskTask(horizon=1, clip=5.0, floor=0.05).label_rule()
+    anchor = rule.anchor(SimpleNamespace(sq_sum=1.0, vol=0.01))
+    assert rule.label(anchor, SimpleNamespace(sq_sum=1.0)) == 0.05
+    assert rule.label(anchor, SimpleNamespace(sq_sum=1.0 + 0.0001)) == pytest.approx(1.0)
+    assert rule.label(anchor, SimpleNamespace(sq_sum=1.5)) == 25.0  # clip**2
+    assert (rule.floored, rule.labelled) == (1, 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"levels": (0.5,)}, "levels"),
+        ({"levels": ()}, "levels"),
+        ({"floor": 1.5}, "floor < 1 < cap"),
+        ({"clip": 0.5}, "floor < 1 < cap"),
+        ({"floor": 0.0}, "floor"),
+    ],
+)
+def test_bad_options_are_named(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        RiskTask(**{"horizon": 2, "clip": 10.0, **kwargs})
+
+
+def test_the_baseline_is_the_ewma_forecast_itself() -> None:
+    task = RiskTask(horizon=2, clip=10.0)
+    y = np.array([0.5, 1.0, 3.0])
+    np.testing.assert_allclose(task.baseline().losses(y), qlike(y, np.ones(3)))
+    np.testing.assert_allclose(task.losses(np.zeros(3), y), task.baseline().losses(y))
+
+
+def test_a_subscriber_computes_the_forecast_var_and_es_from_the_message_alone() -> None:
+    task = RiskTask(horizon=5, clip=10.0, levels=(0.01, 0.025))
+    described = task.describe()
+    forecast = described["forecast"]
+    assert described["link"] == "exp" and forecast["levels"] == [0.01, 0.025]
+    vol_t, output = 0.012, 0.3
+    variance = vol_t**2 * 5 * math.exp(output)  # "vol_t^2 * H * exp(output)"
+    risk = risk_of(variance, task.levels)
+    for level in task.levels:
+        var, es = normal_var_es(variance, level)
+        assert risk[f"{level:g}"] == {
+            "var": pytest.approx(float(var)),
+            "es": pytest.approx(float(es)),
+        }
+    assert risk["0.01"]["var"] == pytest.approx(2.3263 * math.sqrt(variance), rel=1e-4)
+
+
+def test_levels_are_set_through_task_options_and_bad_ones_name_the_setting() -> None:
+    settings = load_settings(
+        environ={},
+        adaptation={"tasks": ["return", "risk"], "task_options": {"risk": {"levels": [0.02]}}},
+    )
+    (_, risk) = tasks_of(settings)
+    assert risk.levels == (0.02,) and risk.horizon == settings.features.label_horizon
+    with pytest.raises(Exception, match=r"adaptation.*task_options of 'risk'.*levels"):
+        load_settings(
+            environ={},
+            adaptation={"tasks": ["risk"], "task_options": {"risk": {"levels": [0.9]}}},
+        )
+    with pytest.raises(Exception, match=r"task_options .*not configured: \['risk'\]"):
+        load_settings(environ={}, adaptation={"task_options": {"risk": {}}})
+    with pytest.raises(Exception, match="unexpected keyword"):
+        load_settings(
+            environ={}, adaptation={"tasks": ["risk"], "task_options": {"risk": {"nope": 1}}}
+        )

@@ -65,6 +65,9 @@ def row_losses(output: Tensor, y: Tensor, loss: Loss) -> Tensor:
         return (output - y) ** 2
     if loss == "qlike":
         # The clamp keeps exp finite in float32 for any output a diverging step could give.
+        # Padding rows of stacked tasks hold y = 0 (weight 0): log 0 would make their
+        # weighted loss, and every gradient, NaN.
+        y = torch.where(y > 0, y, torch.ones_like(y))
         ratio = y * torch.exp(-output.clamp(-QLIKE_BOUND, QLIKE_BOUND))
         return ratio - torch.log(ratio) - 1.0  # y e^-z + z - log y - 1, rounded as numpy's
     logits = output.reshape(-1, output.shape[-1])

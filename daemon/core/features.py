@@ -198,6 +198,13 @@ class FeatureExtractor:
         self._spread = _EwZ(self._a_slow)
         self._volume = _EwZ(self._a_slow)
 
+    @property
+    def fast_var(self) -> float:
+        """The fast EW mean of squared log returns per event, including this one (RiskMetrics'
+        variance with lambda = 2^(-1/fast_halflife); floored like ``vol``)."""
+        v = self._var_fast
+        return v if v > _VAR_FLOOR else _VAR_FLOOR
+
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
         # Extractors pickled before ``sq_sum`` existed start it at 0: only differences of
         # it are ever used, and from then on they are exact.

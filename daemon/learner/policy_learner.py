@@ -84,6 +84,8 @@ class PolicyLearner:
             qy = torch.randint(0, self.spec.out_dim, (q,), generator=gen)
         else:
             sy, qy = torch.randn(k, generator=gen), torch.randn(q, generator=gen)
+            if self.spec.loss == "qlike":  # variance ratios are positive
+                sy, qy = sy.exp(), qy.exp()
         task = Task(
             torch.randn(k, self.spec.in_dim, generator=gen),
             sy,

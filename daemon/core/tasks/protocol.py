@@ -83,6 +83,11 @@ class Tick(Protocol):
         ...
 
     @property
+    def fast_var(self) -> float:
+        """The fast EW mean of squared log returns per event, including this one (> 0)."""
+        ...
+
+    @property
     def sq_sum(self) -> float:
         """The running sum of squared log returns up to this event: the realised variance
         between two events is the difference of their sums."""

@@ -1,18 +1,21 @@
 """Risk: forecast the variance of the next H events' returns, and from it VaR and expected
 shortfall.
 
-The label of the example formed at event t is the realised variance of the next H log returns
-in units of the variance the stream's slow EWMA expects (``vol_t`` is the features' slow EW
-volatility per event, known at t)::
+The reference is the stream's fast EWMA of squared log returns, ``s2_t`` (the features'
+``fast_var``: RiskMetrics' estimator with lambda = 2^(-1/features.fast_halflife), 0.933 for
+the default half-life of 10 events, known at t). The label of the example formed at event t
+is the realised variance of the next H log returns in units of what that reference expects::
 
-    y = clip(sum(r[t+1..t+H]^2) / (vol_t^2 * H), floor, cap)
+    y = clip(sum(r[t+1..t+H]^2) / (s2_t * H), floor, cap)
 
 Daily series hold exact-zero returns, so a realised variance can be 0; it is floored at
 ``floor`` (a fraction of the expected variance; the rule counts the floored labels) and capped
-at ``cap`` so that one crash does not dominate an adaptation set. The policy outputs
-``z``, the log of its forecast ratio: its variance forecast is ``vol_t^2 * H * exp(z)``; a
-subscriber applies the "exp" link and multiplies. It adapts with QLIKE (the field's loss for
-variance forecasts); the baseline is the EWMA forecast itself (``z = 0``).
+at ``cap`` so that one crash does not dominate an adaptation set. The policy outputs ``z``,
+the log of its forecast ratio: its variance forecast is ``s2_t * H * exp(z)``; a subscriber
+applies the "exp" link and multiplies. So ``z = 0`` is the EWMA forecast, which is the
+baseline, and the policy learns what the EWMA misses (mean reversion toward the slow
+variance, a regime's level), from the features. It adapts with QLIKE, the field's loss for
+variance forecasts.
 
 VaR and expected shortfall at the task's ``levels`` follow from the forecast as those of a
 zero-mean normal (see :func:`adaptd.adapters.forecasting.normal_var_es`); the message says so.
@@ -21,7 +24,7 @@ zero-mean normal (see :func:`adaptd.adapters.forecasting.normal_var_es`); the me
 >>> from types import SimpleNamespace
 >>> task = RiskTask(horizon=2, clip=10.0)
 >>> rule = task.label_rule()
->>> a = rule.anchor(SimpleNamespace(sq_sum=0.5, vol=0.01))
+>>> a = rule.anchor(SimpleNamespace(sq_sum=0.5, fast_var=0.0001))
 >>> round(rule.label(a, SimpleNamespace(sq_sum=0.5 + 0.0004)), 6)  # twice the EWMA's 0.0002
 2.0
 >>> rule.label(a, SimpleNamespace(sq_sum=0.5)), rule.floored  # no move at all: floored
@@ -47,7 +50,7 @@ __all__ = ["EwmaVariance", "RealisedVarianceRule", "RiskTask", "risk_of"]
 
 
 class RealisedVarianceRule:
-    """The label rule of :class:`RiskTask`: the anchor is ``(sq_sum_t, 1 / (vol_t^2 H))``.
+    """The label rule of :class:`RiskTask`: the anchor is ``(sq_sum_t, 1 / (s2_t H))``.
 
     ``floored`` and ``labelled`` count the labels made and those raised to the floor.
     """
@@ -64,10 +67,10 @@ class RealisedVarianceRule:
         self.labelled = 0
 
     def anchor(self, tick: Any) -> tuple[float, float]:
-        vol = tick.vol
-        if not vol > 0.0:
-            raise ValueError(f"vol must be positive, got {vol!r}")
-        return tick.sq_sum, 1.0 / (vol * vol * self.horizon)
+        var = tick.fast_var
+        if not var > 0.0:
+            raise ValueError(f"fast_var must be positive, got {var!r}")
+        return tick.sq_sum, 1.0 / (var * self.horizon)
 
     def label(self, anchor: tuple[float, float], tick: Any) -> float:
         y = (tick.sq_sum - anchor[0]) * anchor[1]
@@ -84,7 +87,7 @@ def _qlike_of_outputs(output: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 class EwmaVariance:
-    """The stream's slow EWMA variance as the forecast (``z = 0``): QLIKE of ``y`` against 1."""
+    """The stream's fast EWMA variance as the forecast (``z = 0``): QLIKE of ``y`` against 1."""
 
     name = "EWMA variance"
 
@@ -101,7 +104,7 @@ class RiskTask:
     horizon
         H (``features.label_horizon``).
     clip
-        ``features.label_clip``, in standard deviations: labels are capped at ``clip**2``.
+        ``features.label_clip``: labels (variance ratios) are capped at it.
     levels
         Tail probabilities of the VaR and expected shortfall the message defines.
     floor
@@ -116,7 +119,7 @@ class RiskTask:
     name: ClassVar[str] = "risk"
     qualified: ClassVar[bool] = True
     loss: ClassVar[Loss] = "qlike"
-    head: ClassVar[Head] = Head(out_dim=1, output_scale=0.1, link="exp")
+    head: ClassVar[Head] = Head(out_dim=1, output_scale=0.01, link="exp")
     features: ClassVar[tuple[str, ...] | None] = None
 
     def __post_init__(self) -> None:
@@ -126,7 +129,7 @@ class RiskTask:
         self.label_rule()  # checks the horizon, the floor and the cap
 
     def label_rule(self) -> RealisedVarianceRule:
-        return RealisedVarianceRule(self.horizon, self.floor, positive("clip", self.clip) ** 2)
+        return RealisedVarianceRule(self.horizon, self.floor, positive("clip", self.clip))
 
     def losses(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:
         return _qlike_of_outputs(output, y)
@@ -140,9 +143,9 @@ class RiskTask:
             "label": {
                 "horizon": self.horizon,
                 "floor": self.floor,
-                "cap": self.clip**2,
+                "cap": self.clip,
                 "definition": (
-                    "sum of the next H squared log returns / (vol_t^2 * H), floored and capped"
+                    "sum of the next H squared log returns / (s2_t * H), floored and capped"
                 ),
             },
             "loss": self.loss,
@@ -150,9 +153,10 @@ class RiskTask:
             "link": self.head.link,
             "baseline": EwmaVariance.name,
             "forecast": {
-                "variance": "vol_t^2 * H * exp(output): of the sum of the next H log returns",
-                "vol_t": "the slow EW volatility of log returns per event, including event t "
-                "(features.slow_halflife)",
+                "variance": "s2_t * H * exp(output): of the sum of the next H log returns",
+                "s2_t": "the fast EW mean of squared log returns per event, including event t: "
+                "s2_t = s2_(t-1) + a (r_t^2 - s2_(t-1)), a = 1 - 2^(-1/features.fast_halflife) "
+                "(a = 1/(t-1) while that is larger: the first returns' plain mean)",
                 "distribution": "normal, mean 0",
                 "levels": list(self.levels),
                 "var": "VaR_a = -Phi^-1(a) * sqrt(variance)",

@@ -276,3 +276,21 @@ def test_alpha_of_halflife() -> None:
     assert (1 - alpha_of(10.0)) ** 10 == pytest.approx(0.5)
     with pytest.raises(ValueError, match="halflife"):
         alpha_of(0.0)
+
+
+def test_fast_var_is_the_riskmetrics_recursion_after_plain_means_of_the_first_returns() -> None:
+    prices = random_walk(8, 200)
+    fx = FeatureExtractor(SETTINGS)
+    a = alpha_of(SETTINGS.fast_halflife)
+    s2, got, want = 0.0, [], []
+    for m, p in enumerate(prices):
+        fx.update(p)
+        if m:
+            r = math.log(p / prices[m - 1])
+            w = a if m * a >= 1.0 else 1.0 / m  # a plain mean while 1/m > a
+            s2 += w * (r * r - s2)
+            got.append(fx.fast_var)
+            want.append(s2)
+    assert got == pytest.approx(want, rel=1e-12)
+    # Past the first 1/a returns, s2_t = (1 - a) s2_(t-1) + a r_t^2: RiskMetrics.
+    assert 1 - a == pytest.approx(0.933, abs=1e-3)

@@ -17,16 +17,16 @@ from adaptd.daemon.core.tasks.risk import RiskTask, risk_of
 from adaptd.daemon.service.configs import tasks_of
 
 
-def test_labels_are_realised_variance_over_the_ewma_expectation() -> None:
+def test_labels_are_realised_variance_over_the_fast_ewma_expectation() -> None:
     settings = load_settings(environ={}, features={"warmup_events": 60, "label_horizon": 3})
     fx = FeatureExtractor(settings.features)
     labeler = DelayedLabeler(RiskTask(horizon=3, clip=10.0).label_rule())
     rng = np.random.default_rng(0)
     prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 200)))
-    vols, examples = {}, []
+    refs, examples = {}, []
     for i, p in enumerate(prices):
         x = fx.update(float(p))
-        vols[i] = fx.vol
+        refs[i] = fx.fast_var
         ex = labeler.push(i, fx, x, offset=i, ts_ms=i)
         if ex is not None:
             examples.append(ex)
@@ -34,15 +34,15 @@ def test_labels_are_realised_variance_over_the_ewma_expectation() -> None:
     for ex in examples[:50]:
         t = ex.index
         realised = float(np.sum(rets[t : t + 3] ** 2))  # returns of events t+1..t+3
-        assert ex.y == pytest.approx(max(realised / (vols[t] ** 2 * 3), 0.01), rel=1e-9)
+        assert ex.y == pytest.approx(max(realised / (refs[t] * 3), 0.01), rel=1e-9)
 
 
 def test_zero_moves_are_floored_and_counted_and_crashes_capped() -> None:
     rule = RiskTask(horizon=1, clip=5.0, floor=0.05).label_rule()
-    anchor = rule.anchor(SimpleNamespace(sq_sum=1.0, vol=0.01))
+    anchor = rule.anchor(SimpleNamespace(sq_sum=1.0, fast_var=0.0001))
     assert rule.label(anchor, SimpleNamespace(sq_sum=1.0)) == 0.05
     assert rule.label(anchor, SimpleNamespace(sq_sum=1.0 + 0.0001)) == pytest.approx(1.0)
-    assert rule.label(anchor, SimpleNamespace(sq_sum=1.5)) == 25.0  # clip**2
+    assert rule.label(anchor, SimpleNamespace(sq_sum=1.5)) == 5.0  # the clip
     assert (rule.floored, rule.labelled) == (1, 3)
 
 
@@ -73,8 +73,8 @@ def test_a_subscriber_computes_the_forecast_var_and_es_from_the_message_alone() 
     described = task.describe()
     forecast = described["forecast"]
     assert described["link"] == "exp" and forecast["levels"] == [0.01, 0.025]
-    vol_t, output = 0.012, 0.3
-    variance = vol_t**2 * 5 * math.exp(output)  # "vol_t^2 * H * exp(output)"
+    s2_t, output = 0.012**2, 0.3
+    variance = s2_t * 5 * math.exp(output)  # "s2_t * H * exp(output)"
     risk = risk_of(variance, task.levels)
     for level in task.levels:
         var, es = normal_var_es(variance, level)

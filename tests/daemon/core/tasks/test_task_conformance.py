@@ -39,7 +39,7 @@ def labels(task: PolicyTask, n: int, seed: int = 0) -> np.ndarray:
     rets[::7] = 0.0  # as daily series have: exact-zero returns
     lp, sq = np.cumsum(rets), np.cumsum(rets**2)
     ticks = [
-        SimpleNamespace(log_price=float(p), ret=float(r), vol=0.01, sq_sum=float(q))
+        SimpleNamespace(log_price=float(p), ret=float(r), vol=0.01, fast_var=1e-4, sq_sum=float(q))
         for p, r, q in zip(lp, rets, sq, strict=True)
     ]
     return np.array(
@@ -95,7 +95,9 @@ def test_its_labels_are_finite_and_fit_its_loss(name: str) -> None:
     if task.loss == "qlike":
         assert (y > 0).all()  # zero returns included: floored
     rule = task.label_rule()
-    anchor = rule.anchor(SimpleNamespace(log_price=0.0, ret=0.0, vol=0.01, sq_sum=0.0))
+    anchor = rule.anchor(
+        SimpleNamespace(log_price=0.0, ret=0.0, vol=0.01, fast_var=1e-4, sq_sum=0.0)
+    )
     assert pickle.loads(pickle.dumps(anchor)) == anchor  # anchors live in snapshots
 
 
@@ -188,3 +190,54 @@ def test_qualified_names_carry_the_task_and_the_return_task_keeps_the_old_ones()
         "adaptd.direction",
     )
     assert math.isfinite(task_of("return").head.output_scale)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_learner_warms_up_adapts_meta_trains_and_evaluates_it(name: str) -> None:
+    # The learner's own paths on the task's own labels: warm-up's throwaway data, padded
+    # stacks of episodes of unequal length, the query gate.
+    from adaptd.daemon.learner.learners import TaskLearners
+    from adaptd.daemon.learner.messages import AdaptJob
+    from adaptd.daemon.service.configs import task_models
+    from adaptd.replay.episode import Episode
+
+    settings = load_settings(environ={}, adaptation={"shots": 12, "query_size": 4})
+    task = task_of(name)
+    (model,) = task_models(settings, (task,))
+    learners = TaskLearners(settings.adaptation, [model.spec], settings.continual)
+    learners.warm_up()
+    d = model.spec.in_dim
+    rng = np.random.default_rng(5)
+    y = labels(task, 200, seed=6)
+    x = rng.normal(size=(200, d)).astype(np.float32)
+    episodes = [
+        Episode.from_arrays(
+            stream="S",
+            segment=0,
+            topic="in",
+            partition=0,
+            offsets=range(a, b),
+            ts_ms=range(a, b),
+            x=x[a:b],
+            y=y[a:b],
+        )
+        for a, b in ((0, 32), (32, 50), (50, 82), (82, 100))  # unequal: padded when stacked
+    ]
+    for _ in range(3):
+        assert learners.meta_train(task.name, episodes) is not None
+    assert all(np.isfinite(v).all() for v in learners.init_numpy(task.name).values())
+    assert all(math.isfinite(v) for v in learners.evaluate(task.name, episodes))
+    job = AdaptJob(
+        request_id="r",
+        task=task.name,
+        support_x=x[100:108],
+        support_y=y[100:108],
+        query_x=x[108:112],
+        query_y=y[108:112],
+        parent_weights=learners.init_numpy(task.name),
+        start_weights=None,
+        ready_wall_time=0.0,
+    )
+    outcome = learners.adapt(job, 10.0)
+    assert math.isfinite(outcome.query_loss_after) and math.isfinite(outcome.query_loss_scratch)
+    assert outcome.steps == settings.adaptation.inner_steps

@@ -1,0 +1,195 @@
+"""The daemon's own core and learner, driven in-process over one price series, event by event.
+
+No broker and no Redis: :class:`~adaptd.daemon.core.stream.StreamState` takes each event as
+the daemon's partition does, adaptation requests run synchronously on the same
+:class:`~adaptd.daemon.learner.learners.TaskLearners` the learner process serves (so a policy
+goes live as soon as its shots are labelled, where the daemon would take a few milliseconds
+more), and episodes are meta-trained from an in-memory reservoir (Algorithm R) every
+``meta_every`` events, as the daemon's meta-trainer does from Redis every
+``adaptation.meta_interval_s`` seconds.
+
+What the daemon publishes is what is scored here, but at the honest moment: for each event
+t the harness records what every task's live policy (the meta-learned initialisation before
+any is live) forecasts from that event's features, *when the event arrives*, and the
+initialisation's forecast beside it. Scoring those against labels made later is a
+test-then-train evaluation with no look-ahead, whatever the label horizon.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from adaptd.adapters.serving import NumpyPolicy
+from adaptd.adapters.tasks.series import MarketSeries
+from adaptd.daemon.config.settings import Settings
+from adaptd.daemon.core.effects import Effects, Published
+from adaptd.daemon.core.schema import MarketEvent
+from adaptd.daemon.core.stream import StreamState
+from adaptd.daemon.learner.learners import TaskLearners
+from adaptd.daemon.service.configs import stream_config, task_models, tasks_of
+from adaptd.daemon.service.outcomes import adapt_job
+from adaptd.replay.episode import Episode
+
+__all__ = ["Replay", "TaskTrace", "replay_series"]
+
+ACTIVATION = "tanh"
+
+
+@dataclass
+class TaskTrace:
+    """One task's forecasts over a series: at each event, the live policy's raw output and
+    the initialisation's (NaN during warm-up), and what became of its adaptations."""
+
+    live: np.ndarray
+    init: np.ndarray
+    adaptations: int = 0
+    published: int = 0
+    publish_rows: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Replay:
+    """A replayed series: the stream's slow volatility, fast EW variance and regime per
+    event, and a trace per task."""
+
+    vol: np.ndarray
+    fast_var: np.ndarray
+    regime: np.ndarray
+    shifts: list[int]
+    tasks: dict[str, TaskTrace]
+    meta_updates: int
+
+
+def _reservoir_add(
+    items: list[Episode], episode: Episode, seen: int, capacity: int, rng: random.Random
+) -> None:
+    if len(items) < capacity:
+        items.append(episode)
+    else:
+        j = rng.randrange(seen)
+        if j < capacity:
+            items[j] = episode
+
+
+def replay_series(
+    series: MarketSeries,
+    settings: Settings,
+    *,
+    meta_every: int = 250,
+    meta_until: int | None = None,
+    batch: int = 50,
+    seed: int = 0,
+) -> Replay:
+    """Replay ``series`` through the stream core and the learners of ``settings``' tasks.
+
+    Meta-training runs every ``meta_every`` events on the episodes completed so far, and stops
+    at event ``meta_until`` (the end of the earlier part; None: never); adaptation after
+    shifts goes on to the end, as in the daemon.
+    """
+    tasks = tasks_of(settings)
+    models = task_models(settings, tasks)
+    learners = TaskLearners(settings.adaptation, [m.spec for m in models], settings.continual)
+    learners.warm_up()
+    state = StreamState(series.stream, "bench", 0, stream_config(settings, tasks))
+    n = len(series)
+    traces = {t.name: TaskTrace(np.full(n, np.nan), np.full(n, np.nan)) for t in tasks}
+    inits = {t.name: _numpy(learners.init_numpy(t.name)) for t in tasks}
+    reservoirs: dict[str, list[Episode]] = defaultdict(list)
+    seen: dict[str, int] = defaultdict(int)
+    rng = random.Random(seed)
+    capacity = settings.replay.capacity
+    vol, fast_var, regime, shifts = np.full(n, np.nan), np.full(n, np.nan), np.full(n, -1), []
+    meta_updates = 0
+    out = Effects()
+    for i in range(n):
+        event = MarketEvent(
+            stream=series.stream,
+            ts_ms=int(series.ts_ms[i]),
+            price=float(series.price[i]),
+            volume=None if series.volume is None else float(series.volume[i]),
+        )
+        if state.on_event(event, i, out) is not None:
+            continue
+        vol[i] = state.features.vol
+        fast_var[i] = state.features.fast_var
+        for track in state.tracks:
+            trace = traces[track.config.task.name]
+            x = _formed_at(track, i)
+            if x is None:
+                continue
+            init = inits[track.config.task.name]
+            live = track.live.model or init
+            trace.live[i] = _scalar(live.predict(x))
+            trace.init[i] = _scalar(init.predict(x))
+        if (i + 1) % batch == 0 or i == n - 1:
+            state.finish_batch(inits, out)
+            shifts += [s.shift.index for s in out.shifts]
+            _adapt(state, learners, out.requests, traces, i)
+            for name, episode in out.episodes:
+                seen[name] += 1
+                _reservoir_add(reservoirs[name], episode, seen[name], capacity, rng)
+            out = Effects()
+        regime[i] = _regime_of(state)
+        if (i + 1) % meta_every == 0 and (meta_until is None or i < meta_until):
+            for name, items in reservoirs.items():
+                if len(items) < settings.adaptation.meta_min_items:
+                    continue
+                for _ in range(settings.adaptation.meta_steps):
+                    sample = rng.sample(items, min(settings.adaptation.meta_batch, len(items)))
+                    if learners.meta_train(name, sample) is not None:
+                        meta_updates += 1
+                inits[name] = _numpy(learners.init_numpy(name))
+    return Replay(vol, fast_var, regime, shifts, traces, meta_updates)
+
+
+def _adapt(
+    state: StreamState,
+    learners: TaskLearners,
+    requests: Sequence,
+    traces: dict[str, TaskTrace],
+    index: int,
+) -> None:
+    queue = list(requests)
+    while queue:
+        request = queue.pop(0)
+        track = state.track(request.task)
+        if track.live.pending is not request:
+            continue
+        outcome = learners.adapt(adapt_job(request), 10.0)
+        trace = traces[request.task]
+        trace.adaptations += 1
+        if outcome.publish:
+            version = track.live.version + 1
+            published = Published(version, outcome.weights)
+            regime = request.regime.regime_id if request.regime is not None else None
+            track.adopt(published.version, published.weights, regime)
+            trace.published += 1
+            trace.publish_rows.append(index)
+        nxt = track.complete(request.id)
+        if nxt is not None:
+            queue.append(nxt)
+
+
+def _formed_at(track: object, index: int) -> np.ndarray | None:
+    """The features of the example the track formed at ``index`` (None in warm-up)."""
+    pending = track.labeler._pending  # type: ignore[attr-defined]
+    if not pending or pending[-1][0] != index:
+        return None
+    return np.asarray(pending[-1][2], dtype=np.float32)
+
+
+def _regime_of(state: StreamState) -> int:
+    return int(state.tracks[0].regimes.regime)
+
+
+def _numpy(params: dict[str, np.ndarray]) -> NumpyPolicy:
+    return NumpyPolicy.from_params(params, activation=ACTIVATION)
+
+
+def _scalar(value: np.ndarray) -> float:
+    return float(np.asarray(value).reshape(-1)[0])

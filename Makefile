@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-learn bench-continual clean
+.PHONY: setup demo test lint bench bench-learn bench-markets bench-continual clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ bench-learn: setup
 
 # About 40 minutes on 2 cores (2 workers, one torch thread each); the module with --quick is
 # a smoke test of a few seconds a section.
+# Every market series the bench extra's packages ship, through the risk and return tasks
+# (about a minute on 2 cores).
+bench-markets: setup
+	$(BIN)/python -m bench.markets --out docs/bench/markets.json
+
 bench-continual: setup
 	$(BIN)/python -m bench.learn.continual --out docs/bench/continual.json --docs docs/benchmarks.md
 

@@ -36,6 +36,7 @@ class ClassFrequency:
     """Forecasts each class with its running frequency so far (Laplace-smoothed)."""
 
     name = "running class frequency"
+    constant_output = None  # the frequencies move: no constant network forecasts them
 
     def __init__(self) -> None:
         self.counts = [1.0, 1.0]

@@ -42,14 +42,18 @@ ACTIVATION = "tanh"
 
 @dataclass
 class TaskTrace:
-    """One task's forecasts over a series: at each event, the live policy's raw output and
-    the initialisation's (NaN during warm-up), and what became of its adaptations."""
+    """One task's forecasts over a series: at each event, the raw output of the live policy
+    (the baseline's while none is live) and the initialisation's (NaN during warm-up), and
+    what became of its adaptations and validations."""
 
     live: np.ndarray
     init: np.ndarray
     adaptations: int = 0
     published: int = 0
+    retired: int = 0
     publish_rows: list[int] = field(default_factory=list)
+    outcomes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    """Per adaptation: query loss before, after, from scratch, and the seconds it took."""
 
 
 @dataclass
@@ -123,13 +127,21 @@ def replay_series(
             if x is None:
                 continue
             init = inits[track.config.task.name]
-            live = track.live.model or init
-            trace.live[i] = _scalar(live.predict(x))
+            # Before a policy is published a subscriber holds none: it uses the baseline,
+            # which every task here forecasts with a constant output.
+            live = track.live.model
+            constant = track.scores.baseline.constant_output
+            trace.live[i] = _scalar(live.predict(x)) if live is not None else constant
             trace.init[i] = _scalar(init.predict(x))
         if (i + 1) % batch == 0 or i == n - 1:
             state.finish_batch(inits, out)
             shifts += [s.shift.index for s in out.shifts]
             _adapt(state, learners, out.requests, traces, i)
+            for retired in out.retirements:  # as the service does: the baseline goes live
+                track = state.track(retired.task)
+                if track.live.weights is retired.weights:
+                    track.adopt(track.live.version + 1, retired.weights, None, validate=False)
+                traces[retired.task].retired += 1
             for name, episode in out.episodes:
                 seen[name] += 1
                 _reservoir_add(reservoirs[name], episode, seen[name], capacity, rng)
@@ -163,6 +175,14 @@ def _adapt(
         outcome = learners.adapt(adapt_job(request), 10.0)
         trace = traces[request.task]
         trace.adaptations += 1
+        trace.outcomes.append(
+            (
+                outcome.query_loss_before,
+                outcome.query_loss_after,
+                outcome.query_loss_scratch,
+                outcome.seconds,
+            )
+        )
         if outcome.publish:
             version = track.live.version + 1
             published = Published(version, outcome.weights)

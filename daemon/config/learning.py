@@ -64,6 +64,15 @@ class AdaptationSettings(Section):
     outside adaptd (see "Policy tasks" in docs/architecture.md). Every stream runs each task
     with its own labels, replay, regimes and published policy; the first task's errors feed
     the detectors' error channel."""
+    validate_policies: bool = True
+    """Continuous validation: every live policy is scored against its task's baseline on the
+    same examples, and one that is shown to lose (see `validate_z`) is retired and replaced
+    by the baseline, published with the reason (the message's `validation`)."""
+    validate_z: float = Field(3.0, gt=0)
+    """Standard errors by which a policy's mean loss must exceed its baseline's to retire it
+    (tested after every batch: keep it high enough for repeated looks)."""
+    validate_min_examples: int = Field(30, ge=2)
+    """Examples a policy is scored on before it can be retired."""
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Options of the configured tasks by task name, passed to the task's class (for example
     `{"risk": {"levels": [0.01, 0.05]}}`: the tail probabilities of the VaR and expected

@@ -18,6 +18,7 @@ from adaptd.replay.episode import Episode
 from .detection import Shift
 from .regimes import RegimeMatch
 from .schema import Reason
+from .validation import Retirement
 
 
 class DeadLetter(NamedTuple):
@@ -98,6 +99,20 @@ class Published(NamedTuple):
     weights: dict[str, np.ndarray]
 
 
+class Retired(NamedTuple):
+    """A live policy retired for losing to its task's baseline: the baseline, as a network
+    (``weights``), serves in its place and is to be published with the reason."""
+
+    stream: str
+    task: str
+    model: str
+    topic: str
+    partition: int
+    verdict: Retirement
+    reason: str
+    weights: dict[str, np.ndarray]
+
+
 @dataclass
 class Effects:
     """Everything one batch produced, in order of the events that caused it."""
@@ -107,6 +122,8 @@ class Effects:
     episodes: list[tuple[str, Episode]] = field(default_factory=list)
     """(task, episode) of every episode completed."""
     requests: list[AdaptationRequest] = field(default_factory=list)
+    retirements: list[Retired] = field(default_factory=list)
+    """Live policies that lost to their baseline, replaced by it (to publish)."""
     regimes: list[tuple[str, str, RegimeMatch]] = field(default_factory=list)
     """(stream, task, regime) of every adaptation set classified, queued requests included."""
     processed: int = 0
@@ -115,4 +132,10 @@ class Effects:
     """Raw detector firings per (detector, channel), absorbed ones included."""
 
     def __len__(self) -> int:
-        return len(self.dead_letters) + len(self.shifts) + len(self.episodes) + len(self.requests)
+        return (
+            len(self.dead_letters)
+            + len(self.shifts)
+            + len(self.episodes)
+            + len(self.requests)
+            + len(self.retirements)
+        )

@@ -91,6 +91,9 @@ class PolicyMessage(msgspec.Struct, frozen=True, kw_only=True):
     metrics: dict[str, float] = msgspec.field(default_factory=dict)
     latency_s: dict[str, float] = msgspec.field(default_factory=dict)
     source: dict[str, Any] = msgspec.field(default_factory=dict)
+    validation: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Set when this policy is the task's baseline published in place of a retired one:
+    ``retired_version``, ``replaced_by`` ("baseline"), ``baseline`` (its name), ``reason``."""
     created_ms: int
     weights_format: str = "safetensors"
     weights: str
@@ -133,6 +136,7 @@ def build_message(
     metrics: Mapping[str, float] | None = None,
     latency_s: Mapping[str, float] | None = None,
     source: Mapping[str, Any] | None = None,
+    validation: Mapping[str, Any] | None = None,
     created_ms: int | None = None,
 ) -> PolicyMessage:
     """Serialise weights to safetensors, checksum them, and assemble the message."""
@@ -153,6 +157,7 @@ def build_message(
         metrics=dict(metrics or {}),
         latency_s=dict(latency_s or {}),
         source=dict(source or {}),
+        validation=dict(validation or {}),
         created_ms=int(time.time() * 1000) if created_ms is None else created_ms,
         weights=base64.b64encode(raw).decode("ascii"),
         sha256=sha256_hex(raw),

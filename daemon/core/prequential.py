@@ -54,6 +54,19 @@ class Prequential:
         """Score a batch of matured examples (one vectorised forward per model); the live
         policy's per-example losses (the initialisation's while no policy is live), or None
         when there is no policy at all."""
+        scored = self.score_pair(task, x, y, live=live, init=init)
+        return None if scored is None else scored[0]
+
+    def score_pair(
+        self,
+        task: PolicyTask,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        live: NumpyPolicy | None,
+        init: NumpyPolicy | None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """As :meth:`score`, with the baseline's per-example losses on the same examples."""
         base = self.baseline.losses(y)
         policy = live or init
         if policy is None:
@@ -67,7 +80,7 @@ class Prequential:
         sums[1] += total
         sums[2] += float(base.sum())
         sums[3] += len(y)
-        return losses
+        return losses, base
 
     def mean(self) -> tuple[float, float, float, int]:
         """(live, initialisation, baseline) mean loss and the examples scored (NaN before

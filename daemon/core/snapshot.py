@@ -27,6 +27,7 @@ from .prequential import Prequential
 from .regimes import RegimeTracker
 from .tasks.returns import ZeroForecast
 from .track import TaskTrack
+from .validation import ValidationParams, Validator
 
 __all__ = ["MOVED", "loads", "migrate_stream_state"]
 
@@ -96,6 +97,9 @@ def migrate_stream_state(state: dict[str, Any]) -> dict[str, Any]:
     track.regimes.book = state.get("regimes")  # None before regime ids: made on attach
     track.regimes.regime = state.get("regime", 0)
     track.regimes.rows = list(state.get("_regime_rows", []))
+    # A policy live at the upgrade is validated from the next adoption on, not retroactively:
+    # the restored stream continues exactly as before.
+    track.validator = Validator(ValidationParams())
     track.live = PolicySlot()
     track.live.version = state.get("policy_version", 0)
     track.live.weights = state.get("policy_weights")

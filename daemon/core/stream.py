@@ -28,6 +28,7 @@ from .schema import MarketEvent, Reason, Rejection
 from .snapshot import migrate_stream_state
 from .tasks.protocol import PolicyTask
 from .track import TaskTrack, TrackConfig
+from .validation import DEFAULT_VALIDATION, ValidationParams
 
 __all__ = ["RegimeParams", "StreamConfig", "StreamState"]
 
@@ -64,6 +65,7 @@ class StreamConfig:
     query_size: int
     max_out_of_order_ms: int
     activation: str = "tanh"
+    validation: ValidationParams = DEFAULT_VALIDATION
     feature_names: tuple[str, ...] = field(init=False)
     tracks: tuple[TrackConfig, ...] = field(init=False)
 
@@ -93,6 +95,7 @@ class StreamConfig:
             max_regimes=self.regimes.max_regimes,
             warm_start=self.regimes.warm_start,
             activation=self.activation,
+            validation=self.validation,
         )
 
 
@@ -214,7 +217,7 @@ class StreamState:
             if not examples:
                 continue
             out.examples += len(examples)
-            losses = track.score(examples, defaults.get(track.task))
+            losses = track.score(examples, defaults.get(track.task), out)
             if track is first and losses is not None:
                 errors = losses.tolist()
         horizon = first.labeler.horizon

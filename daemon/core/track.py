@@ -25,13 +25,20 @@ import numpy as np
 from adaptd.adapters.serving import NumpyPolicy
 
 from .collect import AdaptationSet
-from .effects import AdaptationRequest, Effects, ShiftEvent
+from .effects import AdaptationRequest, Effects, Retired, ShiftEvent
 from .episodes import episode_of
 from .labels import DelayedLabeler, Example
 from .live import PolicySlot
 from .prequential import Prequential
 from .regimes import RegimeBook, RegimeTracker
 from .tasks.protocol import PolicyTask, model_id, qualified
+from .validation import (
+    DEFAULT_VALIDATION,
+    Retirement,
+    ValidationParams,
+    Validator,
+    constant_weights,
+)
 
 __all__ = ["TaskTrack", "TrackConfig"]
 
@@ -55,6 +62,7 @@ class TrackConfig:
     max_regimes: int
     warm_start: bool
     activation: str
+    validation: ValidationParams = DEFAULT_VALIDATION
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +85,7 @@ class TaskTrack:
         "stream",
         "task",
         "topic",
+        "validator",
     )
 
     def __init__(self, stream: str, topic: str, partition: int, config: TrackConfig) -> None:
@@ -94,13 +103,48 @@ class TaskTrack:
         self.collector = AdaptationSet()
         self.regimes = RegimeTracker(config.novelty, config.max_regimes)
         self.live = PolicySlot()
+        self.validator = Validator(config.validation)
 
     # -- per batch ------------------------------------------------------------------------
-    def score(self, examples: Sequence[Example], init: NumpyPolicy | None) -> np.ndarray | None:
-        """Prequential scores of matured examples; the live policy's per-example losses."""
+    def score(
+        self, examples: Sequence[Example], init: NumpyPolicy | None, out: Effects
+    ) -> np.ndarray | None:
+        """Prequential scores of matured examples; the live policy's per-example losses. A
+        live policy that is now known to lose to the baseline is retired (:meth:`_retire`)."""
         x = np.array([e.x for e in examples], dtype=np.float32)
         y = np.fromiter((e.y for e in examples), dtype=np.float32, count=len(examples))
-        return self.scores.score(self.config.task, x, y, live=self.live.model, init=init)
+        live = self.live.model
+        scored = self.scores.score_pair(self.config.task, x, y, live=live, init=init)
+        if scored is None:
+            return None
+        if live is not None and self.validator.version:
+            verdict = self.validator.update(*scored)
+            if verdict is not None:
+                self._retire(verdict, out)
+        return scored[0]
+
+    def _retire(self, verdict: Retirement, out: Effects) -> None:
+        """Serve the baseline in the losing policy's place at once (scores and the error
+        channel use it from the next batch), and hand it to the service to publish."""
+        baseline = self.scores.baseline
+        weights = self.live.weights
+        constant = baseline.constant_output
+        if weights is None or constant is None:
+            return
+        replacement = constant_weights(weights, constant)
+        self.live.adopt(self.live.version, replacement, self.config.activation)
+        out.retirements.append(
+            Retired(
+                stream=self.stream,
+                task=self.task,
+                model=self.model_id,
+                topic=self.topic,
+                partition=self.partition,
+                verdict=verdict,
+                reason=verdict.reason(baseline.name),
+                weights=replacement,
+            )
+        )
 
     def file(self, example: Example, segment: int, out: Effects) -> None:
         """File a scored example: into the episode, and into the regime's examples or, after
@@ -179,9 +223,19 @@ class TaskTrack:
             out.requests.append(request)
 
     # -- results --------------------------------------------------------------------------
-    def adopt(self, version: int, weights: dict[str, np.ndarray], regime: int | None) -> None:
-        """Make a published policy the live one (and its regime's latest policy)."""
+    def adopt(
+        self,
+        version: int,
+        weights: dict[str, np.ndarray],
+        regime: int | None,
+        *,
+        validate: bool = True,
+    ) -> None:
+        """Make a published policy the live one (and its regime's latest policy); it is
+        validated against the baseline from now on (not the baseline itself:
+        ``validate=False``)."""
         self.live.adopt(version, weights, self.config.activation)
+        self.validator.watch(version if validate else 0)
         if regime is not None:
             self.regimes.book.remember_policy(regime, weights)
 
@@ -197,10 +251,13 @@ class TaskTrack:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+        if "validator" not in state:  # snapshotted before continuous validation
+            self.validator = Validator(ValidationParams())
 
     def attach(self, config: TrackConfig) -> None:
         """Reconnect a restored track to its config and rebuild its live model."""
         self.config = config
+        self.validator.params = config.validation
         if self.regimes.book is None:  # restored from before regime ids
             self.regimes.book = RegimeBook(config.novelty, config.max_regimes)
         self.live.rebuild(config.activation)

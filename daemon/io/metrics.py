@@ -80,6 +80,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.retirements = Counter(
+            f"{PREFIX}_policies_retired",
+            "Live policies retired by continuous validation for losing to their task's "
+            "baseline (the baseline was published in their place).",
+            ["task"],
+            registry=r,
+        )
         self.adaptation_latency = Histogram(
             f"{PREFIX}_adaptation_latency_seconds",
             "Wall time of one few-shot adaptation on the torch worker.",

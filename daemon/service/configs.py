@@ -16,6 +16,7 @@ from ..core.features import feature_names, feature_spec
 from ..core.stream import RegimeParams, StreamConfig
 from ..core.tasks.protocol import PolicyTask, qualified
 from ..core.tasks.registry import build
+from ..core.validation import ValidationParams
 from ..learner.messages import ACTIVATION, TaskSpec, algorithm, architecture
 
 __all__ = ["TaskModel", "stream_config", "task_models", "tasks_of"]
@@ -43,6 +44,7 @@ def stream_config(settings: Settings, tasks: tuple[PolicyTask, ...]) -> StreamCo
         query_size=a.query_size,
         max_out_of_order_ms=settings.features.max_out_of_order_ms,
         activation=ACTIVATION,
+        validation=ValidationParams(a.validate_policies, a.validate_z, a.validate_min_examples),
     )
 
 

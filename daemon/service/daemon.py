@@ -187,6 +187,8 @@ class Daemon:
         await services.effects.submit(out, started)
         for request in out.requests:
             services.publisher.submit(request)
+        for retired in out.retirements:
+            services.publisher.retire(retired)
         self.events_seen += count
         m = self.metrics
         m.events.labels(outcome="processed").inc(out.processed)

@@ -9,13 +9,13 @@ import math
 import time
 from typing import Any, NamedTuple
 
-from ..core.effects import AdaptationRequest
+from ..core.effects import AdaptationRequest, Retired
 from ..core.policy import PolicyMessage, RegimeRef, ShiftRef, build_message
 from ..io.metrics import Metrics
 from ..learner.messages import AdaptationOutcome, AdaptJob
 from .configs import TaskModel
 
-__all__ = ["AdaptationRecord", "adapt_job", "observe", "policy_message"]
+__all__ = ["AdaptationRecord", "adapt_job", "observe", "policy_message", "retirement_message"]
 
 
 class AdaptationRecord(NamedTuple):
@@ -142,4 +142,35 @@ def _regime_ref(request: AdaptationRequest) -> RegimeRef | None:
         known=match.known,
         ratio=match.ratio if math.isfinite(match.ratio) else None,
         warm_start=request.start_weights is not None,
+    )
+
+
+def retirement_message(
+    retired: Retired, version: int, model: TaskModel, algorithm: dict[str, Any]
+) -> PolicyMessage:
+    """The message that publishes a task's baseline in place of a retired policy."""
+    verdict = retired.verdict
+    baseline = str(model.description.get("baseline", "baseline"))
+    return build_message(
+        model_id=retired.model,
+        version=version,
+        parent_version=verdict.version,
+        stream=retired.stream,
+        weights=retired.weights,
+        architecture=model.architecture,
+        features=model.features,
+        task=model.description,
+        algorithm=algorithm,
+        metrics={
+            "validation_examples": float(verdict.examples),
+            "validation_excess_loss": verdict.excess,
+            "validation_standard_error": verdict.standard_error,
+        },
+        source={"topic": retired.topic, "partition": retired.partition},
+        validation={
+            "retired_version": verdict.version,
+            "replaced_by": "baseline",
+            "baseline": baseline,
+            "reason": retired.reason,
+        },
     )

@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 
 from adaptd.adapters.serving import NumpyPolicy
 
-from ..core.effects import AdaptationRequest, Effects, Published
+from ..core.effects import AdaptationRequest, Effects, Published, Retired
 from ..core.partition import PartitionState, Record
 from ..core.stream import StreamConfig, StreamState
 from ..io.logs import get_logger
@@ -189,6 +189,20 @@ class Ownership:
         async with self.lock:
             part = self.partitions.get(self.partition_of(request))
             return None if part is None else part.settle(request, published)
+
+    async def adopt_baseline(self, retired: Retired, version: int) -> None:
+        """The baseline published as ``version`` in place of a retired policy becomes the
+        live version (unless something newer went live meanwhile). It is not validated:
+        it is what policies are validated against."""
+        async with self.lock:
+            part = self.partitions.get(TopicPartition(retired.topic, retired.partition))
+            state = None if part is None else part.streams.get(retired.stream)
+            if part is None or state is None:
+                return
+            track = state.track(retired.task)
+            if track.live.weights is retired.weights:
+                track.adopt(version, retired.weights, None, validate=False)
+                part.dirty.add(retired.stream)
 
     # -- commits --------------------------------------------------------------------------
     async def commit(self) -> None:

@@ -21,14 +21,21 @@ from aiokafka.errors import ProducerClosed
 
 from adaptd.adapters.codec import params_from_bytes
 
-from ..core.effects import AdaptationRequest, Published
+from ..core.effects import AdaptationRequest, Published, Retired
 from ..core.policy import PolicyMessage, encode_message
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from ..io.retry import retrying
 from ..learner.messages import AdaptationOutcome, Learner
 from .configs import TaskModel
-from .outcomes import AdaptationRecord, adapt_job, observe, policy_message, record
+from .outcomes import (
+    AdaptationRecord,
+    adapt_job,
+    observe,
+    policy_message,
+    record,
+    retirement_message,
+)
 from .ownership import Ownership
 from .worker import ADAPT, TorchWorker, WorkerClosed
 
@@ -113,6 +120,35 @@ class Publisher:
         task = asyncio.create_task(self._finish(request, fut), name=f"adapt:{request.id}")
         self.inflight[request.id] = (self.ownership.partition_of(request), task)
         task.add_done_callback(lambda _: self.inflight.pop(request.id, None))
+
+    def retire(self, retired: Retired) -> None:
+        """Publish the task's baseline in place of a policy that lost to it (continuous
+        validation; the stream already serves the baseline), then make it the live version."""
+        key = f"retire:{retired.model}:{retired.verdict.version}"
+        task = asyncio.create_task(self._retire(retired), name=key)
+        self.inflight[key] = (TopicPartition(retired.topic, retired.partition), task)
+        task.add_done_callback(lambda _: self.inflight.pop(key, None))
+
+    async def _retire(self, retired: Retired) -> None:
+        self.metrics.retirements.labels(task=retired.task).inc()
+        log.warning(
+            "policy retired: it loses to its baseline",
+            stream=retired.stream,
+            task=retired.task,
+            version=retired.verdict.version,
+            reason=retired.reason,
+        )
+        model = self.models[retired.task]
+        version = await retrying(
+            lambda: self._send(
+                retired.model,
+                lambda v: retirement_message(retired, v, model, self.algorithm(0)),
+            ),
+            what="publish the baseline of a retired policy",
+            on_error=lambda _: self.metrics.publish_errors.inc(),
+            fatal=FATAL,
+        )
+        await self.ownership.adopt_baseline(retired, version)
 
     async def resume(self, requests: Iterable[AdaptationRequest]) -> None:
         """Resubmit requests a restored snapshot carried, unless their shift was already
@@ -219,16 +255,18 @@ class Publisher:
 
     async def _publish(self, request: AdaptationRequest, outcome: AdaptationOutcome) -> int:
         """Publish the adapted policy (acknowledged) and record it as the model's latest."""
-        version = await self.policies.next_version(request.model)
-        message = policy_message(
-            request,
-            outcome,
-            version,
-            self.models[request.task],
-            self.algorithm(outcome.meta_updates),
+        model, algorithm = self.models[request.task], self.algorithm(outcome.meta_updates)
+        return await self._send(
+            request.model, lambda v: policy_message(request, outcome, v, model, algorithm)
         )
+
+    async def _send(self, model_id: str, message_of: Callable[[int], PolicyMessage]) -> int:
+        """Draw the model's next version, send its message (acknowledged) and record it as
+        the model's latest; returns the version."""
+        version = await self.policies.next_version(model_id)
+        message = message_of(version)
         await self.outputs.send_all(
-            [(self.policy_topic, request.model.encode(), encode_message(message), None)]
+            [(self.policy_topic, model_id.encode(), encode_message(message), None)]
         )
         await self.policies.save_latest(message)
         return version

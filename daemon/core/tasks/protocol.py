@@ -115,6 +115,11 @@ class Baseline(Protocol):
 
     name: str
     """What it is, for reports and messages (e.g. "zero forecast")."""
+    constant_output: float | None
+    """The raw network output whose forecast is the baseline's, when that is one constant
+    (the zero forecast's 0; the EWMA variance's 0, a ratio of 1); then a policy retired for
+    losing to the baseline is replaced by a network that outputs it. None: not expressible
+    by a network, and policies are only scored against it."""
 
     def losses(self, y: np.ndarray) -> np.ndarray:
         """The baseline's per-example loss on labels ``y`` in event order: each label is

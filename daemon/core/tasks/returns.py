@@ -75,6 +75,7 @@ class ZeroForecast:
     """Predicts 0 for every scaled return: its squared error is the label's square."""
 
     name = "zero forecast"
+    constant_output = 0.0
 
     def losses(self, y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.float64) ** 2

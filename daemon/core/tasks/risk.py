@@ -90,6 +90,7 @@ class EwmaVariance:
     """The stream's fast EWMA variance as the forecast (``z = 0``): QLIKE of ``y`` against 1."""
 
     name = "EWMA variance"
+    constant_output = 0.0
 
     def losses(self, y: np.ndarray) -> np.ndarray:
         return _qlike_of_outputs(np.zeros(len(y)), y)

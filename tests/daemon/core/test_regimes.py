@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 
@@ -11,6 +12,7 @@ from test_stream import collect, feed, make_config, market_events, regime_walk
 
 from adaptd.daemon.core.regimes import RegimeBook, embed
 from adaptd.daemon.core.stream import StreamState
+from adaptd.daemon.core.validation import ValidationParams
 
 
 def sample(mean: float, n: int = 20, d: int = 3, seed: int = 0, scale: float = 1.0) -> np.ndarray:
@@ -147,7 +149,8 @@ def test_a_returning_regime_gets_its_id_back_and_a_different_one_does_not(seed: 
 
 def test_requests_of_a_known_regime_start_from_its_last_policy() -> None:
     prices = regime_walk(1500, [500, 1000], 0, [QUIET, UP, QUIET])
-    config = make_config()
+    # The policy adopted below is random: validation would retire it, which is not the point.
+    config = dataclasses.replace(make_config(), validation=ValidationParams(enabled=False))
     state = StreamState("X", "in", 0, config)
     events = market_events(prices)
     first = feed(state, events[:900], batch=10)

@@ -33,7 +33,7 @@ from structlog.testing import capture_logs
 
 from adaptd.adapters.codec import params_from_bytes
 from adaptd.daemon.core.effects import AdaptationRequest, Effects
-from adaptd.daemon.core.policy import decode_message
+from adaptd.daemon.core.policy import Policy, decode_message
 from adaptd.daemon.core.track import TaskTrack
 from adaptd.daemon.io.metrics import Metrics
 from adaptd.daemon.learner.messages import AdaptationOutcome, AdaptJob
@@ -43,7 +43,9 @@ from adaptd.daemon.service.ownership import Ownership
 from adaptd.daemon.service.publishing import Publisher
 from adaptd.daemon.service.worker import TorchWorker
 
-SETTINGS = small_settings()
+# The live policies adopted here are random: continuous validation would retire them (it has
+# its own test below, on its own config).
+SETTINGS = small_settings(adaptation={"validate_policies": False})
 CONFIG = config_of(SETTINGS)
 MODELS = {m.name: m for m in task_models(SETTINGS, tasks_of(SETTINGS))}
 IN_DIM = len(CONFIG.feature_names)
@@ -388,3 +390,59 @@ async def test_after_closing_queued_requests_do_not_start(rig: Rig) -> None:
     pending = rig.track("S").live.pending
     assert pending is not None and pending.id == queued.id
     assert pending.parent_version == 1
+
+
+async def test_a_losing_policy_is_retired_and_its_baseline_published_in_its_place() -> None:
+    settings = small_settings(adaptation={"validate_min_examples": 20})
+    metrics = Metrics()
+    ownership = Ownership(
+        FakeConsumer(), MemorySnapshots(), Settled(), config_of(settings), metrics, MAX_BYTES
+    )
+    await ownership.assign({TP0})
+    sender, policies, worker = RecordingSender(), MemoryPolicies(), TorchWorker()
+    models = {m.name: m for m in task_models(settings, tasks_of(settings))}
+    publisher = Publisher(
+        ownership,
+        worker,
+        ScriptedLearner(),
+        sender,
+        policies,
+        models,
+        policy_topic="policies",
+        deadline_s=DEADLINE_S,
+        algorithm=lambda updates: algorithm_of(settings, updates),
+        metrics=metrics,
+    )
+    try:
+        recs = market_records("S", 0)
+        await ownership.process({TP0: recs[:60]}, {}, Effects())
+        track = ownership.partitions[TP0].streams["S"].track("return")
+        losing = weights(IN_DIM, seed=99)  # random: far worse than the zero forecast
+        track.adopt(3, losing, None)
+        policies.versions["S"] = 3
+        out = Effects()
+        await ownership.process({TP0: recs[60:150]}, {}, out)
+        (retired,) = out.retirements
+        assert (retired.model, retired.task, retired.verdict.version) == ("S", "return", 3)
+        assert retired.verdict.examples >= 20 and retired.verdict.excess > 0
+        # The stream serves the baseline at once: the zero network outputs the zero forecast.
+        assert track.live.model is not None
+        assert np.all(track.live.model.predict(np.ones((2, IN_DIM), np.float32)) == 0.0)
+        with capture_logs() as logs:
+            publisher.retire(retired)
+            while publisher.inflight:
+                await asyncio.gather(*(t for _, t in publisher.inflight.values()))
+        ((topic, key, value, _),) = sender.sent
+        message = decode_message(value)
+        assert (topic, key, message.version, message.parent_version) == ("policies", b"S", 4, 3)
+        assert message.validation["retired_version"] == 3
+        assert message.validation["replaced_by"] == "baseline"
+        assert message.validation["baseline"] == "zero forecast"
+        assert "lost to the zero forecast" in message.validation["reason"]
+        assert Policy(message).predict(np.ones(IN_DIM, np.float32)) == 0.0
+        assert policies.saved == [message]
+        assert (track.live.version, track.validator.version) == (4, 0)  # not itself validated
+        assert counter(metrics, "adaptd_policies_retired_total", task="return") == 1
+        assert [e["event"] for e in logs] == ["policy retired: it loses to its baseline"]
+    finally:
+        await worker.aclose()

@@ -1,0 +1,112 @@
+"""The market benchmark's pieces: its series, its GARCH baseline, and a replay through the
+daemon's core and learners scored end to end."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from arch import arch_model
+
+from adaptd.adapters.tasks.series import MarketSeries
+from adaptd.daemon.config.settings import load_settings
+from bench.markets.harness import replay_series
+from bench.markets.risk import garch_forecasts, score_return, score_risk
+from bench.markets.series import load_markets
+
+
+def test_every_shipped_series_loads_in_time_order_with_positive_prices() -> None:
+    markets, missing = load_markets()
+    assert missing == []  # the bench extra installs every package
+    names = [s.name for s in markets]
+    assert names[:3] == ["bitcoin", "brent", "apple"]
+    assert {"sp500", "nasdaq", "wti", "dax", "smi", "cac", "ftse", "googl", "eurusd", "jfc"} <= set(
+        names
+    )
+    for s in markets:
+        assert len(s) > 500 and (s.price > 0).all() and np.isfinite(s.price).all()
+        assert (np.diff(s.ts_ms) > 0).all(), s.name
+    wti = next(s for s in markets if s.name == "wti")
+    assert "without a positive price dropped" in wti.description  # 2020-04-20 and gaps
+
+
+def test_garch_forecasts_are_archs_own_one_step_forecasts() -> None:
+    rng = np.random.default_rng(0)
+    r = np.r_[0.0, rng.standard_t(6, 1500) * 0.01]
+    out = garch_forecasts(r, 1200, refit=20, window=1000)
+    assert np.isnan(out[:1200]).all() and np.isfinite(out[1200:]).all()
+    # At a refit, the forecast is the fitted model's own forecast of the next variance.
+    for t0 in (1200, 1220):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = arch_model(r[t0 + 1 - 1000 : t0 + 1] * 100, mean="Zero", p=1, q=1).fit(disp="off")
+        want = float(res.forecast(horizon=1, reindex=False).variance.iloc[-1, 0]) / 100**2
+        assert out[t0] == pytest.approx(want, rel=1e-6)
+
+
+def _regimes(n: int = 1600, seed: int = 1) -> MarketSeries:
+    rng = np.random.default_rng(seed)
+    vol = np.where((np.arange(n) // 400) % 2 == 0, 0.005, 0.02)
+    price = 100 * np.exp(np.cumsum(rng.normal(0, vol)))
+    return MarketSeries(
+        name="regimes",
+        stream="R",
+        ts_ms=1_700_000_000_000 + 86_400_000 * np.arange(n, dtype=np.int64),
+        price=price,
+        volume=None,
+        annotations={},
+        description="volatility regimes",
+    )
+
+
+def test_a_replay_is_scored_against_the_baselines_without_look_ahead() -> None:
+    series = _regimes()
+    settings = load_settings(
+        environ={},
+        features={"label_horizon": 1},
+        adaptation={"tasks": ["return", "risk"], "isolation": "thread"},
+    )
+    replay = replay_series(series, settings, meta_every=100, meta_until=len(series) // 2)
+    assert replay.meta_updates > 0 and replay.shifts
+    risk = score_risk(series, replay)
+    assert risk["scored"] > 700
+    f = risk["forecasters"]
+    assert set(f) == {
+        "adaptd",
+        "adaptd, no adaptation",
+        "EWMA (adaptd's reference)",
+        "RiskMetrics",
+        "GARCH(1,1)",
+    }
+    for figures in f.values():
+        assert np.isfinite(figures["qlike"]) and figures["qlike"] > 0
+        assert 0 <= figures["var"]["0.05"]["rate"] <= 1
+    assert risk["best_baseline"] in ("RiskMetrics", "GARCH(1,1)")
+    ret = score_return(series, replay, settings.features.label_clip)
+    assert ret["scored"] == risk["scored"] and ret["zero_forecast_mse"] > 0
+    assert np.isnan(replay.tasks["risk"].live[: settings.features.warmup_events]).all()
+
+
+def test_a_forecast_depends_only_on_the_events_before_it() -> None:
+    series = _regimes(1200, seed=2)
+    settings = load_settings(
+        environ={}, features={"label_horizon": 1}, adaptation={"tasks": ["risk"]}
+    )
+    full = replay_series(series, settings, meta_every=100, meta_until=500)
+    cut = 900
+    prefix = MarketSeries(
+        name="prefix",
+        stream="R",
+        ts_ms=series.ts_ms[:cut].copy(),
+        price=series.price[:cut].copy(),
+        volume=None,
+        annotations={},
+        description="the first 900 events",
+    )
+    early = replay_series(prefix, settings, meta_every=100, meta_until=500)
+    for name in ("live", "init"):
+        a = getattr(full.tasks["risk"], name)[:cut]
+        b = getattr(early.tasks["risk"], name)
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(full.fast_var[:cut], early.fast_var)

@@ -29,6 +29,7 @@ from adaptd.adapters.serving import NumpyPolicy
 from ..core.effects import AdaptationRequest, Effects, Published, Retired
 from ..core.partition import PartitionState, Record
 from ..core.stream import StreamConfig, StreamState
+from ..core.track import TaskTrack
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 
@@ -190,17 +191,26 @@ class Ownership:
             part = self.partitions.get(self.partition_of(request))
             return None if part is None else part.settle(request, published)
 
+    def _track_of(self, retired: Retired) -> tuple[PartitionState, TaskTrack] | None:
+        part = self.partitions.get(TopicPartition(retired.topic, retired.partition))
+        state = None if part is None else part.streams.get(retired.stream)
+        return None if part is None or state is None else (part, state.track(retired.task))
+
+    def serves_baseline(self, retired: Retired) -> bool:
+        """True while the stream still serves the baseline that replaced a retired policy
+        (no newer policy went live meanwhile, and the stream is still ours)."""
+        found = self._track_of(retired)
+        return found is not None and found[1].live.weights is retired.weights
+
     async def adopt_baseline(self, retired: Retired, version: int) -> None:
         """The baseline published as ``version`` in place of a retired policy becomes the
-        live version (unless something newer went live meanwhile). It is not validated:
-        it is what policies are validated against."""
+        live version, as any newer published version does (so the daemon serves what
+        subscribers hold last). It is not validated: it is what policies are validated
+        against."""
         async with self.lock:
-            part = self.partitions.get(TopicPartition(retired.topic, retired.partition))
-            state = None if part is None else part.streams.get(retired.stream)
-            if part is None or state is None:
-                return
-            track = state.track(retired.task)
-            if track.live.weights is retired.weights:
+            found = self._track_of(retired)
+            if found is not None and version > found[1].live.version:
+                part, track = found
                 track.adopt(version, retired.weights, None, validate=False)
                 part.dirty.add(retired.stream)
 

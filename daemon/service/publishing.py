@@ -130,6 +130,8 @@ class Publisher:
         task.add_done_callback(lambda _: self.inflight.pop(key, None))
 
     async def _retire(self, retired: Retired) -> None:
+        if not self.ownership.serves_baseline(retired):
+            return  # a newer policy went live meanwhile: it is what subscribers get next
         self.metrics.retirements.labels(task=retired.task).inc()
         log.warning(
             "policy retired: it loses to its baseline",

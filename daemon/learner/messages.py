@@ -55,6 +55,9 @@ class TaskSpec(NamedTuple):
     """Scale of the last layer's initial weights (small: a fresh policy is near no-skill)."""
     output: str
     """What the output is, in words (``architecture["output"]``)."""
+    baseline_output: float | None = None
+    """The raw output that forecasts like the task's baseline, when that is a constant: an
+    adapted policy is published only if it also beats that on the query set."""
 
 
 class AdaptJob(NamedTuple):
@@ -93,6 +96,8 @@ class AdaptationOutcome(NamedTuple):
     meta_updates: int
     queued_s: float
     """From the request's readiness to the start of this job (waiting for the worker)."""
+    query_loss_baseline: float = float("nan")
+    """The task's baseline on the query set (NaN: its baseline is not a constant output)."""
 
 
 class MetaRound(NamedTuple):

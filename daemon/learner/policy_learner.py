@@ -136,12 +136,17 @@ class PolicyLearner:
             loss_parent = row_losses(outputs(self.net, parent, qx), qy, loss)
             loss_adapted = row_losses(outputs(self.net, result.params, qx), qy, loss)
         before, after = float(loss_parent.mean()), float(loss_adapted.mean())
-        publish = passes_gate(
-            loss_parent.numpy(),
-            loss_adapted.numpy(),
-            self.settings.min_improvement,
-            self.settings.gate_z,
-        )
+        gate = self.settings.min_improvement, self.settings.gate_z
+        publish = passes_gate(loss_parent.numpy(), loss_adapted.numpy(), *gate)
+        base = math.nan
+        constant = self.spec.baseline_output
+        if constant is not None:
+            # Champion and challenger: beating the live policy is not enough when the live
+            # policy itself loses to the baseline (a fresh initialisation may).
+            with torch.no_grad():
+                loss_base = row_losses(torch.full((len(qy),), float(constant)), qy, loss)
+            base = float(loss_base.mean())
+            publish = publish and passes_gate(loss_base.numpy(), loss_adapted.numpy(), *gate)
         seconds = time.perf_counter() - start
         # Not part of the latency: the baseline only feeds reports.
         scratch = adapt(
@@ -170,6 +175,7 @@ class PolicyLearner:
             seconds=seconds,
             meta_updates=self.meta_updates(),
             queued_s=queued_s,
+            query_loss_baseline=base,
         )
 
     def meta_train(self, episodes: Sequence[Episode]) -> MetaRound | None:

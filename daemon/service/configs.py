@@ -83,6 +83,7 @@ def task_models(settings: Settings, tasks: tuple[PolicyTask, ...]) -> tuple[Task
             loss=task.loss,
             output_scale=task.head.output_scale,
             output=str(description["output"]),
+            baseline_output=task.baseline().constant_output,
         )
         models.append(
             TaskModel(

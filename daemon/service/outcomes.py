@@ -118,6 +118,12 @@ def policy_message(
             "query_size": float(len(request.query_y)),
             "steps": float(outcome.steps),
             "deadline_hit": float(outcome.deadline_hit),
+            # Only for a task whose baseline is a constant output (JSON has no NaN).
+            **(
+                {"query_loss_baseline": outcome.query_loss_baseline}
+                if math.isfinite(outcome.query_loss_baseline)
+                else {}
+            ),
         },
         latency_s={
             "adaptation": outcome.seconds,

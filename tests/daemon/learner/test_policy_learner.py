@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -265,3 +267,35 @@ def test_state_of_one_algorithm_does_not_load_into_the_other() -> None:
     fomaml = PolicyLearner(adaptation_settings(meta_algorithm="fomaml"), SPEC)
     with pytest.raises(ValueError, match="reptile"):
         fomaml.load_bytes(reptile.state_bytes())
+
+
+def test_a_policy_that_beats_its_parent_but_not_the_baseline_is_not_published() -> None:
+    # The parent is far off (a constant 3), the baseline is the zero forecast: the support
+    # set says 2, the query set says 0 (the regime moved on). The adapted policy improves on
+    # the parent, yet loses to the baseline.
+    spec = SPEC._replace(baseline_output=0.0)
+    learner = PolicyLearner(AdaptationSettings(gate_z=0.0), spec)
+    rng = np.random.default_rng(4)
+    params = learner.init_numpy()
+    far = {k: np.zeros_like(v) for k, v in params.items()}
+    last = max(int(k.split(".")[1]) for k in far)
+    far[f"layers.{last}.bias"] = np.full_like(far[f"layers.{last}.bias"], 3.0)
+    job = AdaptJob(
+        request_id="r",
+        task="return",
+        support_x=rng.normal(size=(12, IN_DIM)).astype(np.float32),
+        support_y=(2.0 + 0.1 * rng.normal(size=12)).astype(np.float32),
+        query_x=rng.normal(size=(8, IN_DIM)).astype(np.float32),
+        query_y=(0.1 * rng.normal(size=8)).astype(np.float32),
+        parent_weights=far,
+        start_weights=None,
+        ready_wall_time=0.0,
+    )
+    outcome = learner.adapt(job, 10.0)
+    assert outcome.query_loss_after < outcome.query_loss_before  # beats the parent
+    assert outcome.query_loss_baseline == pytest.approx(float(np.mean(job.query_y**2)), rel=1e-5)
+    assert outcome.query_loss_after > outcome.query_loss_baseline
+    assert not outcome.publish
+    # Without a constant baseline, beating the parent is what counts.
+    plain = PolicyLearner(AdaptationSettings(gate_z=0.0), SPEC).adapt(job, 10.0)
+    assert plain.publish and math.isnan(plain.query_loss_baseline)

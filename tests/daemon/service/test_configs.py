@@ -126,6 +126,7 @@ def test_the_return_tasks_model_says_what_messages_said_before_tasks() -> None:
         loss="mse",
         output_scale=0.1,
         output="scaled forward return",
+        baseline_output=0.0,  # the zero forecast
     )
     assert json.dumps(model.architecture) == json.dumps(ARCHITECTURE_BEFORE_TASKS)
     assert json.dumps(model.features) == json.dumps(FEATURES_BEFORE_TASKS)

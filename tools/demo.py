@@ -82,7 +82,8 @@ def demo_settings(bootstrap: str, redis_url: str, prefix: str) -> Settings:
         kafka={"bootstrap_servers": bootstrap, "group_id": f"{prefix}-group"},
         redis={"url": redis_url, "key_prefix": prefix},
         metrics={"host": "127.0.0.1", "port": 0},
-        adaptation={"meta_interval_s": 1.0},
+        # The return task and the risk task (variance, VaR and expected shortfall) per stream.
+        adaptation={"meta_interval_s": 1.0, "tasks": ["return", "risk"]},
         log_level="warning",
     )
 
@@ -204,14 +205,34 @@ def _summaries(
 
 
 def _prequential_table(daemon: Daemon, console: Console) -> None:
-    """Test-then-train MSE of the live policies against a zero forecast, per stream."""
-    table = Table(title="prequential error (each example scored before any policy saw it)")
-    for col in ("stream", "examples", "adapted policies", "no adaptation", "zero forecast"):
-        table.add_column(col, justify="left" if col == "stream" else "right")
+    """Test-then-train loss of each task's live policy (the meta-learned initialisation until
+    one is published, as the daemon scores it), of the initialisation, and of the task's
+    baseline, per stream."""
+    table = Table(title="prequential loss (each example scored before any policy saw it)")
+    for col in (
+        "stream",
+        "task",
+        "loss",
+        "examples",
+        "live (or init)",
+        "no adaptation",
+        "baseline",
+    ):
+        table.add_column(col, justify="left" if col in ("stream", "task", "loss") else "right")
     for part in daemon.ownership.partitions.values():
         for name, state in sorted(part.streams.items()):
-            live, init, zero, n = state.tracks[0].scores.mean()
-            table.add_row(name, str(n), f"{live:.4f}", f"{init:.4f}", f"{zero:.4f}")
+            for track in state.tracks:
+                live, init, base, n = track.scores.mean()
+                task = track.config.task
+                table.add_row(
+                    name,
+                    task.name,
+                    task.loss,
+                    str(n),
+                    f"{live:.4f}",
+                    f"{init:.4f}",
+                    f"{base:.4f} ({track.scores.baseline.name})",
+                )
     console.print(table)
 
 

@@ -70,6 +70,9 @@ class RegimeRef(msgspec.Struct, frozen=True):
     """Distance ratio to the nearest stored prototype (None when there was none)."""
     warm_start: bool = False
     """True when adaptation started from the regime's last policy, not the initialisation."""
+    name: str | None = None
+    """What kind of market it is, from its examples' features (:mod:`.naming`): "extreme
+    event", "high volatility", "trending up", "trending down" or "sideways"."""
 
 
 class PolicyMessage(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ..core.effects import AdaptationRequest, Retired
+from ..core.naming import regime_name
 from ..core.policy import PolicyMessage, RegimeRef, ShiftRef, build_message
 from ..io.metrics import Metrics
 from ..learner.messages import AdaptationOutcome, AdaptJob
@@ -106,7 +110,7 @@ def policy_message(
             partition=shift.partition,
             offset=shift.offset,
         ),
-        regime=_regime_ref(request),
+        regime=_regime_ref(request, model.features["names"]),
         algorithm=algorithm,
         metrics={
             "query_loss_before": outcome.query_loss_before,
@@ -139,15 +143,17 @@ def policy_message(
     )
 
 
-def _regime_ref(request: AdaptationRequest) -> RegimeRef | None:
+def _regime_ref(request: AdaptationRequest, names: Sequence[str]) -> RegimeRef | None:
     match = request.regime
     if match is None:
         return None
+    x = np.concatenate([request.support_x, request.query_x])
     return RegimeRef(
         id=match.regime_id,
         known=match.known,
         ratio=match.ratio if math.isfinite(match.ratio) else None,
         warm_start=request.start_weights is not None,
+        name=regime_name(x, names),
     )
 
 

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 from daemon_support import produce, read_topic, segments_stream, wait_until
 
+from adaptd.daemon.core.naming import REGIME_NAMES
 from adaptd.daemon.core.policy import decode_message
 from adaptd.daemon.service.daemon import Daemon
 from adaptd.replay.reservoir import ReservoirBuffer
@@ -84,5 +85,7 @@ async def test_a_recurring_regime_gets_the_same_regime_id_on_its_return(
     policies = [decode_message(r.value) for r in await read_topic(bootstrap, topics.policies)]
     for message in policies:
         assert (message.regime is None) == bool(message.validation), message.validation
+        if message.regime is not None:
+            assert message.regime.name in REGIME_NAMES
         if message.shift is not None and message.shift.id == back["id"]:
             assert (message.regime.id, message.regime.known) == (0, True)

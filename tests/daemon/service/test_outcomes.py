@@ -81,6 +81,8 @@ def test_the_return_tasks_message_is_as_before_tasks_plus_its_task() -> None:
     assert message.task["name"] == "return" and message.task["link"] == "identity"
     assert message.regime is not None and message.regime.ratio is None  # inf is not JSON
     assert message.regime.warm_start is True
+    # Named from the adaptation examples' features: their ret_z column reaches 27.
+    assert message.regime.name == "extreme event"
     assert message.source == {"topic": "in", "partition": 1, "first_offset": 80, "last_offset": 83}
     assert message.metrics["support_size"] == 3.0 and message.algorithm == {"a": 1}
 

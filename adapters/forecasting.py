@@ -10,7 +10,9 @@ numpy and scipy only (no torch), so the daemon's pure core and the benchmarks sh
   it is minimised by the geometric mean of the realised variance, so a forecast biased low
   can win on it while losing on QLIKE.
 - :func:`ewma_variance`: RiskMetrics (J.P. Morgan 1996), ``s2[t+1] = lam s2[t] + (1-lam) r[t]^2``.
-- :func:`normal_var_es`: value at risk and expected shortfall of a zero-mean normal.
+- :func:`normal_var_es` and :func:`t_var_es`: value at risk and expected shortfall of a
+  zero-mean normal, or of a Student t scaled to the forecast variance (:func:`fit_dof`
+  estimates its degrees of freedom from standardised returns).
 - :func:`kupiec`: Kupiec's (1995) proportion-of-failures test of VaR coverage.
 - :func:`diebold_mariano`: the Diebold-Mariano (1995) test of equal predictive accuracy, with
   the small-sample correction of Harvey, Leybourne and Newbold (1997).
@@ -29,7 +31,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 from .checks import positive_int
 
@@ -37,10 +39,12 @@ __all__ = [
     "Significance",
     "diebold_mariano",
     "ewma_variance",
+    "fit_dof",
     "kupiec",
     "log_mse",
     "normal_var_es",
     "qlike",
+    "t_var_es",
 ]
 
 
@@ -88,6 +92,36 @@ def normal_var_es(variance: float | np.ndarray, level: float) -> tuple[np.ndarra
     sd = np.sqrt(np.asarray(variance, dtype=np.float64))
     q = stats.norm.ppf(level)
     return -q * sd, sd * stats.norm.pdf(q) / level
+
+
+def t_var_es(
+    variance: float | np.ndarray, level: float, dof: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Value at risk and expected shortfall at tail probability ``level`` of a zero-mean
+    Student-t return with ``dof`` degrees of freedom (> 2) scaled to ``variance``, both as
+    positive losses: fatter tails than the normal's for the same variance."""
+    if not 0.0 < level < 0.5:
+        raise ValueError(f"level must be in (0, 0.5), got {level!r}")
+    if not dof > 2.0:
+        raise ValueError(f"dof must be above 2 (a finite variance), got {dof!r}")
+    scale = np.sqrt(np.asarray(variance, dtype=np.float64) * (dof - 2.0) / dof)
+    q = stats.t.ppf(level, dof)
+    es = scale * stats.t.pdf(q, dof) / level * (dof + q * q) / (dof - 1.0)
+    return -q * scale, es
+
+
+def fit_dof(standardised: np.ndarray) -> float:
+    """Maximum-likelihood degrees of freedom of a Student t with unit variance for returns
+    divided by their forecast standard deviation (searched in (2.05, 100])."""
+    z = np.asarray(standardised, dtype=np.float64)
+    z = z[np.isfinite(z)]
+
+    def nll(dof: float) -> float:
+        scale = np.sqrt((dof - 2.0) / dof)
+        return -float(stats.t.logpdf(z / scale, dof).sum() - len(z) * np.log(scale))
+
+    res = optimize.minimize_scalar(nll, bounds=(2.05, 100.0), method="bounded")
+    return float(res.x)
 
 
 def kupiec(violations: int, n: int, level: float) -> Significance:

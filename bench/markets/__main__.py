@@ -86,6 +86,14 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         )
         for k, v in results.items()
     }
+    kupiec_t_ok = {
+        k: all(
+            not level["rejected_at_5pct"]
+            for key, level in v["risk"]["forecasters"]["adaptd"]["var_t"].items()
+            if key != "dof"
+        )
+        for k, v in results.items()
+    }
     ret = {k: v["return"]["live_over_zero"] for k, v in results.items()}
     n = len(results)
     return {
@@ -94,6 +102,7 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         "risk_qlike_worst_ratio": max(ratios.values()),
         "risk_qlike_worst_ratio_goal": 1.05,
         "var_kupiec_not_rejected_on": sum(kupiec_ok.values()),
+        "var_t_kupiec_not_rejected_on": sum(kupiec_t_ok.values()),
         "return_live_over_zero_worst": max(ret.values()),
         "return_live_over_zero_goal": 1.01,
         "series": n,
@@ -125,19 +134,13 @@ def markdown(report: dict[str, Any]) -> str:
             + f" | {risk['qlike_ratio_to_best']:.3f} | {risk['dm_vs_best']['pvalue']:.3f}"
             + f" | {risk['floored']} |"
         )
-    lines += ["", "| series | " + " | ".join(f"{k} 1 % / 5 %" for k in names) + " |"]
-    lines.append("|---|" + "---:|" * len(names))
+    heads = [*names, "adaptd, Student t (dof)"]
+    lines += ["", "| series | " + " | ".join(f"{k} 1 % / 5 %" for k in heads) + " |"]
+    lines.append("|---|" + "---:|" * len(heads))
     for name, r in report["series"].items():
         f = r["risk"]["forecasters"]
-        cells = []
-        for k in names:
-            v = f[k]["var"]
-            cells.append(
-                " / ".join(
-                    f"{v[lv]['rate'] * 100:.1f}{'*' if v[lv]['rejected_at_5pct'] else ''}"
-                    for lv in ("0.01", "0.05")
-                )
-            )
+        cells = [_rates(f[k]["var"]) for k in names]
+        cells.append(f"{_rates(f['adaptd']['var_t'])} ({f['adaptd']['var_t']['dof']:.1f})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -157,6 +160,13 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += ["", "goals: " + json.dumps(report["goals"])]
     return "\n".join(lines)
+
+
+def _rates(v: dict[str, Any]) -> str:
+    return " / ".join(
+        f"{v[lv]['rate'] * 100:.1f}{'*' if v[lv]['rejected_at_5pct'] else ''}"
+        for lv in ("0.01", "0.05")
+    )
 
 
 def main() -> None:

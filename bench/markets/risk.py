@@ -17,12 +17,14 @@ half, each forecast made from what was known when its event arrived:
 
 QLIKE is against the squared next return, floored at ``FLOOR`` times the reference variance
 (a zero return has no log; the count is reported); the MSE of log variance is reported
-next to it. VaR is that of a zero-mean normal with the forecast variance.
+next to it. VaR is that of a zero-mean normal with the forecast variance, and for adaptd also
+that of a Student t whose degrees of freedom were fitted on the earlier half.
 """
 
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,10 +32,12 @@ import numpy as np
 from adaptd.adapters.forecasting import (
     diebold_mariano,
     ewma_variance,
+    fit_dof,
     kupiec,
     log_mse,
     normal_var_es,
     qlike,
+    t_var_es,
 )
 from adaptd.adapters.tasks.series import MarketSeries
 
@@ -77,10 +81,10 @@ def garch_forecasts(
     return out
 
 
-def _kupiec(r_next: np.ndarray, variance: np.ndarray) -> dict[str, Any]:
+def _kupiec(r_next: np.ndarray, variance: np.ndarray, dof: float | None = None) -> dict[str, Any]:
     out = {}
     for level in LEVELS:
-        var, _ = normal_var_es(variance, level)
+        var = (normal_var_es if dof is None else partial(t_var_es, dof=dof))(variance, level)[0]
         hits = int((r_next < -var).sum())
         test = kupiec(hits, len(r_next), level)
         out[f"{level:g}"] = {
@@ -124,6 +128,13 @@ def score_risk(series: MarketSeries, replay: Replay, *, refit: int = 20) -> dict
         }
         for name, f in forecasts.items()
     }
+    # The risk task's Student-t tail (its `dof` option), with degrees of freedom fitted on
+    # the earlier half's returns over adaptd's forecasts: as a deployment configured from
+    # history would publish it.
+    early = np.arange(1, start - 1)
+    early = early[np.isfinite(forecasts["adaptd"][early])]
+    dof = fit_dof(r[early + 1] / np.sqrt(forecasts["adaptd"][early]))
+    figures["adaptd"]["var_t"] = {"dof": dof, **_kupiec(r_next, forecasts["adaptd"][t], dof)}
     ratio = figures["adaptd"]["qlike"] / figures[best]["qlike"]
     seconds = [o[3] for o in trace.outcomes]
     return {

@@ -9,10 +9,12 @@ from scipy import integrate, stats
 from adaptd.adapters.forecasting import (
     diebold_mariano,
     ewma_variance,
+    fit_dof,
     kupiec,
     log_mse,
     normal_var_es,
     qlike,
+    t_var_es,
 )
 
 
@@ -120,3 +122,28 @@ def test_diebold_mariano_uses_the_autocovariances_up_to_horizon_minus_one() -> N
     assert got.pvalue == pytest.approx(2 * stats.t.sf(abs(hln), n - 1), rel=1e-10)
     assert diebold_mariano(np.zeros(5), np.ones(5)) == (-math.inf, 0.0)
     assert diebold_mariano(np.ones(5), np.ones(5)) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(("level", "dof"), [(0.01, 4.0), (0.05, 6.0), (0.025, 30.0)])
+def test_var_and_es_of_a_student_t_scaled_to_the_variance(level: float, dof: float) -> None:
+    variance = 4e-4
+    var, es = t_var_es(variance, level, dof)
+    scale = math.sqrt(variance * (dof - 2) / dof)
+    dist = stats.t(dof, scale=scale)
+    assert dist.var() == pytest.approx(variance)
+    assert dist.sf(float(var)) == pytest.approx(level)
+    tail, _ = integrate.quad(lambda x: x * dist.pdf(x), float(var), np.inf)
+    assert float(es) == pytest.approx(tail / level, rel=1e-6)
+    # Fatter tails: the 1 % VaR of a t is beyond the normal's of the same variance.
+    if level == 0.01:
+        assert var > normal_var_es(variance, level)[0]
+    with pytest.raises(ValueError, match="dof"):
+        t_var_es(variance, level, 2.0)
+
+
+def test_fit_dof_recovers_the_degrees_of_freedom() -> None:
+    rng = np.random.default_rng(3)
+    for dof in (4.0, 8.0):
+        z = rng.standard_t(dof, 20_000) * math.sqrt((dof - 2) / dof)  # unit variance
+        assert fit_dof(z) == pytest.approx(dof, rel=0.15)
+    assert fit_dof(rng.standard_normal(20_000)) > 30  # a normal: as many as allowed, nearly

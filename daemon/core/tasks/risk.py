@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from adaptd.adapters.checks import positive, positive_int
-from adaptd.adapters.forecasting import normal_var_es, qlike
+from adaptd.adapters.forecasting import normal_var_es, qlike, t_var_es
 from adaptd.adapters.types import QLIKE_BOUND, Loss
 
 from .protocol import Head
@@ -110,12 +110,16 @@ class RiskTask:
         Tail probabilities of the VaR and expected shortfall the message defines.
     floor
         Realised variance ratios below it are raised to it.
+    dof
+        None: VaR and ES are a normal's; else a Student t's with these degrees of freedom
+        (> 2), scaled to the forecast variance (fatter tails for the same variance).
     """
 
     horizon: int
     clip: float
     levels: tuple[float, ...] = (0.01, 0.05)
     floor: float = 0.01
+    dof: float | None = None
 
     name: ClassVar[str] = "risk"
     qualified: ClassVar[bool] = True
@@ -127,6 +131,8 @@ class RiskTask:
         object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
         if not self.levels or not all(0.0 < v < 0.5 for v in self.levels):
             raise ValueError(f"levels must be tail probabilities in (0, 0.5), got {self.levels}")
+        if self.dof is not None and not self.dof > 2.0:
+            raise ValueError(f"dof must be above 2 (a finite variance) or None, got {self.dof}")
         self.label_rule()  # checks the horizon, the floor and the cap
 
     def label_rule(self) -> RealisedVarianceRule:
@@ -158,23 +164,39 @@ class RiskTask:
                 "s2_t": "the fast EW mean of squared log returns per event, including event t: "
                 "s2_t = s2_(t-1) + a (r_t^2 - s2_(t-1)), a = 1 - 2^(-1/features.fast_halflife) "
                 "(a = 1/(t-1) while that is larger: the first returns' plain mean)",
-                "distribution": "normal, mean 0",
                 "levels": list(self.levels),
-                "var": "VaR_a = -Phi^-1(a) * sqrt(variance)",
-                "expected_shortfall": "ES_a = phi(Phi^-1(a)) / a * sqrt(variance)",
+                **_tail(self.dof),
             },
         }
 
 
-def risk_of(variance: float, levels: tuple[float, ...]) -> dict[str, dict[str, float]]:
-    """VaR and expected shortfall at each level of a zero-mean normal return with
-    ``variance``, as the message defines them (for reports and clients).
+def _tail(dof: float | None) -> dict[str, Any]:
+    if dof is None:
+        return {
+            "distribution": "normal, mean 0",
+            "var": "VaR_a = -Phi^-1(a) * sqrt(variance)",
+            "expected_shortfall": "ES_a = phi(Phi^-1(a)) / a * sqrt(variance)",
+        }
+    return {
+        "distribution": "Student t, mean 0, dof degrees of freedom, scaled to the variance",
+        "dof": dof,
+        "var": "VaR_a = -T^-1(a) * s, s = sqrt(variance * (dof - 2) / dof)",
+        "expected_shortfall": "ES_a = t(q) / a * (dof + q^2) / (dof - 1) * s, q = T^-1(a)",
+    }
+
+
+def risk_of(
+    variance: float, levels: tuple[float, ...], dof: float | None = None
+) -> dict[str, dict[str, float]]:
+    """VaR and expected shortfall at each level of a zero-mean return with ``variance``
+    (normal, or Student t with ``dof``), as the message defines them (for reports and
+    clients).
 
     >>> risk_of(0.0004, (0.05,))["0.05"]["var"].__round__(4)
     0.0329
     """
     out = {}
     for level in levels:
-        var, es = normal_var_es(variance, level)
+        var, es = normal_var_es(variance, level) if dof is None else t_var_es(variance, level, dof)
         out[f"{level:g}"] = {"var": float(var), "es": float(es)}
     return out

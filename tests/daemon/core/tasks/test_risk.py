@@ -103,3 +103,27 @@ def test_levels_are_set_through_task_options_and_bad_ones_name_the_setting() -> 
         load_settings(
             environ={}, adaptation={"tasks": ["risk"], "task_options": {"risk": {"nope": 1}}}
         )
+
+
+def test_a_student_t_tail_is_described_and_computed_from_the_message() -> None:
+    from adaptd.adapters.forecasting import t_var_es
+
+    task = RiskTask(horizon=1, clip=10.0, dof=5.0)
+    forecast = task.describe()["forecast"]
+    assert forecast["dof"] == 5.0 and forecast["distribution"].startswith("Student t")
+    variance = 2e-4
+    got = risk_of(variance, task.levels, task.dof)
+    for level in task.levels:
+        var, es = t_var_es(variance, level, 5.0)
+        assert got[f"{level:g}"] == {
+            "var": pytest.approx(float(var)),
+            "es": pytest.approx(float(es)),
+        }
+    # The formula in the message, by hand: q = T^-1(a), s = sqrt(variance * (dof - 2) / dof).
+    from scipy import stats
+
+    q, s = stats.t.ppf(0.01, 5.0), math.sqrt(variance * 3 / 5)
+    assert got["0.01"]["var"] == pytest.approx(-q * s)
+    with pytest.raises(ValueError, match="dof"):
+        RiskTask(horizon=1, clip=10.0, dof=2.0)
+    assert "dof" not in RiskTask(horizon=1, clip=10.0).describe()["forecast"]

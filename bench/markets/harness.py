@@ -30,6 +30,7 @@ from adaptd.daemon.config.settings import Settings
 from adaptd.daemon.core.effects import Effects, Published
 from adaptd.daemon.core.schema import MarketEvent
 from adaptd.daemon.core.stream import StreamState
+from adaptd.daemon.core.track import TaskTrack
 from adaptd.daemon.learner.learners import TaskLearners
 from adaptd.daemon.service.configs import stream_config, task_models, tasks_of
 from adaptd.daemon.service.outcomes import adapt_job
@@ -140,7 +141,7 @@ def replay_series(
             for retired in out.retirements:  # as the service does: the baseline goes live
                 track = state.track(retired.task)
                 if track.live.weights is retired.weights:
-                    track.adopt(track.live.version + 1, retired.weights, None, validate=False)
+                    track.adopt_baseline(retired.weights, track.live.version + 1)
                 traces[retired.task].retired += 1
             for name, episode in out.episodes:
                 seen[name] += 1
@@ -183,24 +184,20 @@ def _adapt(
                 outcome.seconds,
             )
         )
-        if outcome.publish:
-            version = track.live.version + 1
-            published = Published(version, outcome.weights)
-            regime = request.regime.regime_id if request.regime is not None else None
-            track.adopt(published.version, published.weights, regime)
+        published = None
+        if outcome.publish:  # the version the policy store would draw next
+            published = Published(track.live.version + 1, outcome.weights)
             trace.published += 1
             trace.publish_rows.append(index)
-        nxt = track.complete(request.id)
+        nxt = track.settle(request, published)
         if nxt is not None:
             queue.append(nxt)
 
 
-def _formed_at(track: object, index: int) -> np.ndarray | None:
+def _formed_at(track: TaskTrack, index: int) -> np.ndarray | None:
     """The features of the example the track formed at ``index`` (None in warm-up)."""
-    pending = track.labeler._pending  # type: ignore[attr-defined]
-    if not pending or pending[-1][0] != index:
-        return None
-    return np.asarray(pending[-1][2], dtype=np.float32)
+    x = track.labeler.formed_at(index)
+    return None if x is None else np.asarray(x, dtype=np.float32)
 
 
 def _regime_of(state: StreamState) -> int:

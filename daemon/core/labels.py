@@ -104,6 +104,12 @@ class DelayedLabeler:
             pending.append((index, self._anchor(tick), x, offset, ts_ms))
         return example
 
+    def formed_at(self, index: int) -> tuple[float, ...] | None:
+        """The features of the example formed at event ``index``, if it is the latest one
+        and still awaits its label (None during warm-up)."""
+        pending = self._pending
+        return pending[-1][2] if pending and pending[-1][0] == index else None
+
     def __getstate__(self) -> dict[str, Any]:
         # Bound methods of the rule are rebuilt, not pickled.
         return {"rule": self.rule, "_pending": self._pending, "_last_index": self._last_index}

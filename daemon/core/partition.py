@@ -127,11 +127,8 @@ class PartitionState:
         track = self._track_of(request)
         if track is None or track.live.pending is not request:
             return None
-        if published is not None and published.version > track.live.version:
-            regime = request.regime.regime_id if request.regime is not None else None
-            track.adopt(published.version, published.weights, regime)
         self.dirty.add(request.stream)
-        return track.complete(request.id)
+        return track.settle(request, published)
 
     # -- snapshots --------------------------------------------------------------------------
     def restore(self, streams: dict[str, StreamState], next_offset: int | None) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from adaptd.adapters.serving import NumpyPolicy
 
 from .collect import AdaptationSet
-from .effects import AdaptationRequest, Effects, Retired, ShiftEvent
+from .effects import AdaptationRequest, Effects, Published, Retired, ShiftEvent
 from .episodes import episode_of
 from .labels import DelayedLabeler, Example
 from .live import PolicySlot
@@ -238,6 +238,29 @@ class TaskTrack:
         self.validator.watch(version if validate else 0)
         if regime is not None:
             self.regimes.book.remember_policy(regime, weights)
+
+    def settle(
+        self, request: AdaptationRequest, published: Published | None
+    ) -> AdaptationRequest | None:
+        """Complete the pending ``request``: ``published`` (version, weights) becomes the live
+        policy (and its regime's) unless something newer is live. Returns the queued request,
+        now pending, to submit next (None as well when ``request`` is not the pending one)."""
+        if self.live.pending is not request:
+            return None
+        if published is not None and published.version > self.live.version:
+            regime = request.regime.regime_id if request.regime is not None else None
+            self.adopt(published.version, published.weights, regime)
+        return self.complete(request.id)
+
+    def adopt_baseline(self, weights: dict[str, np.ndarray], version: int) -> bool:
+        """The baseline that replaced a retired policy, published as ``version``, becomes the
+        live version, as any newer published version does (so the stream serves what
+        subscribers hold last). It is not validated: it is what policies are validated
+        against. False when something newer is live."""
+        if version <= self.live.version:
+            return False
+        self.adopt(version, weights, None, validate=False)
+        return True
 
     def complete(self, request_id: str) -> AdaptationRequest | None:
         """Mark the in-flight request done; returns the queued one to submit next, if any."""

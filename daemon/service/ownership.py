@@ -203,16 +203,12 @@ class Ownership:
         return found is not None and found[1].live.weights is retired.weights
 
     async def adopt_baseline(self, retired: Retired, version: int) -> None:
-        """The baseline published as ``version`` in place of a retired policy becomes the
-        live version, as any newer published version does (so the daemon serves what
-        subscribers hold last). It is not validated: it is what policies are validated
-        against."""
+        """The baseline published as ``version`` in place of a retired policy goes live
+        (:meth:`TaskTrack.adopt_baseline`)."""
         async with self.lock:
             found = self._track_of(retired)
-            if found is not None and version > found[1].live.version:
-                part, track = found
-                track.adopt(version, retired.weights, None, validate=False)
-                part.dirty.add(retired.stream)
+            if found is not None and found[1].adopt_baseline(retired.weights, version):
+                found[0].dirty.add(retired.stream)
 
     # -- commits --------------------------------------------------------------------------
     async def commit(self) -> None:

@@ -33,6 +33,13 @@ class AdaptationSettings(Section):
     gate_z: float = Field(1.0, ge=0)
     """...and by more than this many standard errors of the paired per-example loss
     difference on the query set (0: any improvement passes)."""
+    trust_region: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """Most an adaptation may move a policy away from its parent (the policy subscribers
+    hold), relative to the parent's size: `||theta - theta_parent|| <= trust_region *
+    ||theta_parent||`, each norm over all the network's weights as one vector (0.05: 5 % of
+    the parent's norm). Enforced by projecting the start and every inner step onto that ball.
+    Not applied when the parent does not beat its task's constant baseline on the query
+    examples: a subscriber is not held near a policy that is losing. None: unbounded."""
     meta_algorithm: Literal["maml", "fomaml", "reptile", "metasgd", "anil"] = "anil"
     """How the shared initialisation is meta-trained from replayed episodes and adapted: MAML
     (second order), first-order MAML, Reptile, Meta-SGD (learned per-parameter step sizes)

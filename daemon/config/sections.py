@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from ..core.calendar import CalendarFeature, calendar_selection
 
 Detector = Literal["adwin", "page_hinkley"]
 Channel = Literal["returns", "volatility", "error"]
@@ -116,6 +118,20 @@ class FeatureSettings(Section):
     """Events a stream needs before it forms examples (at least the longest horizon)."""
     max_out_of_order_ms: int = Field(60_000, ge=0)
     """An event older than its stream's newest event by more than this is dead-lettered."""
+    calendar: tuple[CalendarFeature, ...] = ()
+    """Calendar features from the event time in UTC, appended after the others: hour_of_day
+    and day_of_week (each a sine/cosine pair), month_end and quarter_end (1 on the last
+    weekday of a month, of a quarter). Empty: none, the feature vector of before. One list
+    serves every stream, so choose what the streams' frequency makes meaningful: hour_of_day
+    for intraday events, the others for daily events or finer. Never part of the regime
+    embedding. Changing it changes the networks' input width (docs/operations.md says what
+    to delete first)."""
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar_order(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # The columns' order is fixed, so two spellings of one choice are one configuration.
+        return calendar_selection(value)
 
     @model_validator(mode="after")
     def _check(self) -> FeatureSettings:
@@ -157,6 +173,21 @@ class DetectionSettings(Section):
     """Distinct detector/channel pairs that must fire within the debounce window."""
     cooldown_events: int = Field(100, ge=0)
     """After a shift, further firings are absorbed for this many events."""
+    extreme_z: float = 8.0
+    """A single return of at least this many long-run standard deviations (the scale that
+    normalises detector inputs) is a shift at that event, trigger extreme:returns, without
+    waiting for the detectors: outside the warm-up and the cool-down, whatever
+    debounce_events and min_detectors say. 0 turns it off."""
+
+    @field_validator("extreme_z")
+    @classmethod
+    def _check_extreme_z(cls, value: float) -> float:
+        if not 0.0 <= value < float("inf"):  # NaN fails too
+            raise ValueError(
+                f"extreme_z must be 0 (off) or a positive number of standard deviations, "
+                f"got {value}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_skip(self) -> DetectionSettings:
@@ -185,7 +216,8 @@ class RegimeSettings(Section):
     meta-learned initialisation."""
     exclude_features: tuple[str, ...] = ("mean_slow_z", "vol_ratio", "spread_z", "volume_z")
     """Features left out of the regime embedding: those with a long memory still describe
-    the previous regime right after a shift (the label is always included)."""
+    the previous regime right after a shift (the label is always included; calendar features
+    never are)."""
 
 
 class MetricsSettings(Section):

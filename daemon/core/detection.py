@@ -22,6 +22,10 @@ After a confirmed shift the detector measures the new regime during the cool-dow
 end the scale restarts from that measurement and every detector restarts, so the new
 regime becomes the baseline instead of the slowly adapting scale reading as a second shift.
 
+A single return of ``extreme_z`` long-run standard deviations or more is a shift at once
+(trigger ``extreme:returns``, :mod:`.extreme`), outside the warm-up and the cool-down but
+without waiting for debounce or ``min_detectors``; the cool-down and restart then follow.
+
 Page-Hinkley's ``alpha < 1`` decays its cumulative sums but not their running extremes, so
 its false-alarm rate grows with the time since its last reset. ``ph_alpha=1.0``,
 ``ph_delta=0.1`` and ``ph_threshold=30`` (used below) keep false alarms near 0.1 per 1000
@@ -46,6 +50,8 @@ import math
 from typing import NamedTuple, Protocol
 
 from river.drift import ADWIN, PageHinkley
+
+from .extreme import ExtremeMove
 
 INPUT_CLIP = 8.0
 """Channel inputs are clipped to +/- this many (long-run) standard deviations."""
@@ -80,6 +86,8 @@ class DetectionParams(Protocol):
     def min_detectors(self) -> int: ...
     @property
     def cooldown_events(self) -> int: ...
+    @property
+    def extreme_z(self) -> float: ...
 
 
 class Shift(NamedTuple):
@@ -90,7 +98,8 @@ class Shift(NamedTuple):
     first_index: int
     """Index of the first firing that counted towards it."""
     triggers: tuple[str, ...]
-    """``"detector:channel"`` pairs that fired in the debounce window, first firing first."""
+    """``"detector:channel"`` pairs that fired in the debounce window, first firing first
+    (``"extreme:returns"`` for an extreme move, ahead of the detectors at its event)."""
     stats: dict[str, float]
     """Numbers at the firings: channel inputs, the scale, what the detectors estimated."""
 
@@ -102,7 +111,8 @@ class ShiftDetector:
     first ``warmup_events`` indices are ignored (the detectors still learn). A shift is
     confirmed once ``min_detectors`` distinct pairs fired within ``debounce_events``
     indices (immediately with one); firings are then absorbed for ``cooldown_events``
-    indices. ``firing_counts`` counts every raw firing, ignored and absorbed ones too.
+    indices. An extreme move (:mod:`.extreme`) confirms on its own. ``firing_counts``
+    counts every raw firing, ignored and absorbed ones too (extreme moves once there is one).
 
     Indices are per-stream event indices (0 for the stream's first event), consecutive
     for :meth:`update` and non-decreasing across it and :meth:`update_error`.
@@ -130,6 +140,7 @@ class ShiftDetector:
         "cooldown_events",
         "debounce_events",
         "detectors",
+        "extreme",
         "firing_counts",
         "min_detectors",
         "ph_alpha",
@@ -161,6 +172,7 @@ class ShiftDetector:
         self.debounce_events = settings.debounce_events
         self.min_detectors = settings.min_detectors
         self.cooldown_events = settings.cooldown_events
+        self.extreme = ExtremeMove(settings.extreme_z)
         self.scale_halflife = float(scale_halflife)
         self._a_scale = 1.0 - 0.5 ** (1.0 / self.scale_halflife)
         self._reset()
@@ -204,6 +216,7 @@ class ShiftDetector:
         if not scale > 0.0:
             return None
         z = ret / scale
+        fired = [ExtremeMove.pair] if self.extreme.update(z).drift_detected else None
         if not -INPUT_CLIP < z < INPUT_CLIP:
             z = INPUT_CLIP if z > 0.0 else -INPUT_CLIP
         n = self._n + 1
@@ -215,7 +228,6 @@ class ShiftDetector:
             self._cool_sum += r2
             self._cool_n += 1
 
-        fired = None
         for pair, detector in self._by_channel["returns"]:
             detector.update(z)
             if detector.drift_detected:
@@ -260,7 +272,7 @@ class ShiftDetector:
     ) -> Shift | None:
         counts = self.firing_counts
         for pair in fired:
-            counts[pair] += 1
+            counts[pair] = counts.get(pair, 0) + 1
         if index < self.warmup_events or index <= self._cooldown_until:
             return None
         window = self._window
@@ -269,7 +281,8 @@ class ShiftDetector:
         for pair in fired:
             window.append((index, f"{pair[0]}:{pair[1]}", {**inputs, **self._estimates(pair)}))
         triggers = tuple(dict.fromkeys(name for _, name, _ in window))
-        if len(triggers) < self.min_detectors:
+        # An extreme move confirms on its own, with what fired before it in the window.
+        if len(triggers) < self.min_detectors and ExtremeMove.pair not in fired:
             return None
         stats: dict[str, float] = {}
         for _, _, entry_stats in window:

@@ -15,6 +15,8 @@ With ``s`` the ``vol`` before this event, each feature clipped to +/- ``label_cl
   and variance before this event; 0.0 without both quotes.
 - ``volume_z``: the same for log1p(volume); 0.0 without a volume.
 
+Then the calendar features chosen in ``calendar`` (:mod:`.calendar`), from the event time.
+
 >>> import random
 >>> from adaptd.daemon.config.settings import FeatureSettings
 >>> settings = FeatureSettings(momentum_horizons=(5, 20), warmup_events=20)
@@ -34,6 +36,8 @@ from __future__ import annotations
 
 import math
 from typing import Any, Protocol
+
+from .calendar import Calendar, calendar_names, calendar_spec
 
 VOL_FLOOR = 1e-8
 """Smallest volatility of log returns per event; a flat stream is scaled by this, not by 0."""
@@ -73,6 +77,11 @@ class FeatureParams(Protocol):
         """Events before the first feature vector."""
         ...
 
+    @property
+    def calendar(self) -> tuple[str, ...]:
+        """Calendar features appended after the others (:mod:`.calendar`); empty for none."""
+        ...
+
 
 def alpha_of(halflife: float) -> float:
     """Weight of the newest observation in an EW average with this half-life (in events).
@@ -87,7 +96,10 @@ def alpha_of(halflife: float) -> float:
 
 def feature_names(settings: FeatureParams) -> tuple[str, ...]:
     """The names of the feature vector's entries, in order."""
-    horizons = _horizons(settings)
+    return _names(_horizons(settings), calendar_names(settings.calendar))
+
+
+def _names(horizons: tuple[int, ...], calendar: tuple[str, ...]) -> tuple[str, ...]:
     return (
         "ret_z",
         "mean_fast_z",
@@ -96,6 +108,7 @@ def feature_names(settings: FeatureParams) -> tuple[str, ...]:
         *(f"mom_{h}_z" for h in horizons),
         "spread_z",
         "volume_z",
+        *calendar,
     )
 
 
@@ -114,6 +127,7 @@ def feature_spec(settings: FeatureParams) -> dict[str, Any]:
             "slow EW root mean square of log returns (bias-safe: a plain mean until the EW "
             f"weight takes over), floored at {VOL_FLOOR}; features at t are scaled by vol_(t-1)"
         ),
+        **calendar_spec(settings.calendar),
     }
 
 
@@ -147,6 +161,7 @@ class FeatureExtractor:
     __slots__ = (
         "_a_fast",
         "_a_slow",
+        "_calendar",
         "_inv_sqrt_h",
         "_keep",
         "_mean_fast",
@@ -181,6 +196,7 @@ class FeatureExtractor:
         self._a_slow = alpha_of(self.slow_halflife)
         self._inv_sqrt_h = tuple((h, 1.0 / math.sqrt(h)) for h in self.horizons)
         self._keep = max(self.horizons) + 1
+        self._calendar = Calendar(settings.calendar) if settings.calendar else None
         self._reset()
 
     def _reset(self) -> None:
@@ -199,6 +215,12 @@ class FeatureExtractor:
         self._volume = _EwZ(self._a_slow)
 
     @property
+    def names(self) -> tuple[str, ...]:
+        """The names of the vectors this extractor makes: those of the settings it was made
+        with, which a restored extractor keeps."""
+        return _names(self.horizons, () if self._calendar is None else self._calendar.names)
+
+    @property
     def fast_var(self) -> float:
         """The fast EW mean of squared log returns per event, including this one (RiskMetrics'
         variance with lambda = 2^(-1/fast_halflife); floored like ``vol``)."""
@@ -209,6 +231,7 @@ class FeatureExtractor:
         # Extractors pickled before ``sq_sum`` existed start it at 0: only differences of
         # it are ever used, and from then on they are exact.
         self.sq_sum = 0.0
+        self._calendar = None  # and before calendar features, without them
         for name, value in state[1].items():
             setattr(self, name, value)
 
@@ -218,9 +241,11 @@ class FeatureExtractor:
         bid: float | None = None,
         ask: float | None = None,
         volume: float | None = None,
+        ts_ms: int | None = None,
     ) -> tuple[float, ...] | None:
-        """Take one event (a valid price > 0; quotes with 0 < bid <= ask; volume >= 0) and
-        return its feature vector, or None during the first ``warmup_events`` events."""
+        """Take one event (a valid price > 0; quotes with 0 < bid <= ask; volume >= 0; its
+        time, which calendar features need) and return its feature vector, or None during the
+        first ``warmup_events`` events."""
         lp = _log(price)
         n = self.count + 1
         self.count = n
@@ -272,7 +297,13 @@ class FeatureExtractor:
         raw.append(spread_z)
         raw.append(volume_z)
         c = self.clip
-        return tuple([v if -c < v < c else (c if v > 0.0 else -c) for v in raw])
+        x = tuple([v if -c < v < c else (c if v > 0.0 else -c) for v in raw])
+        calendar = self._calendar
+        if calendar is None:
+            return x
+        if ts_ms is None:
+            raise ValueError("calendar features need the event time ts_ms")
+        return x + calendar.at(ts_ms)  # bounded already: a clip below 1 would bend them
 
 
 class _EwZ:

@@ -131,10 +131,18 @@ class PartitionState:
         return track.settle(request, published)
 
     # -- snapshots --------------------------------------------------------------------------
-    def restore(self, streams: dict[str, StreamState], next_offset: int | None) -> None:
-        """Adopt streams loaded from a snapshot."""
+    def restore(self, streams: dict[str, StreamState], next_offset: int | None) -> list[str]:
+        """Adopt streams loaded from a snapshot. A stream whose features were made with other
+        feature settings (``features.momentum_horizons`` or ``features.calendar`` changed) is
+        not adopted: its vectors, episodes and policies have another width, so it warms up
+        again from its next event. Returns the streams left out."""
+        names = self.config.feature_names
+        stale = [s for s, state in streams.items() if state.features.names != names]
+        for s in stale:
+            del streams[s]
         for state in streams.values():
             state.attach(self.config)
         self.streams = streams
         self.next_offset = next_offset
         self.dirty.clear()
+        return stale

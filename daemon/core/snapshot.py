@@ -1,7 +1,7 @@
 """Snapshots of stream state from earlier layouts of the code, read into today's.
 
-A partition snapshot is a pickle of its :class:`~.stream.StreamState` objects. Two things
-changed since the first snapshots were written, and both are undone here so a daemon restarts
+A partition snapshot is a pickle of its :class:`~.stream.StreamState` objects. Three things
+changed since the first snapshots were written, and all are undone here so a daemon restarts
 from where an older one stopped:
 
 - **module paths**: the core moved from ``adaptd.daemon.<module>`` to
@@ -11,6 +11,8 @@ from where an older one stopped:
   policy moved into one track per task; :func:`migrate_stream_state` turns the state of a
   stream from before (which was the return task's) into a stream with one ``return`` track.
   Snapshots from before regime ids (``regime`` then counted shifts) are read too.
+- **extreme moves**: a shift detector written before them has no :class:`~.extreme.ExtremeMove`;
+  it gets one that is off, and :meth:`~.stream.StreamState.attach` then applies the settings.
 
 Pure: pickle and the core's own types.
 """
@@ -22,6 +24,7 @@ import pickle
 from typing import Any
 
 from .collect import AdaptationSet
+from .extreme import ExtremeMove
 from .live import PolicySlot
 from .prequential import Prequential
 from .regimes import RegimeTracker
@@ -78,6 +81,9 @@ _LEGACY = (
 
 def migrate_stream_state(state: dict[str, Any]) -> dict[str, Any]:
     """A stream's pickled state in today's layout (unchanged when it already is)."""
+    detector = state.get("detector")
+    if detector is not None and not hasattr(detector, "extreme"):
+        detector.extreme = ExtremeMove(0.0)
     if "tracks" in state:
         return state
     if "segment" not in state:  # before regime ids: ``regime`` counted the shifts

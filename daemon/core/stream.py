@@ -22,6 +22,7 @@ from adaptd.adapters.serving import NumpyPolicy
 
 from .detection import DetectionParams, Shift, ShiftDetector
 from .effects import Effects, ShiftEvent
+from .extreme import ExtremeMove
 from .features import FeatureExtractor, FeatureParams, feature_names
 from .labels import Example
 from .schema import MarketEvent, Reason, Rejection
@@ -164,7 +165,7 @@ class StreamState:
         if ev.ts_ms > self.max_ts_ms:
             self.max_ts_ms = ev.ts_ms
         feats = self.features
-        x = feats.update(ev.price, ev.bid, ev.ask, ev.volume)
+        x = feats.update(ev.price, ev.bid, ev.ask, ev.volume, ev.ts_ms)
         index = self.index
         self.index = index + 1
         matured = self._matured
@@ -271,6 +272,9 @@ class StreamState:
         """Reconnect a restored stream to its config: tracks of tasks no longer configured
         are dropped, newly configured tasks start fresh tracks, live models are rebuilt."""
         self.config = config
+        # The extreme-move threshold holds no state, so today's setting applies (the
+        # detectors keep the parameters their state was learnt with).
+        self.detector.extreme = ExtremeMove(config.detection.extreme_z)
         kept = {t.task: t for t in self.tracks}
         tracks = []
         for c in config.tracks:

@@ -98,6 +98,18 @@ class AdaptationOutcome(NamedTuple):
     """From the request's readiness to the start of this job (waiting for the worker)."""
     query_loss_baseline: float = float("nan")
     """The task's baseline on the query set (NaN: its baseline is not a constant output)."""
+    update_distance: float = float("nan")
+    """How far the adapted weights are from the parent's, relative to the parent's size:
+    ``||theta - theta_parent|| / ||theta_parent||`` over all weights as one vector (the
+    measure of ``adaptation.trust_region``)."""
+    trust_region: float | None = None
+    """The ``adaptation.trust_region`` the job ran with (None: unbounded)."""
+    trust_region_active: bool = False
+    """The trust region held the update back: its start or an inner step was projected onto
+    the bound."""
+    trust_region_lifted: bool = False
+    """The trust region was not applied: the parent does not beat the task's constant
+    baseline on the query set (a bound would hold subscribers near a losing policy)."""
 
 
 class MetaRound(NamedTuple):
@@ -136,6 +148,8 @@ def algorithm(settings: AdaptationSettings, meta_updates: int) -> dict[str, Any]
         "backend": settings.backend,
         "meta_algorithm": settings.meta_algorithm,
         "meta_updates": meta_updates,
+        # Only when set, so that an unbounded daemon's messages are as before.
+        **({} if settings.trust_region is None else {"trust_region": settings.trust_region}),
     }
 
 

@@ -8,6 +8,11 @@ is gated on the held-out query examples (:func:`adaptd.daemon.core.gate.passes_g
 published only if its query loss beats the stream's current policy (or the initialisation, for
 a stream without one).
 
+With ``adaptation.trust_region`` set, the adapted weights stay within that distance of the
+parent's, relative to the parent's norm (:mod:`.trust_region`: the start and every inner step
+are projected onto the ball), unless the parent does not beat its task's constant baseline on
+the query set. The outcome says how far the update moved and whether the bound was active.
+
 Forgetting prevention (``continual`` settings, :mod:`.protection`): online EWC regularises
 meta-training and the adaptation of a returning regime, ``consolidate`` updates its Fisher
 after each meta round, and ``evaluate`` measures the few-shot query loss of held-out episodes
@@ -38,6 +43,7 @@ from .algorithms import make_learner
 from .messages import ACTIVATION, AdaptationOutcome, AdaptJob, MetaRound, TaskSpec
 from .protection import Protection
 from .tensors import episode_task, numpy_params, outputs, targets, tensor_params
+from .trust_region import TrustRegion, lifts
 
 __all__ = ["CHECKPOINT_FORMAT", "PolicyLearner"]
 
@@ -122,31 +128,43 @@ class PolicyLearner:
         loss = self.spec.loss
         sx, sy = torch.from_numpy(job.support_x), targets(job.support_y, loss)
         qx, qy = torch.from_numpy(job.query_x), targets(job.query_y, loss)
-        # A returning regime continues from what was learned for it.
-        origin = None if job.start_weights is None else tensor_params(job.start_weights)
-        result = self.protection.adapt(
-            self.learner, sx, sy, start=origin, deadline_s=max(deadline_s, 0.0)
-        )
         parent = (
             tensor_params(job.parent_weights)
             if job.parent_weights is not None
             else self.learner.params
         )
+        constant = self.spec.baseline_output
         with torch.no_grad():
-            loss_parent = row_losses(outputs(self.net, parent, qx), qy, loss)
+            out_parent = outputs(self.net, parent, qx)
+            loss_parent = row_losses(out_parent, qy, loss)
+            # Shaped as the network's output: one value, or one logit a class.
+            loss_base = (
+                None
+                if constant is None
+                else row_losses(torch.full_like(out_parent, float(constant)), qy, loss)
+            )
+        bound = self.settings.trust_region
+        lifted = bound is not None and lifts(loss_parent, loss_base)
+        region = TrustRegion(parent, None if lifted else bound)
+        # A returning regime continues from what was learned for it, and its proximal step
+        # stays anchored there when the trust region moves the start toward the parent.
+        origin = None if job.start_weights is None else tensor_params(job.start_weights)
+        begin, step = region.bound(
+            self.learner.params if origin is None else origin, self.protection.step(origin)
+        )
+        result = self.learner.adapt(sx, sy, start=begin, step=step, deadline_s=max(deadline_s, 0.0))
+        with torch.no_grad():
             loss_adapted = row_losses(outputs(self.net, result.params, qx), qy, loss)
         before, after = float(loss_parent.mean()), float(loss_adapted.mean())
         gate = self.settings.min_improvement, self.settings.gate_z
         publish = passes_gate(loss_parent.numpy(), loss_adapted.numpy(), *gate)
         base = math.nan
-        constant = self.spec.baseline_output
-        if constant is not None:
+        if loss_base is not None:
             # Champion and challenger: beating the live policy is not enough when the live
             # policy itself loses to the baseline (a fresh initialisation may).
-            with torch.no_grad():
-                loss_base = row_losses(torch.full((len(qy),), float(constant)), qy, loss)
             base = float(loss_base.mean())
             publish = publish and passes_gate(loss_base.numpy(), loss_adapted.numpy(), *gate)
+        moved = region.measure(result.params)
         seconds = time.perf_counter() - start
         # Not part of the latency: the baseline only feeds reports.
         scratch = adapt(
@@ -176,6 +194,10 @@ class PolicyLearner:
             meta_updates=self.meta_updates(),
             queued_s=queued_s,
             query_loss_baseline=base,
+            update_distance=moved.distance,
+            trust_region=bound,
+            trust_region_active=moved.active,
+            trust_region_lifted=lifted,
         )
 
     def meta_train(self, episodes: Sequence[Episode]) -> MetaRound | None:
@@ -201,7 +223,7 @@ class PolicyLearner:
     def consolidate(self, episodes: Sequence[Episode]) -> int:
         """Fold the Fisher of the episodes' examples at the current initialisation into the
         penalty and anchor it there; the consolidations made so far."""
-        arrays = [e.arrays() for e in episodes]
+        arrays = [e.arrays() for e in episodes if e.d == self.spec.in_dim]
         if arrays:
             x = torch.tensor(np.concatenate([a[0] for a in arrays]))
             y = targets(np.concatenate([a[1] for a in arrays]), self.spec.loss)
@@ -233,6 +255,10 @@ class PolicyLearner:
         return [math.nan if t is None else next(found) for t in tasks]
 
     def _task(self, episode: Episode) -> Task | None:
+        if episode.d != self.spec.in_dim:
+            # Replayed from before the feature list changed (features.calendar or
+            # features.momentum_horizons): of no use to a network of this width.
+            return None
         return episode_task(episode, self.settings.query_size, self.spec.loss)
 
     def state_bytes(self) -> bytes:

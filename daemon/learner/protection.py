@@ -63,6 +63,7 @@ from adaptd.adapters.continual.proximal import ProximalStep
 from adaptd.adapters.fast_weights import AdaptResult
 from adaptd.adapters.network import PolicyNet
 from adaptd.adapters.protocol import Loss, MetaLearner
+from adaptd.adapters.steps import SGD_STEP, InnerStep
 
 from ..config.settings import ContinualSettings
 
@@ -139,11 +140,16 @@ class Protection:
         """``learner``'s adaptation of ``(x, y)`` from ``start``; when ``start`` is given (a
         returning regime's policy) and a Fisher exists, with the penalty anchored at
         ``start`` (proximal steps, see the module docstring)."""
+        return learner.adapt(x, y, deadline_s=deadline_s, start=start, step=self.step(start))
+
+    def step(self, start: Mapping[str, Tensor] | None) -> InnerStep:
+        """The inner step of an adaptation from ``start``: proximal, anchored at ``start``,
+        when it is given (a returning regime's policy) and a Fisher exists; plain gradient
+        descent otherwise. The caller may wrap it (a trust region projects its result)."""
         fisher = None if self.ewc is None else self.ewc.fisher
         if start is None or fisher is None or self.settings.policy_lambda == 0:
-            return learner.adapt(x, y, deadline_s=deadline_s, start=start)
-        step = ProximalStep(start, fisher, self.settings.policy_lambda)
-        return learner.adapt(x, y, deadline_s=deadline_s, start=start, step=step)
+            return SGD_STEP
+        return ProximalStep(start, fisher, self.settings.policy_lambda)
 
     def state_dict(self) -> dict[str, Any] | None:
         """The online-EWC state (Fisher, anchor, consolidations); None without a penalty."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.settings import Settings
+from ..core.calendar import calendar_names
 from ..core.features import feature_names, feature_spec
 from ..core.stream import RegimeParams, StreamConfig
 from ..core.tasks.protocol import PolicyTask, qualified
@@ -33,12 +34,16 @@ def stream_config(settings: Settings, tasks: tuple[PolicyTask, ...]) -> StreamCo
     """What every stream needs, from the ``features``, ``detection``, ``regimes``,
     ``adaptation`` and ``replay`` sections."""
     r, a = settings.regimes, settings.adaptation
+    # A regime is what the market does, not when: calendar columns constant within the few
+    # examples after a shift (the weekday of hourly events) would make every return of a
+    # regime on another day look new.
+    excluded = (*r.exclude_features, *calendar_names(settings.features.calendar))
     return StreamConfig(
         features=settings.features,
         detection=settings.detection,
         scale_halflife=settings.detection.scale_halflife,
         tasks=tasks,
-        regimes=RegimeParams(r.novelty, r.max_regimes, r.warm_start, r.exclude_features),
+        regimes=RegimeParams(r.novelty, r.max_regimes, r.warm_start, excluded),
         episode_size=settings.replay.episode_size,
         shots=a.shots,
         query_size=a.query_size,

@@ -128,6 +128,7 @@ def policy_message(
                 if math.isfinite(outcome.query_loss_baseline)
                 else {}
             ),
+            **_movement(outcome),
         },
         latency_s={
             "adaptation": outcome.seconds,
@@ -141,6 +142,18 @@ def policy_message(
             "last_offset": request.last_offset,
         },
     )
+
+
+def _movement(outcome: AdaptationOutcome) -> dict[str, float]:
+    """How far the update moved from the parent and, with ``adaptation.trust_region`` set,
+    whether the bound was active or lifted (a distance not measured, NaN, is left out)."""
+    out = {}
+    if math.isfinite(outcome.update_distance):
+        out["update_distance"] = outcome.update_distance
+    if outcome.trust_region is not None:
+        out["trust_region_active"] = float(outcome.trust_region_active)
+        out["trust_region_lifted"] = float(outcome.trust_region_lifted)
+    return out
 
 
 def _regime_ref(request: AdaptationRequest, names: Sequence[str]) -> RegimeRef | None:

@@ -104,8 +104,17 @@ class Ownership:
             committed = await self.consumer.committed(tp)
             snap = await self.snapshots.load(tp.topic, tp.partition)
             if snap is not None and (committed is None or snap[0] >= committed):
-                part.restore(snap[1], snap[0])
+                stale = part.restore(snap[1], snap[0])
                 self.consumer.seek(tp, snap[0])
+                if stale:
+                    log.warning(
+                        "streams restored with other feature settings warm up again",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        streams=stale[:20],
+                        count=len(stale),
+                        features=list(self.config.feature_names),
+                    )
                 log.info(
                     "partition restored",
                     topic=tp.topic,

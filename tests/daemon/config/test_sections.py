@@ -61,6 +61,13 @@ def test_a_list_field_takes_a_comma_separated_string() -> None:
     assert AdaptationSettings(hidden=[8, 4]).hidden == (8, 4)  # a list stays a list
 
 
+def test_calendar_features_are_chosen_by_name_and_kept_in_column_order() -> None:
+    assert FeatureSettings().calendar == ()  # off: the feature vector of before
+    chosen = FeatureSettings(calendar="quarter_end, hour_of_day")
+    assert chosen.calendar == ("hour_of_day", "quarter_end")
+    assert chosen == FeatureSettings(calendar=["hour_of_day", "quarter_end"])
+
+
 def test_a_str_field_is_never_split() -> None:
     kafka = KafkaSettings(bootstrap_servers="k1:9092,k2:9092")
     assert kafka.bootstrap_servers == "k1:9092,k2:9092"
@@ -73,6 +80,8 @@ def test_a_str_field_is_never_split() -> None:
         (FeatureSettings, {"momentum_horizons": (0,)}, "positive integers"),
         (FeatureSettings, {"warmup_events": 30}, "warmup_events must be at least"),
         (FeatureSettings, {"slow_halflife": 10.0}, "slow_halflife must be longer"),
+        (FeatureSettings, {"calendar": ("minute",)}, r"calendar\.0\n.*'hour_of_day'"),
+        (FeatureSettings, {"calendar": "month_end,month_end"}, "calendar.*more than once"),
         (AdaptationSettings, {"query_size": 20}, "query_size must be smaller than shots"),
         (AdaptationSettings, {"hidden": (32, 0)}, "hidden must be a non-empty list"),
         (DetectionSettings, {"skip": ("adwin:price",)}, "unknown detector:channel pairs"),

@@ -246,6 +246,8 @@ def test_a_whole_section_as_json_in_env() -> None:
         ({"ADAPTD_ADAPTATION__META_ALGORITHM": "maml2"}, "adaptation.meta_algorithm"),
         ({"ADAPTD_REGIMES__NOVELTY": "0"}, "regimes.novelty"),
         ({"ADAPTD_REGIMES__EXCLUDE_FEATURES": "ret_z,nope"}, "regimes.exclude_features"),
+        ({"ADAPTD_FEATURES__CALENDAR": "hour_of_day,minute"}, "features.calendar"),
+        ({"ADAPTD_FEATURES__CALENDAR": "month_end,month_end"}, "features.calendar"),
     ],
 )
 def test_invalid_values_are_named(env: dict[str, str], named: str) -> None:

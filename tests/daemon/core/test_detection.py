@@ -23,6 +23,7 @@ SETTINGS = DetectionSettings(
     min_detectors=1,
     cooldown_events=100,
     skip=(),
+    extreme_z=8.0,
 )
 
 
@@ -148,6 +149,7 @@ def test_one_pair_firing_twice_cannot_confirm_when_two_pairs_are_required() -> N
             "channels": ("volatility",),
             "min_detectors": 2,
             "debounce_events": 1000,
+            "extreme_z": 0.0,  # the ninefold volatility has extreme moves, which need no pair
         }
     )
     detector = ShiftDetector(settings)

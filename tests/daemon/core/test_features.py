@@ -294,3 +294,92 @@ def test_fast_var_is_the_riskmetrics_recursion_after_plain_means_of_the_first_re
     assert got == pytest.approx(want, rel=1e-12)
     # Past the first 1/a returns, s2_t = (1 - a) s2_(t-1) + a r_t^2: RiskMetrics.
     assert 1 - a == pytest.approx(0.933, abs=1e-3)
+
+
+CALENDAR = FeatureSettings(
+    **{**SETTINGS.model_dump(), "calendar": ("day_of_week", "hour_of_day", "month_end")}
+)
+FRIDAY_13H = 1_711_717_200_000  # 2024-03-29 13:00 UTC, the last weekday of March
+
+
+def hourly(n: int, start: int = FRIDAY_13H - 100 * 3_600_000) -> list[int]:
+    return [start + i * 3_600_000 for i in range(n)]
+
+
+def test_calendar_is_off_by_default_and_the_vector_is_unchanged() -> None:
+    assert FeatureSettings().calendar == ()
+    assert feature_names(FeatureSettings())[-1] == "volume_z"
+    assert "calendar" not in feature_spec(SETTINGS)
+    prices = random_walk(10, 100)
+    with_time = FeatureExtractor(SETTINGS)
+    xs = [with_time.update(p, ts_ms=t) for p, t in zip(prices, hourly(100), strict=True)]
+    assert xs == features_of(prices)
+
+
+def test_calendar_names_follow_the_others_in_a_fixed_order() -> None:
+    assert feature_names(CALENDAR) == (
+        *NAMES,
+        "hour_of_day_sin",
+        "hour_of_day_cos",
+        "day_of_week_sin",
+        "day_of_week_cos",
+        "month_end",
+    )
+
+
+def test_calendar_features_of_the_event_time_follow_the_price_features() -> None:
+    prices, times = random_walk(11, 101), hourly(101)
+    plain, with_calendar = FeatureExtractor(SETTINGS), FeatureExtractor(CALENDAR)
+    for p, t in zip(prices, times, strict=True):
+        x, y = plain.update(p), with_calendar.update(p, ts_ms=t)
+        assert (x is None) == (y is None)
+    assert len(y) == len(feature_names(CALENDAR))
+    assert y[: len(NAMES)] == x
+    hour, friday = 2 * math.pi * 13 / 24, 2 * math.pi * 4 / 7
+    assert y[len(NAMES) :] == pytest.approx(
+        (math.sin(hour), math.cos(hour), math.sin(friday), math.cos(friday), 1.0)
+    )
+
+
+def test_calendar_features_are_not_clipped() -> None:
+    tight = CALENDAR.model_copy(update={"label_clip": 0.5})
+    fx = FeatureExtractor(tight)
+    for p, t in zip(random_walk(12, 61), hourly(61, FRIDAY_13H - 60 * 3_600_000), strict=True):
+        x = fx.update(p, ts_ms=t)
+    assert max(abs(v) for v in x[: len(NAMES)]) <= 0.5
+    assert x[len(NAMES) + 1] == pytest.approx(math.cos(2 * math.pi * 13 / 24))  # -0.97
+
+
+def test_calendar_features_need_the_event_time() -> None:
+    fx = FeatureExtractor(CALENDAR)
+    for p in random_walk(13, 60):
+        assert fx.update(p) is None  # warming up: no vector, nothing to place in time
+    with pytest.raises(ValueError, match="event time ts_ms"):
+        fx.update(100.0)
+
+
+def test_pickle_with_calendar_mid_stream_continues_identically() -> None:
+    prices, times = random_walk(14, 400), hourly(400)
+    fx = FeatureExtractor(CALENDAR)
+    for p, t in zip(prices[:150], times[:150], strict=True):
+        fx.update(p, ts_ms=t)
+    copy = pickle.loads(pickle.dumps(fx))
+    for p, t in zip(prices[150:], times[150:], strict=True):
+        assert copy.update(p, ts_ms=t) == fx.update(p, ts_ms=t)
+
+
+def test_an_extractor_pickled_before_calendar_features_restores_without_them() -> None:
+    fx = FeatureExtractor(SETTINGS)
+    for p in random_walk(15, 100):
+        fx.update(p)
+    state = pickle.loads(pickle.dumps(fx.__getstate__()))
+    del state[1]["_calendar"]  # as pickled by the code before it
+    old = FeatureExtractor.__new__(FeatureExtractor)
+    old.__setstate__(state)
+    assert old.update(101.0, ts_ms=FRIDAY_13H) == fx.update(101.0)
+
+
+def test_spec_describes_the_calendar_features() -> None:
+    spec = json.loads(json.dumps(feature_spec(CALENDAR)))
+    assert spec["names"] == list(feature_names(CALENDAR))
+    assert set(spec["calendar"]) == {"time", "scale", "hour_of_day", "day_of_week", "month_end"}

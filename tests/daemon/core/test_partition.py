@@ -33,11 +33,16 @@ class Record:
     value: bytes | None
 
 
-def make_config() -> StreamConfig:
+def make_config(**features: Any) -> StreamConfig:
     settings = load_settings(
         environ={},
         kafka={"max_message_bytes": MAX_BYTES},
-        features={"momentum_horizons": [5, 20], "warmup_events": 20, "label_horizon": 3},
+        features={
+            "momentum_horizons": [5, 20],
+            "warmup_events": 20,
+            "label_horizon": 3,
+            **features,
+        },
         detection={"warmup_events": 100, "cooldown_events": 50},
         adaptation={"shots": 12, "query_size": 4},
         replay={"episode_size": 16},
@@ -278,3 +283,23 @@ def test_dirty_tracks_the_streams_a_batch_touched(first: str) -> None:
     assert partition.dirty == {"AAPL"}
     partition.restore(dict(partition.streams), partition.next_offset)
     assert partition.dirty == set()
+
+
+def test_streams_snapshotted_with_other_feature_settings_warm_up_again() -> None:
+    config = make_config()
+    partition = PartitionState("in", 0, config, MAX_BYTES)
+    partition.process(records(interleaved(100)), {}, Effects())
+    streams = pickle.loads(pickle.dumps(partition.streams))
+    wider = make_config(calendar=["day_of_week"])
+    restored = PartitionState("in", 0, wider, MAX_BYTES)
+    assert sorted(restored.restore(streams, partition.next_offset)) == sorted(STREAMS)
+    assert restored.streams == {}
+    # The next events start each stream afresh, with vectors of the new width.
+    out = Effects()
+    more = [dataclasses.replace(r, offset=r.offset + 10_000) for r in records(interleaved(60))]
+    restored.process(more, {}, out)
+    assert {s.features.names for s in restored.streams.values()} == {wider.feature_names}
+    assert len(wider.feature_names) == len(config.feature_names) + 2
+    # The same settings: every stream is adopted.
+    again = PartitionState("in", 0, config, MAX_BYTES)
+    assert again.restore(pickle.loads(pickle.dumps(partition.streams)), 1) == []

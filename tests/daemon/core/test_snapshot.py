@@ -88,7 +88,9 @@ def test_a_snapshot_from_before_restores_into_a_return_track() -> None:
     config, _, _ = legacy_setup()
     state = loads(zlib.decompress((DATA / "legacy_stream.pickle.z").read_bytes()))
     assert isinstance(state, StreamState)
+    assert state.detector.extreme.threshold == 0.0  # written before extreme moves
     state.attach(config)
+    assert state.detector.extreme.threshold == config.detection.extreme_z == 8.0
     at = FIXTURE["at_snapshot"]
     (track,) = state.tracks
     assert (track.task, track.model_id, track.stream) == ("return", "X", "X")
@@ -169,6 +171,44 @@ def test_a_snapshot_from_before_regime_ids_counts_segments_and_gets_a_book() -> 
     restored.attach(config)
     track = restored.tracks[0]
     assert (restored.segment, track.regimes.regime, len(track.regimes.book)) == (3, 0, 0)
+
+
+def test_a_snapshot_from_before_extreme_moves_takes_the_setting_and_continues() -> None:
+    settings = load_settings(environ={}, **FIXTURE["settings"])
+    config = stream_config(settings, tasks_of(settings))
+    rng = np.random.default_rng(3)
+    rets = rng.normal(0.0, 0.001, 1500)
+    rets[1200] = -0.02  # a crash after the snapshot
+    prices = 100 * np.exp(np.cumsum(rets))
+    events = [
+        MarketEvent(stream="X", ts_ms=1_700_000_000_000 + 1000 * i, price=float(p))
+        for i, p in enumerate(prices)
+    ]
+    state = StreamState("X", "in", 2, config)
+    for i in range(1000):
+        assert state.on_event(events[i], i, Effects()) is None
+        state.finish_batch({}, Effects())
+    today = pickle.dumps(state)
+    # What the code before extreme moves wrote: the same state, the detector without it.
+    del state.detector.extreme
+    before = pickle.dumps(state)
+    assert b"ExtremeMove" in today and b"ExtremeMove" not in before
+
+    outcomes = []
+    for blob, threshold in ((today, 8.0), (before, 0.0)):
+        restored = loads(blob)
+        assert restored.detector.extreme.threshold == threshold  # off until attached
+        restored.attach(config)
+        assert restored.detector.extreme.threshold == settings.detection.extreme_z
+        shifts = []
+        for i in range(1000, 1500):
+            out = Effects()
+            assert restored.on_event(events[i], i, out) is None
+            restored.finish_batch({}, out)
+            shifts += [(s.offset, s.shift.triggers) for s in out.shifts]
+        outcomes.append(shifts)
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == (1200, ("extreme:returns",))
 
 
 def test_every_moved_module_exists_where_the_map_says() -> None:

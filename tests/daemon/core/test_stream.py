@@ -9,6 +9,7 @@ import pytest
 
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon.config.settings import Settings, load_settings
+from adaptd.daemon.core.calendar import calendar_columns
 from adaptd.daemon.core.effects import AdaptationRequest, Effects, ShiftEvent
 from adaptd.daemon.core.features import FeatureExtractor
 from adaptd.daemon.core.labels import DelayedLabeler, Example
@@ -522,3 +523,21 @@ def test_firings_are_the_raw_detector_firing_deltas() -> None:
     assert sum(total.values()) >= len(collect(results, "shifts")) == 2
     # Batches without a firing report none.
     assert any(not out.firings for _, out in results)
+
+
+def test_calendar_features_come_from_each_events_time() -> None:
+    settings = make_settings()
+    features = settings.features.model_dump() | {"calendar": ["hour_of_day", "day_of_week"]}
+    settings = settings.model_copy(update={"features": type(settings.features)(**features)})
+    config = stream_config(settings, tasks_of(settings))
+    hour = 3_600_000
+    prices = regime_walk(300, changes=[])
+    events = [MarketEvent(stream="X", ts_ms=T0 + hour * i, price=p) for i, p in enumerate(prices)]
+    episodes = collect(feed(StreamState("X", "in", 0, config), events, batch=25), "episodes")
+    assert episodes and all(ep.feature_names == config.feature_names for ep in episodes)
+    for ep in episodes:
+        x, _ = ep.arrays()
+        times = ep.first_ts_ms + hour * np.arange(ep.n)  # an example at every event
+        assert ep.last_ts_ms == times[-1]
+        want = calendar_columns(times, ["hour_of_day", "day_of_week"])
+        np.testing.assert_allclose(x[:, -4:], want, atol=1e-6)

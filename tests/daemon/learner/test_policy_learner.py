@@ -231,6 +231,25 @@ def test_meta_train_without_usable_episodes_does_nothing() -> None:
         np.testing.assert_array_equal(value, before[name])
 
 
+def test_episodes_of_another_feature_width_are_left_out_of_meta_training() -> None:
+    learner = PolicyLearner(adaptation_settings(), SPEC)
+    good = episode(1)
+    x, y = good.arrays()
+    wider = Episode.from_arrays(
+        stream="X",
+        segment=9,
+        topic="in",
+        partition=0,
+        offsets=list(range(len(y))),
+        ts_ms=list(range(len(y))),
+        x=np.hstack([x, np.zeros((len(y), 2), np.float32)]),  # replayed from before a change
+        y=y,
+    )
+    assert learner.meta_train([wider]) is None
+    round_ = learner.meta_train([wider, good])
+    assert round_ is not None and round_.tasks == 1
+
+
 def test_meta_training_on_a_family_of_regimes_helps_adaptation() -> None:
     learner = PolicyLearner(adaptation_settings(), SPEC)
     fresh = learner.adapt(request(100), deadline_s=5.0)

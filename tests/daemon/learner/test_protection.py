@@ -8,11 +8,13 @@ from typing import Any, NamedTuple
 import pytest
 import torch
 
+from adaptd.adapters.continual.proximal import ProximalStep
 from adaptd.adapters.fast_weights import grad_and_loss
 from adaptd.adapters.meta import ANIL, FOMAML, MetaSGD, Reptile
 from adaptd.adapters.meta.base import FastWeightLearner
 from adaptd.adapters.network import PolicyNet
 from adaptd.adapters.protocol import Task
+from adaptd.adapters.steps import SGD_STEP
 from adaptd.daemon.config.settings import ContinualSettings
 from adaptd.daemon.learner.protection import Protection
 
@@ -142,6 +144,20 @@ def test_one_proximal_step_matches_a_hand_computation() -> None:
         expected = a + (moved - a) / (1.0 + 0.1 * 3.0 * fisher[k])
         torch.testing.assert_close(result.params[k], expected, rtol=1e-6, atol=1e-7)
     assert result.steps == 1 and len(result.losses) == 2
+
+
+def test_the_step_is_proximal_at_the_start_only_for_a_start_with_a_fisher() -> None:
+    # What a caller (the trust region) wraps: the same step that ``adapt`` takes.
+    p, off = _setup(policy_lambda=3.0), _setup(policy_lambda=0.0)
+    start = {k: v + 0.3 for k, v in p.learner.params.items()}
+    assert p.protection.step(start) is SGD_STEP  # no Fisher before the first consolidation
+    x, y = _data(5)
+    p.consolidate(x, y)
+    off.consolidate(x, y)
+    assert p.protection.step(None) is SGD_STEP and off.protection.step(start) is SGD_STEP
+    step = p.protection.step(start)
+    assert isinstance(step, ProximalStep) and step.lam == 3.0
+    assert all(torch.equal(step.anchor[k], start[k]) for k in start)
 
 
 @pytest.mark.parametrize("cls", [ANIL, FOMAML, MetaSGD])

@@ -115,6 +115,21 @@ def test_the_stream_config_takes_each_setting_from_its_section() -> None:
         assert (track.novelty, track.max_regimes, track.warm_start) == (3.5, 9, False)
 
 
+def test_calendar_features_reach_the_policies_but_never_the_regime_embedding() -> None:
+    features = {**SETTINGS.features.model_dump(), "calendar": ["day_of_week", "month_end"]}
+    settings = SETTINGS.model_copy(update={"features": type(SETTINGS.features)(**features)})
+    calendar = ("day_of_week_sin", "day_of_week_cos", "month_end")
+    config = stream_config(settings, tasks_of(settings))
+    assert config.feature_names == (*NAMES, *calendar)
+    assert config.regimes.exclude_features == ("vol_ratio", *calendar)
+    back = config.tracks[0]
+    assert back.regime_columns == tuple(i for i, n in enumerate(NAMES) if n != "vol_ratio")
+    model = task_models(settings, tasks_of(settings))[0]
+    assert model.spec.in_dim == len(NAMES) + 3
+    assert model.features["names"] == [*NAMES, *calendar]
+    assert set(model.features["calendar"]) == {"time", "scale", "day_of_week", "month_end"}
+
+
 def test_the_return_tasks_model_says_what_messages_said_before_tasks() -> None:
     model, _ = task_models(SETTINGS, tasks_of(SETTINGS))
     assert model.name == "return"

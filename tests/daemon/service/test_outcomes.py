@@ -96,6 +96,24 @@ def test_another_tasks_message_carries_its_model_id_features_and_head() -> None:
     assert message.task["name"] == "direction"
 
 
+def test_the_metrics_say_how_far_the_update_moved_and_what_the_trust_region_did() -> None:
+    req = request("return", 9)
+    plain = policy_message(req, outcome(1, 9), 5, MODELS["return"], {}).metrics
+    assert not {"update_distance", "trust_region_active", "trust_region_lifted"} & set(plain)
+    unbounded = outcome(1, 9)._replace(update_distance=0.25)
+    metrics = policy_message(req, unbounded, 5, MODELS["return"], {}).metrics
+    assert metrics["update_distance"] == 0.25 and "trust_region_active" not in metrics
+    bounded = unbounded._replace(trust_region=0.05, update_distance=0.05, trust_region_active=True)
+    message = decode_message(
+        encode_message(policy_message(req, bounded, 5, MODELS["return"], {"trust_region": 0.05}))
+    )
+    assert message.metrics["update_distance"] == 0.05
+    assert (message.metrics["trust_region_active"], message.metrics["trust_region_lifted"]) == (
+        1.0,
+        0.0,
+    )
+
+
 def test_the_record_says_what_became_of_the_request() -> None:
     rec = record(request("direction", 3), outcome(2, 3), 0, 412)
     assert (rec.stream, rec.task, rec.shift_id, rec.published, rec.version, rec.index) == (

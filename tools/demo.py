@@ -6,6 +6,11 @@ Bitcoin, Brent crude and Apple price series shipped in river (each its own strea
 replayed at ``speed`` events per second), watches the shift and policy topics like a
 downstream user, and ends with a summary table, a prequential-error table and one PNG
 per stream. Everything it started is stopped before it returns.
+
+Each stream runs three policy tasks: the scaled forward return, risk (variance, VaR and
+expected shortfall) and strategy selection. After the run, the demo replays what a subscriber
+held at each event (:mod:`.served`) and prints the risk and strategy tables; the plots show
+forecast against realised volatility and the strategy selected in each regime.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from adaptd.daemon.service.daemon import Daemon
 from .embedded import EmbeddedKafka, EmbeddedRedis, create_topics, delete_prefix
 from .feed import produce_series
 from .report import StreamSummary, margin_for, plot_stream, summary_table
+from .served import Received, Served, serve
+from .task_report import risk_table, strategy_table
 
 
 @dataclass
@@ -45,9 +52,21 @@ class Watch:
     policies: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     book: PolicyBook = field(default_factory=PolicyBook)
     dead_letters: int = 0
+    received: dict[str, Received] = field(default_factory=lambda: defaultdict(list))
+    """Per model: every policy accepted, with its stream's event count when it arrived."""
 
 
-async def _watch(settings: Settings, watch: Watch) -> None:
+def _event_count(daemon: Daemon | None, stream: str) -> int:
+    if daemon is None:
+        return 0
+    for part in daemon.ownership.partitions.values():
+        state = part.streams.get(stream)
+        if state is not None:
+            return state.index
+    return 0
+
+
+async def _watch(settings: Settings, watch: Watch, daemon: Daemon | None = None) -> None:
     k = settings.kafka
     consumer = AIOKafkaConsumer(
         k.shift_topic,
@@ -69,6 +88,9 @@ async def _watch(settings: Settings, watch: Watch) -> None:
                     message = decode_message(record.value or b"")
                     if watch.book.offer(message):
                         watch.policies[message.model_id] += 1
+                        # From the next event on, a subscriber uses it.
+                        at = _event_count(daemon, message.stream)
+                        watch.received[message.model_id].append((at, message))
             else:
                 watch.dead_letters += 1
     finally:
@@ -82,8 +104,9 @@ def demo_settings(bootstrap: str, redis_url: str, prefix: str) -> Settings:
         kafka={"bootstrap_servers": bootstrap, "group_id": f"{prefix}-group"},
         redis={"url": redis_url, "key_prefix": prefix},
         metrics={"host": "127.0.0.1", "port": 0},
-        # The return task and the risk task (variance, VaR and expected shortfall) per stream.
-        adaptation={"meta_interval_s": 1.0, "tasks": ["return", "risk"]},
+        # Three policy tasks per stream: the scaled forward return, risk (variance, VaR and
+        # expected shortfall) and strategy selection.
+        adaptation={"meta_interval_s": 1.0, "tasks": ["return", "risk", "strategy"]},
         log_level="warning",
     )
 
@@ -114,7 +137,7 @@ def _status(daemon: Daemon, fed: dict[str, int], totals: dict[str, int], watch: 
 
 async def _demo(
     speed: float, limit: int | None, progress: bool, console: Console
-) -> list[StreamSummary]:
+) -> tuple[list[StreamSummary], list[Served]]:
     series = datasets.load_all()
     totals = {s.stream: len(s) if limit is None else min(limit, len(s)) for s in series}
     with EmbeddedKafka() as kafka, EmbeddedRedis() as red:
@@ -133,7 +156,7 @@ async def _demo(
         watch = Watch()
         fed: dict[str, int] = {}
         run = asyncio.create_task(daemon.run())
-        watcher = asyncio.create_task(_watch(settings, watch))
+        watcher = asyncio.create_task(_watch(settings, watch, daemon))
         try:
             await asyncio.wait_for(daemon.started.wait(), 60)
             console.print(f"daemon up · metrics on http://127.0.0.1:{daemon.http_port}/metrics")
@@ -174,7 +197,13 @@ async def _demo(
         summaries = _summaries(series, totals, daemon, watch)
         _prequential_table(daemon, console)
         await delete_prefix(red.url, prefix)
-    return summaries
+    served = [
+        serve(s, settings, watch.received, totals[s.stream], watch.shifts.get(s.stream, []))
+        for s in series
+    ]
+    console.print(risk_table(served))
+    console.print(strategy_table(served))
+    return summaries, served
 
 
 def _summaries(
@@ -247,7 +276,8 @@ def run_demo(
     # Outside a terminal rich assumes 80 columns, too narrow for the summary table.
     console = Console(width=None if sys.stdout.isatty() else 140)
     started = time.monotonic()
-    summaries = asyncio.run(_demo(speed, limit, progress, console))
+    summaries, served = asyncio.run(_demo(speed, limit, progress, console))
+    by_stream = {s.stream: s for s in served}
     series = {s.stream: s for s in datasets.load_all()}
     margins = {name: margin_for(s) for name, s in series.items()}
     console.print(summary_table(summaries, margins))
@@ -258,6 +288,7 @@ def run_demo(
             summary,
             out / f"{summary.name}.png",
             margin=margins[summary.stream],
+            served=by_stream.get(summary.stream),
         )
         console.print(f"wrote {path}")
     latencies = [x for s in summaries for x in s.adapt_latency_ms]

@@ -33,6 +33,9 @@ from rich.table import Table
 
 from adaptd.adapters.tasks.series import MarketSeries
 
+from .served import Served
+from .task_report import draw_risk, draw_strategy
+
 TCPD_MARGIN = 5
 DASH = "–"
 
@@ -175,10 +178,13 @@ def plot_stream(
     *,
     margin: int | None = None,
     early: int = 0,
+    served: Served | None = None,
 ) -> Path:
     """Write a PNG of the price (log scale) with detected shifts, annotated change points
     (shaded over their scoring window, ``margin_for(series)`` by default) and the rows at
-    which adapted policies were published. Returns ``path``."""
+    which adapted policies were published; with ``served``, panels below it of the risk
+    task's forecast volatility against the realised one and of the strategy task's position
+    and selected strategy per regime. Returns ``path``."""
     path = Path(path)
     window = margin_for(series) if margin is None else margin
     n = summary.events if 0 < summary.events <= len(series) else len(series)
@@ -188,8 +194,12 @@ def plot_stream(
     def inside(rows: Sequence[int]) -> list[int]:
         return sorted({r for r in rows if 0 <= r < n})
 
-    fig = Figure(figsize=(12, 4.8), dpi=100, layout="constrained")  # no pyplot: no display
-    ax = fig.add_subplot()
+    panels = [] if served is None else [p for p in (served.risk, served.strategy) if p is not None]
+    fig = Figure(figsize=(12, 4.8 + 2.4 * len(panels)), dpi=100, layout="constrained")
+    axes = fig.subplots(
+        1 + len(panels), 1, sharex=True, squeeze=False, height_ratios=[2.0] + [1.0] * len(panels)
+    )[:, 0]
+    ax = axes[0]  # no pyplot: no display
     ax.plot(when, price, color="0.25", linewidth=0.9, label=f"{series.stream} price")
     ax.set_yscale("log")
     for k, row in enumerate(inside(summary.annotated)):
@@ -228,6 +238,12 @@ def plot_stream(
     )
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
+    if served is not None:
+        below = iter(axes[1:])
+        if served.risk is not None:
+            draw_risk(next(below), when, served)
+        if served.strategy is not None:
+            draw_strategy(next(below), when, served)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path

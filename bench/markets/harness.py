@@ -45,10 +45,14 @@ ACTIVATION = "tanh"
 class TaskTrace:
     """One task's forecasts over a series: at each event, the raw output of the live policy
     (the baseline's while none is live) and the initialisation's (NaN during warm-up), and
-    what became of its adaptations and validations."""
+    what became of its adaptations and validations. A task with one output per class keeps
+    one row of outputs per event."""
 
     live: np.ndarray
     init: np.ndarray
+    positions: np.ndarray | None = None
+    """For a task whose label rule runs strategies (the strategy task): their positions from
+    each event, ``(n, strategies)``."""
     adaptations: int = 0
     published: int = 0
     retired: int = 0
@@ -102,7 +106,7 @@ def replay_series(
     learners.warm_up()
     state = StreamState(series.stream, "bench", 0, stream_config(settings, tasks))
     n = len(series)
-    traces = {t.name: TaskTrace(np.full(n, np.nan), np.full(n, np.nan)) for t in tasks}
+    traces = {t.name: _trace(t.head.out_dim, n, state.track(t.name)) for t in tasks}
     inits = {t.name: _numpy(learners.init_numpy(t.name)) for t in tasks}
     reservoirs: dict[str, list[Episode]] = defaultdict(list)
     seen: dict[str, int] = defaultdict(int)
@@ -132,8 +136,10 @@ def replay_series(
             # which every task here forecasts with a constant output.
             live = track.live.model
             constant = track.scores.baseline.constant_output
-            trace.live[i] = _scalar(live.predict(x)) if live is not None else constant
-            trace.init[i] = _scalar(init.predict(x))
+            trace.live[i] = _row(live.predict(x)) if live is not None else constant
+            trace.init[i] = _row(init.predict(x))
+            if trace.positions is not None:
+                trace.positions[i] = track.labeler.rule.positions
         if (i + 1) % batch == 0 or i == n - 1:
             state.finish_batch(inits, out)
             shifts += [s.shift.index for s in out.shifts]
@@ -208,5 +214,16 @@ def _numpy(params: dict[str, np.ndarray]) -> NumpyPolicy:
     return NumpyPolicy.from_params(params, activation=ACTIVATION)
 
 
-def _scalar(value: np.ndarray) -> float:
-    return float(np.asarray(value).reshape(-1)[0])
+def _trace(out_dim: int, n: int, track: TaskTrack) -> TaskTrace:
+    shape = (n,) if out_dim == 1 else (n, out_dim)
+    trace = TaskTrace(np.full(shape, np.nan), np.full(shape, np.nan))
+    held = getattr(track.labeler.rule, "positions", None)
+    if held is not None:
+        trace.positions = np.full((n, len(held)), np.nan)
+    return trace
+
+
+def _row(value: np.ndarray) -> float | np.ndarray:
+    """One event's raw output: a number, or one value per class."""
+    flat = np.asarray(value, dtype=np.float64).reshape(-1)
+    return float(flat[0]) if flat.size == 1 else flat

@@ -43,7 +43,7 @@ from adaptd.adapters.tasks.series import MarketSeries
 
 from .harness import Replay
 
-__all__ = ["FLOOR", "garch_forecasts", "score_return", "score_risk"]
+__all__ = ["FLOOR", "garch_forecasts", "quantiles_ms", "score_return", "score_risk"]
 
 FLOOR = 0.01
 LEVELS = (0.01, 0.05)
@@ -148,7 +148,7 @@ def score_risk(series: MarketSeries, replay: Replay, *, refit: int = 20) -> dict
         "published": trace.published,
         "retired": trace.retired,
         "query_loss": _query_losses(trace.outcomes),
-        "adapt_ms": _quantiles(seconds),
+        "adapt_ms": quantiles_ms(seconds),
     }
 
 
@@ -174,7 +174,7 @@ def score_return(series: MarketSeries, replay: Replay, clip: float) -> dict[str,
         "published": trace.published,
         "retired": trace.retired,
         "query_loss": _query_losses(trace.outcomes),
-        "adapt_ms": _quantiles([o[3] for o in trace.outcomes]),
+        "adapt_ms": quantiles_ms([o[3] for o in trace.outcomes]),
     }
 
 
@@ -189,7 +189,7 @@ def _query_losses(outcomes: list[tuple[float, float, float, float]]) -> dict[str
     }
 
 
-def _quantiles(seconds: list[float]) -> dict[str, float]:
+def quantiles_ms(seconds: list[float]) -> dict[str, float]:
     if not seconds:
         return {}
     ms = np.array(seconds) * 1000

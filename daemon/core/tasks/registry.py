@@ -11,13 +11,13 @@ stream's label horizon and clip (``features.label_horizon``, ``features.label_cl
 task's own options (``adaptation.task_options``), if any.
 
 >>> sorted(available())
-['return', 'risk']
+['return', 'risk', 'strategy']
 >>> [t.name for t in build(("return",), horizon=5, clip=10.0)]
 ['return']
 >>> build(("nope",), horizon=5, clip=10.0)
 Traceback (most recent call last):
 ...
-ValueError: unknown policy task 'nope' (known: return, risk; or give module:Class)
+ValueError: unknown policy task 'nope' (known: return, risk, strategy; or give module:Class)
 """
 
 from __future__ import annotations

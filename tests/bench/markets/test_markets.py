@@ -110,3 +110,16 @@ def test_a_forecast_depends_only_on_the_events_before_it() -> None:
         b = getattr(early.tasks["risk"], name)
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(full.fast_var[:cut], early.fast_var)
+
+
+def test_calendar_features_go_where_the_series_dates_mean_something() -> None:
+    from bench.markets.__main__ import CALENDAR, settings_for
+
+    markets, _ = load_markets()
+    names = {s.name for s in markets}
+    assert set(CALENDAR) <= names
+    assert settings_for("eurusd").features.calendar == ("hour_of_day", "day_of_week")
+    assert settings_for("eurusd", calendar=False).features.calendar == ()
+    for invented in ("dax", "smi", "cac", "ftse", "bitcoin"):  # no real daily dates
+        assert settings_for(invented).features.calendar == ()
+    assert "quarter_end" in settings_for("sp500").features.calendar

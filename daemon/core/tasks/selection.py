@@ -1,0 +1,274 @@
+"""Strategy selection: which of a stream's transparent strategies to hold, by regime and
+features.
+
+The stream runs a small book of named strategies online (:mod:`adaptd.daemon.core.strategies`:
+flat, the volatility-targeted long, trend following at two horizons, short-horizon mean
+reversion). The example formed at event t is labelled, H events later, with the strategy
+that did best over those events on a risk-adjusted reward net of costs::
+
+    R_k  = p_k * (lp[t+H] - lp[t])                      # strategy k's log return
+    DD_k = largest fall of p_k * (lp[s] - lp[t]) from its running peak, t <= s <= t+H
+    u_k  = (R_k - c * |p_k - q_k| - lam * DD_k) / (vol_t * sqrt(H))
+    y    = argmax_k u_k                                 # ties: the first, so flat wins
+                                                        # when nothing earned its costs
+
+with ``p_k`` the positions from event t, ``q_k`` those before it (the turnover the strategy
+traded at t), ``c`` the cost per unit of turnover (``cost_bps`` basis points), ``lam`` the
+drawdown penalty and ``vol_t`` the stream's slow volatility, so the reward is a return per
+unit of risk. The drawdown is along the path of log prices from t to t+H, which the rule
+keeps: a strategy that ends ahead after a deep fall earns less than one that got there
+smoothly. (With H = 1 the drawdown is the loss itself, which never changes the label: a
+strategy that loses loses to ``flat`` anyway. It still weighs in rewards that are summed, as
+the benchmark's bandits and Hedge sum them.)
+
+The policy is a classifier with one logit per strategy (cross-entropy, a softmax link): its
+probabilities are the weights of the strategies, and the position it recommends is
+``sum_k softmax(z)_k * p_k``. Adapted after each shift from a few fresh examples, it weights
+the strategies that pay in the new regime. Its baseline is the equal-weight ensemble (all
+logits 0: the same weight on every strategy), the network a retired policy is replaced with.
+
+>>> from types import SimpleNamespace
+>>> task = StrategyTask(horizon=1, clip=10.0, trend=(2,), reversal=(1,), cost_bps=0.0)
+>>> task.strategies
+('flat', 'long', 'trend_2', 'reversal_1')
+>>> rule = task.label_rule()
+>>> for lp in (0.0, 0.01, 0.03):
+...     a = rule.anchor(SimpleNamespace(log_price=lp, vol=0.01, fast_var=0.0001))
+>>> a.positions  # trend long, reversal short after two rises
+(0.0, 1.0, 1.0, -1.0)
+>>> task.strategies[int(rule.label(a, SimpleNamespace(log_price=0.02)))]  # then a fall
+'reversal_1'
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from adaptd.adapters.checks import non_negative, positive, positive_int
+from adaptd.adapters.types import Loss
+
+from ..strategies import StrategyBook, strategy_names
+from .protocol import Head
+
+__all__ = [
+    "EqualWeight",
+    "SelectionAnchor",
+    "SelectionRule",
+    "StrategyTask",
+    "drawdowns",
+    "rewards",
+]
+
+
+class SelectionAnchor(NamedTuple):
+    """What the label needs from event t."""
+
+    log_price: float
+    inv_scale: float
+    """1 / (vol_t * sqrt(H))."""
+    positions: tuple[float, ...]
+    previous: tuple[float, ...]
+
+
+def drawdowns(path: Sequence[float]) -> tuple[float, float]:
+    """The largest fall from a running peak of a long position (1) and of a short one (-1)
+    held along ``path`` (log prices).
+
+    >>> [round(d, 6) for d in drawdowns([0.0, 0.02, -0.01, 0.03])]
+    [0.03, 0.04]
+    """
+    peak = trough = path[0]
+    long = short = 0.0
+    for lp in path:
+        peak = max(peak, lp)
+        trough = min(trough, lp)
+        long = max(long, peak - lp)
+        short = max(short, lp - trough)
+    return long, short
+
+
+def rewards(
+    anchor: SelectionAnchor,
+    log_price: float,
+    cost: float,
+    penalty: float,
+    path: Sequence[float] | None = None,
+) -> list[float]:
+    """Each strategy's risk-adjusted net reward from ``anchor``'s event to ``log_price``,
+    with its drawdown along ``path`` (the log prices from the anchor's event to
+    ``log_price``; None: the two ends alone).
+
+    >>> a = SelectionAnchor(0.0, 100.0, positions=(0.0, 1.0, -1.0), previous=(0.0, 1.0, 1.0))
+    >>> [round(u, 6) for u in rewards(a, 0.01, cost=0.0001, penalty=0.5)]
+    [0.0, 1.0, -1.52]
+    >>> [round(u, 6) for u in rewards(a, 0.01, 0.0001, 0.5, path=[0.0, -0.02, 0.01])]
+    [0.0, 0.0, -2.52]
+    """
+    move = log_price - anchor.log_price
+    ends = (anchor.log_price, log_price)
+    down_long, down_short = drawdowns(path if path is not None else ends)
+    out = []
+    for p, q in zip(anchor.positions, anchor.previous, strict=True):
+        dd = p * down_long if p > 0.0 else -p * down_short
+        out.append((p * move - cost * abs(p - q) - penalty * dd) * anchor.inv_scale)
+    return out
+
+
+class SelectionRule:
+    """The label rule of :class:`StrategyTask`; it runs the stream's strategy book, which
+    its ``anchor`` advances one event at a time, and keeps the last H log prices: the path
+    of the example that matures next."""
+
+    __slots__ = ("_path", "book", "cost", "horizon", "penalty")
+
+    def __init__(self, horizon: int, book: StrategyBook, cost: float, penalty: float) -> None:
+        self.horizon = positive_int("horizon", horizon)
+        self.book = book
+        self.cost = cost
+        self.penalty = penalty
+        self._path: deque[float] = deque(maxlen=self.horizon)
+
+    @property
+    def positions(self) -> tuple[float, ...]:
+        """The strategies' positions after the latest event (for reports and clients)."""
+        return self.book.positions
+
+    def anchor(self, tick: Any) -> SelectionAnchor:
+        vol = tick.vol
+        if not vol > 0.0:
+            raise ValueError(f"vol must be positive, got {vol!r}")
+        book = self.book
+        book.update(tick.log_price, vol, tick.fast_var)
+        self._path.append(tick.log_price)
+        inv = 1.0 / (vol * math.sqrt(self.horizon))
+        return SelectionAnchor(tick.log_price, inv, book.positions, book.previous)
+
+    def label(self, anchor: SelectionAnchor, tick: Any) -> float:
+        # The labeler labels the example formed H events ago before it anchors this event,
+        # so the kept prices start at that example's event (otherwise: the two ends alone).
+        path = self._path
+        ok = len(path) == self.horizon and path[0] == anchor.log_price
+        full = [*path, tick.log_price] if ok else None
+        u = rewards(anchor, tick.log_price, self.cost, self.penalty, full)
+        return float(u.index(max(u)))
+
+
+class EqualWeight:
+    """The equal-weight ensemble: the same weight on every strategy (all logits 0), whose
+    cross-entropy is log K on every example."""
+
+    name = "equal-weight ensemble"
+    constant_output = 0.0
+
+    def __init__(self, classes: int) -> None:
+        self.classes = classes
+
+    def losses(self, y: np.ndarray) -> np.ndarray:
+        return np.full(len(y), math.log(self.classes), dtype=np.float64)
+
+
+def _cross_entropy(output: np.ndarray, y: np.ndarray) -> np.ndarray:
+    z = np.asarray(output, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -log_p[np.arange(len(z)), np.asarray(y, dtype=np.int64)]
+
+
+@dataclass(frozen=True)
+class StrategyTask:
+    """Weight a stream's strategies by how they pay in the current regime.
+
+    Parameters
+    ----------
+    horizon
+        H (``features.label_horizon``).
+    clip
+        ``features.label_clip`` (unused: the label is a class).
+    trend, reversal
+        Lookbacks, in events, of the trend-following and mean-reversion strategies.
+    leverage_cap
+        The volatility target's largest leverage.
+    cost_bps
+        Transaction cost, in basis points of the position per unit of turnover.
+    drawdown_penalty
+        Weight of a strategy's loss over the horizon in its reward (0: none).
+    """
+
+    horizon: int
+    clip: float
+    trend: tuple[int, ...] = (20, 100)
+    reversal: tuple[int, ...] = (5,)
+    leverage_cap: float = 2.0
+    cost_bps: float = 2.0
+    drawdown_penalty: float = 0.5
+
+    name: ClassVar[str] = "strategy"
+    qualified: ClassVar[bool] = True
+    loss: ClassVar[Loss] = "cross_entropy"
+    features: ClassVar[tuple[str, ...] | None] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "trend", tuple(int(h) for h in self.trend))
+        object.__setattr__(self, "reversal", tuple(int(h) for h in self.reversal))
+        non_negative("cost_bps", self.cost_bps)
+        non_negative("drawdown_penalty", self.drawdown_penalty)
+        self.label_rule()  # checks the horizon, the lookbacks and the cap
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        """The strategies' names: the classes, in logit order."""
+        return strategy_names(self.trend, self.reversal)
+
+    @property
+    def head(self) -> Head:  # type: ignore[override]
+        return Head(out_dim=len(self.strategies), output_scale=0.01, link="softmax")
+
+    def label_rule(self) -> SelectionRule:
+        book = StrategyBook(self.trend, self.reversal, positive("leverage_cap", self.leverage_cap))
+        return SelectionRule(self.horizon, book, self.cost_bps * 1e-4, self.drawdown_penalty)
+
+    def losses(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _cross_entropy(output, y)
+
+    def baseline(self) -> EqualWeight:
+        return EqualWeight(len(self.strategies))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": {
+                "horizon": self.horizon,
+                "classes": list(self.strategies),
+                "cost_bps": self.cost_bps,
+                "drawdown_penalty": self.drawdown_penalty,
+                "definition": (
+                    "argmax_k of u_k = (p_k (lp[t+H] - lp[t]) - c |p_k - q_k| "
+                    "- drawdown_penalty DD_k) / (vol_t sqrt(H)), c = cost_bps / 10000, DD_k "
+                    "the largest fall of p_k (lp[s] - lp[t]) from its running peak over "
+                    "t <= s <= t+H; ties: the first"
+                ),
+            },
+            "loss": self.loss,
+            "output": "one logit per strategy",
+            "link": self.head.link,
+            "baseline": EqualWeight.name,
+            "strategies": {
+                "names": list(self.strategies),
+                "leverage": "L_t = min(leverage_cap, vol_t / sqrt(fast_var_t))",
+                "leverage_cap": self.leverage_cap,
+                "positions": {
+                    "flat": "0",
+                    "long": "L_t",
+                    "trend_h": "L_t * sign(lp_t - lp_(t-h)); 0 until h earlier prices",
+                    "reversal_h": "-L_t * sign(lp_t - lp_(t-h)); 0 until h earlier prices",
+                },
+                "lp_t": "log price of event t; prices counted from the first feature event",
+                "position": "sum_k softmax(output)_k * p_k: the policy's recommended position",
+            },
+        }

@@ -1,0 +1,100 @@
+"""The strategy-selection task: its reward, label, loss and baseline against explicit sums."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from adaptd.daemon.core.tasks.registry import build
+from adaptd.daemon.core.tasks.selection import (
+    EqualWeight,
+    SelectionAnchor,
+    StrategyTask,
+    rewards,
+)
+
+
+def tick(lp: float, vol: float = 0.01, fast_var: float = 1e-4) -> SimpleNamespace:
+    return SimpleNamespace(log_price=lp, vol=vol, fast_var=fast_var)
+
+
+def test_the_reward_is_net_of_costs_penalised_for_losses_and_per_unit_of_risk() -> None:
+    a = SelectionAnchor(1.0, 1 / (0.02 * math.sqrt(4)), (0.0, 2.0, -1.0), (0.0, 1.0, -1.0))
+    u = rewards(a, 1.03, cost=0.0005, penalty=0.5)
+    # long 2: 0.06 earned, 0.0005 of cost for one unit of turnover, over vol*sqrt(H) = 0.04
+    assert u[1] == pytest.approx((0.06 - 0.0005) / 0.04)
+    # short 1: lost 0.03, penalised by half again, no turnover
+    assert u[2] == pytest.approx((-0.03 - 0.5 * 0.03) / 0.04)
+    assert u[0] == 0.0
+
+
+def test_the_label_is_the_best_strategy_and_flat_when_nothing_earned_its_cost() -> None:
+    task = StrategyTask(horizon=1, clip=10.0, trend=(2,), reversal=(1,), cost_bps=5.0)
+    rule = task.label_rule()
+    for lp in (0.0, 0.01, 0.03):
+        a = rule.anchor(tick(lp))
+    assert task.strategies[int(rule.label(a, tick(0.05)))] == "long"  # long ties trend: first
+    assert task.strategies[int(rule.label(a, tick(0.0)))] == "reversal_1"
+    b = rule.anchor(tick(0.03))  # no move: the trend and long traded nothing, pay nothing
+    assert task.strategies[int(rule.label(b, tick(0.03)))] == "flat"
+
+
+def test_numpy_cross_entropy_and_the_equal_weight_baseline() -> None:
+    task = StrategyTask(horizon=1, clip=10.0)
+    k = task.head.out_dim
+    assert k == len(task.strategies) == 5
+    z = np.array([[2.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 5])
+    got = task.losses(z, np.array([0.0, 3.0]))
+    expect = [-math.log(math.e**2 / (math.e**2 + 4)), math.log(5)]
+    assert got.tolist() == pytest.approx(expect)
+    assert EqualWeight(k).losses(np.zeros(3)).tolist() == pytest.approx([math.log(5)] * 3)
+    assert task.baseline().constant_output == 0.0  # zero logits: the equal weights
+
+
+def test_options_come_from_the_settings_and_bad_ones_name_themselves() -> None:
+    (task,) = build(
+        ("strategy",), horizon=2, clip=10.0, options={"strategy": {"trend": [3], "cost_bps": 1}}
+    )
+    assert task.strategies == ("flat", "long", "trend_3", "reversal_5")
+    assert task.head.out_dim == 4
+    with pytest.raises(ValueError, match="cost_bps"):
+        StrategyTask(horizon=1, clip=10.0, cost_bps=-1.0)
+    with pytest.raises(ValueError, match="leverage_cap"):
+        StrategyTask(horizon=1, clip=10.0, leverage_cap=0.0)
+
+
+def test_the_message_defines_every_strategy_and_the_position() -> None:
+    d = StrategyTask(horizon=1, clip=10.0).describe()
+    json.dumps(d)
+    assert d["strategies"]["names"] == d["label"]["classes"]
+    assert set(d["strategies"]["positions"]) == {"flat", "long", "trend_h", "reversal_h"}
+    assert d["link"] == "softmax" and d["baseline"] == "equal-weight ensemble"
+
+
+def test_after_a_trend_reversal_the_labels_move_from_long_to_the_trend() -> None:
+    task = StrategyTask(horizon=1, clip=10.0, trend=(5,), reversal=(), cost_bps=0.0)
+    rule = task.label_rule()
+    prices = [0.01 * i for i in range(60)] + [0.59 - 0.01 * i for i in range(1, 60)]
+    anchors = [rule.anchor(tick(p)) for p in prices]
+    pairs = zip(anchors[:-1], prices[1:], strict=True)
+    names = [task.strategies[int(rule.label(a, tick(p)))] for a, p in pairs]
+    assert set(names[10:58]) == {"long"}
+    assert set(names[70:]) == {"trend_5"}  # the trend has turned short; the long loses
+
+
+@pytest.mark.parametrize(("penalty", "expect"), [(0.0, "long"), (0.5, "flat")])
+def test_a_gain_after_a_deep_fall_is_penalised_along_the_path(penalty: float, expect: str) -> None:
+    task = StrategyTask(horizon=2, clip=10.0, trend=(1,), reversal=(), drawdown_penalty=penalty)
+    rule = task.label_rule()
+    first = rule.anchor(tick(0.0))
+    rule.anchor(tick(-0.05))  # the labeler anchors each event after labelling the due one
+    assert task.strategies[int(rule.label(first, tick(0.01)))] == expect
+    # Without the path (calls out of order), the two ends alone: no fall, the long wins.
+    other = StrategyTask(horizon=2, clip=10.0, trend=(1,), reversal=(), drawdown_penalty=0.5)
+    lone = other.label_rule()
+    a = lone.anchor(tick(0.0))
+    assert other.strategies[int(lone.label(a, tick(0.01)))] == "long"

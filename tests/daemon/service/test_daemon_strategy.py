@@ -1,0 +1,107 @@
+"""The strategy-selection task through the real daemon (real Tansu broker and Redis): after a
+trend reverses, the daemon adapts and publishes a policy that switches from the strategies of
+the uptrend to a trend follower that is short, and a subscriber computes the recommended
+position with numpy alone from the message's definitions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import numpy as np
+import pytest
+from daemon_support import produce, read_topic, segments_stream, wait_until
+
+from adaptd.daemon.core.features import FeatureExtractor
+from adaptd.daemon.core.policy import Policy, decode_message
+from adaptd.daemon.core.strategies import StrategyBook
+from adaptd.daemon.service.daemon import Daemon
+
+pytestmark = pytest.mark.integration
+
+QUIET, UP, DOWN = 600, 500, 500
+SEGMENTS = [(QUIET, 0.0, 0.003), (UP, 0.004, 0.005), (DOWN, -0.004, 0.005)]
+REVERSAL = QUIET + UP
+
+
+def _positions(settings, events) -> tuple[np.ndarray, np.ndarray]:
+    """What a subscriber computes per event: the features and the strategies' positions,
+    the book starting at the first event with features, as the message says."""
+    feats = FeatureExtractor(settings.features)
+    book = None
+    xs, ps = [], []
+    for _, value in events:
+        price = msgspec.json.decode(value)["price"]
+        x = feats.update(price)
+        if x is None:
+            xs.append(None)
+            ps.append(None)
+            continue
+        if book is None:
+            book = StrategyBook((20, 100), (5,), 2.0)
+        xs.append(np.asarray(x, np.float32))
+        ps.append(np.array(book.update(feats.log_price, feats.vol, feats.fast_var)))
+    return xs, ps
+
+
+async def test_a_trend_reversal_switches_the_published_strategy(settings_factory) -> None:
+    settings, topics = await settings_factory(
+        adaptation={
+            "tasks": ["strategy"],
+            "gate_z": 0.0,
+            # Steps that move a classifier's head away from equal weights within a few
+            # shots (the default 0.05 is sized for the return task's squared error).
+            "inner_lr": 0.5,
+            "meta_interval_s": 0.3,
+            "meta_min_items": 2,
+        },
+        # The market channels only: the error channel's shifts depend on which policy was
+        # live when each label arrived, and could hold the detectors in cool-down through
+        # the reversal.
+        detection={"channels": ["returns", "volatility"]},
+        replay={"capacity": 100_000, "episode_size": 16},
+        kafka={"max_poll_records": 50},
+    )
+    bootstrap = settings.kafka.bootstrap_servers
+    daemon = Daemon(settings)
+    run = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 60)
+    events = segments_stream("S", SEGMENTS, seed=3)
+    try:
+        await produce(bootstrap, topics.input, events)
+
+        async def consumed() -> bool:
+            return daemon.events_seen >= len(events) and not daemon.publisher.inflight
+
+        await wait_until(consumed, 120, "every event processed and every adaptation done")
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(run, 60)
+
+    messages = [decode_message(r.value) for r in await read_topic(bootstrap, topics.policies)]
+    policies = [m for m in messages if m.model_id == "S/strategy" and not m.validation]
+    assert policies, "no strategy policy was published"
+    names = policies[0].task["strategies"]["names"]
+    assert names == ["flat", "long", "trend_20", "trend_100", "reversal_5"]
+    after = [m for m in policies if m.shift is not None and m.shift.index >= REVERSAL]
+    assert after, f"no policy adapted after the reversal: {[m.shift for m in policies]}"
+
+    xs, ps = _positions(settings, events)
+    shots = settings.adaptation.shots + settings.features.label_horizon
+
+    def served(window: range) -> tuple[str, float]:
+        """The top strategy and mean recommended position a subscriber got over ``window``
+        from the policy it held at each event (the latest adapted for an earlier shift,
+        live once its shots were labelled)."""
+        weights, position = [], []
+        for t in window:
+            held = [m for m in policies if m.shift is not None and m.shift.index + shots <= t]
+            w = Policy(held[-1]).predict(xs[t]) if held else np.full(len(names), 1 / len(names))
+            weights.append(w)
+            position.append(float(w @ ps[t]))
+        return names[int(np.argmax(np.mean(weights, axis=0)))], float(np.mean(position))
+
+    up_top, up_position = served(range(REVERSAL - 150, REVERSAL))
+    down_top, down_position = served(range(REVERSAL + 150, REVERSAL + DOWN))
+    assert up_position > 0.0 > down_position, (up_position, down_position)
+    assert down_top.startswith("trend_") and down_top != up_top, (up_top, down_top)

@@ -1,0 +1,102 @@
+"""What a demo subscriber held at each event: the baselines until a policy arrives, then the
+policy, as its message defines it; and the tables and plot panels made from it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from rich.console import Console
+
+from adaptd.adapters.tasks.series import MarketSeries
+from adaptd.daemon.config.settings import load_settings
+from adaptd.daemon.core.policy import build_message
+from adaptd.daemon.core.tasks.selection import StrategyTask
+from adaptd.tools.served import serve
+from adaptd.tools.task_report import (
+    draw_risk,
+    draw_strategy,
+    regime_choices,
+    risk_table,
+    strategy_table,
+)
+
+SETTINGS = load_settings(environ={}, adaptation={"tasks": ["risk", "strategy"]})
+N = 400
+
+
+def _series() -> MarketSeries:
+    rng = np.random.default_rng(5)
+    price = 100 * np.exp(np.cumsum(rng.normal(0.001, 0.01, N)))
+    return MarketSeries(
+        name="walk",
+        stream="W",
+        ts_ms=1_700_000_000_000 + 86_400_000 * np.arange(N, dtype=np.int64),
+        price=price,
+        volume=None,
+        annotations={},
+        description="a walk",
+    )
+
+
+def _constant(model_id: str, d: int, bias: list[float], link: str):
+    k = len(bias)
+    weights = {
+        "layers.0.weight": np.zeros((4, d), np.float32),
+        "layers.0.bias": np.zeros(4, np.float32),
+        "layers.2.weight": np.zeros((k, 4), np.float32),
+        "layers.2.bias": np.array(bias, np.float32),
+    }
+    return build_message(
+        model_id=model_id,
+        version=1,
+        parent_version=0,
+        stream="W",
+        weights=weights,
+        architecture={"activation": "tanh"},
+        features={},
+        task={"link": link},
+    )
+
+
+def test_before_any_policy_a_subscriber_holds_the_baselines() -> None:
+    out = serve(_series(), SETTINGS, {}, N, shifts=[])
+    assert out.risk is not None and out.strategy is not None
+    ok = ~np.isnan(out.risk.forecast)
+    assert ok.sum() == N - SETTINGS.features.warmup_events
+    np.testing.assert_allclose(out.risk.forecast[ok], out.risk.reference[ok])
+    q = out.risk.scores["qlike"]
+    assert q["adaptd"] == q["EWMA (reference)"]
+    m = out.strategy.scores
+    assert m["adaptd"] == pytest.approx(m["equal weight"], rel=1e-12)
+    assert set(out.strategy.selected()[ok]) == {-1}
+
+
+def test_from_its_arrival_a_subscriber_uses_the_policy() -> None:
+    series = _series()
+    d = len(SETTINGS.features.momentum_horizons) + 6
+    at = 250
+    risk = _constant("W/risk", d, [np.log(2.0)], "exp")  # twice the EWMA variance
+    logits = [0.0, 30.0, 0.0, 0.0, 0.0]  # all weight on the volatility-targeted long
+    picks = _constant("W/strategy", d, logits, "softmax")
+    out = serve(series, SETTINGS, {"W/risk": [(at, risk)], "W/strategy": [(at, picks)]}, N, [at])
+    assert out.risk is not None and out.strategy is not None
+    ratio = out.risk.forecast / out.risk.reference
+    assert ratio[at:] == pytest.approx(2.0, rel=1e-6)
+    assert ratio[100:at] == pytest.approx(1.0)
+    long = StrategyTask(horizon=5, clip=10.0).strategies.index("long")
+    held = out.strategy.positions
+    np.testing.assert_allclose(out.strategy.position[at : N - 1], held[at : N - 1, long])
+    np.testing.assert_allclose(out.strategy.position[100:at], held[100:at].mean(axis=1))
+    assert [name for _, _, name in regime_choices(out)] == ["equal", "long"]
+
+    console = Console(width=200, record=True)
+    console.print(risk_table([out]), strategy_table([out]))
+    text = console.export_text()
+    assert "W" in text and "equal, long" in text
+    fig = Figure()
+    a, b = fig.subplots(2, 1)
+    when = series.ts_ms.astype("datetime64[ms]")
+    draw_risk(a, when, out)
+    draw_strategy(b, when, out)
+    assert len(a.lines) == 3 and b.texts

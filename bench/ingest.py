@@ -13,7 +13,10 @@ The input is synthetic: ``streams`` random walks with a regime change (drift and
 volatility) every ``regime_len`` events, so shifts and adaptations happen during the
 run. Also measured: the inner-loop micro-benchmark (torch.autograd.grad against
 torch.func.grad), adaptation latency and shift-to-publish latency p50/p99 from the
-daemon run, and peak RSS. Results are printed and written as JSON.
+daemon run, then the same events through a daemon running every policy task (return, risk,
+strategy) with those latencies per task, and from the adaptation set's completion to the
+publication (ready-to-publish: what the daemon itself takes, without the wait for the
+shots' labels), and peak RSS. Results are printed and written as JSON.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ from adaptd.tools.embedded import EmbeddedKafka, EmbeddedRedis, create_topics, d
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
 
+ALL_TASKS = ("return", "risk", "strategy")
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or ""
     with open("/proc/cpuinfo") if os.path.exists("/proc/cpuinfo") else open(os.devnull) as f:
@@ -62,17 +68,35 @@ def machine() -> dict[str, Any]:
     }
 
 
+def regime_path(
+    s: int,
+    streams: int,
+    per_stream: int,
+    regime_len: int,
+    rng: np.random.Generator,
+    *,
+    stagger: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stream ``s``'s drift and volatility at each event: a new regime every ``regime_len``
+    events, at the same events in every stream or, with ``stagger``, ``s / streams`` of a
+    regime later."""
+    # One regime more when staggered; none otherwise, so the data stay as before.
+    n = math.ceil(per_stream / regime_len) + (1 if stagger else 0)
+    skip = regime_len * s // streams if stagger else 0
+    drift = np.repeat(rng.normal(0, 0.002, n), regime_len)[skip : skip + per_stream]
+    vol = np.repeat(rng.choice([0.005, 0.01, 0.03], n), regime_len)[skip : skip + per_stream]
+    return drift, vol
+
+
 def synthetic_events(
-    streams: int, per_stream: int, regime_len: int, seed: int = 0
+    streams: int, per_stream: int, regime_len: int, seed: int = 0, *, stagger: bool = False
 ) -> list[tuple[bytes, bytes]]:
-    """(key, value) pairs, streams interleaved, regimes changing every regime_len events."""
+    """(key, value) pairs, streams interleaved, regimes as :func:`regime_path` draws them."""
     rng = np.random.default_rng(seed)
     enc = msgspec.json.Encoder()
     columns = []
     for s in range(streams):
-        regimes = math.ceil(per_stream / regime_len)
-        drift = np.repeat(rng.normal(0, 0.002, regimes), regime_len)[:per_stream]
-        vol = np.repeat(rng.choice([0.005, 0.01, 0.03], regimes), regime_len)[:per_stream]
+        drift, vol = regime_path(s, streams, per_stream, regime_len, rng, stagger=stagger)
         log_price = np.log(100.0) + np.cumsum(drift + vol * rng.standard_normal(per_stream))
         columns.append((f"SYN-{s:03d}", np.exp(log_price)))
     t0 = 1_700_000_000_000
@@ -148,7 +172,15 @@ async def _consume_loop(bootstrap: str, topic: str, total: int, work: bool) -> f
         await consumer.stop()
 
 
-async def _daemon_run(bootstrap: str, redis_url: str, topic: str, total: int) -> dict[str, Any]:
+async def _daemon_run(
+    bootstrap: str,
+    redis_url: str,
+    topic: str,
+    total: int,
+    tasks: tuple[str, ...] = ("return",),
+    *,
+    outputs_exist: bool | None = None,
+) -> dict[str, Any]:
     prefix = f"adaptd-bench-{uuid.uuid4().hex[:8]}"
     settings = load_settings(
         environ={},
@@ -162,9 +194,12 @@ async def _daemon_run(bootstrap: str, redis_url: str, topic: str, total: int) ->
         },
         redis={"url": redis_url, "key_prefix": prefix},
         metrics={"enabled": False},
+        adaptation={"tasks": list(tasks)},
         log_level="warning",
     )
-    await create_topics(bootstrap, [f"{topic}.policies", f"{topic}.shifts", f"{topic}.dl"])
+    outputs = [f"{topic}.policies", f"{topic}.shifts", f"{topic}.dl"]
+    if not (tasks != ("return",) if outputs_exist is None else outputs_exist):
+        await create_topics(bootstrap, outputs)  # the first run on a topic creates them
     daemon = Daemon(settings)
     # As `adaptd run` runs it (with its collector tuning), not as a bare embedded Daemon.
     task = asyncio.create_task(run_as_service(daemon, max_events=total))
@@ -197,7 +232,25 @@ async def _daemon_run(bootstrap: str, redis_url: str, topic: str, total: int) ->
         "published": sum(r.published for r in history),
         "adaptation_latency_ms": _pcts(adapt),
         "shift_to_publish_ms": _pcts(s2p),
+        "by_task": {
+            task: {
+                "adaptations": sum(r.task == task for r in history),
+                "published": sum(r.published for r in history if r.task == task),
+                "adaptation_latency_ms": _pcts([r.seconds for r in history if r.task == task]),
+                "shift_to_publish_ms": _pcts(
+                    [r.shift_to_publish_s for r in history if r.published and r.task == task]
+                ),
+                "ready_to_publish_ms": _pcts(
+                    [r.ready_to_publish_s for r in history if r.published and r.task == task]
+                ),
+            }
+            for task in tasks
+        },
     }
+
+
+def _short(p: dict[str, float | int]) -> str:
+    return f"{p['p50']:.0f}/{p['p99']:.0f}" if p.get("n") else "-"
 
 
 def _pcts(values: list[float]) -> dict[str, float | int]:
@@ -223,6 +276,21 @@ async def _bench(events: int, streams: int) -> dict[str, Any]:
         raw = await _consume_loop(kafka.bootstrap_servers, topic, total, work=False)
         reference = await _consume_loop(kafka.bootstrap_servers, topic, total, work=True)
         daemon = await _daemon_run(kafka.bootstrap_servers, red.url, topic, total)
+        # The same events with every policy task: the cost of each (a second consumer group).
+        # Every stream shifts at the same events here, so each shift queues one adaptation
+        # per stream and task at once on the one learner: the worst case.
+        tasks = await _daemon_run(kafka.bootstrap_servers, red.url, topic, total, ALL_TASKS)
+        # And with the streams' shifts spread over each regime, as independent markets are.
+        spread = f"{topic}.staggered"
+        await create_topics(kafka.bootstrap_servers, [spread], partitions=3)
+        await produce(
+            kafka.bootstrap_servers,
+            spread,
+            synthetic_events(streams, per_stream, regime_len=2000, stagger=True),
+        )
+        staggered = await _daemon_run(
+            kafka.bootstrap_servers, red.url, spread, total, ALL_TASKS, outputs_exist=False
+        )
     return {
         "events": total,
         "streams": streams,
@@ -231,6 +299,8 @@ async def _bench(events: int, streams: int) -> dict[str, Any]:
         "daemon": daemon,
         "ratio_vs_raw": daemon["events_per_s"] / raw,
         "ratio_vs_reference": daemon["events_per_s"] / reference,
+        "all_tasks": tasks,
+        "all_tasks_staggered_shifts": staggered,
     }
 
 
@@ -266,6 +336,19 @@ def run_bench(*, out: Path, events: int = 200_000, streams: int = 20) -> int:
     print(f"shifts {d['shifts']:.0f}, adaptations {d['adaptations']}, published {d['published']}")
     print(f"adaptation latency ms:   {d['adaptation_latency_ms']}")
     print(f"shift-to-publish ms:     {d['shift_to_publish_ms']}")
+    for key, what in (
+        ("all_tasks", "shifts at once in every stream"),
+        ("all_tasks_staggered_shifts", "shifts staggered"),
+    ):
+        a = ing[key]
+        print(f"tasks {', '.join(ALL_TASKS)}, {what}: {a['events_per_s']:,.0f} events/s")
+        for name, t in a["by_task"].items():
+            print(
+                f"  {name:9s} adaptations {t['adaptations']}, published {t['published']}; "
+                f"ms p50/p99: adaptation {_short(t['adaptation_latency_ms'])}, "
+                f"shift-to-publish {_short(t['shift_to_publish_ms'])}, "
+                f"ready-to-publish {_short(t['ready_to_publish_ms'])}"
+            )
     rss = result["peak_rss_mb"]
     print(
         f"peak RSS: {rss['daemon_process']:.0f} MB (daemon process, with the benchmark's "

@@ -221,7 +221,7 @@ def _summaries(
                 events=n,
                 shifts=sorted(watch.shifts.get(s.stream, [])),
                 annotated=tuple(a for a in s.annotated_rows() if a < n),
-                published=watch.policies.get(s.stream, 0),
+                published=len(published),  # every task's
                 rejected=len(records) - len(published),
                 adapt_latency_ms=[r.seconds * 1000 for r in records],
                 loss_before=[r.query_loss_before for r in records],

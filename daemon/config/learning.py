@@ -76,8 +76,9 @@ class AdaptationSettings(Section):
     same examples, and one that is shown to lose (see `validate_z`) is retired and replaced
     by the baseline, published with the reason (the message's `validation`)."""
     validate_z: float = Field(3.0, gt=0)
-    """Standard errors by which a policy's mean loss must exceed its baseline's to retire it
-    (tested after every batch: keep it high enough for repeated looks)."""
+    """Standard errors by which a policy's mean loss must exceed its baseline's to retire it,
+    or by which the share of examples it loses on must exceed a coin's while its mean loss is
+    above the baseline's (tested after every batch: keep it high enough for repeated looks)."""
     validate_min_examples: int = Field(30, ge=2)
     """Examples a policy is scored on before it can be retired."""
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -4,10 +4,18 @@ task's baseline.
 Every example a live policy scores prequentially is scored by the task's baseline too
 (:mod:`.prequential`); the :class:`Validator` accumulates the paired loss differences
 ``d = loss(policy) - loss(baseline)`` of the policy's examples. It retires the policy when,
-after at least ``min_examples``, the mean difference exceeds ``z`` standard errors: the
-policy is worse than doing nothing clever, with a margin that holds up under the repeated
-looks of a test made after every batch (``z = 3`` keeps a false retirement of a policy that
-is as good as its baseline rare over thousands of looks). A retired policy is replaced by
+after at least ``min_examples``, the mean difference is positive and
+
+- exceeds ``z`` standard errors (the mean test), or
+- the policy lost on more of its examples than a fair coin would give, by ``z`` standard
+  errors of the binomial (the sign test).
+
+Either way the policy is worse than doing nothing clever, with a margin that holds up under
+the repeated looks of a test made after every batch (``z = 3`` keeps a false retirement of a
+policy that is as good as its baseline rare over thousands of looks). The sign test is there
+for heavy-tailed losses: a variance forecast biased far low loses a little on almost every
+example, but QLIKE's few huge losses inflate the standard error so much that the mean test
+would take hundreds of examples to see it. A retired policy is replaced by
 the baseline itself (:meth:`~.tasks.protocol.Baseline.output` as a network that outputs
 it): the daemon publishes that, with the reason, and a later adaptation is the next
 challenger. A subscriber is never left on a policy the daemon knows is losing.
@@ -58,8 +66,18 @@ class Retirement(NamedTuple):
     excess: float
     """Its mean loss minus the baseline's, over those examples."""
     standard_error: float
+    worse: int = -1
+    """Examples on which it lost, when the sign test retired it (-1: the mean test did)."""
 
     def reason(self, baseline: str) -> str:
+        if self.worse >= 0:
+            n = self.examples
+            z = (self.worse - n / 2) / math.sqrt(n / 4)
+            return (
+                f"version {self.version} lost to the {baseline} on {self.worse} of {n} "
+                f"examples ({z:.1f} standard errors above a coin), mean loss "
+                f"{self.excess:.4g} above it"
+            )
         se = self.standard_error
         z = self.excess / se if se > 0.0 else math.inf
         return (
@@ -71,7 +89,7 @@ class Retirement(NamedTuple):
 class Validator:
     """The sequential test of one (stream, task)'s live policy against its baseline."""
 
-    __slots__ = ("n", "params", "sum", "sumsq", "version")
+    __slots__ = ("n", "params", "sum", "sumsq", "version", "worse")
 
     def __init__(self, params: ValidationParams) -> None:
         self.params = params
@@ -80,11 +98,19 @@ class Validator:
         self.n = 0
         self.sum = 0.0
         self.sumsq = 0.0
+        self.worse = 0
+        """Examples on which the policy lost."""
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        # Validators snapshotted before the sign test count the losses from then on.
+        self.worse = 0
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     def watch(self, version: int) -> None:
         """Start testing a newly live policy ``version`` (0: stop testing)."""
         self.version = version
-        self.n, self.sum, self.sumsq = 0, 0.0, 0.0
+        self.n, self.sum, self.sumsq, self.worse = 0, 0.0, 0.0, 0
 
     def update(self, policy: np.ndarray, baseline: np.ndarray) -> Retirement | None:
         """Add the policy's and the baseline's per-example losses on the same examples; a
@@ -95,17 +121,24 @@ class Validator:
         self.n += len(d)
         self.sum += float(d.sum())
         self.sumsq += float(d @ d)
+        self.worse += int((d > 0.0).sum())
         n = self.n
         if n < max(self.params.min_examples, 2):
             return None
         mean = self.sum / n
+        if not mean > 0.0:
+            return None
         var = max(self.sumsq / n - mean * mean, 0.0) * n / (n - 1)
         se = math.sqrt(var / n)
-        if mean > 0.0 and mean > self.params.z * se:
+        z = self.params.z
+        verdict = None
+        if mean > z * se:
             verdict = Retirement(self.version, n, mean, se)
+        elif self.worse - n / 2 > z * math.sqrt(n / 4):
+            verdict = Retirement(self.version, n, mean, se, worse=self.worse)
+        if verdict is not None:
             self.watch(0)
-            return verdict
-        return None
+        return verdict
 
 
 def constant_weights(like: dict[str, np.ndarray], output: float) -> dict[str, np.ndarray]:

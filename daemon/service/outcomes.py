@@ -36,7 +36,11 @@ class AdaptationRecord(NamedTuple):
     query_loss_after: float
     query_loss_scratch: float
     shift_to_publish_s: float
+    """From the shift's detection to the outcome: includes waiting for the shots' labels."""
     task: str = "return"
+    ready_to_publish_s: float = float("nan")
+    """From the adaptation set's completion (the request) to the outcome: what the daemon
+    itself takes (queue, learner, gate, publication)."""
 
 
 def adapt_job(request: AdaptationRequest) -> AdaptJob:
@@ -57,6 +61,7 @@ def adapt_job(request: AdaptationRequest) -> AdaptJob:
 def record(
     request: AdaptationRequest, outcome: AdaptationOutcome, version: int, index: int
 ) -> AdaptationRecord:
+    now = time.time()
     return AdaptationRecord(
         stream=request.stream,
         shift_id=request.shift.id,
@@ -67,8 +72,9 @@ def record(
         query_loss_before=outcome.query_loss_before,
         query_loss_after=outcome.query_loss_after,
         query_loss_scratch=outcome.query_loss_scratch,
-        shift_to_publish_s=time.time() - request.shift.wall_time,
+        shift_to_publish_s=now - request.shift.wall_time,
         task=request.task,
+        ready_to_publish_s=now - request.ready_wall_time,
     )
 
 

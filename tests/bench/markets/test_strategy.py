@@ -74,3 +74,29 @@ def test_choices_made_on_the_earlier_half_ignore_the_later_half() -> None:
         out = score_strategy(series, replay, TASK)
         picks.append((out["best_single_earlier"], out["hedge"]))
     assert picks[0] == picks[1]
+
+
+def test_equal_weights_computed_two_ways_are_not_above_the_equal_weight_ensemble() -> None:
+    from bench.markets.__main__ import goals
+
+    def result(adaptd: float, equal: float, best: float) -> dict:
+        methods = {
+            "adaptd": {"sharpe": adaptd},
+            "equal weight": {"sharpe": equal},
+            "best single (earlier half)": {"sharpe": best},
+        }
+        var = {"0.01": {"rejected_at_5pct": False}, "0.05": {"rejected_at_5pct": False}}
+        return {
+            "risk": {
+                "qlike_ratio_to_best": 1.0,
+                "forecasters": {"adaptd": {"var": var, "var_t": {**var, "dof": 5.0}}},
+                "adapt_ms": {},
+            },
+            "return": {"live_over_zero": 1.0, "adapt_ms": {}},
+            "strategy": {"methods": methods, "adapt_ms": {"p99": 2.0}},
+        }
+
+    g = goals({"a": result(1.0 + 1e-12, 1.0, 0.5), "b": result(1.2, 1.0, 1.2)})
+    assert g["strategy_sharpe_above_equal_weight_on"] == 1  # only b
+    assert g["strategy_sharpe_at_or_above_best_single_on"] == 2
+    assert g["strategy_sharpe_both_on"] == 1

@@ -97,3 +97,48 @@ def test_constant_weights_output_the_constant_whatever_the_input() -> None:
     out = policy.predict(rng.normal(size=(5, 3)).astype(np.float32))
     np.testing.assert_allclose(out, math.log(2.0), rtol=1e-6)
     assert constant_weights(like, 0.0)["layers.0.weight"].dtype == np.float32
+
+
+def test_a_policy_that_loses_on_almost_every_example_is_retired_despite_heavy_tails() -> None:
+    # QLIKE of a variance forecast biased low: a small loss on most examples, and now and
+    # then a huge one either way, which leaves the mean test blind for a long time.
+    d = np.full(47, 0.5)
+    d[10], d[30] = 300.0, -250.0
+    v = Validator(ValidationParams(z=3.0, min_examples=30))
+    v.watch(4)
+    mean, se = d.mean(), stats.sem(d)
+    assert 0 < mean < 3.0 * se  # the mean test alone would not retire it
+    verdict = v.update(d, np.zeros_like(d))
+    assert verdict is not None and verdict.worse == 46 and verdict.examples == 47
+    assert "on 46 of 47 examples" in verdict.reason("EWMA variance")
+
+
+def test_winning_on_average_is_never_retired_however_often_it_loses() -> None:
+    d = np.full(200, 0.1)
+    d[::20] = -5.0  # loses a little 95 % of the time, wins big: better on average
+    v = Validator(ValidationParams(z=3.0, min_examples=30))
+    v.watch(2)
+    assert v.update(d, np.zeros_like(d)) is None
+
+
+def test_a_policy_as_good_as_its_baseline_survives_many_looks() -> None:
+    rng = np.random.default_rng(11)
+    v = Validator(ValidationParams(z=3.0, min_examples=30))
+    v.watch(1)
+    for _ in range(400):  # 20,000 examples, a look after every 50
+        d = rng.standard_t(3, 50)
+        assert v.update(d, np.zeros_like(d)) is None
+
+
+def test_a_validator_snapshotted_before_the_sign_test_restores_and_counts_on() -> None:
+    v = Validator(ValidationParams(z=3.0, min_examples=30))
+    v.watch(3)
+    v.update(np.full(10, 0.2), np.zeros(10))
+    state = v.__reduce_ex__(2)
+    old = dict(state[2][1])
+    del old["worse"]  # what the code before the sign test wrote
+    restored = Validator.__new__(Validator)
+    restored.__setstate__((None, old))
+    assert restored.worse == 0 and restored.n == 10
+    verdict = restored.update(np.full(40, 0.2), np.zeros(40))
+    assert verdict is not None and verdict.examples == 50

@@ -100,3 +100,53 @@ def test_equal_weights_computed_two_ways_are_not_above_the_equal_weight_ensemble
     assert g["strategy_sharpe_above_equal_weight_on"] == 1  # only b
     assert g["strategy_sharpe_at_or_above_best_single_on"] == 2
     assert g["strategy_sharpe_both_on"] == 1
+
+
+def test_exp3_rescaled_keeps_rivers_probabilities_and_stays_finite() -> None:
+    from river import bandit
+
+    from bench.markets.strategy import REWARD_CLIP, _Exp3
+
+    ours, theirs = _Exp3(gamma=0.1, seed=0), bandit.Exp3(gamma=0.1, seed=0)
+    arms = [0, 1, 2]
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # few enough that river's own weights stay finite
+        arm = ours.pull(arms)
+        assert theirs.pull(arms) == arm  # same seed, same probabilities
+        reward = float(rng.uniform(-REWARD_CLIP, REWARD_CLIP))
+        ours.update(arm, reward)
+        theirs.update(arm, (reward + REWARD_CLIP) / (2 * REWARD_CLIP))  # rewards in [0, 1]
+        np.testing.assert_allclose(
+            list(ours._probabilities.values()), list(theirs._probabilities.values())
+        )
+    for _ in range(20_000):  # where river's weights would overflow
+        ours.update(ours.pull(arms), REWARD_CLIP)
+    assert all(np.isfinite(w) for w in ours._weights.values())
+
+
+def test_a_bandit_restarted_at_shifts_forgets_what_it_learnt() -> None:
+    from bench.markets.strategy import _bandit
+
+    made: list[object] = []
+
+    class Always:
+        """Pulls arm 0 until it has seen a reward, then arm 1."""
+
+        def __init__(self) -> None:
+            self.seen = 0
+            made.append(self)
+
+        def pull(self, arms: list[int]) -> int:
+            return 1 if self.seen else 0
+
+        def update(self, arm: int, reward: float) -> None:
+            self.seen += 1
+
+    p = np.tile([[1.0, -1.0]], (6, 1))
+    rewards = np.array([[0.0, 1.0]] * 6)  # arm 1 pays
+    rows = np.arange(100, 106)
+    plain = _bandit(Always, p, rewards, rows, set(), None)
+    assert plain.tolist() == [1.0, -1.0, -1.0, -1.0, -1.0, -1.0]
+    restarted = _bandit(Always, p, rewards, rows, {103}, None)
+    assert restarted.tolist() == [1.0, -1.0, -1.0, 1.0, -1.0, -1.0]
+    assert len(made) == 3

@@ -6,7 +6,7 @@ own features (:class:`~adaptd.daemon.core.features.FeatureExtractor`) and strate
 gives, at every event, what that subscriber computed from the policy it held, with numpy
 alone, as the message defines it:
 
-- risk: the variance of the next H returns, ``s2_t * H * exp(output)`` (the EWMA reference,
+- risk: the variance of the next H returns, ``s2_t * H * exp(output)`` (the task's reference,
   ``s2_t * H``, until a policy arrives), scored by QLIKE against the realised variance next to
   the reference and RiskMetrics (lambda 0.94), and the VaR's hit rates;
 - strategy: the weights of the strategies (equal weights until a policy arrives) and the
@@ -100,20 +100,25 @@ def serve(
         if isinstance(strategy, StrategyTask)
         else None
     )
+    risk = tasks.get("risk")
+    # The risk task's reference variance, as its own label rule computes it from the events.
+    reference = risk.label_rule() if isinstance(risk, RiskTask) else None
     d = len(feats.names)
     x = np.full((n, d), np.nan, np.float32)
-    lp, s2 = np.empty(n), np.empty(n)
+    lp, s2 = np.empty(n), np.full(n, np.nan)
     held = np.full((n, len(book.names)), np.nan) if book is not None else None
     for t in range(n):
         row = feats.update(float(series.price[t]), ts_ms=int(series.ts_ms[t]))
-        lp[t], s2[t] = feats.log_price, feats.fast_var
+        lp[t] = feats.log_price
         if row is not None:
             x[t] = row
+            if reference is not None:
+                reference.anchor(feats)
+                s2[t] = reference.reference
             if book is not None and held is not None:
                 held[t] = book.update(feats.log_price, feats.vol, feats.fast_var)
     out = Served(series.stream, sorted(shifts))
     ready = ~np.isnan(x[:, 0])
-    risk = tasks.get("risk")
     if isinstance(risk, RiskTask):
         ratio = _outputs(received.get(f"{series.stream}/risk", []), x, ready, 1)[:, 0]
         out.risk = _risk(risk, lp, s2, np.where(ready, ratio, np.nan))
@@ -145,7 +150,7 @@ def _risk(task: RiskTask, lp: np.ndarray, s2: np.ndarray, ratio: np.ndarray) -> 
     realised = np.full(n, np.nan)
     csum = np.concatenate([[0.0], np.cumsum(r**2)])
     realised[: n - h] = csum[h + 1 : n + 1] - csum[1 : n - h + 1]
-    reference = np.where(np.isnan(ratio), np.nan, s2 * h)  # none in the features' warm-up
+    reference = s2 * h  # NaN in the features' warm-up
     forecast = reference * ratio
     # out[t] forecasts r[t + 1] from the returns up to event t; the initial variance is that
     # of the first returns, which fall in the features' warm-up, never scored.
@@ -158,7 +163,7 @@ def _risk(task: RiskTask, lp: np.ndarray, s2: np.ndarray, ratio: np.ndarray) -> 
         "examples": int(ok.sum()),
         "qlike": {
             "adaptd": float(np.mean(qlike(y, forecast[ok]))),
-            "EWMA (reference)": float(np.mean(qlike(y, reference[ok]))),
+            "reference": float(np.mean(qlike(y, reference[ok]))),
             "RiskMetrics": float(np.mean(qlike(y, riskmetrics[ok]))),
         },
         "var_hits": {},

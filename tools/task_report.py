@@ -19,10 +19,10 @@ DASH = "–"
 
 
 def risk_table(served: Sequence[Served]) -> Table:
-    """QLIKE of what a subscriber held against the EWMA reference and RiskMetrics, and the
+    """QLIKE of what a subscriber held against the task's reference and RiskMetrics, and the
     VaR's hit rates."""
     table = Table(title="risk task: QLIKE of the next H returns' variance (lower is better)")
-    for col in ("stream", "examples", "adaptd", "EWMA (reference)", "RiskMetrics", "VaR hits"):
+    for col in ("stream", "examples", "adaptd", "reference", "RiskMetrics", "VaR hits"):
         table.add_column(col, justify="left" if col == "stream" else "right")
     for s in served:
         if s.risk is None:
@@ -35,7 +35,7 @@ def risk_table(served: Sequence[Served]) -> Table:
         table.add_row(
             s.stream,
             f"{s.risk.scores['examples']:,}",
-            *(f"{q[k]:.4f}" for k in ("adaptd", "EWMA (reference)", "RiskMetrics")),
+            *(f"{q[k]:.4f}" for k in ("adaptd", "reference", "RiskMetrics")),
             hits,
         )
     return table
@@ -88,7 +88,7 @@ def draw_risk(ax: Axes, when: np.ndarray, served: Served) -> None:
         raise ValueError(f"{len(when)} times for {len(risk.forecast)} forecasts")
     h = risk.horizon
     ax.plot(when, np.sqrt(risk.realised / h), color="0.6", linewidth=0.6, label="realised")
-    ax.plot(when, np.sqrt(risk.reference / h), color="tab:green", linewidth=0.8, label="EWMA")
+    ax.plot(when, np.sqrt(risk.reference / h), color="tab:green", linewidth=0.8, label="reference")
     ax.plot(when, np.sqrt(risk.forecast / h), color="tab:blue", linewidth=0.9, label="adaptd")
     ax.set_yscale("log")
     ax.set_ylabel(f"volatility per event\n(next {h} events)")

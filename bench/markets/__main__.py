@@ -181,7 +181,13 @@ def _line(name: str, r: dict[str, Any]) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    names = ["adaptd", "adaptd, no adaptation", "EWMA (adaptd's reference)", *BASELINES]
+    names = [
+        "adaptd",
+        "adaptd, no adaptation",
+        "adaptd's reference",
+        "EWMA (features' fast_var)",
+        *BASELINES,
+    ]
     lines = [
         "| series | events | " + " | ".join(names) + " | adaptd / best | DM p | floored |",
         "|---|---:|" + "---:|" * (len(names) + 3),

@@ -53,6 +53,9 @@ class TaskTrace:
     positions: np.ndarray | None = None
     """For a task whose label rule runs strategies (the strategy task): their positions from
     each event, ``(n, strategies)``."""
+    reference: np.ndarray | None = None
+    """For a task whose label rule keeps a reference forecast (the risk task's ``s2_t``):
+    its value at each event."""
     adaptations: int = 0
     published: int = 0
     retired: int = 0
@@ -140,6 +143,8 @@ def replay_series(
             trace.init[i] = _row(init.predict(x))
             if trace.positions is not None:
                 trace.positions[i] = track.labeler.rule.positions
+            if trace.reference is not None:
+                trace.reference[i] = track.labeler.rule.reference
         if (i + 1) % batch == 0 or i == n - 1:
             state.finish_batch(inits, out)
             shifts += [s.shift.index for s in out.shifts]
@@ -217,9 +222,12 @@ def _numpy(params: dict[str, np.ndarray]) -> NumpyPolicy:
 def _trace(out_dim: int, n: int, track: TaskTrack) -> TaskTrace:
     shape = (n,) if out_dim == 1 else (n, out_dim)
     trace = TaskTrace(np.full(shape, np.nan), np.full(shape, np.nan))
-    held = getattr(track.labeler.rule, "positions", None)
+    rule = track.labeler.rule
+    held = getattr(rule, "positions", None)
     if held is not None:
         trace.positions = np.full((n, len(held)), np.nan)
+    if isinstance(getattr(rule, "reference", None), float):
+        trace.reference = np.full(n, np.nan)
     return trace
 
 

@@ -10,7 +10,9 @@ half, each forecast made from what was known when its event arrived:
   a shift, or the baseline published in place of a policy that continuous validation
   retired), or before any, the task's baseline;
 - adaptd, no adaptation: the meta-learned initialisation;
-- EWMA (adaptd's reference): the features' fast EW variance (z = 0);
+- adaptd's reference: the risk task's reference variance ``s2_t`` (z = 0, the task's baseline:
+  the variance-targeting GARCH recursion by default);
+- EWMA (features' fast_var): the features' fast EW variance;
 - RiskMetrics: EWMA with lambda = 0.94 (J.P. Morgan 1996);
 - GARCH(1,1): the ``arch`` package's, zero mean, normal, refitted every ``refit`` events on
   the last ``window`` returns, and filtered with the fitted parameters in between.
@@ -103,19 +105,20 @@ def score_risk(series: MarketSeries, replay: Replay, *, refit: int = 20) -> dict
     n = len(r)
     start = n // 2
     trace = replay.tasks["risk"]
-    ref = replay.fast_var
+    ref = replay.fast_var if trace.reference is None else trace.reference
     rm = ewma_variance(r[1:], lam=0.94, init=float(np.mean(r[1:21] ** 2)) or 1e-8)[:n]
     forecasts = {
         "adaptd": ref * np.exp(trace.live),
         "adaptd, no adaptation": ref * np.exp(trace.init),
-        "EWMA (adaptd's reference)": ref,
+        "adaptd's reference": ref,
+        "EWMA (features' fast_var)": replay.fast_var,
         "RiskMetrics": rm,
         "GARCH(1,1)": garch_forecasts(r, start, refit=refit),
     }
     t = np.arange(start, n - 1)
     t = t[np.all([np.isfinite(f[t]) for f in forecasts.values()], axis=0)]
     r_next = r[t + 1]
-    floor = FLOOR * ref[t]
+    floor = FLOOR * replay.fast_var[t]
     realised = np.maximum(r_next**2, floor)
     losses = {k: qlike(realised, f[t]) for k, f in forecasts.items()}
     best = min(BASELINES, key=lambda k: losses[k].mean())

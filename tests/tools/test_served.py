@@ -66,7 +66,7 @@ def test_before_any_policy_a_subscriber_holds_the_baselines() -> None:
     assert ok.sum() == N - SETTINGS.features.warmup_events
     np.testing.assert_allclose(out.risk.forecast[ok], out.risk.reference[ok])
     q = out.risk.scores["qlike"]
-    assert q["adaptd"] == q["EWMA (reference)"]
+    assert q["adaptd"] == q["reference"]
     m = out.strategy.scores
     assert m["adaptd"] == pytest.approx(m["equal weight"], rel=1e-12)
     assert set(out.strategy.selected()[ok]) == {-1}
@@ -76,7 +76,7 @@ def test_from_its_arrival_a_subscriber_uses_the_policy() -> None:
     series = _series()
     d = len(SETTINGS.features.momentum_horizons) + 6
     at = 250
-    risk = _constant("W/risk", d, [np.log(2.0)], "exp")  # twice the EWMA variance
+    risk = _constant("W/risk", d, [np.log(2.0)], "exp")  # twice the reference variance
     logits = [0.0, 30.0, 0.0, 0.0, 0.0]  # all weight on the volatility-targeted long
     picks = _constant("W/strategy", d, logits, "softmax")
     out = serve(series, SETTINGS, {"W/risk": [(at, risk)], "W/strategy": [(at, picks)]}, N, [at])

@@ -1,10 +1,19 @@
 """Risk: forecast the variance of the next H events' returns, and from it VaR and expected
 shortfall.
 
-The reference is the stream's fast EWMA of squared log returns, ``s2_t`` (the features'
-``fast_var``: RiskMetrics' estimator with lambda = 2^(-1/features.fast_halflife), 0.933 for
-the default half-life of 10 events, known at t). The label of the example formed at event t
-is the realised variance of the next H log returns in units of what that reference expects::
+The reference ``s2_t`` is a variance forecast known at t. By default (``reference="garch"``)
+it is a GARCH(1,1) recursion with fixed parameters and variance targeting, the long-run level
+being the stream's slow EW variance (the features' ``vol`` squared)::
+
+    s2_t = (1 - a - b) * vol_t^2 + a * r_t^2 + b * s2_(t-1),   a = 0.05, b = 0.93
+
+started at the features' fast EW variance at the stream's first event with features: it
+mean-reverts like a fitted GARCH without fitting anything. ``reference="ewma"`` is the
+features' fast EWMA of squared returns (``fast_var``: RiskMetrics' estimator with lambda =
+2^(-1/features.fast_halflife), 0.933 for the default half-life of 10 events). The variance
+targeting GARCH was chosen over the EWMA on the earlier halves of the market benchmark's
+series only (docs/benchmarks.md, "Markets"). The label of the example formed at event t is
+the realised variance of the next H log returns in units of what that reference expects::
 
     y = clip(sum(r[t+1..t+H]^2) / (s2_t * H), floor, cap)
 
@@ -12,17 +21,16 @@ Daily series hold exact-zero returns, so a realised variance can be 0; it is flo
 ``floor`` (a fraction of the expected variance; the rule counts the floored labels) and capped
 at ``cap`` so that one crash does not dominate an adaptation set. The policy outputs ``z``,
 the log of its forecast ratio: its variance forecast is ``s2_t * H * exp(z)``; a subscriber
-applies the "exp" link and multiplies. So ``z = 0`` is the EWMA forecast, which is the
-baseline, and the policy learns what the EWMA misses (mean reversion toward the slow
-variance, a regime's level), from the features. It adapts with QLIKE, the field's loss for
-variance forecasts.
+applies the "exp" link and multiplies. So ``z = 0`` is the reference's forecast, which is the
+baseline, and the policy learns what the reference misses (a regime's level), from the
+features. It adapts with QLIKE, the field's loss for variance forecasts.
 
 VaR and expected shortfall at the task's ``levels`` follow from the forecast as those of a
 zero-mean normal (see :func:`adaptd.adapters.forecasting.normal_var_es`); the message says so.
 
 >>> import math
 >>> from types import SimpleNamespace
->>> task = RiskTask(horizon=2, clip=10.0)
+>>> task = RiskTask(horizon=2, clip=10.0, reference="ewma")
 >>> rule = task.label_rule()
 >>> a = rule.anchor(SimpleNamespace(sq_sum=0.5, fast_var=0.0001))
 >>> round(rule.label(a, SimpleNamespace(sq_sum=0.5 + 0.0004)), 6)  # twice the EWMA's 0.0002
@@ -35,6 +43,7 @@ zero-mean normal (see :func:`adaptd.adapters.forecasting.normal_var_es`); the me
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -46,30 +55,53 @@ from adaptd.adapters.types import QLIKE_BOUND, Loss
 
 from .protocol import Head
 
-__all__ = ["EwmaVariance", "RealisedVarianceRule", "RiskTask", "risk_of"]
+__all__ = ["REFERENCES", "EwmaVariance", "RealisedVarianceRule", "RiskTask", "risk_of"]
+
+REFERENCES = ("garch", "ewma")
+"""The reference variances the risk task can adjust."""
 
 
 class RealisedVarianceRule:
     """The label rule of :class:`RiskTask`: the anchor is ``(sq_sum_t, 1 / (s2_t H))``.
 
-    ``floored`` and ``labelled`` count the labels made and those raised to the floor.
+    ``floored`` and ``labelled`` count the labels made and those raised to the floor;
+    ``reference`` is ``s2_t`` at the latest event (for reports and clients). ``garch`` is
+    ``(a, b)`` of the GARCH reference, or None for the fast EWMA.
     """
 
-    __slots__ = ("cap", "floor", "floored", "horizon", "labelled")
+    __slots__ = ("cap", "floor", "floored", "garch", "horizon", "labelled", "reference")
 
-    def __init__(self, horizon: int, floor: float, cap: float) -> None:
+    def __init__(
+        self, horizon: int, floor: float, cap: float, garch: tuple[float, float] | None = None
+    ) -> None:
         self.horizon = positive_int("horizon", horizon)
         self.floor = positive("floor", floor)
         self.cap = positive("cap", cap)
         if not floor < 1.0 < cap:
             raise ValueError(f"floor < 1 < cap is needed, got floor={floor!r}, cap={cap!r}")
+        if garch is not None and not (garch[0] > 0 and garch[1] >= 0 and sum(garch) < 1):
+            raise ValueError(f"garch (a, b) needs a > 0, b >= 0, a + b < 1, got {garch}")
+        self.garch = garch
         self.floored = 0
         self.labelled = 0
+        self.reference = math.nan
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        # Rules snapshotted before the GARCH reference keep the EWMA they labelled with.
+        self.garch, self.reference = None, math.nan
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     def anchor(self, tick: Any) -> tuple[float, float]:
         var = tick.fast_var
         if not var > 0.0:
             raise ValueError(f"fast_var must be positive, got {var!r}")
+        if self.garch is not None:
+            a, b = self.garch
+            last = self.reference
+            if last == last:  # not NaN: the recursion has started
+                var = (1.0 - a - b) * tick.vol * tick.vol + a * tick.ret * tick.ret + b * last
+        self.reference = var
         return tick.sq_sum, 1.0 / (var * self.horizon)
 
     def label(self, anchor: tuple[float, float], tick: Any) -> float:
@@ -87,10 +119,13 @@ def _qlike_of_outputs(output: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 class EwmaVariance:
-    """The stream's fast EWMA variance as the forecast (``z = 0``): QLIKE of ``y`` against 1."""
+    """The task's reference variance as the forecast (``z = 0``): QLIKE of ``y`` against 1.
+    Named after the reference (the fast EWMA, or the variance-targeting GARCH)."""
 
-    name = "EWMA variance"
     constant_output = 0.0
+
+    def __init__(self, name: str = "EWMA variance") -> None:
+        self.name = name
 
     def losses(self, y: np.ndarray) -> np.ndarray:
         return _qlike_of_outputs(np.zeros(len(y)), y)
@@ -113,6 +148,9 @@ class RiskTask:
     dof
         None: VaR and ES are a normal's; else a Student t's with these degrees of freedom
         (> 2), scaled to the forecast variance (fatter tails for the same variance).
+    reference
+        "garch": the variance-targeting GARCH(1,1) recursion with ``garch_a`` and
+        ``garch_b``; "ewma": the features' fast EWMA.
     """
 
     horizon: int
@@ -120,6 +158,9 @@ class RiskTask:
     levels: tuple[float, ...] = (0.01, 0.05)
     floor: float = 0.01
     dof: float | None = None
+    reference: str = "garch"
+    garch_a: float = 0.05
+    garch_b: float = 0.93
 
     name: ClassVar[str] = "risk"
     qualified: ClassVar[bool] = True
@@ -133,16 +174,25 @@ class RiskTask:
             raise ValueError(f"levels must be tail probabilities in (0, 0.5), got {self.levels}")
         if self.dof is not None and not self.dof > 2.0:
             raise ValueError(f"dof must be above 2 (a finite variance) or None, got {self.dof}")
-        self.label_rule()  # checks the horizon, the floor and the cap
+        if self.reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
+        self.label_rule()  # checks the horizon, the floor, the cap and the GARCH parameters
 
     def label_rule(self) -> RealisedVarianceRule:
-        return RealisedVarianceRule(self.horizon, self.floor, positive("clip", self.clip))
+        garch = (self.garch_a, self.garch_b) if self.reference == "garch" else None
+        return RealisedVarianceRule(self.horizon, self.floor, positive("clip", self.clip), garch)
 
     def losses(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:
         return _qlike_of_outputs(output, y)
 
     def baseline(self) -> EwmaVariance:
-        return EwmaVariance()
+        return EwmaVariance(self._reference_name())
+
+    def _reference_definition(self) -> dict[str, Any]:
+        return _definition(self)
+
+    def _reference_name(self) -> str:
+        return "GARCH variance" if self.reference == "garch" else "EWMA variance"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -158,16 +208,37 @@ class RiskTask:
             "loss": self.loss,
             "output": "log of the forecast variance ratio",
             "link": self.head.link,
-            "baseline": EwmaVariance.name,
+            "baseline": self._reference_name(),
             "forecast": {
                 "variance": "s2_t * H * exp(output): of the sum of the next H log returns",
-                "s2_t": "the fast EW mean of squared log returns per event, including event t: "
-                "s2_t = s2_(t-1) + a (r_t^2 - s2_(t-1)), a = 1 - 2^(-1/features.fast_halflife) "
-                "(a = 1/(t-1) while that is larger: the first returns' plain mean)",
+                **self._reference_definition(),
                 "levels": list(self.levels),
                 **_tail(self.dof),
             },
         }
+
+
+_FAST = (
+    "f_t, the fast EW mean of squared log returns per event, including event t: "
+    "f_t = f_(t-1) + c (r_t^2 - f_(t-1)), c = 1 - 2^(-1/features.fast_halflife) "
+    "(c = 1/(t-1) while that is larger: the first returns' plain mean)"
+)
+
+
+def _definition(task: RiskTask) -> dict[str, Any]:
+    if task.reference == "ewma":
+        return {"s2_t": "f_t", "f_t": _FAST}
+    return {
+        "s2_t": (
+            "variance-targeting GARCH(1,1): s2_t = (1 - a - b) vol_t^2 + a r_t^2 + b s2_(t-1), "
+            "from s2 = f_t at the stream's first event with features"
+        ),
+        "a": task.garch_a,
+        "b": task.garch_b,
+        "vol_t": "the features' vol: the slow EW root mean square of log returns, including "
+        "event t (features.slow_halflife)",
+        "f_t": _FAST,
+    }
 
 
 def _tail(dof: float | None) -> dict[str, Any]:

@@ -75,7 +75,8 @@ def test_a_replay_is_scored_against_the_baselines_without_look_ahead() -> None:
     assert set(f) == {
         "adaptd",
         "adaptd, no adaptation",
-        "EWMA (adaptd's reference)",
+        "adaptd's reference",
+        "EWMA (features' fast_var)",
         "RiskMetrics",
         "GARCH(1,1)",
     }

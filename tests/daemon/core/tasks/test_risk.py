@@ -17,24 +17,61 @@ from adaptd.daemon.core.tasks.risk import RiskTask, risk_of
 from adaptd.daemon.service.configs import tasks_of
 
 
-def test_labels_are_realised_variance_over_the_fast_ewma_expectation() -> None:
+@pytest.mark.parametrize("reference", ["garch", "ewma"])
+def test_labels_are_realised_variance_over_the_references_expectation(reference: str) -> None:
     settings = load_settings(environ={}, features={"warmup_events": 60, "label_horizon": 3})
     fx = FeatureExtractor(settings.features)
-    labeler = DelayedLabeler(RiskTask(horizon=3, clip=10.0).label_rule())
+    task = RiskTask(horizon=3, clip=10.0, reference=reference)
+    labeler = DelayedLabeler(task.label_rule())
     rng = np.random.default_rng(0)
     prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 200)))
     refs, examples = {}, []
+    s2 = math.nan
     for i, p in enumerate(prices):
         x = fx.update(float(p))
-        refs[i] = fx.fast_var
+        if x is not None:
+            # The reference, written out: the GARCH recursion starts at the fast EWMA.
+            if reference == "ewma" or s2 != s2:
+                s2 = fx.fast_var
+            else:
+                s2 = (1 - 0.05 - 0.93) * fx.vol**2 + 0.05 * fx.ret**2 + 0.93 * s2
+            refs[i] = s2
         ex = labeler.push(i, fx, x, offset=i, ts_ms=i)
         if ex is not None:
             examples.append(ex)
+    assert labeler.rule.reference == pytest.approx(s2, rel=1e-12)
     rets = np.diff(np.log(prices))
     for ex in examples[:50]:
         t = ex.index
         realised = float(np.sum(rets[t : t + 3] ** 2))  # returns of events t+1..t+3
         assert ex.y == pytest.approx(max(realised / (refs[t] * 3), 0.01), rel=1e-9)
+
+
+def test_the_garch_reference_reverts_to_the_slow_variance_after_a_shock() -> None:
+    rule = RiskTask(horizon=1, clip=10.0).label_rule()
+    calm = SimpleNamespace(sq_sum=0.0, fast_var=1e-4, vol=0.01, ret=0.01)  # r^2 = vol^2
+    rule.anchor(calm)
+    rule.anchor(SimpleNamespace(sq_sum=0.0, fast_var=1e-3, vol=0.01, ret=0.1))  # a 10 % move
+    shocked = rule.reference
+    assert shocked == pytest.approx(0.02 * 1e-4 + 0.05 * 0.01 + 0.93 * 1e-4)
+    for _ in range(200):
+        rule.anchor(calm)
+    assert rule.reference == pytest.approx(1e-4, rel=1e-3)  # back at vol^2
+    assert shocked > 5 * rule.reference
+    with pytest.raises(ValueError, match="reference"):
+        RiskTask(horizon=1, clip=10.0, reference="garchy")
+    with pytest.raises(ValueError, match="a \\+ b < 1"):
+        RiskTask(horizon=1, clip=10.0, garch_a=0.5, garch_b=0.5)
+
+
+def test_a_rule_snapshotted_before_the_garch_reference_keeps_the_ewma() -> None:
+    rule = RiskTask(horizon=1, clip=10.0).label_rule()
+    old = {k: getattr(rule, k) for k in ("cap", "floor", "floored", "horizon", "labelled")}
+    restored = type(rule).__new__(type(rule))
+    restored.__setstate__((None, old))
+    assert restored.garch is None
+    a = restored.anchor(SimpleNamespace(sq_sum=1.0, fast_var=2e-4, vol=0.01, ret=0.0))
+    assert a == (1.0, pytest.approx(1 / 2e-4))
 
 
 def test_zero_moves_are_floored_and_counted_and_crashes_capped() -> None:

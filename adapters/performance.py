@@ -23,6 +23,7 @@ __all__ = [
     "Hedge",
     "max_drawdown",
     "net_returns",
+    "periods_per_year",
     "probabilistic_sharpe",
     "sharpe",
     "sortino",
@@ -42,6 +43,22 @@ def net_returns(positions: np.ndarray, log_prices: np.ndarray, cost_bps: float) 
         raise ValueError(f"log_prices needs {len(w) + 1} entries, got {lp.shape}")
     traded = np.abs(np.diff(w, prepend=0.0))
     return w * np.diff(lp) - cost_bps * 1e-4 * traded
+
+
+YEAR_MS = 365.25 * 24 * 3600 * 1000
+
+
+def periods_per_year(ts_ms: np.ndarray) -> float:
+    """Events a year in a record of event times (epoch milliseconds, in order): what scales a
+    per-event Sharpe ratio to a yearly one, whatever the calendar (trading days, hours). NaN
+    for fewer than two distinct times.
+
+    >>> round(periods_per_year(np.arange(0, 11) * 3.6525 * 86_400_000), 6)  # 10 in 0.1 year
+    100.0
+    """
+    t = np.asarray(ts_ms, dtype=np.float64)
+    span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
+    return (len(t) - 1) / (span / YEAR_MS) if span > 0 else math.nan
 
 
 def sharpe(returns: np.ndarray, periods: float = 1.0) -> float:

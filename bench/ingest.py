@@ -36,13 +36,15 @@ from typing import Any
 
 import msgspec
 import numpy as np
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from river.drift import ADWIN
 
 from adaptd.daemon.cli import run_as_service
 from adaptd.daemon.config.settings import load_settings
 from adaptd.daemon.service.daemon import Daemon
 from adaptd.tools.embedded import EmbeddedKafka, EmbeddedRedis, create_topics, delete_prefix
+
+from .synthetic import produce, synthetic_events
 
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
@@ -66,69 +68,6 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "platform": platform.platform(),
     }
-
-
-def regime_path(
-    s: int,
-    streams: int,
-    per_stream: int,
-    regime_len: int,
-    rng: np.random.Generator,
-    *,
-    stagger: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stream ``s``'s drift and volatility at each event: a new regime every ``regime_len``
-    events, at the same events in every stream or, with ``stagger``, ``s / streams`` of a
-    regime later."""
-    # One regime more when staggered; none otherwise, so the data stay as before.
-    n = math.ceil(per_stream / regime_len) + (1 if stagger else 0)
-    skip = regime_len * s // streams if stagger else 0
-    drift = np.repeat(rng.normal(0, 0.002, n), regime_len)[skip : skip + per_stream]
-    vol = np.repeat(rng.choice([0.005, 0.01, 0.03], n), regime_len)[skip : skip + per_stream]
-    return drift, vol
-
-
-def synthetic_events(
-    streams: int, per_stream: int, regime_len: int, seed: int = 0, *, stagger: bool = False
-) -> list[tuple[bytes, bytes]]:
-    """(key, value) pairs, streams interleaved, regimes as :func:`regime_path` draws them."""
-    rng = np.random.default_rng(seed)
-    enc = msgspec.json.Encoder()
-    columns = []
-    for s in range(streams):
-        drift, vol = regime_path(s, streams, per_stream, regime_len, rng, stagger=stagger)
-        log_price = np.log(100.0) + np.cumsum(drift + vol * rng.standard_normal(per_stream))
-        columns.append((f"SYN-{s:03d}", np.exp(log_price)))
-    t0 = 1_700_000_000_000
-    out = []
-    for i in range(per_stream):
-        for name, prices in columns:
-            value = enc.encode(
-                {"v": 1, "stream": name, "ts": t0 + i * 1000, "price": float(prices[i])}
-            )
-            out.append((name.encode(), value))
-    return out
-
-
-async def produce(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-    )
-    await producer.start()
-    try:
-        pending = []
-        for key, value in events:
-            pending.append(await producer.send(topic, value=value, key=key))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
 
 
 async def _consume_loop(bootstrap: str, topic: str, total: int, work: bool) -> float:
@@ -179,7 +118,7 @@ async def _daemon_run(
     total: int,
     tasks: tuple[str, ...] = ("return",),
     *,
-    outputs_exist: bool | None = None,
+    create_outputs: bool = True,
 ) -> dict[str, Any]:
     prefix = f"adaptd-bench-{uuid.uuid4().hex[:8]}"
     settings = load_settings(
@@ -198,8 +137,8 @@ async def _daemon_run(
         log_level="warning",
     )
     outputs = [f"{topic}.policies", f"{topic}.shifts", f"{topic}.dl"]
-    if not (tasks != ("return",) if outputs_exist is None else outputs_exist):
-        await create_topics(bootstrap, outputs)  # the first run on a topic creates them
+    if create_outputs:  # the first run on a topic
+        await create_topics(bootstrap, outputs)
     daemon = Daemon(settings)
     # As `adaptd run` runs it (with its collector tuning), not as a bare embedded Daemon.
     task = asyncio.create_task(run_as_service(daemon, max_events=total))
@@ -279,7 +218,9 @@ async def _bench(events: int, streams: int) -> dict[str, Any]:
         # The same events with every policy task: the cost of each (a second consumer group).
         # Every stream shifts at the same events here, so each shift queues one adaptation
         # per stream and task at once on the one learner: the worst case.
-        tasks = await _daemon_run(kafka.bootstrap_servers, red.url, topic, total, ALL_TASKS)
+        tasks = await _daemon_run(
+            kafka.bootstrap_servers, red.url, topic, total, ALL_TASKS, create_outputs=False
+        )
         # And with the streams' shifts spread over each regime, as independent markets are.
         spread = f"{topic}.staggered"
         await create_topics(kafka.bootstrap_servers, [spread], partitions=3)
@@ -288,9 +229,7 @@ async def _bench(events: int, streams: int) -> dict[str, Any]:
             spread,
             synthetic_events(streams, per_stream, regime_len=2000, stagger=True),
         )
-        staggered = await _daemon_run(
-            kafka.bootstrap_servers, red.url, spread, total, ALL_TASKS, outputs_exist=False
-        )
+        staggered = await _daemon_run(kafka.bootstrap_servers, red.url, spread, total, ALL_TASKS)
     return {
         "events": total,
         "streams": streams,

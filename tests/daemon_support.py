@@ -13,6 +13,9 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from adaptd.daemon.config.settings import Settings
+from adaptd.daemon.service.daemon import Daemon
+
 _enc = msgspec.json.Encoder()
 
 
@@ -199,3 +202,24 @@ def volume_regimes_stream(
         )
         for k, (p, v) in enumerate(zip(prices, volumes, strict=True))
     ]
+
+
+async def run_over(
+    settings: Settings, topic: str, events: list[tuple[bytes, bytes]], timeout_s: float = 120
+) -> Daemon:
+    """Start a daemon, produce ``events`` to ``topic``, and stop it once every event is
+    processed and no adaptation is in flight; returns the stopped daemon to inspect."""
+    daemon = Daemon(settings)
+    run = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 60)
+    try:
+        await produce(settings.kafka.bootstrap_servers, topic, events)
+
+        async def consumed() -> bool:
+            return daemon.events_seen >= len(events) and not daemon.publisher.inflight
+
+        await wait_until(consumed, timeout_s, "every event processed and every adaptation done")
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(run, 60)
+    return daemon

@@ -26,12 +26,17 @@ from typing import Any
 import numpy as np
 
 from adaptd.adapters.forecasting import ewma_variance, normal_var_es, qlike
-from adaptd.adapters.performance import net_returns, probabilistic_sharpe, sharpe
+from adaptd.adapters.performance import (
+    net_returns,
+    periods_per_year,
+    probabilistic_sharpe,
+    sharpe,
+)
 from adaptd.adapters.tasks.series import MarketSeries
 from adaptd.daemon.config.settings import Settings
 from adaptd.daemon.core.features import FeatureExtractor
 from adaptd.daemon.core.policy import Policy, PolicyMessage
-from adaptd.daemon.core.strategies import StrategyBook
+from adaptd.daemon.core.strategies import StrategyBook, selected
 from adaptd.daemon.core.tasks.risk import RiskTask
 from adaptd.daemon.core.tasks.selection import StrategyTask
 from adaptd.daemon.service.configs import tasks_of
@@ -40,7 +45,6 @@ __all__ = ["Received", "RiskServed", "Served", "StrategyServed", "serve"]
 
 Received = list[tuple[int, PolicyMessage]]
 """A model's policies in arrival order, each with the stream's event count on arrival."""
-YEAR_MS = 365.25 * 24 * 3600 * 1000
 
 
 @dataclass
@@ -68,9 +72,7 @@ class StrategyServed:
 
     def selected(self) -> np.ndarray:
         """The strategy with the largest weight at each event; -1 for equal weights."""
-        w = np.nan_to_num(self.weights, nan=0.0)
-        top = np.argmax(w, axis=1)
-        return np.where(np.ptp(w, axis=1) < 1e-9, -1, top)
+        return selected(self.weights)
 
 
 @dataclass
@@ -185,8 +187,8 @@ def _strategy(
     rows = np.flatnonzero(ready[:-1])  # a position needs the next price to pay
     position = np.full(len(lp), np.nan)
     position[rows] = (weights[rows] * held[rows]).sum(axis=1)
-    span = float(series.ts_ms[rows[-1]] - series.ts_ms[rows[0]]) if len(rows) > 1 else 0.0
-    periods = (len(rows) - 1) / (span / YEAR_MS) if span > 0 else 1.0
+    periods = periods_per_year(series.ts_ms[rows])
+    periods = periods if periods == periods else 1.0  # one event: no year to scale to
     path = np.concatenate([lp[rows], lp[rows[-1:] + 1]])
     methods = {
         "adaptd": position[rows],

@@ -20,12 +20,11 @@ pays ``cost_bps`` per unit of position traded; all see only the past:
 
 The bandits' and Hedge's reward is the strategy task's: the one-event return per unit of
 slow volatility, net of the strategy's own turnover cost, with losses penalised
-(:func:`adaptd.daemon.core.tasks.selection.rewards`).
+(:func:`adaptd.daemon.core.tasks.selection.one_step_rewards`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -36,12 +35,14 @@ from adaptd.adapters.performance import (
     Hedge,
     max_drawdown,
     net_returns,
+    periods_per_year,
     probabilistic_sharpe,
     sharpe,
     sortino,
     turnover,
 )
 from adaptd.adapters.tasks.series import MarketSeries
+from adaptd.daemon.core.strategies import one_step_rewards, selected
 from adaptd.daemon.core.tasks.selection import StrategyTask
 
 from .harness import Replay
@@ -53,7 +54,6 @@ HEDGE_GRID = tuple((eta, d) for eta in (0.1, 0.3, 1.0) for d in (1.0, 0.99, 0.95
 """Hedge's (rate, discount) pairs; one is chosen per series on the earlier half."""
 REWARD_CLIP = 3.0
 """Bandit rewards are clipped to +/- this (Exp3 gets them mapped to [0, 1])."""
-YEAR_MS = 365.25 * 24 * 3600 * 1000
 
 
 def score_strategy(series: MarketSeries, replay: Replay, task: StrategyTask) -> dict[str, Any]:
@@ -68,11 +68,9 @@ def score_strategy(series: MarketSeries, replay: Replay, task: StrategyTask) -> 
     half = int(np.searchsorted(rows, len(series) // 2))
     move = lp[rows + 1] - lp[rows]
     previous = np.vstack([np.zeros((1, p.shape[1])), p[:-1]])
-    cost = task.cost_bps * 1e-4
-    earned = p * move[:, None]
-    rewards = (
-        earned - cost * np.abs(p - previous) - task.drawdown_penalty * np.maximum(-earned, 0.0)
-    ) / replay.vol[rows, None]
+    rewards = one_step_rewards(
+        p, previous, move, 1.0 / replay.vol[rows], task.cost_bps * 1e-4, task.drawdown_penalty
+    )
     names = task.strategies
     held: dict[str, np.ndarray] = {
         "adaptd": _mix(trace.live[rows], p),
@@ -94,7 +92,7 @@ def score_strategy(series: MarketSeries, replay: Replay, task: StrategyTask) -> 
     held["LinUCB (river, context)"] = _bandit(
         lambda: bandit.LinUCBDisjoint(alpha=1.0, seed=0), p, rewards, rows, set(), context
     )
-    periods = _periods_per_year(series)
+    periods = periods_per_year(series.ts_ms)
     scored = {
         label: _measures(w[half:], lp, rows[half:], task.cost_bps, periods)
         for label, w in held.items()
@@ -118,11 +116,9 @@ def score_strategy(series: MarketSeries, replay: Replay, task: StrategyTask) -> 
 def _top_share(logits: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
     """How often each strategy had the largest weight in what adaptd served (equal weights,
     the baseline, counted apart)."""
-    z = np.nan_to_num(np.asarray(logits, dtype=np.float64), nan=0.0)
-    equal = np.ptp(z, axis=1) < 1e-9
-    top = np.argmax(z, axis=1)
-    share = {n: float(np.mean(~equal & (top == k))) for k, n in enumerate(names)}
-    return {**share, "equal weights": float(np.mean(equal))}
+    top = selected(logits)
+    share = {n: float(np.mean(top == k)) for k, n in enumerate(names)}
+    return {**share, "equal weights": float(np.mean(top < 0))}
 
 
 def _mix(logits: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -227,8 +223,3 @@ def _contexts(replay: Replay, rows: np.ndarray) -> list[dict[str, float]]:
         {f"regime_{int(r)}": 1.0, "log_vol_ratio": float(v), "bias": 1.0}
         for r, v in zip(replay.regime[rows], ratio, strict=True)
     ]
-
-
-def _periods_per_year(series: MarketSeries) -> float:
-    span = float(series.ts_ms[-1] - series.ts_ms[0])
-    return (len(series) - 1) / (span / YEAR_MS) if span > 0 else math.nan

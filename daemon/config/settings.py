@@ -38,7 +38,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from ..core.features import feature_names
+from ..core.feature_spec import feature_names
 from .learning import AdaptationSettings, ContinualSettings, ReplaySettings
 from .sections import (
     DetectionSettings,

@@ -16,7 +16,10 @@ times ``L_t``:
   (Moskowitz, Ooi and Pedersen 2012);
 - ``reversal_h``: minus that sign: short-horizon mean reversion.
 
-A trend or reversal holds 0 until h earlier prices are known. The positions are a pure
+A trend or reversal holds 0 until h earlier prices are known. What a position earned over
+the next events, net of its turnover cost and with its drawdown penalised, is the strategy
+task's reward (:func:`one_step_rewards` for one event at many events at once);
+:func:`selected` reads which strategy a set of weights favours. The positions are a pure
 function of the prices, so a subscriber recomputes them with numpy from the same events (the
 strategy task's message defines them; see :mod:`adaptd.daemon.core.tasks.selection`).
 
@@ -35,9 +38,11 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
+import numpy as np
+
 from adaptd.adapters.checks import positive, positive_int
 
-__all__ = ["StrategyBook", "strategy_names"]
+__all__ = ["StrategyBook", "drawdowns", "one_step_rewards", "selected", "strategy_names"]
 
 
 def strategy_names(trend: Sequence[int], reversal: Sequence[int]) -> tuple[str, ...]:
@@ -95,6 +100,57 @@ class StrategyBook:
         self.previous = self.positions
         self.positions = tuple(out)
         return self.positions
+
+
+def drawdowns(path: Sequence[float]) -> tuple[float, float]:
+    """The largest fall from a running peak of a long position (1) and of a short one (-1)
+    held along ``path`` (log prices).
+
+    >>> [round(d, 6) for d in drawdowns([0.0, 0.02, -0.01, 0.03])]
+    [0.03, 0.04]
+    """
+    peak = trough = path[0]
+    long = short = 0.0
+    for lp in path:
+        peak = max(peak, lp)
+        trough = min(trough, lp)
+        long = max(long, peak - lp)
+        short = max(short, lp - trough)
+    return long, short
+
+
+def one_step_rewards(
+    positions: np.ndarray,
+    previous: np.ndarray,
+    moves: np.ndarray,
+    inv_scale: np.ndarray,
+    cost: float,
+    penalty: float,
+) -> np.ndarray:
+    """The strategy task's rewards (:func:`~.tasks.selection.rewards`) of every strategy at
+    many events at once, over one event each (H = 1, where the drawdown is the loss):
+    ``positions`` and ``previous`` ``(n, k)``, ``moves`` the next log-price moves and
+    ``inv_scale`` ``1 / vol_t``, both ``(n,)``. Returns ``(n, k)``.
+
+    >>> one_step_rewards(np.array([[0.0, 1.0, -1.0]]), np.array([[0.0, 1.0, 1.0]]),
+    ...                  np.array([0.01]), np.array([100.0]), cost=0.0001, penalty=0.5)
+    array([[ 0.  ,  1.  , -1.52]])
+    """
+    earned = positions * moves[:, None]
+    turnover = np.abs(positions - previous)
+    net = earned - cost * turnover - penalty * np.maximum(-earned, 0.0)
+    return net * inv_scale[:, None]
+
+
+def selected(weights: np.ndarray) -> np.ndarray:
+    """The strategy with the largest weight (or logit) in each row of ``weights`` ``(n, k)``;
+    -1 where all are equal: the equal-weight ensemble (NaN rows count as equal).
+
+    >>> selected(np.array([[0.1, 0.7, 0.2], [0.0, 0.0, 0.0]])).tolist()
+    [1, -1]
+    """
+    w = np.nan_to_num(np.asarray(weights, dtype=np.float64), nan=0.0)
+    return np.where(np.ptp(w, axis=1) < 1e-9, -1, np.argmax(w, axis=1))
 
 
 def _sign(x: float) -> float:

@@ -23,7 +23,8 @@ from adaptd.adapters.serving import NumpyPolicy
 from .detection import DetectionParams, Shift, ShiftDetector
 from .effects import Effects, ShiftEvent
 from .extreme import ExtremeMove
-from .features import FeatureExtractor, FeatureParams, feature_names
+from .feature_spec import FeatureParams, feature_names
+from .features import FeatureExtractor
 from .labels import Example
 from .schema import MarketEvent, Reason, Rejection
 from .snapshot import migrate_stream_state

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config.settings import Settings
 from ..core.calendar import calendar_names
-from ..core.features import feature_names, feature_spec
+from ..core.feature_spec import feature_names, feature_spec
 from ..core.stream import RegimeParams, StreamConfig
 from ..core.tasks.protocol import PolicyTask, qualified
 from ..core.tasks.registry import build

@@ -196,6 +196,8 @@ def retirement_message(
             "validation_examples": float(verdict.examples),
             "validation_excess_loss": verdict.excess,
             "validation_standard_error": verdict.standard_error,
+            # The sign test's evidence, when it was the sign test that retired the policy.
+            **({"validation_lost_on": float(verdict.worse)} if verdict.worse >= 0 else {}),
         },
         source={"topic": retired.topic, "partition": retired.partition},
         validation={

@@ -75,3 +75,11 @@ def test_hedge_weights_are_the_softmax_of_discounted_rewards() -> None:
     assert big.weights().tolist() == [1.0, 0.0]
     with pytest.raises(ValueError, match="eta > 0"):
         Hedge(2, eta=0.0)
+
+
+def test_periods_per_year_counts_events_over_the_span() -> None:
+    from adaptd.adapters.performance import YEAR_MS, periods_per_year
+
+    daily = np.arange(253) * YEAR_MS / 252  # 252 intervals in a year
+    assert periods_per_year(daily) == pytest.approx(252.0)
+    assert math.isnan(periods_per_year(np.array([5.0])))

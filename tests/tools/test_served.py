@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from rich.console import Console
+from series_support import daily_series
 
 from adaptd.adapters.tasks.series import MarketSeries
 from adaptd.daemon.config.settings import load_settings
@@ -27,16 +28,7 @@ N = 400
 
 def _series() -> MarketSeries:
     rng = np.random.default_rng(5)
-    price = 100 * np.exp(np.cumsum(rng.normal(0.001, 0.01, N)))
-    return MarketSeries(
-        name="walk",
-        stream="W",
-        ts_ms=1_700_000_000_000 + 86_400_000 * np.arange(N, dtype=np.int64),
-        price=price,
-        volume=None,
-        annotations={},
-        description="a walk",
-    )
+    return daily_series("walk", "W", rng.normal(0.001, 0.01, N), "a walk")
 
 
 def _constant(model_id: str, d: int, bias: list[float], link: str):

@@ -122,6 +122,9 @@ class EwmaVariance:
     """The task's reference variance as the forecast (``z = 0``): QLIKE of ``y`` against 1.
     Named after the reference (the fast EWMA, or the variance-targeting GARCH)."""
 
+    name = "EWMA variance"
+    """The class default: baselines pickled in snapshots before the GARCH reference have no
+    name of their own, and were the EWMA's."""
     constant_output = 0.0
 
     def __init__(self, name: str = "EWMA variance") -> None:
@@ -188,9 +191,6 @@ class RiskTask:
     def baseline(self) -> EwmaVariance:
         return EwmaVariance(self._reference_name())
 
-    def _reference_definition(self) -> dict[str, Any]:
-        return _definition(self)
-
     def _reference_name(self) -> str:
         return "GARCH variance" if self.reference == "garch" else "EWMA variance"
 
@@ -211,7 +211,7 @@ class RiskTask:
             "baseline": self._reference_name(),
             "forecast": {
                 "variance": "s2_t * H * exp(output): of the sum of the next H log returns",
-                **self._reference_definition(),
+                **_definition(self),
                 "levels": list(self.levels),
                 **_tail(self.dof),
             },

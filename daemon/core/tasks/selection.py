@@ -53,7 +53,7 @@ import numpy as np
 from adaptd.adapters.checks import non_negative, positive, positive_int
 from adaptd.adapters.types import Loss
 
-from ..strategies import StrategyBook, strategy_names
+from ..strategies import StrategyBook, drawdowns, strategy_names
 from .protocol import Head
 
 __all__ = [
@@ -61,7 +61,6 @@ __all__ = [
     "SelectionAnchor",
     "SelectionRule",
     "StrategyTask",
-    "drawdowns",
     "rewards",
 ]
 
@@ -74,23 +73,6 @@ class SelectionAnchor(NamedTuple):
     """1 / (vol_t * sqrt(H))."""
     positions: tuple[float, ...]
     previous: tuple[float, ...]
-
-
-def drawdowns(path: Sequence[float]) -> tuple[float, float]:
-    """The largest fall from a running peak of a long position (1) and of a short one (-1)
-    held along ``path`` (log prices).
-
-    >>> [round(d, 6) for d in drawdowns([0.0, 0.02, -0.01, 0.03])]
-    [0.03, 0.04]
-    """
-    peak = trough = path[0]
-    long = short = 0.0
-    for lp in path:
-        peak = max(peak, lp)
-        trough = min(trough, lp)
-        long = max(long, peak - lp)
-        short = max(short, lp - trough)
-    return long, short
 
 
 def rewards(

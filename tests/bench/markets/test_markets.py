@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 from arch import arch_model
+from series_support import daily_series, first
 
 from adaptd.adapters.tasks.series import MarketSeries
 from adaptd.daemon.config.settings import load_settings
@@ -48,16 +49,7 @@ def test_garch_forecasts_are_archs_own_one_step_forecasts() -> None:
 def _regimes(n: int = 1600, seed: int = 1) -> MarketSeries:
     rng = np.random.default_rng(seed)
     vol = np.where((np.arange(n) // 400) % 2 == 0, 0.005, 0.02)
-    price = 100 * np.exp(np.cumsum(rng.normal(0, vol)))
-    return MarketSeries(
-        name="regimes",
-        stream="R",
-        ts_ms=1_700_000_000_000 + 86_400_000 * np.arange(n, dtype=np.int64),
-        price=price,
-        volume=None,
-        annotations={},
-        description="volatility regimes",
-    )
+    return daily_series("regimes", "R", rng.normal(0, vol), "volatility regimes")
 
 
 def test_a_replay_is_scored_against_the_baselines_without_look_ahead() -> None:
@@ -96,15 +88,7 @@ def test_a_forecast_depends_only_on_the_events_before_it() -> None:
     )
     full = replay_series(series, settings, meta_every=100, meta_until=500)
     cut = 900
-    prefix = MarketSeries(
-        name="prefix",
-        stream="R",
-        ts_ms=series.ts_ms[:cut].copy(),
-        price=series.price[:cut].copy(),
-        volume=None,
-        annotations={},
-        description="the first 900 events",
-    )
+    prefix = first(series, cut)
     early = replay_series(prefix, settings, meta_every=100, meta_until=500)
     for name in ("live", "init"):
         a = getattr(full.tasks["risk"], name)[:cut]

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from series_support import daily_series
 
 from adaptd.adapters.tasks.series import MarketSeries
 from adaptd.daemon.config.settings import load_settings
@@ -20,16 +21,7 @@ def _trends(n: int = 1200, seed: int = 4, late_drift: float = -0.002) -> MarketS
     rng = np.random.default_rng(seed)
     drift = np.where(np.arange(n) < n // 2, 0.002, late_drift)
     drift[(np.arange(n) // 150) % 2 == 1] *= -1  # trends that reverse every 150 events
-    price = 100 * np.exp(np.cumsum(rng.normal(drift, 0.01)))
-    return MarketSeries(
-        name="trends",
-        stream="T",
-        ts_ms=1_700_000_000_000 + 86_400_000 * np.arange(n, dtype=np.int64),
-        price=price,
-        volume=None,
-        annotations={},
-        description="trends that reverse",
-    )
+    return daily_series("trends", "T", rng.normal(drift, 0.01), "trends that reverse")
 
 
 SETTINGS = load_settings(

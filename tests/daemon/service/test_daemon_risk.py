@@ -5,16 +5,14 @@ baseline is retired and the baseline published in its place."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 
 import numpy as np
 import pytest
-from daemon_support import produce, read_topic, segments_stream, wait_until
+from daemon_support import read_topic, run_over, segments_stream
 
 from adaptd.adapters.forecasting import normal_var_es
 from adaptd.daemon.core.policy import Policy, PolicyBook, decode_message
-from adaptd.daemon.service.daemon import Daemon
 
 pytestmark = pytest.mark.integration
 
@@ -49,20 +47,8 @@ async def test_risk_policies_are_published_validated_and_readable_by_a_subscribe
         kafka={"max_poll_records": 50},  # small batches: adaptation keeps pace with events
     )
     bootstrap = settings.kafka.bootstrap_servers
-    daemon = Daemon(settings)
-    run = asyncio.create_task(daemon.run())
-    await asyncio.wait_for(daemon.started.wait(), 60)
     events = segments_stream("S", SEGMENTS, seed=3)
-    try:
-        await produce(bootstrap, topics.input, events)
-
-        async def consumed() -> bool:
-            return daemon.events_seen >= len(events) and not daemon.publisher.inflight
-
-        await wait_until(consumed, 120, "every event processed and every adaptation done")
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(run, 60)
+    daemon = await run_over(settings, topics.input, events)
 
     messages = [decode_message(r.value) for r in await read_topic(bootstrap, topics.policies)]
     risk = [m for m in messages if m.model_id == "S/risk"]

@@ -5,17 +5,14 @@ position with numpy alone from the message's definitions."""
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 import numpy as np
 import pytest
-from daemon_support import produce, read_topic, segments_stream, wait_until
+from daemon_support import read_topic, run_over, segments_stream
 
 from adaptd.daemon.core.features import FeatureExtractor
 from adaptd.daemon.core.policy import Policy, decode_message
 from adaptd.daemon.core.strategies import StrategyBook
-from adaptd.daemon.service.daemon import Daemon
 
 pytestmark = pytest.mark.integration
 
@@ -63,20 +60,8 @@ async def test_a_trend_reversal_switches_the_published_strategy(settings_factory
         kafka={"max_poll_records": 50},
     )
     bootstrap = settings.kafka.bootstrap_servers
-    daemon = Daemon(settings)
-    run = asyncio.create_task(daemon.run())
-    await asyncio.wait_for(daemon.started.wait(), 60)
     events = segments_stream("S", SEGMENTS, seed=3)
-    try:
-        await produce(bootstrap, topics.input, events)
-
-        async def consumed() -> bool:
-            return daemon.events_seen >= len(events) and not daemon.publisher.inflight
-
-        await wait_until(consumed, 120, "every event processed and every adaptation done")
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(run, 60)
+    await run_over(settings, topics.input, events)
 
     messages = [decode_message(r.value) for r in await read_topic(bootstrap, topics.policies)]
     policies = [m for m in messages if m.model_id == "S/strategy" and not m.validation]

@@ -125,3 +125,27 @@ def test_the_record_says_what_became_of_the_request() -> None:
         412,
     )
     assert rec.shift_to_publish_s > 0
+
+
+def test_a_retirement_message_gives_the_evidence_of_the_test_that_retired() -> None:
+    from adaptd.daemon.core.effects import Retired
+    from adaptd.daemon.core.validation import Retirement
+    from adaptd.daemon.service.outcomes import retirement_message
+
+    weights = {
+        "layers.0.weight": np.zeros((2, 9), np.float32),
+        "layers.0.bias": np.zeros(2, np.float32),
+        "layers.2.weight": np.zeros((1, 2), np.float32),
+        "layers.2.bias": np.zeros(1, np.float32),
+    }
+
+    def message(verdict: Retirement):
+        retired = Retired("S", "return", "S", "in", 0, verdict, "lost", weights)
+        return decode_message(encode_message(retirement_message(retired, 8, MODELS["return"], {})))
+
+    by_mean = message(Retirement(7, 120, 0.25, 0.05))
+    assert by_mean.metrics["validation_examples"] == 120.0
+    assert "validation_lost_on" not in by_mean.metrics
+    assert by_mean.validation["retired_version"] == 7 and by_mean.parent_version == 7
+    by_sign = message(Retirement(7, 47, 0.4, 8.0, worse=46))
+    assert by_sign.metrics["validation_lost_on"] == 46.0

@@ -164,3 +164,12 @@ def test_a_student_t_tail_is_described_and_computed_from_the_message() -> None:
     with pytest.raises(ValueError, match="dof"):
         RiskTask(horizon=1, clip=10.0, dof=2.0)
     assert "dof" not in RiskTask(horizon=1, clip=10.0).describe()["forecast"]
+
+
+def test_a_baseline_pickled_before_the_garch_reference_keeps_its_name() -> None:
+    from adaptd.daemon.core.tasks.risk import EwmaVariance
+
+    old = EwmaVariance.__new__(EwmaVariance)  # what unpickling an instance with no state gives
+    assert old.name == "EWMA variance"
+    assert RiskTask(horizon=1, clip=10.0).baseline().name == "GARCH variance"
+    assert RiskTask(horizon=1, clip=10.0, reference="ewma").baseline().name == "EWMA variance"

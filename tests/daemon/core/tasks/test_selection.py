@@ -98,3 +98,15 @@ def test_a_gain_after_a_deep_fall_is_penalised_along_the_path(penalty: float, ex
     lone = other.label_rule()
     a = lone.anchor(tick(0.0))
     assert other.strategies[int(lone.label(a, tick(0.01)))] == "long"
+
+
+def test_one_step_rewards_are_the_rule_s_rewards_for_many_events_at_once() -> None:
+    from adaptd.daemon.core.strategies import one_step_rewards
+
+    rng = np.random.default_rng(2)
+    p, q = rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
+    moves, vol = rng.normal(0, 0.01, 30), rng.uniform(0.005, 0.02, 30)
+    many = one_step_rewards(p, q, moves, 1 / vol, cost=0.0003, penalty=0.7)
+    for t in range(30):
+        a = SelectionAnchor(1.0, 1 / vol[t], tuple(p[t]), tuple(q[t]))
+        assert many[t] == pytest.approx(rewards(a, 1.0 + moves[t], 0.0003, 0.7), rel=1e-12)

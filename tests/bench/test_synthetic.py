@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.ingest import regime_path, synthetic_events
+from bench.synthetic import regime_path, synthetic_events
 
 
 def _changes(vol: np.ndarray, drift: np.ndarray) -> set[int]:

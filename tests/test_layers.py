@@ -35,6 +35,7 @@ TORCH_FREE_LIBRARY = (
     "adaptd.adapters.codec",
     "adaptd.adapters.forecasting",
     "adaptd.adapters.performance",
+    "adaptd.adapters.changepoints",
     "adaptd.adapters.protocol",
     "adaptd.adapters.types",
 )

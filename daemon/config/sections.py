@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from ..core.calendar import CalendarFeature, calendar_selection
 
-Detector = Literal["adwin", "page_hinkley"]
+Detector = Literal["adwin", "page_hinkley", "cusum", "bocpd"]
 Channel = Literal["returns", "volatility", "error"]
 
 
@@ -148,7 +148,9 @@ class DetectionSettings(Section):
     """Regime-shift detection per stream."""
 
     detectors: tuple[Detector, ...] = ("adwin", "page_hinkley")
-    """river detectors run on every channel."""
+    """Detectors run on every channel: river's `adwin` and `page_hinkley`, adaptd's `cusum`
+    (self-starting, threshold from a false-alarm rate) and `bocpd` (Bayesian online
+    change-point detection); see docs/detection.md for how to choose and tune them."""
     channels: tuple[Channel, ...] = ("returns", "volatility", "error")
     """What the detectors watch: scaled returns, volatility, the live policy's error."""
     skip: tuple[str, ...] = ("page_hinkley:returns",)
@@ -163,6 +165,15 @@ class DetectionSettings(Section):
     ph_alpha: float = Field(1.0, gt=0, le=1)
     """Page-Hinkley forgetting factor of the running mean. Below 1, river decays the running
     sums but not the extremes they are compared with, and false alarms grow with time."""
+    cusum_k: float = Field(0.5, gt=0)
+    """CUSUM reference value, in standard deviations: half the shift it is tuned for."""
+    cusum_false_alarms_per_10k: float = Field(1.0, gt=0, le=10_000)
+    """CUSUM threshold, stated as the false alarms expected per 10,000 in-control events."""
+    bocpd_expected_run: float = Field(250.0, gt=1)
+    """BOCPD's prior mean regime length in events (its hazard is the inverse)."""
+    bocpd_threshold: float = Field(0.9, gt=0, le=1)
+    """BOCPD raises an alarm when the posterior probability of a regime younger than 50
+    events reaches this."""
     scale_halflife: float = Field(1000.0, gt=0)
     """Half-life, in events, of the long-run volatility that normalises detector inputs."""
     warmup_events: int = Field(100, ge=0)
@@ -193,7 +204,7 @@ class DetectionSettings(Section):
     def _check_skip(self) -> DetectionSettings:
         known = {
             f"{d}:{c}"
-            for d in ("adwin", "page_hinkley")
+            for d in ("adwin", "page_hinkley", "cusum", "bocpd")
             for c in ("returns", "volatility", "error")
         }
         unknown = [pair for pair in self.skip if pair not in known]

@@ -1,11 +1,12 @@
 """After a shift: collecting one task's adaptation set, the first ``shots`` labelled examples
-formed at or after the shift's first firing (examples formed before it describe the old
-regime). A newer shift supersedes a collection that has not filled yet.
+formed at or after the change began (the shift's ``change_index``: its detectors' estimated
+location, else its first firing; examples formed before it describe the old regime). A
+newer shift supersedes a collection that has not filled yet.
 
 >>> from types import SimpleNamespace
 >>> from adaptd.daemon.core.labels import Example
 >>> collector = AdaptationSet()
->>> shift = SimpleNamespace(shift=SimpleNamespace(first_index=5))
+>>> shift = SimpleNamespace(shift=SimpleNamespace(change_index=5))
 >>> collector.start(shift)
 >>> [collector.offer(Example((0.0,), 0.0, i, i, i), shots=2) is None for i in (4, 5)]
 [True, True]
@@ -48,7 +49,7 @@ class AdaptationSet:
         """Take an example if it belongs to the set; the shift and its ``shots`` examples once
         the set is full (collection then ends)."""
         shift = self.shift
-        if shift is None or example.index < shift.shift.first_index:
+        if shift is None or example.index < shift.shift.change_index:
             return None
         rows = self.rows
         rows.append(example)

@@ -47,17 +47,18 @@ events of a steady Gaussian or Student-t(3) stream.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import NamedTuple, Protocol
 
-from river.drift import ADWIN, PageHinkley
-
+from .detectors import Alarm, ChangeDetector
+from .detectors.factory import DETECTORS, DetectorParams, make_detector
+from .detectors.river import RiverDetector
 from .extreme import ExtremeMove
 
 INPUT_CLIP = 8.0
 """Channel inputs are clipped to +/- this many (long-run) standard deviations."""
 
 _CHANNELS = ("returns", "volatility", "error")
-_Detector = ADWIN | PageHinkley
 
 
 class DetectionParams(Protocol):
@@ -78,6 +79,14 @@ class DetectionParams(Protocol):
     def ph_delta(self) -> float: ...
     @property
     def ph_alpha(self) -> float: ...
+    @property
+    def cusum_k(self) -> float: ...
+    @property
+    def cusum_false_alarms_per_10k(self) -> float: ...
+    @property
+    def bocpd_expected_run(self) -> float: ...
+    @property
+    def bocpd_threshold(self) -> float: ...
     @property
     def warmup_events(self) -> int: ...
     @property
@@ -102,6 +111,14 @@ class Shift(NamedTuple):
     (``"extreme:returns"`` for an extreme move, ahead of the detectors at its event)."""
     stats: dict[str, float]
     """Numbers at the firings: channel inputs, the scale, what the detectors estimated."""
+    location: int = -1
+    """Where the change is estimated to have begun: the earliest location the firings'
+    detectors gave (an index, at most ``first_index``; -1 for shifts from before)."""
+
+    @property
+    def change_index(self) -> int:
+        """The estimated first index of the new regime (``first_index`` when unknown)."""
+        return self.first_index if self.location < 0 else self.location
 
 
 class ShiftDetector:
@@ -135,7 +152,6 @@ class ShiftDetector:
         "_rearm",
         "_var",
         "_window",
-        "adwin_delta",
         "channels",
         "cooldown_events",
         "debounce_events",
@@ -143,9 +159,7 @@ class ShiftDetector:
         "extreme",
         "firing_counts",
         "min_detectors",
-        "ph_alpha",
-        "ph_delta",
-        "ph_threshold",
+        "params",
         "scale_halflife",
         "shifts",
         "skip",
@@ -157,17 +171,14 @@ class ShiftDetector:
         self.channels = tuple(dict.fromkeys(settings.channels))
         self.skip = frozenset(settings.skip)
         for name in self.detectors:
-            if name not in ("adwin", "page_hinkley"):
+            if name not in DETECTORS:
                 raise ValueError(f"unknown detector {name!r}")
         for name in self.channels:
             if name not in _CHANNELS:
                 raise ValueError(f"unknown channel {name!r}")
         if not scale_halflife > 0:
             raise ValueError(f"scale_halflife must be positive, got {scale_halflife!r}")
-        self.adwin_delta = settings.adwin_delta
-        self.ph_threshold = settings.ph_threshold
-        self.ph_delta = settings.ph_delta
-        self.ph_alpha = settings.ph_alpha
+        self.params = DetectorParams.of(settings)
         self.warmup_events = settings.warmup_events
         self.debounce_events = settings.debounce_events
         self.min_detectors = settings.min_detectors
@@ -180,7 +191,7 @@ class ShiftDetector:
     def _reset(self) -> None:
         self.firing_counts: dict[tuple[str, str], int] = {}
         self.shifts = 0
-        self._by_channel: dict[str, tuple[tuple[tuple[str, str], _Detector], ...]] = {}
+        self._by_channel: dict[str, tuple[tuple[tuple[str, str], ChangeDetector], ...]] = {}
         for channel in _CHANNELS:
             pairs = []
             if channel in self.channels:
@@ -196,15 +207,27 @@ class ShiftDetector:
         self._rearm = False  # in a cool-down: measure the new regime, restart at its end
         self._cool_sum = 0.0
         self._cool_n = 0
-        # firings in the debounce window: (index, "detector:channel", stats)
-        self._window: list[tuple[int, str, dict[str, float]]] = []
+        # firings in the debounce window: (index, "detector:channel", stats, location)
+        self._window: list[tuple[int, str, dict[str, float], int]] = []
 
-    def _new_detector(self, name: str) -> _Detector:
-        if name == "adwin":
-            return ADWIN(delta=self.adwin_delta)
-        return PageHinkley(
-            threshold=self.ph_threshold, delta=self.ph_delta, alpha=self.ph_alpha, mode="both"
-        )
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        # Snapshots from before the detector protocol hold river's detectors bare, their
+        # parameters one by one and firings without a location.
+        values = dict(state[1])
+        if "params" not in values:
+            values["params"] = DetectorParams.of(SimpleNamespace(**values))
+        for name in self.__slots__:
+            if name in values:
+                setattr(self, name, values[name])
+        for channel, pairs in self._by_channel.items():
+            self._by_channel[channel] = tuple(
+                (pair, d if isinstance(d, ChangeDetector) else RiverDetector(pair[0], d))
+                for pair, d in pairs
+            )
+        self._window = [w if len(w) == 4 else (*w, w[0]) for w in self._window]
+
+    def _new_detector(self, name: str) -> ChangeDetector:
+        return make_detector(name, self.params)
 
     def update(self, index: int, ret: float, vol: float) -> Shift | None:
         """Feed one event's log return and the stream's current volatility (> 0), which
@@ -216,7 +239,9 @@ class ShiftDetector:
         if not scale > 0.0:
             return None
         z = ret / scale
-        fired = [ExtremeMove.pair] if self.extreme.update(z).drift_detected else None
+        fired: list[_Firing] | None = None
+        if self.extreme.update(z).drift_detected:
+            fired = [(ExtremeMove.pair, Alarm(index, index, abs(z)), None)]
         if not -INPUT_CLIP < z < INPUT_CLIP:
             z = INPUT_CLIP if z > 0.0 else -INPUT_CLIP
         n = self._n + 1
@@ -228,16 +253,8 @@ class ShiftDetector:
             self._cool_sum += r2
             self._cool_n += 1
 
-        for pair, detector in self._by_channel["returns"]:
-            detector.update(z)
-            if detector.drift_detected:
-                fired = [pair] if fired is None else [*fired, pair]
-        if z < 0.0:
-            z = -z
-        for pair, detector in self._by_channel["volatility"]:
-            detector.update(z)
-            if detector.drift_detected:
-                fired = [pair] if fired is None else [*fired, pair]
+        fired = _feed(self._by_channel["returns"], z, index, fired)
+        fired = _feed(self._by_channel["volatility"], -z if z < 0.0 else z, index, fired)
         if fired is None:
             return None
         return self._fired(index, fired, {"returns.z": ret / scale, "scale": scale})
@@ -249,11 +266,7 @@ class ShiftDetector:
         e = math.sqrt(error)
         if e > INPUT_CLIP:
             e = INPUT_CLIP
-        fired = None
-        for pair, detector in self._by_channel["error"]:
-            detector.update(e)
-            if detector.drift_detected:
-                fired = [pair] if fired is None else [*fired, pair]
+        fired = _feed(self._by_channel["error"], e, index, None)
         if fired is None:
             return None
         return self._fired(index, fired, {"error.abs_z": e})
@@ -267,47 +280,63 @@ class ShiftDetector:
             self._by_channel[channel] = tuple((p, self._new_detector(p[0])) for p, _ in pairs)
         self._rearm = False
 
-    def _fired(
-        self, index: int, fired: list[tuple[str, str]], inputs: dict[str, float]
-    ) -> Shift | None:
+    def _fired(self, index: int, fired: list[_Firing], inputs: dict[str, float]) -> Shift | None:
         counts = self.firing_counts
-        for pair in fired:
+        for pair, _, _ in fired:
             counts[pair] = counts.get(pair, 0) + 1
         if index < self.warmup_events or index <= self._cooldown_until:
             return None
         window = self._window
         oldest = index - self.debounce_events
         window[:] = [entry for entry in window if entry[0] > oldest]
-        for pair in fired:
-            window.append((index, f"{pair[0]}:{pair[1]}", {**inputs, **self._estimates(pair)}))
-        triggers = tuple(dict.fromkeys(name for _, name, _ in window))
+        for pair, alarm, detector in fired:
+            name = f"{pair[0]}:{pair[1]}"
+            # The detector counts its own updates: its delay, in events, places the change.
+            location = index - (alarm.index - alarm.location)
+            window.append((index, name, {**inputs, **_estimates(name, alarm, detector)}, location))
+        triggers = tuple(dict.fromkeys(name for _, name, _, _ in window))
         # An extreme move confirms on its own, with what fired before it in the window.
-        if len(triggers) < self.min_detectors and ExtremeMove.pair not in fired:
+        if len(triggers) < self.min_detectors and not any(
+            pair == ExtremeMove.pair for pair, _, _ in fired
+        ):
             return None
         stats: dict[str, float] = {}
-        for _, _, entry_stats in window:
+        for _, _, entry_stats, _ in window:
             stats.update(entry_stats)
         first_index = window[0][0]
+        location = min(max(0, entry[3]) for entry in window)
         window.clear()
         self.shifts += 1
         self._cooldown_until = index + self.cooldown_events
         self._rearm = True
         self._cool_sum = 0.0
         self._cool_n = 0
-        return Shift(index, first_index, triggers, stats)
+        return Shift(index, first_index, triggers, stats, location)
 
-    def _estimates(self, pair: tuple[str, str]) -> dict[str, float]:
-        """What the detector that fired knows: ADWIN's mean over the window it kept (the new
-        regime), Page-Hinkley's running mean since its last reset (mostly the old regime)."""
-        name = f"{pair[0]}:{pair[1]}"
-        for other, detector in self._by_channel[pair[1]]:
-            if other != pair:
-                continue
-            if isinstance(detector, ADWIN):
-                return {
-                    f"{name}.mean_after": float(detector.estimation),
-                    f"{name}.width": float(detector.width),
-                }
-            mean = getattr(detector, "_x_mean", None)  # river keeps no public accessor
-            return {} if mean is None else {f"{name}.mean_before": float(mean.get())}
+
+_Firing = tuple[tuple[str, str], Alarm, ChangeDetector | None]
+"""A (detector, channel) pair that fired, its alarm, and the detector (None: extreme move)."""
+
+
+def _feed(
+    pairs: tuple[tuple[tuple[str, str], ChangeDetector], ...],
+    x: float,
+    index: int,
+    fired: list[_Firing] | None,
+) -> list[_Firing] | None:
+    """Give ``x`` to every detector of a channel; the firings so far, with theirs."""
+    for pair, detector in pairs:
+        alarm = detector.update(x)
+        if alarm is not None:
+            entry = (pair, alarm, detector)
+            fired = [entry] if fired is None else [*fired, entry]
+    return fired
+
+
+def _estimates(name: str, alarm: Alarm, detector: ChangeDetector | None) -> dict[str, float]:
+    """What the detector that fired knows (river's own estimates, or adaptd's score)."""
+    if isinstance(detector, RiverDetector):
+        return detector.estimates(name)
+    if detector is None:
         return {}
+    return {f"{name}.score": float(alarm.score)}

@@ -56,6 +56,9 @@ class ShiftRef(msgspec.Struct, frozen=True):
     topic: str
     partition: int
     offset: int
+    change_index: int | None = None
+    """Where the detectors estimated the change began (an index like ``index``, at most it;
+    None in messages from before)."""
 
 
 class RegimeRef(msgspec.Struct, frozen=True):

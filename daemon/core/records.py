@@ -66,6 +66,7 @@ def shift_message(ev: ShiftEvent, detected_ms: int) -> tuple[bytes, bytes]:
         "triggers": list(ev.shift.triggers),
         "index": ev.shift.index,
         "first_index": ev.shift.first_index,
+        "change_index": ev.shift.change_index,
         "event_ts_ms": ev.ts_ms,
         "source": {"topic": ev.topic, "partition": ev.partition, "offset": ev.offset},
         "stats": ev.shift.stats,

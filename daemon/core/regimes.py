@@ -208,6 +208,9 @@ class Labelled(Protocol):
     @property
     def y(self) -> float: ...
 
+    @property
+    def index(self) -> int: ...
+
 
 class RegimeTracker:
     """The regime a (stream, task) is in now, and its book of regimes.

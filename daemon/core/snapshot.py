@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections import deque
 from typing import Any
 
 from .collect import AdaptationSet
@@ -96,6 +97,7 @@ def migrate_stream_state(state: dict[str, Any]) -> dict[str, Any]:
     track.scores = Prequential(ZeroForecast())
     track.scores.sums = list(state.get("preq", [0.0, 0.0, 0.0, 0]))
     track.episode = list(state.get("_episode", []))
+    track.recent = deque()  # sized on attach
     track.collector = AdaptationSet()
     track.collector.shift = state.get("_collect_shift")
     track.collector.rows = list(state.get("_collect", []))

@@ -16,6 +16,7 @@ Pure: no I/O, no torch. Picklable: it lives in the stream's snapshot, without it
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,7 @@ class TaskTrack:
         "live",
         "model_id",
         "partition",
+        "recent",
         "regimes",
         "scores",
         "stream",
@@ -101,6 +103,9 @@ class TaskTrack:
         self.episode: list[Example] = []
         """The episode under construction (cut at ``episode_size`` and at every shift)."""
         self.collector = AdaptationSet()
+        self.recent: deque[Example] = deque(maxlen=config.shots)
+        """The latest examples filed: a shift located before its alarm takes its first
+        examples from here, across episode cuts."""
         self.regimes = RegimeTracker(config.novelty, config.max_regimes)
         self.live = PolicySlot()
         self.validator = Validator(config.validation)
@@ -149,6 +154,7 @@ class TaskTrack:
     def file(self, example: Example, segment: int, out: Effects) -> None:
         """File a scored example: into the episode, and into the regime's examples or, after
         a shift, the adaptation set."""
+        self.recent.append(example)
         episode = self.episode
         episode.append(example)
         if len(episode) >= self.config.episode_size:
@@ -167,10 +173,24 @@ class TaskTrack:
 
     def on_shift(self, event: ShiftEvent, segment: int, out: Effects) -> None:
         """A confirmed shift: close the regime's examples and the episode (cut under the
-        segment before the shift), and start collecting the new regime's adaptation set."""
+        segment before the shift), and start collecting the new regime's adaptation set.
+
+        Examples formed since the change began (the detector's estimated location, before
+        the alarm) belong to the new regime: they leave the old regime's prototype and
+        episode, and are the adaptation set's first examples."""
+        begun = event.shift.change_index
+        self.regimes.rows = [e for e in self.regimes.rows if e.index < begun]
         self.learn_regime()
+        moved = [e for e in self.episode if e.index >= begun]
+        self.episode = [e for e in self.episode if e.index < begun]
         self._cut(segment, out)
         self.collector.start(event)
+        # Episodes already cut keep theirs: they are stored under the old regime.
+        self.episode = moved
+        for example in [e for e in self.recent if e.index >= begun]:
+            done = self.collector.offer(example, self.config.shots)
+            if done is not None:
+                self._request(*done, out)
 
     def _cut(self, segment: int, out: Effects) -> None:
         rows = self.episode
@@ -276,11 +296,14 @@ class TaskTrack:
             setattr(self, key, value)
         if "validator" not in state:  # snapshotted before continuous validation
             self.validator = Validator(ValidationParams())
+        if "recent" not in state:  # snapshotted before shifts had a location
+            self.recent = deque()
 
     def attach(self, config: TrackConfig) -> None:
         """Reconnect a restored track to its config and rebuild its live model."""
         self.config = config
         self.validator.params = config.validation
+        self.recent = deque(self.recent, maxlen=config.shots)
         if self.regimes.book is None:  # restored from before regime ids
             self.regimes.book = RegimeBook(config.novelty, config.max_regimes)
         self.live.rebuild(config.activation)

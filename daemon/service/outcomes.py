@@ -115,6 +115,7 @@ def policy_message(
             topic=shift.topic,
             partition=shift.partition,
             offset=shift.offset,
+            change_index=shift.shift.change_index,
         ),
         regime=_regime_ref(request, model.features["names"]),
         algorithm=algorithm,

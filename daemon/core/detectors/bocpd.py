@@ -55,7 +55,8 @@ it always has) keeps the fixed prior, and the recursion is exact BOCPD.
 
 **Alarm rule.** After each value, ``p`` is the posterior probability that the current
 segment began within the last ``window`` values *and* no earlier than the earliest start
-that can still be reported: index 1 at first, then, after an alarm, the later of the
+that can still be reported: the end of the warm-up at first (a change inside the warm-up
+is part of the reference the prior was learnt from), then, after an alarm, the later of the
 index after the alarm and its location plus ``min_spacing``. An alarm is raised when
 ``p >= threshold``; its ``location`` is the most probable such start (the run-length
 posterior's mode restricted to those run lengths) and its ``score`` is ``p``. The posterior

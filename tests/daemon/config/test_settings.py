@@ -237,7 +237,7 @@ def test_a_whole_section_as_json_in_env() -> None:
         ({"ADAPTD_ADAPTATION__SHOTS": "many"}, "adaptation.shots"),
         ({"ADAPTD_KAFKA__SECURITY_PROTOCOL": "TLS"}, "kafka.security_protocol"),
         ({"ADAPTD_REDIS__KEY_PREFIX": "has space"}, "redis.key_prefix"),
-        ({"ADAPTD_DETECTION__DETECTORS": "adwin,cusum"}, "detection.detectors"),
+        ({"ADAPTD_DETECTION__DETECTORS": "adwin,kswin"}, "detection.detectors"),
         ({"ADAPTD_METRICS__PORT": "70000"}, "metrics.port"),
         ({"ADAPTD_LOG_LEVEL": "loud"}, "log_level"),
         # Checks across fields name the section.

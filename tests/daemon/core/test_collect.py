@@ -13,7 +13,7 @@ def example(index: int) -> Example:
 
 
 def shift(first_index: int) -> SimpleNamespace:
-    return SimpleNamespace(shift=SimpleNamespace(first_index=first_index))
+    return SimpleNamespace(shift=SimpleNamespace(change_index=first_index))
 
 
 def test_nothing_is_collected_before_a_shift_or_from_before_its_first_firing() -> None:

@@ -211,9 +211,64 @@ def test_skipped_pairs_get_no_detector_and_default_skips_page_hinkley_on_returns
     assert ("page_hinkley", "returns") not in default.firing_counts
     assert ("adwin", "returns") in default.firing_counts
     with pytest.raises(ValueError, match="unknown detector:channel"):
-        DetectionSettings(skip=("cusum:returns",))
+        DetectionSettings(skip=("kswin:returns",))
 
 
 def test_scale_halflife_validated() -> None:
     with pytest.raises(ValueError, match="scale_halflife"):
         ShiftDetector(SETTINGS, scale_halflife=0.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "channel"),
+    [("cusum", "returns"), ("bocpd", "returns"), ("bocpd", "volatility"), ("adwin", "volatility")],
+)
+def test_a_shift_says_where_the_change_began(name: str, channel: str) -> None:
+    settings = SETTINGS.model_copy(update={"detectors": (name,), "channels": (channel,)})
+    for seed in range(3):
+        change = {"mean_at": 1500} if channel == "returns" else {"vol_at": 1500}
+        shifts = run(ShiftDetector(settings), returns(seed, 2500, **change))
+        near = [s for s in shifts if 1500 <= s.index < 1700]
+        assert len(near) == 1, [(s.index, s.location) for s in shifts]
+        shift = near[0]
+        assert shift.triggers == (f"{name}:{channel}",)
+        assert 0 <= shift.location <= shift.first_index == shift.index
+        assert shift.change_index == shift.location
+        if name == "adwin":  # river's give no location: the alarm is its own
+            assert shift.location == shift.index
+        else:  # adaptd's detectors place the change within a few events of it
+            assert abs(shift.location - 1500) <= 10, shift
+
+
+def test_an_extreme_move_is_its_own_location() -> None:
+    detector = ShiftDetector(SETTINGS)
+    rets = returns(0, 400)
+    rets[300] = -20 * SIGMA
+    (shift,) = [s for s in run(detector, rets) if s.index == 300]
+    assert shift.location == shift.first_index == 300
+
+
+def test_a_snapshot_from_before_the_detector_protocol_restores() -> None:
+    rets = returns(4, 3000, vol_at=2000)
+    detector = ShiftDetector(SETTINGS)
+    before = run(detector, rets[:1000])
+    # The state as it was pickled before: bare river detectors, parameters one by one,
+    # firings in the debounce window without a location.
+    state = {name: getattr(detector, name) for name in ShiftDetector.__slots__}
+    params = state.pop("params")
+    state |= {
+        k: getattr(params, k) for k in ("adwin_delta", "ph_threshold", "ph_delta", "ph_alpha")
+    }
+    state["_by_channel"] = {
+        channel: tuple((pair, d.detector) for pair, d in pairs)
+        for channel, pairs in detector._by_channel.items()
+    }
+    state["_window"] = [(7, "adwin:returns", {})]
+    old = ShiftDetector.__new__(ShiftDetector)
+    old.__setstate__((None, state))
+    assert old.params == params
+    assert old._window == [(7, "adwin:returns", {}, 7)]
+    old._window = []
+    twin = pickle.loads(pickle.dumps(detector))
+    assert run(old, rets[1000:], 1000) == run(twin, rets[1000:], 1000)
+    assert before == [] or before[0].location >= 0

@@ -89,6 +89,7 @@ def shift_event(triggers: tuple[str, ...]) -> ShiftEvent:
         first_index=604,
         triggers=triggers,
         stats={"returns.z": -4.5, "scale": 0.001},
+        location=590,
     )
     return ShiftEvent(
         id="BTC-USD@adaptd.market:2:9001",
@@ -117,11 +118,18 @@ def test_shift_message_fields_and_key() -> None:
         "triggers": ["page_hinkley:volatility", "adwin:returns"],
         "index": 608,
         "first_index": 604,
+        "change_index": 590,
         "event_ts_ms": 1_700_000_000_500,
         "source": {"topic": "adaptd.market", "partition": 2, "offset": 9001},
         "stats": {"returns.z": -4.5, "scale": 0.001},
         "detected_ms": 1_700_000_001_000,
     }
+
+
+def test_a_shift_without_a_location_starts_at_its_first_firing() -> None:
+    ev = shift_event(("adwin:returns",))
+    ev = ev._replace(shift=ev.shift._replace(location=-1))
+    assert json.loads(shift_message(ev, 0)[1])["change_index"] == 604
 
 
 def test_shift_message_without_triggers_names_no_detector() -> None:

@@ -213,6 +213,45 @@ def test_a_regime_change_gives_one_shift_then_one_request_from_the_new_regime() 
     assert state.tracks[0].live.queued is None
 
 
+def test_the_examples_since_the_estimated_change_open_the_new_regime() -> None:
+    settings = make_settings()
+    settings = settings.model_copy(
+        update={
+            "detection": settings.detection.model_copy(
+                update={"detectors": ("cusum",), "channels": ("returns",)}
+            )
+        }
+    )
+    config = stream_config(settings, tasks_of(settings))
+    # A drift of 0.6 standard deviations an event: the CUSUM needs some 50 events to be sure.
+    prices = regime_walk(1200, changes=[600], seed=2, regimes=((0.0, 0.001), (0.0006, 0.001)))
+    state = StreamState("X", "in", 0, config)
+    results = feed(state, market_events(prices), batch=1)
+    examples = reference_examples(config, prices)
+
+    (shift,) = collect(results, "shifts")
+    begun = shift.shift.location
+    # Located before the alarm, near the change; the examples formed between the two had
+    # matured and been filed under the old regime when the alarm came.
+    assert 595 <= begun < shift.shift.index - H
+    # More than SHOTS examples had matured since: the latest of them are the adaptation set,
+    # and the request goes out with the shift itself.
+    ((emitted_at, request),) = [(i, r) for i, out in results for r in out.requests]
+    assert emitted_at == shift.shift.index
+    used = [e for e in examples if begun <= e.index <= shift.shift.index - H][-SHOTS:]
+    assert used[0].index > begun
+    assert_examples(request.support_x, request.support_y, used[:-QUERY])
+    assert_examples(request.query_x, request.query_y, used[-QUERY:])
+    # The episode open at the shift is split at the change: its examples since then open
+    # the new regime's first episode (episodes cut before the alarm stay the old regime's).
+    episodes = collect(results, "episodes")
+    old = [ep for ep in episodes if ep.segment == 0]
+    new = [ep for ep in episodes if ep.segment == 1]
+    assert old[-1].last_offset < new[0].first_offset
+    assert offset_of(begun) <= new[0].first_offset <= offset_of(shift.shift.index - H)
+    assert assert_tiles(episodes, examples) <= len(examples)
+
+
 def test_no_shift_on_a_steady_stream() -> None:
     state = StreamState("X", "in", 0, make_config())
     results = feed(state, market_events(regime_walk(1200, changes=[])), batch=50)

@@ -1,0 +1,58 @@
+"""Detectors by name, with their parameters: what the daemon's ``detection`` settings make.
+
+>>> make_detector("cusum", DetectorParams(cusum_false_alarms_per_10k=10.0)).name
+'cusum'
+>>> make_detector("adwin", DetectorParams()).name
+'adwin'
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from river.drift import ADWIN, PageHinkley
+
+from .bocpd import BOCPD
+from .cusum import Cusum
+from .protocol import ChangeDetector
+from .river import RiverDetector
+
+__all__ = ["DETECTORS", "DetectorParams", "make_detector"]
+
+DETECTORS = ("adwin", "page_hinkley", "cusum", "bocpd")
+"""river's ADWIN and Page-Hinkley, and adaptd's own CUSUM and BOCPD."""
+
+
+class DetectorParams(NamedTuple):
+    """Every detector's parameters (the ``detection`` settings of the same names)."""
+
+    adwin_delta: float = 0.002
+    ph_threshold: float = 30.0
+    ph_delta: float = 0.1
+    ph_alpha: float = 1.0
+    cusum_k: float = 0.5
+    cusum_false_alarms_per_10k: float = 1.0
+    bocpd_expected_run: float = 250.0
+    bocpd_threshold: float = 0.9
+
+    @classmethod
+    def of(cls, source: Any) -> DetectorParams:
+        """The parameters read from anything that has them as attributes (the settings);
+        those it lacks keep their defaults."""
+        return cls(**{k: getattr(source, k) for k in cls._fields if hasattr(source, k)})
+
+
+def make_detector(name: str, params: DetectorParams) -> ChangeDetector:
+    """A fresh detector ``name`` (one of :data:`DETECTORS`) with ``params``."""
+    if name == "adwin":
+        return RiverDetector(name, ADWIN(delta=params.adwin_delta))
+    if name == "page_hinkley":
+        river = PageHinkley(
+            threshold=params.ph_threshold, delta=params.ph_delta, alpha=params.ph_alpha, mode="both"
+        )
+        return RiverDetector(name, river)
+    if name == "cusum":
+        return Cusum(k=params.cusum_k, false_alarms_per_10k=params.cusum_false_alarms_per_10k)
+    if name == "bocpd":
+        return BOCPD(expected_run=params.bocpd_expected_run, threshold=params.bocpd_threshold)
+    raise ValueError(f"unknown detector {name!r}; choose from {DETECTORS}")

@@ -1,0 +1,65 @@
+"""river's drift detectors behind the protocol, kept as they are.
+
+Neither gives a usable location, so an alarm is its own ``location``. ADWIN (Bifet &
+Gavaldà 2007) drops the older part of its window when the two parts' means differ, but only
+as much as it must, at the edges of buckets that grow exponentially with age: the window it
+keeps reached 150 events before a volatility change in tests, further than its alarm came
+after it (its width is in the shift's ``stats``). Page-Hinkley (river's, with ``threshold``
+and ``delta`` in input units) keeps no estimate of where the change began. The daemon's
+inputs are unit-scale, which is why river's thresholds fit them.
+
+>>> from river.drift import ADWIN
+>>> import random
+>>> rng, detector = random.Random(1), RiverDetector("adwin", ADWIN())
+>>> alarms = [a for i in range(2000) if (a := detector.update(rng.gauss(0 if i < 1000 else 2, 1)))]
+>>> [(a.index, a.location) for a in alarms]
+[(1023, 1023)]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from river.drift import ADWIN
+
+from .protocol import Alarm
+
+__all__ = ["RiverDetector"]
+
+
+class RiverDetector:
+    """A river drift detector (anything with ``update`` and ``drift_detected``)."""
+
+    __slots__ = ("_index", "_initial", "detector", "name")
+
+    def __init__(self, name: str, detector: Any) -> None:
+        self.name = name
+        self.detector = detector
+        self._initial = detector.clone()
+        self._index = 0
+
+    def update(self, x: float) -> Alarm | None:
+        i = self._index
+        self._index = i + 1
+        detector = self.detector
+        detector.update(x)
+        if not detector.drift_detected:
+            return None
+        return Alarm(i, i, 1.0)
+
+    def reset(self) -> None:
+        self.detector = self._initial.clone()
+        self._index = 0
+
+    def estimates(self, prefix: str) -> dict[str, float]:
+        """What the detector knows after firing, for the shift's ``stats``: ADWIN's mean over
+        the window it kept (the new regime), Page-Hinkley's running mean since its last
+        reset (mostly the old regime)."""
+        detector = self.detector
+        if isinstance(detector, ADWIN):
+            return {
+                f"{prefix}.mean_after": float(detector.estimation),
+                f"{prefix}.width": float(detector.width),
+            }
+        mean = getattr(detector, "_x_mean", None)  # river keeps no public accessor
+        return {} if mean is None else {f"{prefix}.mean_before": float(mean.get())}

@@ -1,0 +1,47 @@
+"""Detectors from the protocol in the running daemon (real Tansu broker and Redis): two known
+changes give two shifts near them, each with where the change was estimated to begin, in the
+shift messages and in the policies adapted after them."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from daemon_support import read_topic, run_over, segments_stream
+
+from adaptd.daemon.core.policy import decode_message
+
+pytestmark = pytest.mark.integration
+
+# Calm, then a drift of 1.5 standard deviations an event from 700, then three times the
+# volatility from 1400. The market channels alone, so the shifts do not depend on timing.
+SEGMENTS = [(700, 0.0, 0.001), (700, 0.0015, 0.001), (600, 0.0, 0.003)]
+CHANGES = (700, 1400)
+
+
+async def test_two_changes_give_two_shifts_that_say_where_each_began(settings_factory) -> None:
+    settings, topics = await settings_factory(
+        detection={"detectors": ["cusum"], "channels": ["returns", "volatility"], "skip": []},
+        kafka={"max_poll_records": 50},
+    )
+    bootstrap = settings.kafka.bootstrap_servers
+    await run_over(settings, topics.input, segments_stream("S", SEGMENTS, seed=3))
+
+    shifts = [
+        msgspec.json.decode(r.value) for r in await read_topic(bootstrap, topics.shifts, idle_s=1.0)
+    ]
+    assert [s["triggers"][0].split(":")[0] for s in shifts] == ["cusum", "cusum"], shifts
+    for shift, change in zip(shifts, CHANGES, strict=True):
+        # Raised after the change, placed within a few events of where it began.
+        assert change <= shift["index"] < change + 60, shift
+        assert abs(shift["change_index"] - change) <= 10, shift
+        assert shift["change_index"] <= shift["first_index"] <= shift["index"]
+
+    messages = [decode_message(r.value) for r in await read_topic(bootstrap, topics.policies)]
+    adapted = [m for m in messages if m.shift is not None]  # not a retirement's baseline
+    assert adapted, "no policy was adapted after the shifts"
+    located = {s["id"]: s["change_index"] for s in shifts}
+    for message in adapted:
+        assert message.shift is not None
+        assert message.shift.change_index == located[message.shift.id]
+        # Adapted from the examples since the change began, which had matured by then.
+        assert message.source["first_offset"] >= message.shift.change_index

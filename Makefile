@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-learn bench-markets bench-continual clean
+.PHONY: setup demo test lint bench bench-learn bench-markets bench-detect bench-continual clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ bench-learn: setup
 # (about a minute on 2 cores).
 bench-markets: setup
 	$(BIN)/python -m bench.markets --out docs/bench/markets.json
+
+# Every detector online on TCPD's series and river's market series (a few minutes on 2 cores).
+bench-detect: setup
+	$(BIN)/python -m bench.detect --out docs/bench/detect.json
 
 bench-continual: setup
 	$(BIN)/python -m bench.learn.continual --out docs/bench/continual.json --docs docs/benchmarks.md

@@ -1,0 +1,100 @@
+"""The detection benchmark: its series are on TCPD's grid, its leave-one-out choice never
+sees the series it scores, and its detectors run online."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from adaptd.adapters.changepoints import covering, f1_score
+from adaptd.daemon.core.detectors import Alarm
+from bench.detect.__main__ import evaluate
+from bench.detect.data import Series, load_series, published
+from bench.detect.runner import CANDIDATES, Candidate, detect, inputs, locations
+
+
+@pytest.fixture(scope="module")
+def series() -> list[Series]:
+    return load_series()
+
+
+def test_every_series_is_on_the_grid_of_its_annotations(series: list[Series]) -> None:
+    # The published zero baseline's cover depends on n_obs alone: reproducing it shows that
+    # the two series rebuilt from river's files have TCPD's length.
+    zero = published("default_cover")
+    assert {s.name for s in series} >= {"apple", "bitcoin", "brent_spot", "nile"}
+    for s in series:
+        assert covering(s.annotations, [], s.n_obs) == pytest.approx(
+            zero[s.name]["zero"], abs=1e-12
+        )
+        assert np.isfinite(s.values).all()
+    by_name = {s.name: s for s in series}
+    assert not by_name["apple"].univariate and not by_name["run_log"].univariate
+    assert sum(s.univariate for s in series) == 32
+
+
+def test_leave_one_out_chooses_on_the_other_series_only() -> None:
+    # Four series; one configuration finds the change of s0 only, the other the rest.
+    rows = {"s0": [30], "s1": [40], "s2": [50], "s3": [60]}
+    made: list[Any] = []
+
+    class Oracle:
+        name = "oracle"
+
+        def __init__(self, finds: tuple[str, ...]) -> None:
+            self.finds, self.i, self.n = finds, 0, 0
+            made.append(self)
+
+        def reset(self) -> None:
+            self.i = 0
+
+        def update(self, x: float) -> Alarm | None:
+            # The series' name is coded in its first value.
+            if self.i == 0:
+                self.name_of = f"s{int(x)}"
+            self.i += 1
+            for at in rows[self.name_of] if self.name_of in self.finds else []:
+                if self.i - 1 == at + 2:
+                    return Alarm(self.i - 1, at, 1.0)
+            return None
+
+    def series_(k: int) -> Series:
+        values = np.zeros((100, 1))
+        values[0, 0] = k
+        return Series(f"s{k}", values, {"1": rows[f"s{k}"]}, "test", 1)
+
+    rest = ("s1", "s2", "s3")
+    candidate = Candidate("oracle", Oracle, {"finds": ("s0",)}, {"finds": (("s0",), rest)})
+    result = evaluate(candidate, [series_(k) for k in range(4)])["series"]
+    assert result["s0"]["default"]["f1"] == 1.0
+    # Held out, s0 gets the configuration that is best on the others: it misses s0's change.
+    assert result["s0"]["loo"]["config"] == {"finds": rest}
+    assert result["s0"]["loo"]["f1"] < 1.0
+    assert all(result[name]["loo"]["f1"] == 1.0 for name in rest)
+
+
+def test_every_detector_runs_online_and_reports_changes_inside_the_series() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(600)
+    x[300:] += 4.0
+    values = x[:, None]
+    for name, candidate in CANDIDATES.items():
+        alarms = detect(candidate, candidate.default, values)
+        assert all(0 <= a.location <= a.index < len(x) for a in alarms), name
+        found = locations(alarms, len(x))
+        assert any(abs(c - 300) <= 30 for c in found), (name, found)
+        # Online: the alarms up to any point do not depend on what comes after it.
+        early = detect(candidate, candidate.default, values[:320])
+        assert early == [a for a in alarms if a.index < 320], name
+    score = f1_score({"1": [300]}, [300])
+    assert score == 1.0
+
+
+def test_inputs_are_the_level_or_its_differences() -> None:
+    values = np.array([[1.0], [3.0], [6.0]])
+    assert inputs(values, "level").tolist() == [1.0, 3.0, 6.0]
+    assert inputs(values, "diff").tolist() == [0.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="input"):
+        inputs(values, "log")

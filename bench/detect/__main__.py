@@ -7,6 +7,9 @@ series; never on the series it is scored on). Then, on synthetic streams: false 
 10,000 in-control events, detection delay and location error of a shift in mean and one in
 variance; and the cost per event and the pickled size of each detector's state.
 
+Last, the daemon's own shift detection (its channels, debounce and cool-down; each choice of
+``detection.detectors``) on the full daily market series (:mod:`.markets`).
+
 Writes docs/bench/detect.json and prints the tables of docs/benchmarks.md ("Detection").
 """
 
@@ -26,6 +29,7 @@ import numpy as np
 from adaptd.adapters.changepoints import covering, f1_score
 
 from .data import Series, load_series, published
+from .markets import daemon_detection
 from .report import goals, markdown
 from .runner import CANDIDATES, Candidate, detect, locations
 
@@ -150,6 +154,7 @@ def run(out: Path | None) -> dict[str, Any]:
         "markets": list(MARKETS),
         "detectors": results,
         "published": published_table(series),
+        "daemon_markets": daemon_detection(series),
     }
     report["goals"] = goals(report)
     if out is not None:

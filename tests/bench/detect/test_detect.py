@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from adaptd.adapters.changepoints import covering, f1_score
+from adaptd.adapters.tasks.series import load as load_market
 from adaptd.daemon.core.detectors import Alarm
 from bench.detect.__main__ import evaluate
-from bench.detect.data import Series, load_series, published
+from bench.detect.data import Series, _annotations, load_series, published
+from bench.detect.markets import TCPD_NAMES, _first_row, _on_grid
 from bench.detect.runner import CANDIDATES, Candidate, detect, inputs, locations
 
 
@@ -98,3 +100,17 @@ def test_inputs_are_the_level_or_its_differences() -> None:
     assert inputs(values, "diff").tolist() == [0.0, 2.0, 3.0]
     with pytest.raises(ValueError, match="input"):
         inputs(values, "log")
+
+
+@pytest.mark.parametrize("name", ["apple", "bitcoin", "brent"])
+def test_the_daemons_shifts_are_scored_on_tcpds_grid(name: str) -> None:
+    market = load_market(name)
+    first, step = _first_row(name)
+    tcpd = _annotations()[TCPD_NAMES[name]]
+    for annotator, rows in market.annotations.items():
+        assert {(r - first) // step for r in rows} == set(tcpd[annotator])
+        assert all((r - first) % step == 0 for r in rows)
+    # Row ``first`` is TCPD's index 0, which TCPD's F1 adds itself; rows off the grid round.
+    rows = [first - 1, first, first + step, first + 2 * step + 1, first + 60 * step]
+    expected = [1, 2] if step > 1 else [1, 3]
+    assert _on_grid(rows, (first, step, 50)) == expected

@@ -253,8 +253,25 @@ class ShiftDetector:
             self._cool_sum += r2
             self._cool_n += 1
 
-        fired = _feed(self._by_channel["returns"], z, index, fired)
-        fired = _feed(self._by_channel["volatility"], -z if z < 0.0 else z, index, fired)
+        # The per-event path: loops written out rather than a helper call per channel.
+        for pair, detector in self._by_channel["returns"]:
+            alarm = detector.update(z)
+            if alarm is not None:
+                fired = (
+                    [(pair, alarm, detector)]
+                    if fired is None
+                    else [*fired, (pair, alarm, detector)]
+                )
+        if z < 0.0:
+            z = -z
+        for pair, detector in self._by_channel["volatility"]:
+            alarm = detector.update(z)
+            if alarm is not None:
+                fired = (
+                    [(pair, alarm, detector)]
+                    if fired is None
+                    else [*fired, (pair, alarm, detector)]
+                )
         if fired is None:
             return None
         return self._fired(index, fired, {"returns.z": ret / scale, "scale": scale})

@@ -39,12 +39,12 @@ class RiverDetector:
         self._index = 0
 
     def update(self, x: float) -> Alarm | None:
-        i = self._index
-        self._index = i + 1
+        self._index += 1
         detector = self.detector
         detector.update(x)
         if not detector.drift_detected:
             return None
+        i = self._index - 1
         return Alarm(i, i, 1.0)
 
     def reset(self) -> None:

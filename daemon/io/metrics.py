@@ -62,6 +62,14 @@ class Metrics:
             ["detector", "channel"],
             registry=r,
         )
+        self.detection_delay = Histogram(
+            f"{PREFIX}_detection_delay_events",
+            "Events from where a shift's change was estimated to begin to its confirmation, "
+            "by the first detector.",
+            ["detector"],
+            buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=r,
+        )
         self.regimes = Counter(
             f"{PREFIX}_regimes",
             "Shifts whose examples were classified into a regime: a known one or a new one.",

@@ -159,6 +159,8 @@ class EffectStore:
             for trigger in ev.shift.triggers[:1]:
                 detector, _, channel = trigger.partition(":")
                 m.shifts.labels(detector=detector, channel=channel).inc()
+                delay = ev.shift.index - ev.shift.change_index
+                m.detection_delay.labels(detector=detector).observe(delay)
             log.info(
                 "shift detected",
                 stream=ev.stream,

@@ -24,7 +24,7 @@ async def test_two_changes_give_two_shifts_that_say_where_each_began(settings_fa
         kafka={"max_poll_records": 50},
     )
     bootstrap = settings.kafka.bootstrap_servers
-    await run_over(settings, topics.input, segments_stream("S", SEGMENTS, seed=3))
+    daemon = await run_over(settings, topics.input, segments_stream("S", SEGMENTS, seed=3))
 
     shifts = [
         msgspec.json.decode(r.value) for r in await read_topic(bootstrap, topics.shifts, idle_s=1.0)
@@ -35,6 +35,11 @@ async def test_two_changes_give_two_shifts_that_say_where_each_began(settings_fa
         assert change <= shift["index"] < change + 60, shift
         assert abs(shift["change_index"] - change) <= 10, shift
         assert shift["change_index"] <= shift["first_index"] <= shift["index"]
+    # The detection delay each shift's location implies, as a metric.
+    sample = daemon.metrics.registry.get_sample_value
+    assert sample("adaptd_detection_delay_events_count", {"detector": "cusum"}) == 2
+    delays = sum(s["index"] - s["change_index"] for s in shifts)
+    assert sample("adaptd_detection_delay_events_sum", {"detector": "cusum"}) == delays
 
     messages = [decode_message(r.value) for r in await read_topic(bootstrap, topics.policies)]
     adapted = [m for m in messages if m.shift is not None]  # not a retirement's baseline

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..core.calendar import CalendarFeature, calendar_selection
 
@@ -200,6 +208,13 @@ class DetectionSettings(Section):
             )
         return value
 
+    streams: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-stream detection, by stream id: any of this section's settings but `streams` and
+    `scale_halflife`, replacing the section's for that stream (for example
+    `{"BTC-USD": {"detectors": ["bocpd"], "bocpd_threshold": 0.97}}`). Streams not named use
+    the section's settings. A stream restored from a snapshot keeps the detectors its state
+    was learnt with."""
+
     @model_validator(mode="after")
     def _check_skip(self) -> DetectionSettings:
         known = {
@@ -210,7 +225,24 @@ class DetectionSettings(Section):
         unknown = [pair for pair in self.skip if pair not in known]
         if unknown:
             raise ValueError(f"skip: unknown detector:channel pairs {unknown}")
+        for stream, overrides in self.streams.items():
+            if bad := sorted(set(overrides) & {"streams", "scale_halflife"}):
+                raise ValueError(f"streams.{stream}: {bad} cannot be set per stream")
+            try:
+                self.for_stream(stream)
+            except ValidationError as exc:
+                where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+                raise ValueError(f"streams.{stream}.{where}: {exc.errors()[0]['msg']}") from None
         return self
+
+    def for_stream(self, stream: str) -> DetectionSettings:
+        """The settings of ``stream``: the section's, with its entry in ``streams`` over
+        them."""
+        overrides = self.streams.get(stream)
+        if not overrides:
+            return self
+        base = self.model_dump(exclude={"streams"})
+        return DetectionSettings.model_validate({**base, **overrides})
 
 
 class RegimeSettings(Section):

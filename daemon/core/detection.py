@@ -97,6 +97,9 @@ class DetectionParams(Protocol):
     def cooldown_events(self) -> int: ...
     @property
     def extreme_z(self) -> float: ...
+    def for_stream(self, stream: str) -> DetectionParams:
+        """The parameters of one stream (per-stream settings over the shared ones)."""
+        ...
 
 
 class Shift(NamedTuple):

@@ -128,7 +128,7 @@ class StreamState:
         self.partition = partition
         self.config = config
         self.features = FeatureExtractor(config.features)
-        self.detector = ShiftDetector(config.detection, config.scale_halflife)
+        self.detector = ShiftDetector(config.detection.for_stream(stream), config.scale_halflife)
         self.index = 0
         self.max_ts_ms = -(2**62)
         self.segment = 0
@@ -275,7 +275,7 @@ class StreamState:
         self.config = config
         # The extreme-move threshold holds no state, so today's setting applies (the
         # detectors keep the parameters their state was learnt with).
-        self.detector.extreme = ExtremeMove(config.detection.extreme_z)
+        self.detector.extreme = ExtremeMove(config.detection.for_stream(self.stream).extreme_z)
         kept = {t.task: t for t in self.tracks}
         tracks = []
         for c in config.tracks:

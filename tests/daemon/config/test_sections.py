@@ -104,3 +104,22 @@ def test_secrets_are_secret_str() -> None:
     assert kafka.sasl_password.get_secret_value() == "pw-123"
     assert "pw-123" not in repr(kafka)
     assert "redis://" not in repr(RedisSettings())
+
+
+def test_detection_can_be_set_per_stream() -> None:
+    detection = DetectionSettings(
+        detectors=("adwin",),
+        streams={"BTC-USD": {"detectors": ["bocpd"], "bocpd_threshold": 0.97}},
+    )
+    btc = detection.for_stream("BTC-USD")
+    assert (btc.detectors, btc.bocpd_threshold) == (("bocpd",), 0.97)
+    assert btc.channels == detection.channels  # the rest is the section's
+    assert detection.for_stream("AAPL") is detection
+    with pytest.raises(ValidationError, match=r"streams\.X\.detectors\.0"):
+        DetectionSettings(streams={"X": {"detectors": ["kswin"]}})
+    with pytest.raises(ValidationError, match=r"streams\.X\.bocpd_threshold"):
+        DetectionSettings(streams={"X": {"bocpd_threshold": 2.0}})
+    with pytest.raises(ValidationError, match="cannot be set per stream"):
+        DetectionSettings(streams={"X": {"scale_halflife": 10.0}})
+    with pytest.raises(ValidationError, match=r"streams\.X\.nope"):
+        DetectionSettings(streams={"X": {"nope": 1}})

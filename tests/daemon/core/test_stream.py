@@ -580,3 +580,21 @@ def test_calendar_features_come_from_each_events_time() -> None:
         assert ep.last_ts_ms == times[-1]
         want = calendar_columns(times, ["hour_of_day", "day_of_week"])
         np.testing.assert_allclose(x[:, -4:], want, atol=1e-6)
+
+
+def test_a_stream_named_in_detection_streams_gets_its_own_detectors() -> None:
+    settings = make_settings()
+    detection = settings.detection.model_copy(
+        update={"streams": {"B": {"detectors": ["cusum"], "skip": []}}}
+    )
+    settings = settings.model_copy(update={"detection": detection})
+    config = stream_config(settings, tasks_of(settings))
+    a, b = (StreamState(name, "in", 0, config) for name in "AB")
+    assert {d for d, _ in a.detector.firing_counts} == {"adwin", "page_hinkley"}
+    assert set(b.detector.firing_counts) == {
+        ("cusum", c) for c in ("returns", "volatility", "error")
+    }
+    # Restored, a stream keeps the detectors its state was learnt with.
+    twin = pickle.loads(pickle.dumps(b))
+    twin.attach(config)
+    assert set(twin.detector.firing_counts) == set(b.detector.firing_counts)

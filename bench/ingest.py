@@ -26,8 +26,6 @@ import asyncio
 import gc
 import json
 import math
-import os
-import platform
 import resource
 import time
 import uuid
@@ -44,30 +42,13 @@ from adaptd.daemon.config.settings import load_settings
 from adaptd.daemon.service.daemon import Daemon
 from adaptd.tools.embedded import EmbeddedKafka, EmbeddedRedis, create_topics, delete_prefix
 
+from .machine import machine
 from .synthetic import produce, synthetic_events
 
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
 
 ALL_TASKS = ("return", "risk", "strategy")
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    with open("/proc/cpuinfo") if os.path.exists("/proc/cpuinfo") else open(os.devnull) as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    import torch
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-    }
 
 
 async def _consume_loop(bootstrap: str, topic: str, total: int, work: bool) -> float:

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import numpy as np
 
 from adaptd.adapters.changepoints import covering, f1_score
 
+from ..machine import machine
 from .data import Series, load_series, published
 from .markets import daemon_detection
 from .report import goals, markdown
@@ -141,11 +140,7 @@ def run(out: Path | None) -> dict[str, Any]:
         results[name]["cost"] = cost(candidate)
         print(f"{name}: {time.perf_counter() - started:.1f} s", flush=True)
     report = {
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "series": {
             s.name: {"n_obs": s.n_obs, "univariate": s.univariate, "source": s.source}

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from adaptd.daemon.core.tasks.selection import StrategyTask
 from adaptd.daemon.learner.learners import use_threads
 from adaptd.daemon.service.configs import tasks_of
 
+from ..machine import machine
 from .harness import replay_series
 from .report import markdown, progress_line
 from .risk import score_return, score_risk
@@ -93,11 +92,7 @@ def run(out: Path | None) -> dict[str, Any]:
             }
     strategy = StrategyTask(horizon=1, clip=10.0)
     report = {
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "settings": {
             "label_horizon": 1,

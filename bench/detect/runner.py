@@ -26,6 +26,7 @@ from river.drift import ADWIN, KSWIN, PageHinkley
 from adaptd.daemon.core.detectors import Alarm, ChangeDetector
 from adaptd.daemon.core.detectors.bocpd import BOCPD
 from adaptd.daemon.core.detectors.cusum import Cusum
+from adaptd.daemon.core.detectors.focus import Focus
 from adaptd.daemon.core.detectors.page_hinkley import PageHinkley as OurPageHinkley
 from adaptd.daemon.core.detectors.river import RiverDetector
 
@@ -108,6 +109,16 @@ CANDIDATES: dict[str, Candidate] = {
             "input": INPUTS,
             "false_alarms_per_10k": (1.0, 10.0, 100.0),
             "k": (0.25, 0.5, 1.0),
+            "warmup": (5, 10, 30),
+        },
+    ),
+    "focus": Candidate(
+        "focus",
+        Focus,
+        {"input": "level"},
+        {
+            "input": INPUTS,
+            "false_alarms_per_10k": (1.0, 10.0, 100.0),
             "warmup": (5, 10, 30),
         },
     ),

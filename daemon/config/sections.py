@@ -26,7 +26,7 @@ from pydantic import (
 
 from ..core.calendar import CalendarFeature, calendar_selection
 
-Detector = Literal["adwin", "page_hinkley", "cusum", "bocpd"]
+Detector = Literal["adwin", "page_hinkley", "cusum", "focus", "bocpd"]
 Channel = Literal["returns", "volatility", "error"]
 
 
@@ -157,8 +157,9 @@ class DetectionSettings(Section):
 
     detectors: tuple[Detector, ...] = ("adwin", "page_hinkley")
     """Detectors run on every channel: river's `adwin` and `page_hinkley`, adaptd's `cusum`
-    (self-starting, threshold from a false-alarm rate) and `bocpd` (Bayesian online
-    change-point detection); see docs/detection.md for how to choose and tune them."""
+    (self-starting, threshold from a false-alarm rate), `focus` (CUSUM for a shift of
+    unknown size) and `bocpd` (Bayesian online change-point detection); see
+    docs/detection.md for how to choose and tune them."""
     channels: tuple[Channel, ...] = ("returns", "volatility", "error")
     """What the detectors watch: scaled returns, volatility, the live policy's error."""
     skip: tuple[str, ...] = ("page_hinkley:returns",)
@@ -177,6 +178,9 @@ class DetectionSettings(Section):
     """CUSUM reference value, in standard deviations: half the shift it is tuned for."""
     cusum_false_alarms_per_10k: float = Field(1.0, gt=0, le=10_000)
     """CUSUM threshold, stated as the false alarms expected per 10,000 in-control events."""
+    focus_false_alarms_per_10k: float = Field(1.0, ge=0.1, le=100)
+    """FOCuS threshold, as the false alarms expected per 10,000 in-control events (0.1 to
+    100: the range its simulated calibration covers)."""
     bocpd_expected_run: float = Field(250.0, gt=1)
     """BOCPD's prior mean regime length in events (its hazard is the inverse)."""
     bocpd_threshold: float = Field(0.9, gt=0, le=1)
@@ -219,7 +223,7 @@ class DetectionSettings(Section):
     def _check_skip(self) -> DetectionSettings:
         known = {
             f"{d}:{c}"
-            for d in ("adwin", "page_hinkley", "cusum", "bocpd")
+            for d in ("adwin", "page_hinkley", "cusum", "focus", "bocpd")
             for c in ("returns", "volatility", "error")
         }
         unknown = [pair for pair in self.skip if pair not in known]

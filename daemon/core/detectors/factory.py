@@ -14,13 +14,14 @@ from river.drift import ADWIN, PageHinkley
 
 from .bocpd import BOCPD
 from .cusum import Cusum
+from .focus import Focus
 from .protocol import ChangeDetector
 from .river import RiverDetector
 
 __all__ = ["DETECTORS", "DetectorParams", "make_detector"]
 
-DETECTORS = ("adwin", "page_hinkley", "cusum", "bocpd")
-"""river's ADWIN and Page-Hinkley, and adaptd's own CUSUM and BOCPD."""
+DETECTORS = ("adwin", "page_hinkley", "cusum", "focus", "bocpd")
+"""river's ADWIN and Page-Hinkley, and adaptd's own CUSUM, FOCuS and BOCPD."""
 
 
 class DetectorParams(NamedTuple):
@@ -32,6 +33,7 @@ class DetectorParams(NamedTuple):
     ph_alpha: float = 1.0
     cusum_k: float = 0.5
     cusum_false_alarms_per_10k: float = 1.0
+    focus_false_alarms_per_10k: float = 1.0
     bocpd_expected_run: float = 250.0
     bocpd_threshold: float = 0.9
 
@@ -53,6 +55,8 @@ def make_detector(name: str, params: DetectorParams) -> ChangeDetector:
         return RiverDetector(name, river)
     if name == "cusum":
         return Cusum(k=params.cusum_k, false_alarms_per_10k=params.cusum_false_alarms_per_10k)
+    if name == "focus":
+        return Focus(false_alarms_per_10k=params.focus_false_alarms_per_10k)
     if name == "bocpd":
         return BOCPD(expected_run=params.bocpd_expected_run, threshold=params.bocpd_threshold)
     raise ValueError(f"unknown detector {name!r}; choose from {DETECTORS}")

@@ -26,6 +26,7 @@ TCPD_NAMES = {"apple": "apple", "bitcoin": "bitcoin", "brent": "brent_spot"}
 CONFIGS: dict[str, dict[str, Any]] = {
     "default (river adwin, page_hinkley)": {},
     "cusum": {"detectors": ["cusum"], "skip": []},
+    "focus": {"detectors": ["focus"], "skip": []},
     "bocpd": {"detectors": ["bocpd"], "skip": []},
     "cusum on returns, bocpd on volatility": {
         "detectors": ["cusum", "bocpd"],

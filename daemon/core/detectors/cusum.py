@@ -84,6 +84,7 @@ from __future__ import annotations
 import math
 
 from .protocol import Alarm
+from .standardise import SelfStarting, check_warmup
 
 __all__ = ["OVERSHOOT", "Cusum", "arl_of", "threshold_for_arl", "two_sided_threshold"]
 
@@ -159,12 +160,6 @@ def two_sided_threshold(false_alarms_per_10k: float, k: float) -> float:
     return threshold_for_arl(2.0 * 10_000.0 / false_alarms_per_10k, k)
 
 
-def _check_warmup(warmup: int) -> int:
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 3:
-        raise ValueError(f"warmup must be an integer >= 3, got {warmup!r}")
-    return warmup
-
-
 class Cusum:
     """Two-sided self-starting CUSUM for a change in mean, re-warming after each alarm.
 
@@ -180,13 +175,11 @@ class Cusum:
 
     __slots__ = (
         "_index",
-        "_m2",
-        "_mean",
-        "_n",
         "_neg",
         "_neg_zero",
         "_pos",
         "_pos_zero",
+        "_scale",
         "false_alarms_per_10k",
         "h",
         "k",
@@ -200,7 +193,7 @@ class Cusum:
         """The threshold on either statistic, in standard deviations."""
         self.k = float(k)
         self.false_alarms_per_10k = float(false_alarms_per_10k)
-        self.warmup = _check_warmup(warmup)
+        self.warmup = check_warmup(warmup)
         self.reset()
 
     def reset(self) -> None:
@@ -209,9 +202,7 @@ class Cusum:
         self._restart()
 
     def _restart(self) -> None:
-        self._n = 0  # Welford's count, mean and sum of squared deviations since the restart
-        self._mean = 0.0
-        self._m2 = 0.0
+        self._scale = SelfStarting(self.warmup)
         self._pos = 0.0
         self._neg = 0.0
         self._pos_zero = -1  # the last update at which each statistic was 0
@@ -224,36 +215,26 @@ class Cusum:
         x = float(x)
         if not math.isfinite(x):
             return None
-        n = self._n
-        if n >= self.warmup and self._m2 > 0.0:
-            nu = n - 1
-            t = (x - self._mean) / math.sqrt(self._m2 / nu * (1.0 + 1.0 / n))
-            z = math.copysign(
-                (8 * nu + 1) / (8 * nu + 3) * math.sqrt(nu * math.log1p(t * t / nu)), t
-            )
-            pos = self._pos + z - self.k
-            if pos <= 0.0:
-                pos = 0.0
-                self._pos_zero = i
-            neg = self._neg - z - self.k
-            if neg <= 0.0:
-                neg = 0.0
-                self._neg_zero = i
-            if pos > self.h or neg > self.h:
-                if pos >= neg:
-                    alarm = Alarm(i, self._pos_zero + 1, pos)
-                else:
-                    alarm = Alarm(i, self._neg_zero + 1, neg)
-                self._restart()
-                return alarm
-            self._pos, self._neg = pos, neg
-        else:  # warming up: the statistics start at 0 after the last warm-up value
+        z = self._scale.score(x)
+        if z is None:  # warming up: the statistics start at 0 after the last warm-up value
             self._pos_zero = self._neg_zero = i
-        n += 1
-        delta = x - self._mean
-        self._mean += delta / n
-        self._m2 += delta * (x - self._mean)
-        self._n = n
+            return None
+        pos = self._pos + z - self.k
+        if pos <= 0.0:
+            pos = 0.0
+            self._pos_zero = i
+        neg = self._neg - z - self.k
+        if neg <= 0.0:
+            neg = 0.0
+            self._neg_zero = i
+        if pos > self.h or neg > self.h:
+            if pos >= neg:
+                alarm = Alarm(i, self._pos_zero + 1, pos)
+            else:
+                alarm = Alarm(i, self._neg_zero + 1, neg)
+            self._restart()
+            return alarm
+        self._pos, self._neg = pos, neg
         return None
 
     def __repr__(self) -> str:

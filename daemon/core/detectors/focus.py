@@ -105,8 +105,8 @@ from __future__ import annotations
 
 import math
 
-from .cusum import _check_warmup
 from .protocol import Alarm
+from .standardise import SelfStarting, check_warmup
 
 __all__ = ["ARL_FIT", "RATE_RANGE", "Focus", "arl_of", "threshold_for"]
 
@@ -187,11 +187,9 @@ class Focus:
 
     __slots__ = (
         "_index",
-        "_m2",
-        "_mean",
-        "_n",
         "_neg",
         "_pos",
+        "_scale",
         "_sum",
         "_t",
         "false_alarms_per_10k",
@@ -215,7 +213,7 @@ class Focus:
         self.threshold = threshold_for(false_alarms_per_10k)
         """The threshold ``h`` on the statistic ``Q_t``."""
         self.false_alarms_per_10k = float(false_alarms_per_10k)
-        self.warmup = _check_warmup(warmup)
+        self.warmup = check_warmup(warmup)
         if (
             isinstance(max_candidates, bool)
             or not isinstance(max_candidates, int)
@@ -245,9 +243,7 @@ class Focus:
         self._restart()
 
     def _restart(self) -> None:
-        self._n = 0  # Welford's count, mean and sum of squared deviations since the restart
-        self._mean = 0.0
-        self._m2 = 0.0
+        self._scale = SelfStarting(self.warmup)
         self._t = 0  # standardised values since the statistic (re)started, and their sum
         self._sum = 0.0
         # (t, S_t, start) of the kept candidates, oldest first: the rising lower hull (mu > 0)
@@ -270,21 +266,10 @@ class Focus:
         if known is not None:
             z = (x - known[0]) / known[1]
         else:
-            n = self._n
-            ready = n >= self.warmup and self._m2 > 0.0
-            if ready:
-                nu = n - 1
-                t = (x - self._mean) / math.sqrt(self._m2 / nu * (1.0 + 1.0 / n))
-                z = math.copysign(
-                    (8 * nu + 1) / (8 * nu + 3) * math.sqrt(nu * math.log1p(t * t / nu)), t
-                )
-            n += 1
-            delta = x - self._mean
-            self._mean += delta / n
-            self._m2 += delta * (x - self._mean)
-            self._n = n
-            if not ready:
+            score = self._scale.score(x)
+            if score is None:
                 return None
+            z = score
         # the statistic: add the point (t, S_t), prune what it dominates, maximise
         pos, neg = self._pos, self._neg
         t = self._t

@@ -54,8 +54,9 @@ from __future__ import annotations
 
 import math
 
-from .cusum import _check_warmup, two_sided_threshold
+from .cusum import two_sided_threshold
 from .protocol import Alarm
+from .standardise import check_warmup
 
 __all__ = ["PageHinkley"]
 
@@ -102,7 +103,7 @@ class PageHinkley:
         """lambda: the threshold on either statistic, in standard deviations."""
         self.delta = float(delta)
         self.false_alarms_per_10k = float(false_alarms_per_10k)
-        self.warmup = _check_warmup(warmup)
+        self.warmup = check_warmup(warmup)
         self.reset()
 
     def reset(self) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from adaptd.adapters.tasks.series import load as load_market
 
-__all__ = ["TCPD", "Series", "load_series", "published"]
+__all__ = ["TCPD", "Series", "load_series", "published", "tcpd_annotations"]
 
 TCPD = Path(__file__).resolve().parent / "tcpd"
 
@@ -53,7 +53,9 @@ class Series:
 
 
 @cache
-def _annotations() -> dict[str, dict[str, list[int]]]:
+def tcpd_annotations() -> dict[str, dict[str, list[int]]]:
+    """TCPD's annotations of all 42 series: ``{series: {annotator: [indices]}}``, each index
+    the first of a new segment."""
     return json.loads((TCPD / "annotations.json").read_text())
 
 
@@ -77,7 +79,7 @@ def _tcpd(name: str) -> Series:
     return Series(
         name=name,
         values=np.column_stack(columns),
-        annotations=_annotations()[name],
+        annotations=tcpd_annotations()[name],
         source=f"TCPD: {raw.get('longname', name)}",
         tcpd_channels=int(raw["n_dim"]),
     )
@@ -96,7 +98,7 @@ def _from_river(name: str) -> Series:
     return Series(
         name=name,
         values=price[:, None],
-        annotations=_annotations()[name],
+        annotations=tcpd_annotations()[name],
         source=f"river's {market.stream}, every {step} row(s) from row {offset}, close only",
         tcpd_channels=channels,
     )

@@ -18,7 +18,7 @@ from adaptd.daemon.config.settings import DetectionSettings, FeatureSettings
 from adaptd.daemon.core.detection import ShiftDetector
 from adaptd.daemon.core.features import FeatureExtractor
 
-from .data import Series, _annotations
+from .data import Series, tcpd_annotations
 
 __all__ = ["CONFIGS", "daemon_detection"]
 
@@ -40,7 +40,7 @@ def _first_row(name: str) -> tuple[int, int]:
     """(first row, step) of TCPD's grid in river's series ``name``."""
     market = load_market(name)
     step = market.sampling_step
-    tcpd = _annotations()[TCPD_NAMES[name]]
+    tcpd = tcpd_annotations()[TCPD_NAMES[name]]
     # river's annotations are TCPD's mapped to its rows: row = first + step * k.
     row = min(r for rows in market.annotations.values() for r in rows)
     k = min(k for rows in tcpd.values() for k in rows)
@@ -61,7 +61,7 @@ def daemon_detection(series: list[Series]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, tcpd in TCPD_NAMES.items():
         market = load_market(name)
-        annotations = _annotations()[tcpd]
+        annotations = tcpd_annotations()[tcpd]
         first, step = _first_row(name)
         grid = (first, step, n_obs[tcpd])
 

@@ -99,19 +99,9 @@ recentre = None
 prior = None
     ``(mu0, kappa0, alpha0, beta0)`` in the stream's units, instead of the warm-up.
 
-**The defaults, measured** (model ``"constant"``; N(0, 1) streams, the defaults otherwise).
-In control: 0.15 false alarms per 1,000 values (35 in 24 streams of 10,000), near the
-CUSUM's default of 1 per 10,000; a threshold of 0.8 gives 0.44 and of 0.5 gives 2.3, which
-for a hazard of 1/250 means the posterior is calibrated but the alarms too many for a
-daemon that adapts at each. Changes at index 300 of 600 values (40 streams each; found = an
-alarm located within 25, then its median delay and the share located within 5): mean +1 sd
-93 %, 16 values, 89 %; +2 sd 100 %, 4, 97 %; +3 sd 100 %, 2, 100 %; sd x2 95 %, 10, 74 %;
-sd x3 100 %, 4, 95 %; sd x0.5 80 %, 26, 66 %. ``window = 100`` finds the halved sd 97 % of
-the time but raises the false alarms to 0.23 per 1,000. ``max_run_lengths = 300`` changed
-none of these alarms against 3,000 (no pruning here; 244 streams) and costs about 33 µs per
-value. ``warmup = 10`` keeps the blind start short: 30 found the halved sd in 88 % of the
-streams and was otherwise the same, 5 lost a little everywhere. The ``"trend"`` defaults
-are measured in :mod:`.segments`.
+**The defaults, measured** (false alarms, delays, location errors; why each default): in
+docs/detection.md, "BOCPD's defaults". The ``"trend"`` defaults are measured in
+:mod:`.segments`.
 
 A Gaussian stream whose mean moves up by three standard deviations at index 200:
 

@@ -12,20 +12,22 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .mmd import _FLAT, RECENT, WINDOW, _check_int, _pairs, _variance_factor
+from .mmd import RECENT, WINDOW
+from .mmd_statistic import _FLAT, _check_int, _pairs, _variance_factor
 
 __all__ = ["calibrate", "null_statistics"]
 
 
 def null_statistics(stream: np.ndarray, window: int = WINDOW, recent: int = RECENT) -> np.ndarray:
     """The statistic of every full window of ``stream`` (T, d), vectorised: element ``k`` is
-    :func:`~.mmd.window_statistic` of ``stream[k : k + window + recent]`` split at ``window``
+    :func:`~.mmd_statistic.window_statistic` of ``stream[k : k + window + recent]`` split at
+    ``window``
     (``T - window - recent + 1`` of them). The values are taken as already standardised.
 
     This is what :func:`calibrate` simulates; it does in one numpy pass per block of
     windows what the detector does per event, at about the same cost per window.
 
-    >>> from adaptd.daemon.core.detectors.mmd import window_statistic
+    >>> from adaptd.daemon.core.detectors.mmd_statistic import window_statistic
     >>> x = np.random.default_rng(1).normal(size=(80, 2))
     >>> s = null_statistics(x)
     >>> s.shape, bool(np.isclose(s[3], window_statistic(x[3:73], 50).statistic))

@@ -12,7 +12,7 @@ from adaptd.adapters.changepoints import covering, f1_score
 from adaptd.adapters.tasks.series import load as load_market
 from adaptd.daemon.core.detectors import Alarm
 from bench.detect.__main__ import evaluate
-from bench.detect.data import Series, _annotations, load_series, published
+from bench.detect.data import Series, load_series, published, tcpd_annotations
 from bench.detect.markets import TCPD_NAMES, _first_row, _on_grid
 from bench.detect.runner import CANDIDATES, Candidate, detect, inputs, locations
 
@@ -106,7 +106,7 @@ def test_inputs_are_the_level_or_its_differences() -> None:
 def test_the_daemons_shifts_are_scored_on_tcpds_grid(name: str) -> None:
     market = load_market(name)
     first, step = _first_row(name)
-    tcpd = _annotations()[TCPD_NAMES[name]]
+    tcpd = tcpd_annotations()[TCPD_NAMES[name]]
     for annotator, rows in market.annotations.items():
         assert {(r - first) // step for r in rows} == set(tcpd[annotator])
         assert all((r - first) % step == 0 for r in rows)

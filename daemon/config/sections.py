@@ -212,6 +212,21 @@ class DetectionSettings(Section):
             )
         return value
 
+    confirm: bool = False
+    """Confirm each shift from the market channels by an offline segmentation (PELT) of the
+    recent scaled returns before acting on it: moved to the segmentation's change nearest
+    the detectors' estimate, or retracted when the segmentation finds none. Runs off the
+    event loop; a shift waits until confirm_after events have followed its estimated start.
+    Error-channel shifts and extreme moves are not confirmed."""
+    confirm_window: int = Field(200, ge=20, le=5000)
+    """Events the confirmation segments at most (back to the previous shift)."""
+    confirm_after: int = Field(10, ge=1, le=1000)
+    """Events after a shift's estimated start before it is confirmed (at most cooldown_events:
+    the cool-down keeps other shifts away meanwhile)."""
+    confirm_penalty: float = Field(3.0, gt=0)
+    """Penalty per change of the segmentation, times log(window length): 3 is the BIC's count
+    for a change of mean and variance."""
+
     streams: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per-stream detection, by stream id: any of this section's settings but `streams` and
     `scale_halflife`, replacing the section's for that stream (for example
@@ -229,6 +244,11 @@ class DetectionSettings(Section):
         unknown = [pair for pair in self.skip if pair not in known]
         if unknown:
             raise ValueError(f"skip: unknown detector:channel pairs {unknown}")
+        if self.confirm and self.confirm_after > self.cooldown_events:
+            raise ValueError(
+                f"confirm_after ({self.confirm_after}) must be at most cooldown_events "
+                f"({self.cooldown_events}): a held shift must not meet the next one"
+            )
         for stream, overrides in self.streams.items():
             if bad := sorted(set(overrides) & {"streams", "scale_halflife"}):
                 raise ValueError(f"streams.{stream}: {bad} cannot be set per stream")

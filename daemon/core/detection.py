@@ -47,10 +47,14 @@ events of a steady Gaussian or Student-t(3) stream.
 from __future__ import annotations
 
 import math
+from collections import deque
 from types import SimpleNamespace
 from typing import NamedTuple, Protocol
 
+import numpy as np
+
 from .detectors import Alarm, ChangeDetector
+from .detectors.confirm import Confirmation
 from .detectors.factory import DETECTORS, DetectorParams, make_detector
 from .detectors.river import RiverDetector
 from .extreme import ExtremeMove
@@ -99,6 +103,14 @@ class DetectionParams(Protocol):
     def cooldown_events(self) -> int: ...
     @property
     def extreme_z(self) -> float: ...
+    @property
+    def confirm(self) -> bool: ...
+    @property
+    def confirm_window(self) -> int: ...
+    @property
+    def confirm_after(self) -> int: ...
+    @property
+    def confirm_penalty(self) -> float: ...
     def for_stream(self, stream: str) -> DetectionParams:
         """The parameters of one stream (per-stream settings over the shared ones)."""
         ...
@@ -118,7 +130,8 @@ class Shift(NamedTuple):
     """Numbers at the firings: channel inputs, the scale, what the detectors estimated."""
     location: int = -1
     """Where the change is estimated to have begun: the earliest location the firings'
-    detectors gave (an index, at most ``first_index``; -1 for shifts from before)."""
+    detectors gave (an index, at most ``index``; -1 for shifts from before). A shift to be
+    confirmed is relocated by its confirmation."""
 
     @property
     def change_index(self) -> int:
@@ -135,6 +148,14 @@ class ShiftDetector:
     indices (immediately with one); firings are then absorbed for ``cooldown_events``
     indices. An extreme move (:mod:`.extreme`) confirms on its own. ``firing_counts``
     counts every raw firing, ignored and absorbed ones too (extreme moves once there is one).
+
+    With ``confirm`` on, a shift from the market channels is *held* until ``confirm_after``
+    events have followed its estimated location, then returned with its index moved there;
+    :meth:`take_window` hands over the scaled returns it is to be confirmed on (the last
+    ``confirm_window`` events, back to the previous shift at most), for a
+    :class:`~.detectors.confirm.Confirmation` to relocate or retract it off the event loop.
+    Shifts from the error channel and extreme moves are not held. (No other shift can come
+    while one is held: the cool-down, at least ``confirm_after`` long, absorbs them.)
 
     Indices are per-stream event indices (0 for the stream's first event), consecutive
     for :meth:`update` and non-decreasing across it and :meth:`update_error`.
@@ -153,11 +174,16 @@ class ShiftDetector:
         "_cool_n",
         "_cool_sum",
         "_cooldown_until",
+        "_held",
         "_n",
         "_rearm",
+        "_recent",
+        "_released",
         "_var",
         "_window",
         "channels",
+        "confirm_after",
+        "confirmation",
         "cooldown_events",
         "debounce_events",
         "detectors",
@@ -191,7 +217,31 @@ class ShiftDetector:
         self.extreme = ExtremeMove(settings.extreme_z)
         self.scale_halflife = float(scale_halflife)
         self._a_scale = 1.0 - 0.5 ** (1.0 / self.scale_halflife)
+        self._held: Shift | None = None
+        self._released: tuple[np.ndarray, int] | None = None
+        self.confirm_with(settings)
         self._reset()
+
+    def confirm_with(self, settings: DetectionParams) -> None:
+        """Confirm shifts as ``settings`` say from now on (the window so far is kept when the
+        length stays; a held shift is released at the next event when confirmation is off)."""
+        if not settings.confirm:
+            self.confirmation = None
+            self.confirm_after = 0
+            self._recent: deque[float] | None = None
+            self._released = None
+            return
+        self.confirmation = Confirmation(settings.confirm_window, settings.confirm_penalty)
+        self.confirm_after = settings.confirm_after
+        recent = getattr(self, "_recent", None)
+        if recent is None or recent.maxlen != settings.confirm_window:
+            self._recent = deque(recent or (), maxlen=settings.confirm_window)
+
+    def take_window(self) -> tuple[np.ndarray, int] | None:
+        """The scaled returns a shift just returned by :meth:`update` is to be confirmed on,
+        and the index of the first (None when it needs no confirmation); once."""
+        released, self._released = self._released, None
+        return released
 
     def _reset(self) -> None:
         self.firing_counts: dict[tuple[str, str], int] = {}
@@ -221,6 +271,10 @@ class ShiftDetector:
         values = dict(state[1])
         if "params" not in values:
             values["params"] = DetectorParams.of(SimpleNamespace(**values))
+        # Snapshots from before confirmation: none (the stream's settings apply on attach).
+        for name in ("_held", "_recent", "_released", "confirmation"):
+            values.setdefault(name, None)
+        values.setdefault("confirm_after", 0)
         for name in self.__slots__:
             if name in values:
                 setattr(self, name, values[name])
@@ -249,6 +303,9 @@ class ShiftDetector:
             fired = [(ExtremeMove.pair, Alarm(index, index, abs(z)), None)]
         if not -INPUT_CLIP < z < INPUT_CLIP:
             z = INPUT_CLIP if z > 0.0 else -INPUT_CLIP
+        recent = self._recent
+        if recent is not None:
+            recent.append(z)
         n = self._n + 1
         self._n = n
         a = self._a_scale if n * self._a_scale >= 1.0 else 1.0 / n
@@ -277,9 +334,27 @@ class ShiftDetector:
                     if fired is None
                     else [*fired, (pair, alarm, detector)]
                 )
-        if fired is None:
-            return None
-        return self._fired(index, fired, {"returns.z": ret / scale, "scale": scale})
+        if fired is not None:
+            shift = self._fired(index, fired, {"returns.z": ret / scale, "scale": scale})
+            if shift is not None:
+                if recent is None or _EXTREME in shift.triggers:
+                    return shift
+                self._held = shift
+        held = self._held
+        if held is not None and (recent is None or index - held.location + 1 >= self.confirm_after):
+            return self._release(held, index)
+        return None
+
+    def _release(self, held: Shift, index: int) -> Shift:
+        self._held = None
+        recent = self._recent
+        if recent is not None:
+            # Back to the held shift's previous one at most: its window was cleared there.
+            self._released = (np.fromiter(recent, np.float64), index + 1 - len(recent))
+            keep = index - held.location + 1
+            while len(recent) > keep:
+                recent.popleft()
+        return held._replace(index=index)
 
     def update_error(self, index: int, error: float) -> Shift | None:
         """Feed the live policy's squared standardised prediction error (~1 on average)."""
@@ -335,6 +410,8 @@ class ShiftDetector:
         self._cool_n = 0
         return Shift(index, first_index, triggers, stats, location)
 
+
+_EXTREME = ":".join(ExtremeMove.pair)
 
 _Firing = tuple[tuple[str, str], Alarm, ChangeDetector | None]
 """A (detector, channel) pair that fired, its alarm, and the detector (None: extreme move)."""

@@ -130,6 +130,8 @@ class Effects:
     examples: int = 0
     firings: dict[tuple[str, str], int] = field(default_factory=dict)
     """Raw detector firings per (detector, channel), absorbed ones included."""
+    confirmations: dict[str, int] = field(default_factory=dict)
+    """Shifts confirmed, relocated or retracted by their confirmation, by outcome."""
 
     def __len__(self) -> int:
         return (

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from adaptd.adapters.serving import NumpyPolicy
 
+from .detectors.confirm import Check, run_checks
 from .effects import AdaptationRequest, DeadLetter, Effects, Published
 from .schema import EventDecoder, MarketEvent, Rejection
 from .stream import StreamConfig, StreamState
@@ -53,7 +54,18 @@ class PartitionState:
         self, records: Iterable[Record], defaults: Mapping[str, NumpyPolicy], out: Effects
     ) -> None:
         """Apply a batch of records in offset order; effects are appended to ``out``.
-        ``defaults`` are the meta-learned initialisations by task."""
+        ``defaults`` are the meta-learned initialisations by task.
+
+        The same as :meth:`apply`, then the shifts' confirmations (:meth:`checks`) run here,
+        then :meth:`finish`: the service runs the confirmations off its event loop instead.
+        """
+        touched = self.apply(records, out)
+        run_checks(self.checks(touched))
+        self.finish(touched, defaults, out)
+
+    def apply(self, records: Iterable[Record], out: Effects) -> list[StreamState]:
+        """The first half of :meth:`process`: every record to its stream; the streams
+        touched, for :meth:`finish`."""
         decode = self.decoder.decode
         touched: dict[str, StreamState] = {}
         last = None
@@ -74,11 +86,22 @@ class PartitionState:
                     continue
                 result = rejected
             self._dead_letter(rec, result, out)
-        for state in touched.values():
-            state.finish_batch(defaults, out)
-        self.dirty.update(touched)
         if last is not None:
             self.next_offset = last + 1
+        return list(touched.values())
+
+    @staticmethod
+    def checks(touched: Iterable[StreamState]) -> list[Check]:
+        """The confirmations the touched streams' shifts wait for."""
+        return [check for state in touched for check in state.checks()]
+
+    def finish(
+        self, touched: Iterable[StreamState], defaults: Mapping[str, NumpyPolicy], out: Effects
+    ) -> None:
+        """The second half of :meth:`process`: score, file and act on shifts."""
+        for state in touched:
+            state.finish_batch(defaults, out)
+            self.dirty.add(state.stream)
 
     def _dead_letter(self, rec: Record, why: Rejection, out: Effects) -> None:
         out.dead_letters.append(

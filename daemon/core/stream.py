@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from adaptd.adapters.serving import NumpyPolicy
 
 from .detection import DetectionParams, Shift, ShiftDetector
+from .detectors.confirm import Check
 from .effects import Effects, ShiftEvent
 from .extreme import ExtremeMove
 from .feature_spec import FeatureParams, feature_names
@@ -45,11 +46,13 @@ class RegimeParams(NamedTuple):
 
 
 class _ShiftMark(NamedTuple):
-    """A shift from the market channels, queued with the examples of its batch."""
+    """A shift from the market channels, queued with the examples of its batch (and its
+    confirmation, to be run before it is acted on)."""
 
     shift: Shift
     offset: int
     ts_ms: int
+    check: Check | None = None
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,22 @@ class StreamState:
             shift = self.detector.update(index, feats.ret, feats.vol)
             if shift is not None:
                 # Acted on in finish_batch, in event order with the examples.
-                matured.append(_ShiftMark(shift, offset, ev.ts_ms))
+                check = None
+                window = self.detector.take_window()
+                confirmation = self.detector.confirmation
+                if window is not None and confirmation is not None:
+                    check = Check(confirmation, window[0], window[1], shift.location)
+                matured.append(_ShiftMark(shift, offset, ev.ts_ms, check))
         return None
+
+    def checks(self) -> list[Check]:
+        """The confirmations this batch's shifts wait for (run them before
+        :meth:`finish_batch`, anywhere; it runs those left itself)."""
+        return [
+            item.check
+            for item in self._matured
+            if type(item) is _ShiftMark and item.check is not None and not item.check.done
+        ]
 
     # -- per batch ---------------------------------------------------------------------
     def finish_batch(self, defaults: Mapping[str, NumpyPolicy], out: Effects) -> None:
@@ -226,7 +243,9 @@ class StreamState:
         i = 0
         for item in items:
             if type(item) is _ShiftMark:
-                self._on_shift(item.shift, item.offset, item.ts_ms, out)
+                shift = item.shift if item.check is None else _confirmed(item, out)
+                if shift is not None:
+                    self._on_shift(shift, item.offset, item.ts_ms, out)
                 continue
             track, example, offset, ts_ms = item
             if track is first:
@@ -275,7 +294,9 @@ class StreamState:
         self.config = config
         # The extreme-move threshold holds no state, so today's setting applies (the
         # detectors keep the parameters their state was learnt with).
-        self.detector.extreme = ExtremeMove(config.detection.for_stream(self.stream).extreme_z)
+        detection = config.detection.for_stream(self.stream)
+        self.detector.extreme = ExtremeMove(detection.extreme_z)
+        self.detector.confirm_with(detection)
         kept = {t.task: t for t in self.tracks}
         tracks = []
         for c in config.tracks:
@@ -291,3 +312,19 @@ class StreamState:
         self._matured = [
             item for item in self._matured if type(item) is not tuple or item[0] in tracks
         ]
+
+
+def _confirmed(mark: _ShiftMark, out: Effects) -> Shift | None:
+    """The shift as its confirmation left it: relocated, or None when retracted."""
+    check = mark.check
+    assert check is not None
+    check.run()  # nothing to do when it ran off the event loop
+    shift = mark.shift
+    if check.result is None:
+        outcome = "retracted"
+    elif check.result == shift.location:
+        outcome = "confirmed"
+    else:
+        outcome = "relocated"
+    out.confirmations[outcome] = out.confirmations.get(outcome, 0) + 1
+    return None if check.result is None else shift._replace(location=check.result)

@@ -76,6 +76,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.confirmations = Counter(
+            f"{PREFIX}_shift_confirmations",
+            "Shifts checked by detection.confirm: confirmed where the detectors placed them, "
+            "relocated, or retracted (no shift published).",
+            ["outcome"],
+            registry=r,
+        )
         self.detector_firings = Counter(
             f"{PREFIX}_detector_firings",
             "Raw detector firings, including those absorbed by debounce and cool-down.",

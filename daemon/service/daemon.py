@@ -196,6 +196,8 @@ class Daemon:
         m.examples.inc(out.examples)
         for (detector, channel), n in out.firings.items():
             m.detector_firings.labels(detector=detector, channel=channel).inc(n)
+        for outcome, n in out.confirmations.items():
+            m.confirmations.labels(outcome=outcome).inc(n)
         m.batch_size.observe(count)
 
     # -- background ---------------------------------------------------------------------

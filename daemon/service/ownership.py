@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 
 from adaptd.adapters.serving import NumpyPolicy
 
+from ..core.detectors.confirm import Check, run_checks
 from ..core.effects import AdaptationRequest, Effects, Published, Retired
 from ..core.partition import PartitionState, Record
 from ..core.stream import StreamConfig, StreamState
@@ -173,7 +174,16 @@ class Ownership:
                 if part is None:
                     continue
                 count += len(records)
-                part.process(records, defaults, out)
+                touched = part.apply(records, out)
+                checks = part.checks(touched)
+                try:
+                    if checks:
+                        await _off_the_loop(checks)
+                finally:
+                    # Even when cancelled: the batch finishes whole, as it would have
+                    # without the wait, or its events would be in the state without their
+                    # effects.
+                    part.finish(touched, defaults, out)
         return count
 
     def owns(self, request: AdaptationRequest) -> bool:
@@ -263,3 +273,14 @@ class Ownership:
                     max(high - part.next_offset, 0)
                 )
         self.metrics.streams.set(sum(len(p.streams) for p in self.partitions.values()))
+
+
+async def _off_the_loop(checks: list[Check]) -> None:
+    """Run shift confirmations (PELT over a window: milliseconds each) on a thread; a
+    cancellation waits for them to end before it goes on."""
+    job = asyncio.get_running_loop().run_in_executor(None, run_checks, checks)
+    try:
+        await asyncio.shield(job)
+    except asyncio.CancelledError:
+        await job
+        raise

@@ -4,6 +4,7 @@ import math
 import pickle
 import random
 
+import numpy as np
 import pytest
 
 from adaptd.daemon.config.settings import DetectionSettings
@@ -272,3 +273,85 @@ def test_a_snapshot_from_before_the_detector_protocol_restores() -> None:
     twin = pickle.loads(pickle.dumps(detector))
     assert run(old, rets[1000:], 1000) == run(twin, rets[1000:], 1000)
     assert before == [] or before[0].location >= 0
+
+
+# -- confirmation: shifts held until confirm_after events follow them ---------------------
+
+CONFIRMED = SETTINGS.model_copy(
+    update={"detectors": ("cusum",), "channels": ("returns", "volatility"), "confirm": True}
+)
+
+
+def test_a_shift_is_held_until_confirm_after_events_follow_its_location() -> None:
+    plain = SETTINGS.model_copy(update={"detectors": ("cusum",), "channels": CONFIRMED.channels})
+    after = CONFIRMED.confirm_after
+    for seed in range(4):
+        rets = returns(seed, 3000, mean_at=1000, vol_at=2000)
+        held, twin = ShiftDetector(CONFIRMED), ShiftDetector(plain)
+        shifts, windows = [], []
+        for i, r in enumerate(rets):
+            shift = held.update(i, r, SIGMA)
+            if shift is not None:
+                shifts.append(shift)
+                windows.append(held.take_window())
+                assert held.take_window() is None  # handed over once
+        unheld = run(twin, rets)
+        assert len(shifts) == len(unheld) >= 2, seed
+        previous = 0
+        for shift, same, (values, start) in zip(shifts, unheld, windows, strict=True):
+            # The same shift, only later: when `after` events have followed its location.
+            assert shift._replace(index=same.index) == same
+            assert shift.index == max(same.index, shift.location + after - 1)
+            # Its window ends at the release and goes back to the previous shift's location.
+            assert start + len(values) - 1 == shift.index
+            assert start == max(previous, shift.index + 1 - CONFIRMED.confirm_window)
+            assert np.all(np.abs(values) <= 8.0)
+            previous = shift.location
+
+
+def test_extreme_moves_and_error_shifts_are_not_held() -> None:
+    detector = ShiftDetector(CONFIRMED.model_copy(update={"channels": ("returns", "error")}))
+    rets = returns(0, 400)
+    rets[300] = -20 * SIGMA
+    (shift,) = [s for s in run(detector, rets) if s.index >= 300]
+    assert (shift.index, shift.triggers) == (300, ("extreme:returns",))
+    assert detector.take_window() is None
+    errors = ShiftDetector(CONFIRMED.model_copy(update={"channels": ("error",)}))
+    found = [errors.update_error(i, 1.0 if i < 500 else 9.0) for i in range(700)]
+    assert [s for s in found if s is not None] and errors.take_window() is None
+
+
+def test_a_held_shift_survives_a_pickle() -> None:
+    rets = returns(1, 2000, vol_at=1000)
+    detector = ShiftDetector(CONFIRMED)
+    reference = run(ShiftDetector(CONFIRMED), rets)
+    (first,) = [s for s in reference if s.index >= 1000][:1]
+    cut = first.index - 2  # the alarm has fired; the shift is held
+    early = run(detector, rets[:cut])
+    assert detector._held is not None
+    twin = pickle.loads(pickle.dumps(detector))
+    assert early + run(twin, rets[cut:], cut) == reference
+
+
+def test_confirmation_can_be_turned_on_and_off_for_a_restored_detector() -> None:
+    rets = returns(2, 1600, vol_at=1000)
+    detector = ShiftDetector(SETTINGS)
+    run(detector, rets[:500])
+    # A snapshot from before confirmation has none of its fields.
+    state = {name: getattr(detector, name) for name in ShiftDetector.__slots__}
+    for name in ("_held", "_recent", "_released", "confirmation", "confirm_after"):
+        del state[name]
+    old = ShiftDetector.__new__(ShiftDetector)
+    old.__setstate__((None, state))
+    assert old.confirmation is None and old._recent is None
+    old.confirm_with(CONFIRMED)
+    shifts = run(old, rets[500:], 500)
+    assert shifts and all(s.index >= s.location + CONFIRMED.confirm_after - 1 for s in shifts)
+    old.confirm_with(SETTINGS)
+    assert old.confirmation is None and old.take_window() is None
+
+
+def test_confirm_after_must_fit_in_the_cooldown() -> None:
+    with pytest.raises(ValueError, match="confirm_after"):
+        DetectionSettings(confirm=True, confirm_after=50, cooldown_events=20)
+    DetectionSettings(confirm=False, confirm_after=50, cooldown_events=20)

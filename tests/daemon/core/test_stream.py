@@ -598,3 +598,80 @@ def test_a_stream_named_in_detection_streams_gets_its_own_detectors() -> None:
     twin = pickle.loads(pickle.dumps(b))
     twin.attach(config)
     assert set(twin.detector.firing_counts) == set(b.detector.firing_counts)
+
+
+# -- shifts confirmed before they are acted on --------------------------------------------
+
+
+def confirmed_config(**detection: Any) -> StreamConfig:
+    settings = make_settings()
+    update = {"detectors": ("cusum",), "skip": (), "confirm": True, "extreme_z": 0.0, **detection}
+    settings = settings.model_copy(
+        update={"detection": settings.detection.model_copy(update=update)}
+    )
+    return stream_config(settings, tasks_of(settings))
+
+
+def test_a_retracted_shift_is_never_acted_on() -> None:
+    prices = regime_walk(1300, changes=[500, 900])
+    events = market_events(prices)
+    # A penalty no segmentation can pay: every shift is retracted.
+    results = feed(StreamState("X", "in", 0, confirmed_config(confirm_penalty=1e9)), events, 50)
+    kept = feed(StreamState("X", "in", 0, confirmed_config()), events, 50)
+    held = len(collect(kept, "shifts"))
+    assert held >= 2
+    assert collect(results, "shifts") == [] and collect(results, "requests") == []
+    outcomes = [out.confirmations for _, out in results if out.confirmations]
+    assert sum(o.get("retracted", 0) for o in outcomes) == held
+    assert all(set(o) == {"retracted"} for o in outcomes)
+    # Its examples stay in the old regime: one segment throughout.
+    assert {e.segment for e in collect(results, "episodes")} == {0}
+
+
+def test_a_confirmed_shift_carries_the_segmentation_location() -> None:
+    prices = regime_walk(1300, changes=[500, 900])
+    state = StreamState("X", "in", 0, confirmed_config())
+    results = feed(state, market_events(prices), 50)
+    shifts = [ev.shift for ev in collect(results, "shifts")]
+    counted: dict[str, int] = {}
+    for _, out in results:
+        for outcome, n in out.confirmations.items():
+            counted[outcome] = counted.get(outcome, 0) + n
+    assert sum(counted.values()) == len(shifts) + counted.get("retracted", 0)
+    assert all(min(abs(s.change_index - c) for s in shifts) <= 5 for c in (500, 900))
+    after = state.config.detection.confirm_after
+    assert all(s.index >= s.change_index + after - 1 for s in shifts)
+
+
+def test_confirmed_effects_do_not_depend_on_batch_boundaries() -> None:
+    prices = regime_walk(1300, changes=[500, 900])
+    events = market_events(prices)
+    one = feed(StreamState("X", "in", 0, confirmed_config()), events, batch=1)
+    many = feed(StreamState("X", "in", 0, confirmed_config()), events, batch=len(events))
+    assert [shift_view(s) for s in collect(one, "shifts")] == [
+        shift_view(s) for s in collect(many, "shifts")
+    ]
+    assert [request_view(r) for r in collect(one, "requests")] == [
+        request_view(r) for r in collect(many, "requests")
+    ]
+
+
+def test_checks_run_elsewhere_are_not_run_again() -> None:
+    prices = regime_walk(1300, changes=[500, 900])
+    events = market_events(prices)
+    state, twin = (StreamState("X", "in", 0, confirmed_config()) for _ in range(2))
+    ran = 0
+    for b in range(0, len(events), 100):
+        outs = Effects(), Effects()
+        for i in range(b, min(len(events), b + 100)):
+            state.on_event(events[i], offset_of(i), outs[0])
+            twin.on_event(events[i], offset_of(i), outs[1])
+        checks = state.checks()
+        for check in checks:
+            check.run()
+            check.confirmation = None  # type: ignore[assignment]  # a second run would fail
+        ran += len(checks)
+        state.finish_batch({}, outs[0])
+        twin.finish_batch({}, outs[1])
+        assert [shift_view(s) for s in outs[0].shifts] == [shift_view(s) for s in outs[1].shifts]
+    assert ran >= 2

@@ -74,3 +74,38 @@ async def test_the_same_input_gives_the_same_shifts_whatever_the_batches(
         )
     assert len(runs[0]) >= 2
     assert runs[0] == runs[1]
+
+
+async def test_confirmed_shifts_are_the_same_whatever_the_batches(settings_factory) -> None:
+    # Confirmation runs off the event loop, at the end of whichever batch holds the shift's
+    # release; what it sees is fixed by the events, so the shifts are too.
+    events = segments_stream("S", SEGMENTS, seed=3)
+    runs = []
+    for batch in (17, 200):
+        settings, topics = await settings_factory(
+            detection={
+                "detectors": ["cusum"],
+                "channels": ["returns", "volatility"],
+                "skip": [],
+                "confirm": True,
+            },
+            kafka={"max_poll_records": batch},
+        )
+        daemon = await run_over(settings, topics.input, events)
+        records = await read_topic(settings.kafka.bootstrap_servers, topics.shifts, idle_s=1.0)
+        shifts = [msgspec.json.decode(r.value) for r in records]
+        sample = daemon.metrics.registry.get_sample_value
+        counted = {
+            outcome: sample("adaptd_shift_confirmations_total", {"outcome": outcome}) or 0.0
+            for outcome in ("confirmed", "relocated", "retracted")
+        }
+        assert counted["confirmed"] + counted["relocated"] == len(shifts)
+        runs.append(
+            [(s["index"], s["change_index"], s["first_index"], s["triggers"]) for s in shifts]
+        )
+    for index, change_index, first_index, _ in runs[0]:
+        # Released once 10 events followed the detector's estimate (which the segmentation
+        # may then move a little later).
+        assert index >= first_index and index >= change_index + 5
+    assert all(min(abs(r[1] - c) for r in runs[0]) <= 10 for c in CHANGES), runs[0]
+    assert runs[0] == runs[1]

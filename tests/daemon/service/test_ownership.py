@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -389,3 +390,75 @@ async def test_gauges_export_the_lag_per_partition_and_the_streams_owned() -> No
     r.ownership.update_gauges()
     assert value("adaptd_consumer_lag", {"partition": "0"}) == 0
     assert np.isclose(value("adaptd_assigned_partitions"), 3)
+
+
+# -- shift confirmation off the event loop ----------------------------------------------------
+
+CONFIRMING = SETTINGS.model_copy(
+    update={"detection": SETTINGS.detection.model_copy(update={"confirm": True, "extreme_z": 0.0})}
+)
+
+
+def confirming_rig() -> Rig:
+    r = rig()
+    r.ownership.config = config_of(CONFIRMING)
+    return r
+
+
+async def test_confirmations_run_on_a_thread_and_give_what_process_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from adaptd.daemon.service import ownership as module
+
+    threads: list[threading.Thread] = []
+    run_checks = module.run_checks
+
+    def recording(checks: list) -> None:
+        threads.append(threading.current_thread())
+        run_checks(checks)
+
+    monkeypatch.setattr(module, "run_checks", recording)
+    r = confirming_rig()
+    await r.ownership.assign({TP0})
+    recs = market_records("A", 0)
+    out = Effects()
+    await r.ownership.process({TP0: recs}, {}, out)
+    reference = Effects()
+    PartitionState(TOPIC, 0, config_of(CONFIRMING), MAX_BYTES).process(recs, {}, reference)
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    assert sum(out.confirmations.values()) == len(threads) >= 1
+    assert [s.shift for s in out.shifts] == [s.shift for s in reference.shifts]
+    assert out.confirmations == reference.confirmations
+
+
+async def test_a_batch_cancelled_while_confirming_still_finishes_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from adaptd.daemon.service import ownership as module
+
+    started, release = threading.Event(), threading.Event()
+    run_checks = module.run_checks
+
+    def slow(checks: list) -> None:
+        started.set()
+        release.wait(5.0)
+        run_checks(checks)
+
+    monkeypatch.setattr(module, "run_checks", slow)
+    r = confirming_rig()
+    await r.ownership.assign({TP0})
+    recs = market_records("A", 0)
+    out = Effects()
+    task = asyncio.create_task(r.ownership.process({TP0: recs}, {}, out))
+    await asyncio.to_thread(started.wait, 5.0)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # it waits for the confirmation, not abandons the batch
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    reference = Effects()
+    PartitionState(TOPIC, 0, config_of(CONFIRMING), MAX_BYTES).process(recs, {}, reference)
+    assert [s.shift for s in out.shifts] == [s.shift for s in reference.shifts]
+    assert out.processed == len(recs)
+    assert r.ownership.partitions[TP0].next_offset == len(recs)

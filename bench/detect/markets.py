@@ -6,10 +6,15 @@ choice, scored with TCPD's F1 on TCPD's grid.
 A shift's predicted change point is its ``change_index`` (the detectors' estimated
 location), or its alarm, mapped to TCPD's row ``(row - first) / step``. The error channel
 needs a live policy and is left out: this measures the market channels alone.
+
+Each configuration runs twice: as it is, and with ``detection.confirm`` (each shift
+relocated or retracted by PELT over the window before it, as the daemon does off its event
+loop), to measure the confirmation both ways.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from adaptd.adapters.changepoints import f1_score
@@ -66,19 +71,32 @@ def daemon_detection(series: list[Series]) -> dict[str, Any]:
         grid = (first, step, n_obs[tcpd])
 
         row: dict[str, Any] = {}
-        for label, overrides in CONFIGS.items():
-            settings = DetectionSettings(channels=("returns", "volatility"), **overrides)
+        for (label, overrides), confirm in itertools.product(CONFIGS.items(), (False, True)):
+            settings = DetectionSettings(
+                channels=("returns", "volatility"), confirm=confirm, **overrides
+            )
             detector = ShiftDetector(settings)
             features = FeatureExtractor(FeatureSettings())
-            shifts = []
+            shifts, retracted = [], 0
             for i, price in enumerate(market.price):
                 if features.update(float(price), ts_ms=int(market.ts_ms[i])) is None:
                     continue
                 shift = detector.update(i, features.ret, features.vol)
-                if shift is not None:
-                    shifts.append(shift)
+                if shift is None:
+                    continue
+                window, confirmation = detector.take_window(), detector.confirmation
+                if window is not None and confirmation is not None:
+                    location = confirmation.check(window[0], window[1], shift.location)
+                    if location is None:
+                        retracted += 1
+                        continue
+                    shift = shift._replace(location=location)
+                shifts.append(shift)
+            if confirm:
+                label = f"{label}, confirmed"
             row[label] = {
                 "shifts": len(shifts),
+                "retracted": retracted,
                 "f1_located": f1_score(
                     annotations, _on_grid([s.change_index for s in shifts], grid)
                 ),

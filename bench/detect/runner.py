@@ -6,6 +6,10 @@ delay, and TCPD's margin of 5 is tight). The input is the series' first channel,
 it is (``level``) or as first differences (``diff``: a change of slope becomes a change of
 mean), chosen like any other parameter.
 
+Each of adaptd's detectors runs a second time with its alarms confirmed by PELT over the
+window before them (``+pelt``: :class:`~adaptd.daemon.core.detectors.confirm.Confirmed`),
+to measure the confirmation both ways; its grid adds the penalty and the wait.
+
 river's detectors are the baselines, used as they are with their default parameters, on
 inputs standardised by the mean and deviation of the first ``WARMUP`` values (they are not
 scale-free and the series' units range from persons to barrels); their location is the
@@ -25,6 +29,7 @@ from river.drift import ADWIN, KSWIN, PageHinkley
 
 from adaptd.daemon.core.detectors import Alarm, ChangeDetector
 from adaptd.daemon.core.detectors.bocpd import BOCPD
+from adaptd.daemon.core.detectors.confirm import Confirmation, Confirmed
 from adaptd.daemon.core.detectors.cusum import Cusum
 from adaptd.daemon.core.detectors.focus import Focus
 from adaptd.daemon.core.detectors.page_hinkley import PageHinkley as OurPageHinkley
@@ -85,7 +90,15 @@ def _river(name: str, cls: Callable[[], Any]) -> Callable[..., ChangeDetector]:
     return make
 
 
+def _confirmed(make: Callable[..., ChangeDetector]) -> Callable[..., ChangeDetector]:
+    def build(penalty: float = 3.0, after: int = 10, **params: Any) -> ChangeDetector:
+        return Confirmed(make(**params), Confirmation(penalty=penalty), after)
+
+    return build
+
+
 INPUTS = ("level", "diff")
+CONFIRM_GRID = {"penalty": (1.5, 3.0, 6.0), "after": (5, 10, 20)}
 
 CANDIDATES: dict[str, Candidate] = {
     "bocpd": Candidate(
@@ -132,6 +145,27 @@ CANDIDATES: dict[str, Candidate] = {
             "delta": (0.25, 0.5, 1.0),
             "warmup": (5, 10, 30),
         },
+    ),
+    "cusum+pelt": Candidate(
+        "cusum+pelt",
+        _confirmed(Cusum),
+        {"input": "level"},
+        {"input": INPUTS, "false_alarms_per_10k": (1.0, 10.0, 100.0), **CONFIRM_GRID},
+    ),
+    "focus+pelt": Candidate(
+        "focus+pelt",
+        _confirmed(Focus),
+        {"input": "level"},
+        {"input": INPUTS, "false_alarms_per_10k": (1.0, 10.0, 100.0), **CONFIRM_GRID},
+    ),
+    "bocpd+pelt": Candidate(
+        "bocpd+pelt",
+        _confirmed(BOCPD),
+        {"input": "level", "model": "constant"},
+        {"input": INPUTS, "model": ("constant", "trend"), **CONFIRM_GRID},
+    ),
+    "bocpd_trend+pelt": Candidate(
+        "bocpd_trend+pelt", _confirmed(BOCPD), {"input": "level", "model": "trend"}
     ),
     "river_adwin": Candidate("river_adwin", _river("river_adwin", ADWIN), {"input": "level"}),
     "river_page_hinkley": Candidate(

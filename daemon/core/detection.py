@@ -18,9 +18,11 @@ returns winsorised at ``INPUT_CLIP * scale``. A short-memory volatility, such as
 features' ``vol``, would absorb a volatility shift within a few dozen events and hide it;
 the winsorising keeps a single crash from inflating the scale and masking what follows.
 
-After a confirmed shift the detector measures the new regime during the cool-down; at its
-end the scale restarts from that measurement and every detector restarts, so the new
-regime becomes the baseline instead of the slowly adapting scale reading as a second shift.
+After a shift from the market channels the detector measures the new regime during the
+cool-down; at its end the scale restarts from that measurement and every detector restarts,
+so the new regime becomes the baseline instead of the slowly adapting scale reading as a
+second shift. A shift from the error channel alone restarts only the error channel's
+detectors (see :class:`ShiftDetector`).
 
 A single return of ``extreme_z`` long-run standard deviations or more is a shift at once
 (trigger ``extreme:returns``, :mod:`.extreme`), outside the warm-up and the cool-down but
@@ -149,6 +151,14 @@ class ShiftDetector:
     indices. An extreme move (:mod:`.extreme`) confirms on its own. ``firing_counts``
     counts every raw firing, ignored and absorbed ones too (extreme moves once there is one).
 
+    The channels are fused without blinding each other. A shift from the market channels
+    (any trigger on ``returns`` or ``volatility``, or an extreme move) puts every channel in
+    the cool-down and restarts every detector at its end, the scale from the new regime: the
+    market changed and a new policy is coming, so the error channel's baseline must be
+    learnt again. A shift from the ``error`` channel alone (the live policy failing while
+    the market channels saw nothing) cools and restarts the error channel only: the market
+    channels keep watching, and a market change inside that cool-down is a shift of its own.
+
     With ``confirm`` on, a shift from the market channels is *held* until ``confirm_after``
     events have followed its estimated location, then returned with its index moved there;
     :meth:`take_window` hands over the scaled returns it is to be confirmed on (the last
@@ -174,6 +184,8 @@ class ShiftDetector:
         "_cool_n",
         "_cool_sum",
         "_cooldown_until",
+        "_error_cooldown_until",
+        "_error_rearm",
         "_held",
         "_n",
         "_rearm",
@@ -260,6 +272,8 @@ class ShiftDetector:
         self._var = 0.0  # long-run mean square return
         self._cooldown_until = -1
         self._rearm = False  # in a cool-down: measure the new regime, restart at its end
+        self._error_cooldown_until = -1  # the error channel's own, after an error shift
+        self._error_rearm = False
         self._cool_sum = 0.0
         self._cool_n = 0
         # firings in the debounce window: (index, "detector:channel", stats, location)
@@ -275,6 +289,9 @@ class ShiftDetector:
         for name in ("_held", "_recent", "_released", "confirmation"):
             values.setdefault(name, None)
         values.setdefault("confirm_after", 0)
+        # ... and from before fused channels: the one cool-down was every channel's.
+        values.setdefault("_error_cooldown_until", values.get("_cooldown_until", -1))
+        values.setdefault("_error_rearm", False)
         for name in self.__slots__:
             if name in values:
                 setattr(self, name, values[name])
@@ -293,6 +310,8 @@ class ShiftDetector:
         serves as the scale only until the long-run estimate has seen a non-zero return."""
         if self._rearm and index > self._cooldown_until:
             self._restart()
+        elif self._error_rearm and index > self._error_cooldown_until:
+            self._restart_error()
         var = self._var
         scale = math.sqrt(var) if var > 0.0 else vol
         if not scale > 0.0:
@@ -360,6 +379,8 @@ class ShiftDetector:
         """Feed the live policy's squared standardised prediction error (~1 on average)."""
         if not 0.0 <= error < math.inf:
             return None
+        if self._error_rearm and index > self._error_cooldown_until:
+            self._restart_error()
         e = math.sqrt(error)
         if e > INPUT_CLIP:
             e = INPUT_CLIP
@@ -376,12 +397,21 @@ class ShiftDetector:
         for channel, pairs in self._by_channel.items():
             self._by_channel[channel] = tuple((p, self._new_detector(p[0])) for p, _ in pairs)
         self._rearm = False
+        self._error_rearm = False
+
+    def _restart_error(self) -> None:
+        """End of an error shift's cool-down: the error channel learns its baseline again."""
+        pairs = self._by_channel["error"]
+        self._by_channel["error"] = tuple((p, self._new_detector(p[0])) for p, _ in pairs)
+        self._error_rearm = False
 
     def _fired(self, index: int, fired: list[_Firing], inputs: dict[str, float]) -> Shift | None:
         counts = self.firing_counts
         for pair, _, _ in fired:
             counts[pair] = counts.get(pair, 0) + 1
-        if index < self.warmup_events or index <= self._cooldown_until:
+        errors_only = all(pair[1] == "error" for pair, _, _ in fired)
+        cooling = self._error_cooldown_until if errors_only else self._cooldown_until
+        if index < self.warmup_events or index <= cooling:
             return None
         window = self._window
         oldest = index - self.debounce_events
@@ -404,10 +434,15 @@ class ShiftDetector:
         location = min(max(0, entry[3]) for entry in window)
         window.clear()
         self.shifts += 1
-        self._cooldown_until = index + self.cooldown_events
-        self._rearm = True
-        self._cool_sum = 0.0
-        self._cool_n = 0
+        until = index + self.cooldown_events
+        self._error_cooldown_until = max(self._error_cooldown_until, until)
+        if all(name.endswith(":error") for name in triggers):
+            self._error_rearm = True
+        else:
+            self._cooldown_until = until
+            self._rearm = True
+            self._cool_sum = 0.0
+            self._cool_n = 0
         return Shift(index, first_index, triggers, stats, location)
 
 

@@ -355,3 +355,48 @@ def test_confirm_after_must_fit_in_the_cooldown() -> None:
     with pytest.raises(ValueError, match="confirm_after"):
         DetectionSettings(confirm=True, confirm_after=50, cooldown_events=20)
     DetectionSettings(confirm=False, confirm_after=50, cooldown_events=20)
+
+
+# -- fused channels: the error channel does not blind the market channels ----------------
+
+
+def test_an_error_shift_leaves_the_market_channels_watching() -> None:
+    """The live policy starts failing at 1000 (its errors nine times larger), and the market's
+    volatility triples at 1050, inside the error shift's cool-down: that change is still
+    found, and located, by the market channels."""
+    settings = SETTINGS.model_copy(update={"detectors": ("cusum",), "extreme_z": 0.0})
+    error_first = 0
+    for seed in range(8):
+        rng = random.Random(seed)
+        detector, shifts = ShiftDetector(settings), []
+        for i in range(2000):
+            sigma = SIGMA if i < 1050 else 3 * SIGMA
+            found = [
+                detector.update(i, rng.gauss(0.0, sigma), SIGMA),
+                detector.update_error(i, rng.gauss(0.0, 1.0 if i < 1000 else 3.0) ** 2),
+            ]
+            shifts += [s for s in found if s is not None]
+        after = [s for s in shifts if s.index >= 1000]
+        channels = [{t.split(":")[1] for t in s.triggers} for s in after]
+        error_first += channels[0] == {"error"} and after[0].index < 1050
+        market = [s for s, c in zip(after, channels, strict=True) if c - {"error"}]
+        assert market and abs(market[0].change_index - 1050) <= 10, (seed, after)
+        assert market[0].index < 1100, (seed, after)
+    assert error_first >= 4  # the case in point: the error shift came first
+
+
+def test_a_market_shift_restarts_the_error_channel_too() -> None:
+    """After a market shift a new policy is coming: the error channel's baseline is re-learnt
+    rather than an error shift following for the same change."""
+    settings = SETTINGS.model_copy(update={"detectors": ("cusum",), "extreme_z": 0.0})
+    rng = random.Random(7)
+    detector, shifts = ShiftDetector(settings), []
+    for i in range(2000):
+        sigma = SIGMA if i < 1000 else 3 * SIGMA
+        found = [
+            detector.update(i, rng.gauss(0.0, sigma), SIGMA),
+            detector.update_error(i, rng.gauss(0.0, 1.0 if i < 1005 else 3.0) ** 2),
+        ]
+        shifts += [s for s in found if s is not None]
+    after = [s for s in shifts if s.index >= 1000]
+    assert len(after) == 1 and "error" not in after[0].triggers[0], after

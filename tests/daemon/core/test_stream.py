@@ -559,7 +559,7 @@ def test_firings_are_the_raw_detector_firing_deltas() -> None:
             total[pair] = total.get(pair, 0) + n
     counts = {pair: n for pair, n in state.detector.firing_counts.items() if n}
     assert total == counts
-    assert sum(total.values()) >= len(collect(results, "shifts")) == 2
+    assert sum(total.values()) >= len(collect(results, "shifts")) >= 2
     # Batches without a firing report none.
     assert any(not out.firings for _, out in results)
 

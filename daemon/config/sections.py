@@ -88,6 +88,12 @@ class KafkaSettings(Section):
     """How often processed offsets (and the stream state behind them) are committed."""
     max_message_bytes: int = Field(65_536, ge=64, le=16 << 20)
     """Larger input payloads are dead-lettered as oversize."""
+    max_output_bytes: int = Field(1_000_000, ge=16_384, le=16 << 20)
+    """Largest record the daemon produces, key, value and headers: at or under the output
+    topics' max.message.bytes (Kafka's default is 1,048,588). A dead letter is cut to fit,
+    with the size and SHA-256 of what was cut in its headers; a record the brokers still
+    refuse for good (too large, invalid topic) is dropped with a log line naming its source
+    offset and adaptd_outputs_dropped_total, never retried."""
     request_timeout_ms: int = Field(30_000, ge=1000)
     """Broker request timeout for the clients."""
 

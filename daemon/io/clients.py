@@ -57,7 +57,9 @@ def make_producer(k: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
         "acks": "all",
         "enable_idempotence": False,
         "linger_ms": 2,
-        "max_request_size": 4 << 20,
+        # Records are sized to kafka.max_output_bytes before they are sent: a larger one is
+        # refused here at once rather than by the broker.
+        "max_request_size": k.max_output_bytes,
     }
     return AIOKafkaProducer(**(opts | overrides))
 

@@ -197,6 +197,13 @@ class Metrics:
             "Sends of dead letters and shifts to Kafka that failed and were retried.",
             registry=r,
         )
+        self.outputs_dropped = Counter(
+            f"{PREFIX}_outputs_dropped",
+            "Records the brokers refused for good (too large, invalid topic): dropped, not "
+            "retried, so their partition moves on; by topic and error.",
+            ["topic", "error"],
+            registry=r,
+        )
         self.meta_errors = Counter(
             f"{PREFIX}_meta_errors",
             "Meta-training rounds that failed (retried next round).",

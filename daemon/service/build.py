@@ -109,7 +109,7 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
     producer = make_producer(s.kafka)
     await producer.start()
     stack.push_async_callback(producer.stop)
-    outputs = Outputs(producer, s.kafka.max_message_bytes)
+    outputs = Outputs(producer, s.kafka.max_message_bytes, s.kafka.max_output_bytes)
     effects = EffectStore(
         outputs,
         sinks,

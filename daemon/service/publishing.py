@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -25,6 +25,7 @@ from ..core.effects import AdaptationRequest, Published, Retired
 from ..core.policy import PolicyMessage, encode_message
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
+from ..io.outputs import Undeliverable
 from ..io.retry import retrying
 from ..learner.messages import AdaptationOutcome, Learner
 from .configs import TaskModel
@@ -141,16 +142,44 @@ class Publisher:
             reason=retired.reason,
         )
         model = self.models[retired.task]
-        version = await retrying(
+        version = await self._publish_retrying(
             lambda: self._send(
                 retired.model,
                 lambda v: retirement_message(retired, v, model, self.algorithm(0)),
             ),
             what="publish the baseline of a retired policy",
-            on_error=lambda _: self.metrics.publish_errors.inc(),
-            fatal=FATAL,
+            stream=retired.stream,
+            task=retired.task,
         )
-        await self.ownership.adopt_baseline(retired, version)
+        if version is not None:
+            await self.ownership.adopt_baseline(retired, version)
+
+    async def _publish_retrying(
+        self, op: Callable[[], Awaitable[int]], *, what: str, stream: str, task: str
+    ) -> int | None:
+        """``op()`` retried until it publishes (its version), or None when the brokers
+        refuse the policy for good: counted, logged, and not retried (the stream keeps what
+        it serves)."""
+        try:
+            return await retrying(
+                op,
+                what=what,
+                on_error=lambda _: self.metrics.publish_errors.inc(),
+                fatal=(*FATAL, Undeliverable),
+            )
+        except Undeliverable as exc:
+            self.metrics.outputs_dropped.labels(
+                topic=exc.topic, error=type(exc.error).__name__
+            ).inc()
+            log.error(
+                "policy dropped: the brokers refused it for good",
+                what=what,
+                stream=stream,
+                task=task,
+                bytes=exc.size,
+                error=repr(exc.error),
+            )
+            return None
 
     async def resume(self, requests: Iterable[AdaptationRequest]) -> None:
         """Resubmit requests a restored snapshot carried, unless their shift was already
@@ -215,13 +244,20 @@ class Publisher:
                 # Network I/O outside the lock: a snapshot taken meanwhile still holds the
                 # request as pending, and resume() adopts the published policy instead of
                 # publishing it again.
-                version = await retrying(
-                    lambda: self._publish(request, outcome),
+                adapted = outcome
+                sent = await self._publish_retrying(
+                    lambda: self._publish(request, adapted),
                     what="publish policy",
-                    on_error=lambda _: self.metrics.publish_errors.inc(),
-                    fatal=FATAL,
+                    stream=request.stream,
+                    task=request.task,
                 )
-                published = Published(version, outcome.weights)
+                if sent is None:
+                    self.metrics.adaptations.labels(outcome="failed").inc()
+                    outcome = None
+                else:
+                    version = sent
+                    published = Published(version, outcome.weights)
+        if outcome is not None:
             index = self.ownership.events_seen(request)
             self.history.append(record(request, outcome, version, index))
             self._report(request, outcome, version)

@@ -25,7 +25,7 @@ from ..core.effects import Effects
 from ..core.records import shift_message
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
-from ..io.outputs import Outputs
+from ..io.outputs import Outputs, OutRecord, record_size
 from ..io.retry import retrying
 
 log = get_logger("adaptd.storage")
@@ -92,10 +92,12 @@ class EffectStore:
             key, value = shift_message(ev, now_ms)
             records.append((self.shift_topic, key, value, None))
 
+        dropped: dict[int, BaseException] = {}
+
         async def send() -> None:
             if records:
                 await retrying(
-                    lambda: self.outputs.send_all(records),
+                    lambda: self.outputs.send_all(records, dropped.setdefault),
                     what="send effects",
                     on_error=lambda _: m.send_errors.inc(),
                     fatal=(ProducerClosed,),
@@ -105,8 +107,27 @@ class EffectStore:
         for task, episode in out.episodes:
             by_task.setdefault(task, []).append(episode)
         await asyncio.gather(send(), *(self._keep(t, eps) for t, eps in by_task.items()))
+        for i, error in sorted(dropped.items()):
+            self._dropped(out, records[i], i, error)
         m.processing_latency.observe(time.perf_counter() - started)
         self._report(out)
+
+    def _dropped(self, out: Effects, record: OutRecord, i: int, error: BaseException) -> None:
+        """A record refused for good: counted and logged with where it came from; the
+        offsets behind it are committed all the same (retrying could never store it)."""
+        topic = record[0]
+        self.metrics.outputs_dropped.labels(topic=topic, error=type(error).__name__).inc()
+        n = len(out.dead_letters)
+        source = out.dead_letters[i] if i < n else out.shifts[i - n]
+        log.error(
+            "output dropped: the brokers refused it for good",
+            topic=topic,
+            bytes=record_size(record),
+            error=repr(error),
+            source_topic=source.topic,
+            source_partition=source.partition,
+            source_offset=source.offset,
+        )
 
     async def _keep(self, task: str, episodes: list[Episode]) -> None:
         """Offer the episodes to the held-out store first; the ones it keeps never reach the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -11,6 +12,7 @@ import urllib.request
 import msgspec
 import numpy as np
 import pytest
+from aiokafka import AIOKafkaProducer
 from daemon_support import produce, read_topic, regime_stream, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -283,3 +285,39 @@ async def test_meta_training_checkpoints_and_a_restart_resumes_from_it(
 
 async def _meta_updates(daemon: Daemon, n: int) -> bool:
     return (daemon.metrics.registry.get_sample_value("adaptd_meta_updates_total") or 0) >= n
+
+
+async def test_a_record_with_a_huge_key_cannot_stall_its_partition(settings_factory):
+    """The finding: a 3 MB key (its stream not matching it) made a 7.3 MB dead letter that
+    the producer refused; the daemon retried it forever and the events behind it waited."""
+    settings, topics = await settings_factory(kafka={"max_output_bytes": 100_000})
+    bootstrap = settings.kafka.bootstrap_servers
+    good = regime_stream("GOOD", 150, 0, seed=2)
+    key = b"K" * 3_000_000
+    poison = (key, msgspec.json.encode({"v": 1, "stream": "GOOD", "ts": 1, "price": 1.0}))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", max_request_size=8 << 20, linger_ms=5
+    )
+    await producer.start()
+    try:
+        for k, v in [*good[:50], poison, *good[50:]]:
+            await producer.send_and_wait(topics.input, value=v, key=k, partition=0)
+    finally:
+        await producer.stop()
+
+    daemon = Daemon(settings)
+    task = await _start(daemon)
+    try:
+        await wait_until(lambda: _at_least(daemon, len(good) + 1), 60, "all events consumed")
+        (dead,) = await read_topic(bootstrap, topics.deadletter, count=1, timeout_s=30)
+    finally:
+        await _stop(daemon, task)
+    size = len(dead.key or b"") + len(dead.value) + sum(len(k) + len(v) for k, v in dead.headers)
+    assert size <= 100_000
+    headers = dict(dead.headers)
+    assert headers["adaptd-key-bytes"] == b"3000000"
+    assert headers["adaptd-key-sha256"] == dead.key == hashlib.sha256(key).hexdigest().encode()
+    body = json.loads(dead.value)
+    assert (body["reason"], body["source"]["offset"]) == ("key_mismatch", 50)
+    reg = daemon.metrics.registry
+    assert reg.get_sample_value("adaptd_events_total", {"outcome": "processed"}) == len(good)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from service_support import (
     MAX_BYTES,
     TOPIC,
@@ -36,6 +36,7 @@ from adaptd.daemon.core.effects import AdaptationRequest, Effects
 from adaptd.daemon.core.policy import Policy, decode_message
 from adaptd.daemon.core.track import TaskTrack
 from adaptd.daemon.io.metrics import Metrics
+from adaptd.daemon.io.outputs import Undeliverable
 from adaptd.daemon.learner.messages import AdaptationOutcome, AdaptJob
 from adaptd.daemon.service.configs import algorithm_of, task_models, tasks_of
 from adaptd.daemon.service.outcomes import policy_message
@@ -336,6 +337,25 @@ async def test_a_failed_send_is_retried_and_counted(rig: Rig) -> None:
     ((_, _, value, _),) = rig.sender.sent
     version = decode_message(value).version
     assert rig.track("S").live.version == version == rig.policies.versions["S"]
+
+
+async def test_a_policy_refused_for_good_is_not_retried_and_the_stream_moves_on(
+    rig: Rig,
+) -> None:
+    request = await rig.requested("S")
+    rig.learner.outcomes[request.id] = outcome(request, publish=True)
+    before = rig.track("S").live.version
+    refused = Undeliverable("policies", 2_000_000, MessageSizeTooLargeError())
+    rig.sender.failures.append(refused)
+    rig.publisher.submit(request)
+    await asyncio.wait_for(rig.idle(), 10)
+    assert rig.sender.sent == [] and rig.publisher.inflight == {}
+    labels = {"topic": "policies", "error": "MessageSizeTooLargeError"}
+    assert counter(rig.metrics, "adaptd_outputs_dropped_total", **labels) == 1
+    assert counter(rig.metrics, "adaptd_adaptations_total", outcome="failed") == 1
+    assert counter(rig.metrics, "adaptd_publish_errors_total") == 0  # not retried
+    assert rig.track("S").live.version == before
+    assert rig.track("S").live.pending is None  # settled: the next shift can adapt
 
 
 async def test_drain_waits_for_the_requests_in_flight(rig: Rig) -> None:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError, ProducerClosed
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, ProducerClosed
 from aiokafka.structs import ConsumerRecord
 from service_support import MAX_BYTES, TOPIC, config_of, counter, market_records, small_settings
 from structlog.testing import capture_logs
@@ -52,11 +52,14 @@ class RecordingOutputs(Outputs):
         super().__init__(producer=None, max_dead_letter_bytes=MAX_BYTES)  # type: ignore[arg-type]
         self.calls: list[list[tuple]] = []
         self.failures: list[Exception] = []
+        self.refuse: list[int] = []  # positions refused for good, each call
 
-    async def send_all(self, records: Sequence[tuple]) -> None:
+    async def send_all(self, records: Sequence[tuple], on_drop=None) -> None:
         if self.failures:
             raise self.failures.pop(0)
         self.calls.append(list(records))
+        for i in self.refuse:
+            on_drop(i, MessageSizeTooLargeError())
 
 
 class MemoryReservoir:
@@ -131,6 +134,29 @@ class Rig:
         for out in batches:
             await self.store.submit(out, time.perf_counter())
         await self.store.settle()
+
+
+async def test_a_record_refused_for_good_is_counted_logged_and_passed() -> None:
+    """The finding: one record no broker would take was retried every 5 s forever, and its
+    partition stalled. Now it is dropped, named, and the batch is stored."""
+    r, out = Rig(), effects()
+    r.outputs.refuse = [0]  # the dead letter
+    with capture_logs() as logs:
+        await asyncio.wait_for(r.store_all(out), 5)
+    (dead,) = out.dead_letters
+    assert (
+        counter(
+            r.metrics, "adaptd_outputs_dropped_total", topic="dlq", error="MessageSizeTooLargeError"
+        )
+        == 1
+    )
+    (line,) = [e for e in logs if e["log_level"] == "error"]
+    assert (line["topic"], line["source_offset"], line["source_partition"]) == (
+        "dlq",
+        dead.offset,
+        dead.partition,
+    )
+    assert counter(r.metrics, "adaptd_processing_latency_seconds_count") == 1
 
 
 async def test_dead_letters_and_shifts_are_sent_together_and_counted() -> None:

@@ -117,7 +117,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     """structlog renderer: one JSON object per line, or a readable console form."""
     shutdown_grace_s: float = Field(10.0, gt=0, le=300)
-    """On SIGTERM, how long in-flight adaptations may finish before they are cancelled."""
+    """On SIGTERM, how long the daemon waits for what is in flight: adaptations, and storing
+    and committing what was processed (a batch not stored by then is not committed, and is
+    processed again after the restart). Closing the clients follows."""
 
     @model_validator(mode="after")
     def _check_regime_features(self) -> Settings:

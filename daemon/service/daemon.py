@@ -10,7 +10,11 @@ the meta-trainers, the producer, the consumer with its rebalance listener), then
 
 Shutdown has a fixed order: stop fetching, let in-flight adaptations finish within the
 grace period and cancel the rest, flush the producer, snapshot and commit what was
-processed (not after a failure), then close the clients in reverse order of opening.
+processed (not after a failure), then close the clients in reverse order of opening. The
+waiting fits in ``shutdown_grace_s``, whatever is in flight: a batch whose effects cannot
+be stored by then (an output that keeps failing, a broker that is down) is left
+uncommitted, to be processed again after the restart. Closing the clients and the learner
+comes after it (about a second).
 A bounded mode (``max_events``, ``idle_timeout_s``) keeps tests and benchmarks exact.
 """
 
@@ -20,6 +24,7 @@ import asyncio
 import contextlib
 import importlib.metadata
 import time
+from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 
 from adaptd.replay.holdout import HoldoutStore
@@ -52,9 +57,14 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._services: Services | None = None
         self._failed = False
+        self._stop_deadline: float | None = None
+        self._unstored = False  # a batch was cut short at shutdown: commit nothing
 
     def stop(self) -> None:
-        """Ask the daemon to stop; ``run`` then shuts down in order and returns."""
+        """Ask the daemon to stop; ``run`` then shuts down in order and returns, within
+        ``shutdown_grace_s``."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.settings.shutdown_grace_s
         self._stopping.set()
 
     @property
@@ -165,9 +175,11 @@ class Daemon:
                 now = time.monotonic()
                 if batch:
                     last_data = now
-                    await self._handle(batch)
+                    if not await self._unless_stopped(self._handle(batch), stop_wait):
+                        break
                 if now - last_commit >= commit_every:
-                    await self.services.ownership.commit()
+                    if not await self._unless_stopped(self.services.ownership.commit(), stop_wait):
+                        break
                     last_commit = now
                 if max_events is not None and self.events_seen >= max_events:
                     break
@@ -175,6 +187,28 @@ class Daemon:
                     break
         finally:
             stop_wait.cancel()
+
+    async def _unless_stopped(self, coro: Awaitable[None], stop_wait: asyncio.Task) -> bool:
+        """Await ``coro``; if a stop is asked meanwhile, give it until the shutdown deadline
+        and then cancel it. True when it finished."""
+        task = asyncio.ensure_future(coro)
+        await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=self._time_left(reserve_s=0.0))
+        if task.done():
+            task.result()
+            return True
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        self._unstored = True
+        log.warning("a batch could not be stored by the shutdown deadline: not committed")
+        return False
+
+    def _time_left(self, reserve_s: float) -> float:
+        """Seconds to the shutdown deadline, less ``reserve_s`` (0 when past it)."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.settings.shutdown_grace_s
+        return max(0.0, self._stop_deadline - time.monotonic() - reserve_s)
 
     async def _handle(self, batch: dict) -> None:
         started = time.perf_counter()
@@ -216,16 +250,31 @@ class Daemon:
     # -- shutdown -----------------------------------------------------------------------
     async def _shutdown(self) -> None:
         services = self.services
-        cancelled = await services.publisher.drain(None, self.settings.shutdown_grace_s)
+        # Adaptations may use the grace period but for a reserve in which what was processed
+        # is stored and committed.
+        reserve = min(2.0, self.settings.shutdown_grace_s / 4)
+        cancelled = await services.publisher.drain(None, self._time_left(reserve))
         if cancelled:
             log.warning(
                 "in-flight adaptations cancelled at shutdown; they resume on restart",
                 cancelled=cancelled,
             )
-        with contextlib.suppress(Exception):
-            await services.producer.flush()
-        if not self._failed:
-            await services.ownership.commit()
+        committed = False
+        if not self._failed and not self._unstored:
+            try:
+                async with asyncio.timeout(self._time_left(0.0)):
+                    with contextlib.suppress(Exception):
+                        await services.producer.flush()
+                    await services.ownership.commit()
+                committed = True
+            except TimeoutError:
+                log.warning(
+                    "effects not stored by the shutdown deadline: not committed; they are "
+                    "processed again after the restart",
+                    grace_s=self.settings.shutdown_grace_s,
+                )
+        if not committed:
+            await services.effects.abort()
         log.info("adaptd stopped", events=self.events_seen, failed=self._failed)
 
 

@@ -77,6 +77,13 @@ class EffectStore:
         if self._storing is not None:
             await self._storing
 
+    async def abort(self) -> None:
+        """Stop storing (at a shutdown that cannot wait any longer): what was not stored is
+        not committed either, and is processed again after the restart."""
+        if self._storing is not None and not self._storing.done():
+            self._storing.cancel()
+            await asyncio.gather(self._storing, return_exceptions=True)
+
     async def submit(self, out: Effects, started: float) -> None:
         """Start storing a batch's effects, after the previous batch's are stored."""
         await self.settle()

@@ -6,6 +6,8 @@ import asyncio
 import base64
 import hashlib
 import json
+import math
+import time
 import urllib.error
 import urllib.request
 
@@ -13,6 +15,7 @@ import msgspec
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from daemon_support import produce, read_topic, regime_stream, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -321,3 +324,48 @@ async def test_a_record_with_a_huge_key_cannot_stall_its_partition(settings_fact
     assert (body["reason"], body["source"]["offset"]) == ("key_mismatch", 50)
     reg = daemon.metrics.registry
     assert reg.get_sample_value("adaptd_events_total", {"outcome": "processed"}) == len(good)
+
+
+async def test_a_stop_ends_within_the_grace_period_while_outputs_keep_failing(settings_factory):
+    """The finding: with a send retrying forever the daemon ignored SIGTERM for 60 s. Here
+    Kafka refuses every output as in an outage: the stop still ends within the grace period,
+    and nothing after the last stored batch is committed (it is processed again later)."""
+    settings, topics = await settings_factory(shutdown_grace_s=2.0)
+    bootstrap = settings.kafka.bootstrap_servers
+    good = regime_stream("GOOD", 60, 0, seed=2)
+    daemon = Daemon(settings)
+    task = await _start(daemon)
+    stopped_in = math.inf
+    try:
+        await produce(bootstrap, topics.input, good)
+        await wait_until(lambda: _at_least(daemon, len(good)), 60, "the good events")
+        await wait_until(lambda: _committed(daemon, len(good)), 30, "their commit")
+
+        async def outage(records, on_drop=None):
+            raise KafkaTimeoutError()
+
+        daemon.services.effects.outputs.send_all = outage  # type: ignore[method-assign]
+        bad = [(b"BAD", b"{not json")] * 5  # dead letters: outputs that cannot be sent
+        await produce(bootstrap, topics.input, bad)
+        errors = "adaptd_send_errors_total"
+        await wait_until(
+            lambda: asyncio.sleep(0, (daemon.metrics.registry.get_sample_value(errors) or 0) >= 2),
+            30,
+            "the store retrying",
+        )
+        started = time.monotonic()
+        daemon.stop()
+        await asyncio.wait_for(asyncio.shield(task), 10)
+        stopped_in = time.monotonic() - started
+    finally:
+        if not task.done():
+            await _stop(daemon, task)
+    # The grace period bounds the waiting; closing the clients and the learner follows
+    # (about a second here).
+    assert stopped_in < 2.0 + 1.5, stopped_in
+    # The dead letters were never stored: their offsets are not committed.
+    assert set(daemon.services.ownership.committed.values()) == {len(good)}
+
+
+async def _committed(daemon: Daemon, offset: int) -> bool:
+    return set(daemon.services.ownership.committed.values()) == {offset}

@@ -88,6 +88,10 @@ class KafkaSettings(Section):
     """How often processed offsets (and the stream state behind them) are committed."""
     max_message_bytes: int = Field(65_536, ge=64, le=16 << 20)
     """Larger input payloads are dead-lettered as oversize."""
+    stall_timeout_s: float = Field(60.0, ge=0)
+    """A partition whose next offset has not moved for this long while the broker holds
+    records past it is logged with its state, counted (adaptd_partition_stalls_total) and
+    fails /readyz (check partitions_advancing) until it moves. 0 turns the watch off."""
     max_output_bytes: int = Field(1_000_000, ge=16_384, le=16 << 20)
     """Largest record the daemon produces, key, value and headers: at or under the output
     topics' max.message.bytes (Kafka's default is 1,048,588). A dead letter is cut to fit,

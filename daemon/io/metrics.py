@@ -179,6 +179,17 @@ class Metrics:
             ["partition"],
             registry=r,
         )
+        self.partition_stalls = Counter(
+            f"{PREFIX}_partition_stalls",
+            "Times an input partition was found stalled: records waiting, its position not "
+            "moving for kafka.stall_timeout_s.",
+            registry=r,
+        )
+        self.partitions_stalled = Gauge(
+            f"{PREFIX}_partitions_stalled",
+            "Input partitions stalled now (they fail /readyz).",
+            registry=r,
+        )
         self.loop_lag = Gauge(
             f"{PREFIX}_event_loop_lag_seconds",
             "How late the event loop ran a 100 ms timer, last measurement.",

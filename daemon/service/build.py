@@ -125,6 +125,7 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
         stream_config(s, tasks),
         metrics,
         s.kafka.max_message_bytes,
+        s.kafka.stall_timeout_s,
     )
     publisher = Publisher(
         ownership,

@@ -152,6 +152,7 @@ class Daemon:
             "group_joined": services is not None and services.ownership.joined.is_set(),
             "redis": redis_ok,
             "running": not self.stopping,
+            "partitions_advancing": services is None or not services.ownership.stalls.stalled,
         }
 
     # -- the loop ------------------------------------------------------------------------

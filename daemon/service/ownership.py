@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -33,6 +34,7 @@ from ..core.stream import StreamConfig, StreamState
 from ..core.track import TaskTrack
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
+from .watchdog import StallWatch
 
 log = get_logger("adaptd.ownership")
 
@@ -80,6 +82,7 @@ class Ownership:
         config: StreamConfig,
         metrics: Metrics,
         max_message_bytes: int,
+        stall_timeout_s: float = 0.0,
     ) -> None:
         self.consumer = consumer
         self.snapshots = snapshots
@@ -92,6 +95,8 @@ class Ownership:
         self.lock = asyncio.Lock()
         self.joined = asyncio.Event()
         """Set once the first assignment was handled (the readiness probe waits for it)."""
+        self.stalls = StallWatch(stall_timeout_s)
+        """Partitions that do not advance while records wait (the readiness probe fails)."""
 
     # -- assignment -----------------------------------------------------------------------
     async def assign(self, assigned: Iterable[TopicPartition]) -> list[AdaptationRequest]:
@@ -264,14 +269,32 @@ class Ownership:
         self.metrics.commits.labels(result="ok").inc()
 
     # -- gauges ---------------------------------------------------------------------------
-    def update_gauges(self) -> None:
-        """Consumer lag per partition and the number of streams owned."""
+    def update_gauges(self, now: float | None = None) -> None:
+        """Consumer lag per partition, the number of streams owned, and stalled partitions
+        (``now``: a monotonic time in seconds)."""
+        now = time.monotonic() if now is None else now
         for tp, part in self.partitions.items():
             high = self.consumer.highwater(tp)
             if high is not None and part.next_offset is not None:
                 self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(
                     max(high - part.next_offset, 0)
                 )
+            if self.stalls.observe(tp, part.next_offset, high, now):
+                self.metrics.partition_stalls.inc()
+                log.warning(
+                    "partition stalled: records wait and its position does not move",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    position=part.next_offset,
+                    highwater=high,
+                    committed=self.committed.get(tp),
+                    streams=len(part.streams),
+                    in_flight=len(part.in_flight()),
+                    for_s=round(self.stalls.stalled_for(tp, now), 1),
+                    processing=self.lock.locked(),
+                )
+        self.stalls.forget([tp for tp in self.stalls.stalled if tp not in self.partitions])
+        self.metrics.partitions_stalled.set(len(self.stalls.stalled))
         self.metrics.streams.set(sum(len(p.streams) for p in self.partitions.values()))
 
 

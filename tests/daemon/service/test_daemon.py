@@ -210,7 +210,12 @@ async def test_metrics_and_probes(settings_factory):
         await wait_until(lambda: _lag_exported(daemon), 30, "the lag gauge refreshed")
         status, body, ctype = await asyncio.to_thread(_get, f"{base}/readyz")
         assert status == 200, body
-        assert json.loads(body) == {"group_joined": True, "redis": True, "running": True}
+        assert json.loads(body) == {
+            "group_joined": True,
+            "redis": True,
+            "running": True,
+            "partitions_advancing": True,
+        }
         status, body, ctype = await asyncio.to_thread(_get, f"{base}/metrics")
         assert status == 200 and ctype.startswith("text/plain")
         samples = {
@@ -369,3 +374,37 @@ async def test_a_stop_ends_within_the_grace_period_while_outputs_keep_failing(se
 
 async def _committed(daemon: Daemon, offset: int) -> bool:
     return set(daemon.services.ownership.committed.values()) == {offset}
+
+
+async def test_a_partition_that_stops_advancing_fails_readiness(settings_factory):
+    """Records wait while the partition's position does not move (here: its effects cannot
+    be stored, so the next batch waits): logged, counted, and /readyz says so."""
+    settings, topics = await settings_factory(kafka={"stall_timeout_s": 1.0}, shutdown_grace_s=1.0)
+    bootstrap = settings.kafka.bootstrap_servers
+    daemon = Daemon(settings)
+    task = await _start(daemon)
+    base = f"http://127.0.0.1:{daemon.http_port}"
+    try:
+        good = regime_stream("GOOD", 60, 0, seed=2)
+        await produce(bootstrap, topics.input, good)
+        await wait_until(lambda: _at_least(daemon, len(good)), 60, "the good events")
+
+        async def outage(records, on_drop=None):
+            raise KafkaTimeoutError()
+
+        daemon.services.effects.outputs.send_all = outage  # type: ignore[method-assign]
+        await produce(bootstrap, topics.input, [(b"BAD", b"{not json")])
+        await wait_until(lambda: _at_least(daemon, len(good) + 1), 30, "the bad record")
+        more = regime_stream("GOOD", 200, 0, seed=3)[60:]
+        await produce(bootstrap, topics.input, more)
+
+        async def stalled() -> bool:
+            return bool(daemon.metrics.registry.get_sample_value("adaptd_partitions_stalled"))
+
+        await wait_until(stalled, 30, "the stall noticed")
+        status, body, _ = await asyncio.to_thread(_get, f"{base}/readyz")
+        assert status == 503 and json.loads(body)["partitions_advancing"] is False
+        reg = daemon.metrics.registry
+        assert reg.get_sample_value("adaptd_partition_stalls_total") == 1
+    finally:
+        await _stop(daemon, task)

@@ -462,3 +462,34 @@ async def test_a_batch_cancelled_while_confirming_still_finishes_whole(
     assert [s.shift for s in out.shifts] == [s.shift for s in reference.shifts]
     assert out.processed == len(recs)
     assert r.ownership.partitions[TP0].next_offset == len(recs)
+
+
+# -- stalled partitions -------------------------------------------------------------------------
+
+
+async def test_a_partition_that_does_not_advance_while_records_wait_is_reported() -> None:
+    from adaptd.daemon.service.watchdog import StallWatch
+
+    r = rig()
+    r.ownership.stalls = StallWatch(30.0)
+    await r.ownership.assign({TP0, TP1})
+    await process(r, TP0, "A", events=50)
+    await process(r, TP1, "B", events=50)
+    r.consumer.high[TP0] = 80  # 30 records wait on TP0
+    r.consumer.high[TP1] = 50  # TP1 has read everything
+    with capture_logs() as logs:
+        r.ownership.update_gauges(now=1000.0)
+        r.ownership.update_gauges(now=1029.0)
+        assert r.ownership.stalls.stalled == set()
+        r.ownership.update_gauges(now=1031.0)
+        r.ownership.update_gauges(now=1100.0)
+    assert r.ownership.stalls.stalled == {TP0}
+    assert counter(r.metrics, "adaptd_partition_stalls_total") == 1
+    assert counter(r.metrics, "adaptd_partitions_stalled") == 1
+    (line,) = [e for e in logs if e["log_level"] == "warning"]
+    assert (line["partition"], line["position"], line["highwater"]) == (0, 50, 80)
+    # It moves: no longer stalled.
+    await process(r, TP0, "A", events=10)
+    r.ownership.update_gauges(now=1101.0)
+    assert r.ownership.stalls.stalled == set()
+    assert counter(r.metrics, "adaptd_partitions_stalled") == 0

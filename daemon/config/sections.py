@@ -112,11 +112,23 @@ class RedisSettings(Section):
     """The Redis server that holds the replay reservoir, stream state and checkpoints."""
 
     url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    """redis:// or rediss:// URL; it may carry a password, so it is redacted when shown."""
+    """redis://, rediss:// (TLS) or unix:// URL; it may carry a password, so it is redacted
+    when shown."""
     key_prefix: str = Field("adaptd", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     """Prefix of every key the daemon writes; several deployments can share one Redis."""
     socket_timeout_s: float = Field(5.0, gt=0)
     """Per-command socket timeout."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_scheme(cls, value: SecretStr) -> SecretStr:
+        # redis-py would refuse it only when the daemon first connects, as a runtime error.
+        scheme = value.get_secret_value().partition("://")[0].lower()
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                f"the scheme must be redis://, rediss:// or unix://, got {scheme + '://'!r}"
+            )
+        return value
 
 
 class FeatureSettings(Section):

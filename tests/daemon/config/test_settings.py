@@ -362,3 +362,18 @@ def test_small_episodes_need_no_change_to_the_holdout_settings() -> None:
     # holdout_min_examples is capped at the episode size where it is used (the service).
     s = load_settings(environ={"ADAPTD_REPLAY__EPISODE_SIZE": "8"})
     assert (s.replay.episode_size, s.continual.holdout_min_examples) == (8, 16)
+
+
+@pytest.mark.parametrize("url", ["http://u:pw@127.0.0.1:6379", "127.0.0.1:6379", "tcp://x"])
+def test_a_redis_url_with_another_scheme_is_a_configuration_error(url: str) -> None:
+    """It used to pass validation and fail at the first connection (exit 1, not 2)."""
+    with pytest.raises(ConfigError, match=r"^invalid configuration: redis\.url: .*scheme") as e:
+        load_settings(environ={"ADAPTD_REDIS__URL": url})
+    assert "pw" not in str(e.value)  # the password is never echoed
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://u:pw@h:6380", "unix:///tmp/r.sock", "REDIS://h"]
+)
+def test_redis_unix_and_tls_urls_are_accepted(url: str) -> None:
+    assert load_settings(environ={"ADAPTD_REDIS__URL": url}).redis.url.get_secret_value() == url

@@ -30,8 +30,9 @@ import msgspec
 
 SCHEMA_VERSION: int = 1
 MAX_STREAM_CHARS = 200
-# Event times must fall in the years 1970..2200 (UTC): [0, 2201-01-01T00:00Z) in epoch ms.
-MIN_TS_MS = 0
+# Event times must fall in the years 1..2200 (UTC): [0001-01-01T00:00Z, 2201-01-01T00:00Z)
+# in epoch ms, negative before 1970 (long market histories start well before it).
+MIN_TS_MS = -62_135_596_800_000
 MAX_TS_MS = 7_289_654_400_000  # exclusive
 
 _INF = math.inf
@@ -277,7 +278,7 @@ def _timestamp_ms(raw: Any) -> int | Rejection:
 
 
 def _ts_out_of_range(ms: int) -> Rejection:
-    return Rejection(Reason.BAD_TIMESTAMP, f"epoch ms {ms} outside years 1970..2200 - at `$.ts`")
+    return Rejection(Reason.BAD_TIMESTAMP, f"epoch ms {ms} outside years 1..2200 - at `$.ts`")
 
 
 def _wrong_type(expected: str, raw: Any, name: str) -> Rejection:

@@ -235,3 +235,20 @@ def test_every_date_of_a_year_against_the_brute_force_in_numpy() -> None:
         dt.date(2025, 9, 30),
         dt.date(2025, 12, 31),
     ]
+
+
+def test_dates_before_1970_have_their_weekday_and_month_ends() -> None:
+    day = 86_400_000
+    # 1969-12-31 was a Wednesday (2), 1929-10-31 a Thursday and the last weekday of October.
+    wed = -day
+    thu = -1_267_660_800_000
+    cols = calendar_columns([wed, thu, thu - day], ["day_of_week", "month_end"])
+    expected = [(2, 1.0), (3, 1.0), (2, 0.0)]  # 1969-12-31 also ended its month
+    for row, (weekday, month_end) in zip(cols, expected, strict=True):
+        phase = 2 * math.pi * weekday / 7
+        assert row[:2] == pytest.approx([math.sin(phase), math.cos(phase)])
+        assert row[2] == month_end
+    one = Calendar(["day_of_week", "month_end", "hour_of_day", "quarter_end"])
+    for t in (wed + 3_600_000, thu, -62_135_596_800_000):
+        batch = calendar_columns([t], one.selection)[0]
+        assert one.at(t) == pytest.approx(batch)

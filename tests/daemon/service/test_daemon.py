@@ -408,3 +408,24 @@ async def test_a_partition_that_stops_advancing_fails_readiness(settings_factory
         assert reg.get_sample_value("adaptd_partition_stalls_total") == 1
     finally:
         await _stop(daemon, task)
+
+
+async def test_a_history_from_before_1970_flows_like_any_other(settings_factory):
+    """The finding: events dated before 1970 were dead-lettered as bad_timestamp."""
+    settings, topics = await settings_factory()
+    bootstrap = settings.kafka.bootstrap_servers
+    events = regime_stream("DOW", 700, 300, seed=1, t0_ms=-1_267_833_600_000)  # 1929-10-29
+    daemon = Daemon(settings)
+    task = await _start(daemon)
+    try:
+        await produce(bootstrap, topics.input, events)
+        await wait_until(lambda: _at_least(daemon, len(events)), 60, "all events consumed")
+        policies = await read_topic(bootstrap, topics.policies, count=1, timeout_s=60)
+    finally:
+        await _stop(daemon, task)
+    reg = daemon.metrics.registry
+    assert reg.get_sample_value("adaptd_events_total", {"outcome": "processed"}) == len(events)
+    assert reg.get_sample_value("adaptd_events_total", {"outcome": "dead_letter"}) == 0
+    assert policies and decode_message(policies[0].value).model_id == "DOW"
+    shifts = [msgspec.json.decode(r.value) for r in await read_topic(bootstrap, topics.shifts)]
+    assert shifts and all(s["event_ts_ms"] < 0 for s in shifts)

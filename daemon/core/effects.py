@@ -15,9 +15,9 @@ import numpy as np
 
 from adaptd.replay.episode import Episode
 
-from .detection import Shift
 from .regimes import RegimeMatch
 from .schema import Reason
+from .shift import Shift
 from .validation import Retirement
 
 

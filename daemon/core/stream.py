@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from adaptd.adapters.serving import NumpyPolicy
 
-from .detection import DetectionParams, Shift, ShiftDetector
+from .detection import ShiftDetector
 from .detectors.confirm import Check
 from .effects import Effects, ShiftEvent
 from .extreme import ExtremeMove
@@ -28,6 +28,7 @@ from .feature_spec import FeatureParams, feature_names
 from .features import FeatureExtractor
 from .labels import Example
 from .schema import MarketEvent, Reason, Rejection
+from .shift import DetectionParams, Shift
 from .snapshot import migrate_stream_state
 from .tasks.protocol import PolicyTask
 from .track import TaskTrack, TrackConfig

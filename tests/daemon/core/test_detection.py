@@ -360,6 +360,20 @@ def test_confirm_after_must_fit_in_the_cooldown() -> None:
 # -- fused channels: the error channel does not blind the market channels ----------------
 
 
+def both_channels(detector: ShiftDetector, seed: int, vol_at: int, errors_at: int) -> list:
+    """2000 events: volatility tripling at ``vol_at``, and the live policy's standardised
+    errors tripling at ``errors_at``, each event's error fed with it."""
+    rng, shifts = random.Random(seed), []
+    for i in range(2000):
+        sigma = SIGMA if i < vol_at else 3 * SIGMA
+        found = [
+            detector.update(i, rng.gauss(0.0, sigma), SIGMA),
+            detector.update_error(i, rng.gauss(0.0, 1.0 if i < errors_at else 3.0) ** 2),
+        ]
+        shifts += [s for s in found if s is not None]
+    return shifts
+
+
 def test_an_error_shift_leaves_the_market_channels_watching() -> None:
     """The live policy starts failing at 1000 (its errors nine times larger), and the market's
     volatility triples at 1050, inside the error shift's cool-down: that change is still
@@ -367,15 +381,7 @@ def test_an_error_shift_leaves_the_market_channels_watching() -> None:
     settings = SETTINGS.model_copy(update={"detectors": ("cusum",), "extreme_z": 0.0})
     error_first = 0
     for seed in range(8):
-        rng = random.Random(seed)
-        detector, shifts = ShiftDetector(settings), []
-        for i in range(2000):
-            sigma = SIGMA if i < 1050 else 3 * SIGMA
-            found = [
-                detector.update(i, rng.gauss(0.0, sigma), SIGMA),
-                detector.update_error(i, rng.gauss(0.0, 1.0 if i < 1000 else 3.0) ** 2),
-            ]
-            shifts += [s for s in found if s is not None]
+        shifts = both_channels(ShiftDetector(settings), seed, vol_at=1050, errors_at=1000)
         after = [s for s in shifts if s.index >= 1000]
         channels = [{t.split(":")[1] for t in s.triggers} for s in after]
         error_first += channels[0] == {"error"} and after[0].index < 1050
@@ -389,14 +395,6 @@ def test_a_market_shift_restarts_the_error_channel_too() -> None:
     """After a market shift a new policy is coming: the error channel's baseline is re-learnt
     rather than an error shift following for the same change."""
     settings = SETTINGS.model_copy(update={"detectors": ("cusum",), "extreme_z": 0.0})
-    rng = random.Random(7)
-    detector, shifts = ShiftDetector(settings), []
-    for i in range(2000):
-        sigma = SIGMA if i < 1000 else 3 * SIGMA
-        found = [
-            detector.update(i, rng.gauss(0.0, sigma), SIGMA),
-            detector.update_error(i, rng.gauss(0.0, 1.0 if i < 1005 else 3.0) ** 2),
-        ]
-        shifts += [s for s in found if s is not None]
+    shifts = both_channels(ShiftDetector(settings), 7, vol_at=1000, errors_at=1005)
     after = [s for s in shifts if s.index >= 1000]
     assert len(after) == 1 and "error" not in after[0].triggers[0], after

@@ -346,10 +346,7 @@ async def test_a_stop_ends_within_the_grace_period_while_outputs_keep_failing(se
         await wait_until(lambda: _at_least(daemon, len(good)), 60, "the good events")
         await wait_until(lambda: _committed(daemon, len(good)), 30, "their commit")
 
-        async def outage(records, on_drop=None):
-            raise KafkaTimeoutError()
-
-        daemon.services.effects.outputs.send_all = outage  # type: ignore[method-assign]
+        _outputs_down(daemon)
         bad = [(b"BAD", b"{not json")] * 5  # dead letters: outputs that cannot be sent
         await produce(bootstrap, topics.input, bad)
         errors = "adaptd_send_errors_total"
@@ -389,10 +386,7 @@ async def test_a_partition_that_stops_advancing_fails_readiness(settings_factory
         await produce(bootstrap, topics.input, good)
         await wait_until(lambda: _at_least(daemon, len(good)), 60, "the good events")
 
-        async def outage(records, on_drop=None):
-            raise KafkaTimeoutError()
-
-        daemon.services.effects.outputs.send_all = outage  # type: ignore[method-assign]
+        _outputs_down(daemon)
         await produce(bootstrap, topics.input, [(b"BAD", b"{not json")])
         await wait_until(lambda: _at_least(daemon, len(good) + 1), 30, "the bad record")
         more = regime_stream("GOOD", 200, 0, seed=3)[60:]
@@ -429,3 +423,12 @@ async def test_a_history_from_before_1970_flows_like_any_other(settings_factory)
     assert policies and decode_message(policies[0].value).model_id == "DOW"
     shifts = [msgspec.json.decode(r.value) for r in await read_topic(bootstrap, topics.shifts)]
     assert shifts and all(s["event_ts_ms"] < 0 for s in shifts)
+
+
+def _outputs_down(daemon: Daemon) -> None:
+    """From now on Kafka refuses every output of the daemon's batches, as in an outage."""
+
+    async def outage(records, on_drop=None):
+        raise KafkaTimeoutError()
+
+    daemon.services.effects.outputs.send_all = outage  # type: ignore[method-assign]

@@ -207,6 +207,10 @@ class MemoryPolicies:
         mine = [m for m in self.saved if m.model_id == model_id]
         return mine[-1] if mine else None
 
+    async def latest_many(self, model_ids: list[str]) -> dict[str, PolicyMessage]:
+        found = {m: await self.latest(m) for m in model_ids}
+        return {m: message for m, message in found.items() if message is not None}
+
 
 class RecordingSender:
     """The policy topic's sender (``Sender``): keeps what was sent, acknowledged at once;

@@ -153,6 +153,43 @@ class PartitionState:
         self.dirty.add(request.stream)
         return track.settle(request, published)
 
+    def rebase(
+        self,
+        request: AdaptationRequest,
+        published: Published,
+        *,
+        validate: bool,
+    ) -> AdaptationRequest | None:
+        """``published``, a newer policy of the request's model than its parent, goes live
+        unless something as new is (:meth:`TaskTrack.catch_up`), and the pending ``request``
+        is returned with the live policy as its parent, to adapt again (None when it is not
+        pending)."""
+        track = self._track_of(request)
+        if track is None or track.live.pending is not request:
+            return None
+        self.dirty.add(request.stream)
+        track.catch_up(published.version, published.weights, validate=validate)
+        return track.rebase(request)
+
+    def catch_up(self, stream: str, task: str, published: Published, *, validate: bool) -> bool:
+        """``published`` goes live on ``stream``'s ``task`` if it is newer than its live
+        policy (:meth:`TaskTrack.catch_up`); False when it is not, or the stream is gone."""
+        state = self.streams.get(stream)
+        if state is None or not state.track(task).catch_up(
+            published.version, published.weights, validate=validate
+        ):
+            return False
+        self.dirty.add(stream)
+        return True
+
+    def models(self) -> list[tuple[str, str, str, int]]:
+        """(stream, task, model id, live version) of every track."""
+        return [
+            (state.stream, t.task, t.model_id, t.live.version)
+            for state in self.streams.values()
+            for t in state.tracks
+        ]
+
     # -- snapshots --------------------------------------------------------------------------
     def restore(self, streams: dict[str, StreamState], next_offset: int | None) -> list[str]:
         """Adopt streams loaded from a snapshot. A stream whose features were made with other

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -277,10 +277,27 @@ class TaskTrack:
         live version, as any newer published version does (so the stream serves what
         subscribers hold last). It is not validated: it is what policies are validated
         against. False when something newer is live."""
+        return self.catch_up(version, weights, validate=False)
+
+    def catch_up(self, version: int, weights: dict[str, np.ndarray], *, validate: bool) -> bool:
+        """A policy published for this model that the track does not know of (the daemon
+        restarted after publishing it, before its snapshot) becomes the live one: it is what
+        subscribers hold, so it is what the next policy must replace. A baseline published
+        in place of a retired policy is not validated (``validate=False``). False when the
+        live policy is as new."""
         if version <= self.live.version:
             return False
-        self.adopt(version, weights, None, validate=False)
+        self.adopt(version, weights, None, validate=validate)
         return True
+
+    def rebase(self, request: AdaptationRequest) -> AdaptationRequest | None:
+        """The pending ``request`` again, with the live policy as its parent: it was adapted
+        and gated against an older one than subscribers hold. None when it is not pending."""
+        live = self.live
+        if live.pending is not request:
+            return None
+        live.pending = replace(request, parent_version=live.version, parent_weights=live.weights)
+        return live.pending
 
     def complete(self, request_id: str) -> AdaptationRequest | None:
         """Mark the in-flight request done; returns the queued one to submit next, if any."""

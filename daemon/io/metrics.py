@@ -91,7 +91,8 @@ class Metrics:
         )
         self.adaptations = Counter(
             f"{PREFIX}_adaptations",
-            "Adaptations by outcome: published, rejected by the query gate, or failed.",
+            "Adaptations by outcome: published, rejected by the query gate, failed, or rebased "
+            "(made from an older parent than the model's latest policy, and made again).",
             ["outcome"],
             registry=r,
         )

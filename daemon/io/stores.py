@@ -5,7 +5,8 @@
   committed to Kafka, so a restart, a crash or a rebalance resumes the exact state.
 - ``PolicyStore``: the version counter per model (INCR: versions only increase, across
   restarts and replicas) and the latest published policy per model, which also makes
-  publication idempotent per shift after a crash.
+  publication idempotent per shift after a crash, and lets a restarted daemon name the
+  version subscribers hold last as the next policy's parent.
 - ``CheckpointStore``: the meta-learned initialisation, so a restart resumes from it.
 
 The snapshots are pickles (read through :func:`adaptd.daemon.core.snapshot.loads`, which also
@@ -23,9 +24,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..core.policy import PolicyMessage, decode_message, encode_message
+from ..core.policy import PolicyError, PolicyMessage, decode_message, encode_message
 from ..core.snapshot import loads
 from ..core.stream import StreamState
+from .logs import get_logger
+
+log = get_logger("adaptd.stores")
 
 _OFFSET = b"__offset__"
 _STREAM = "s:"
@@ -83,8 +87,36 @@ class PolicyStore:
         )
 
     async def latest(self, model_id: str) -> PolicyMessage | None:
+        """The model's latest policy (None when there is none, or it cannot be decoded)."""
         raw = await self.client.hget(f"{self.prefix}:policy:latest", model_id)
-        return decode_message(raw) if raw else None
+        return _decoded(model_id, raw)
+
+    async def latest_many(self, model_ids: list[str]) -> dict[str, PolicyMessage]:
+        """The latest policies of ``model_ids`` that have one, read in chunks."""
+        out: dict[str, PolicyMessage] = {}
+        for start in range(0, len(model_ids), _CHUNK):
+            chunk = model_ids[start : start + _CHUNK]
+            raws = await self.client.hmget(f"{self.prefix}:policy:latest", chunk)
+            for model_id, raw in zip(chunk, raws, strict=True):
+                message = _decoded(model_id, raw)
+                if message is not None:
+                    out[model_id] = message
+        return out
+
+
+_CHUNK = 500
+"""Models per HMGET: one round trip each, none of them long."""
+
+
+def _decoded(model_id: str, raw: bytes | None) -> PolicyMessage | None:
+    if not raw:
+        return None
+    try:
+        return decode_message(raw)
+    except PolicyError as exc:
+        # Retrying cannot mend it: the next publication overwrites it.
+        log.error("stored latest policy cannot be decoded", model=model_id, error=str(exc))
+        return None
 
 
 class CheckpointStore:

@@ -215,6 +215,35 @@ class Ownership:
             part = self.partitions.get(self.partition_of(request))
             return None if part is None else part.settle(request, published)
 
+    async def rebase(
+        self, request: AdaptationRequest, published: Published, *, validate: bool
+    ) -> AdaptationRequest | None:
+        """A newer policy of the request's model than its parent goes live, and the request
+        comes back with it as its parent (:meth:`PartitionState.rebase`)."""
+        async with self.lock:
+            part = self.partitions.get(self.partition_of(request))
+            return None if part is None else part.rebase(request, published, validate=validate)
+
+    def models(
+        self, tps: Iterable[TopicPartition]
+    ) -> list[tuple[TopicPartition, str, str, str, int]]:
+        """(partition, stream, task, model id, live version) of every track of ``tps``."""
+        return [
+            (tp, *model)
+            for tp in tps
+            if (part := self.partitions.get(tp)) is not None
+            for model in part.models()
+        ]
+
+    async def catch_up(
+        self, tp: TopicPartition, stream: str, task: str, published: Published, *, validate: bool
+    ) -> bool:
+        """``published`` goes live on the stream's task if newer than what it serves
+        (:meth:`PartitionState.catch_up`)."""
+        async with self.lock:
+            part = self.partitions.get(tp)
+            return part is not None and part.catch_up(stream, task, published, validate=validate)
+
     def _track_of(self, retired: Retired) -> tuple[PartitionState, TaskTrack] | None:
         part = self.partitions.get(TopicPartition(retired.topic, retired.partition))
         state = None if part is None else part.streams.get(retired.stream)

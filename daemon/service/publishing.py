@@ -6,6 +6,10 @@ recorded as the model's latest; ``Ownership.settle_request`` then makes it the l
 under the ownership lock so a snapshot never holds half of it. A request whose shift already
 has a published policy (a crash after publication, before the snapshot) adopts that policy
 instead of publishing a second one.
+
+The chain of versions never forks (:mod:`.lineage`): before a policy is published its parent
+is checked against the model's latest in Redis, and an adaptation made from an older parent is
+made again from the latest (counted as ``rebased``).
 """
 
 from __future__ import annotations
@@ -19,8 +23,6 @@ from typing import Any, Protocol
 from aiokafka import TopicPartition
 from aiokafka.errors import ProducerClosed
 
-from adaptd.adapters.codec import params_from_bytes
-
 from ..core.effects import AdaptationRequest, Published, Retired
 from ..core.policy import PolicyMessage, encode_message
 from ..io.logs import get_logger
@@ -29,6 +31,7 @@ from ..io.outputs import Undeliverable
 from ..io.retry import retrying
 from ..learner.messages import AdaptationOutcome, Learner
 from .configs import TaskModel
+from .lineage import Lineage, PolicyRecords, published_of
 from .outcomes import (
     AdaptationRecord,
     adapt_job,
@@ -52,16 +55,6 @@ class Sender(Protocol):
     """Sends records and returns once all are acknowledged (``adaptd.daemon.io.outputs``)."""
 
     async def send_all(self, records: list[tuple[str, bytes | None, bytes, Any]]) -> None: ...
-
-
-class PolicyRecords(Protocol):
-    """Version counters and the latest policy per model (``adaptd.daemon.io.stores``)."""
-
-    async def next_version(self, model_id: str) -> int: ...
-
-    async def save_latest(self, message: PolicyMessage) -> None: ...
-
-    async def latest(self, model_id: str) -> PolicyMessage | None: ...
 
 
 class Publisher:
@@ -111,6 +104,7 @@ class Publisher:
         self.metrics = metrics
         self.inflight: dict[str, tuple[TopicPartition, asyncio.Task[None]]] = {}
         self.history: deque[AdaptationRecord] = deque(maxlen=10_000)
+        self.lineage = Lineage(ownership, policies, metrics)
         self.closing = False
         """Set at shutdown: queued requests stay in the snapshot instead of starting."""
 
@@ -118,21 +112,73 @@ class Publisher:
         """Start a request on the worker; its result is applied when it finishes."""
         job = adapt_job(request)
         fut = self.worker.submit(self.learner.adapt, job, self.deadline_s, priority=ADAPT)
-        task = asyncio.create_task(self._finish(request, fut), name=f"adapt:{request.id}")
-        self.inflight[request.id] = (self.ownership.partition_of(request), task)
-        task.add_done_callback(lambda _: self.inflight.pop(request.id, None))
+        self._start(request.id, self.ownership.partition_of(request), self._finish(request, fut))
 
     def retire(self, retired: Retired) -> None:
         """Publish the task's baseline in place of a policy that lost to it (continuous
         validation; the stream already serves the baseline), then make it the live version."""
         key = f"retire:{retired.model}:{retired.verdict.version}"
-        task = asyncio.create_task(self._retire(retired), name=key)
-        self.inflight[key] = (TopicPartition(retired.topic, retired.partition), task)
-        task.add_done_callback(lambda _: self.inflight.pop(key, None))
+        self._start(key, TopicPartition(retired.topic, retired.partition), self._retire(retired))
+
+    def _start(self, key: str, tp: TopicPartition, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(key)
+        self.inflight[key] = (tp, task)
+
+        def done(_: object) -> None:
+            # A rebased request runs again under the same key: only this task leaves.
+            if key in self.inflight and self.inflight[key][1] is task:
+                del self.inflight[key]
+
+        task.add_done_callback(done)
+
+    async def recover(self, tps: Iterable[TopicPartition]) -> int:
+        """Restored streams catch up with their models' latest policies
+        (:meth:`Lineage.recover`)."""
+        return await self.lineage.recover(tps)
+
+    async def _rebase(self, request: AdaptationRequest, latest: PolicyMessage) -> bool:
+        """When the model's latest policy is newer than the request's parent: adopt it (it is
+        this request's own publication, when its shift is the same) or adapt again from it.
+        False when the parent is the latest, and the request goes on."""
+        if latest.version <= request.parent_version:
+            return False
+        published = published_of(latest)
+        if published is None:
+            return False
+        if latest.shift is not None and latest.shift.id == request.shift.id:
+            nxt = await self.ownership.settle_request(request, published)
+        else:
+            self.metrics.adaptations.labels(outcome="rebased").inc()
+            log.warning(
+                "adapted from an older policy than the model's latest; adapting again from it",
+                stream=request.stream,
+                task=request.task,
+                shift=request.shift.id,
+                parent_version=request.parent_version,
+                latest_version=latest.version,
+            )
+            nxt = await self.ownership.rebase(request, published, validate=not latest.validation)
+        if nxt is not None and not self.closing:
+            self.submit(nxt)
+        return True
 
     async def _retire(self, retired: Retired) -> None:
         if not self.ownership.serves_baseline(retired):
             return  # a newer policy went live meanwhile: it is what subscribers get next
+        latest = await self.lineage.latest(retired.model)
+        if latest is not None and latest.version > retired.verdict.version:
+            # Subscribers hold a newer policy than the one retired: it goes live instead.
+            published = published_of(latest)
+            if published is not None:
+                await self.ownership.catch_up(
+                    TopicPartition(retired.topic, retired.partition),
+                    retired.stream,
+                    retired.task,
+                    published,
+                    validate=not latest.validation,
+                )
+                return
         self.metrics.retirements.labels(task=retired.task).inc()
         log.warning(
             "policy retired: it loses to its baseline",
@@ -183,20 +229,12 @@ class Publisher:
 
     async def resume(self, requests: Iterable[AdaptationRequest]) -> None:
         """Resubmit requests a restored snapshot carried, unless their shift was already
-        published (then that policy is adopted)."""
+        published (then that policy is adopted) or a newer policy than their parent was (then
+        they adapt again from it)."""
         for request in requests:
-            latest = await self.policies.latest(request.model)
-            if (
-                latest is not None
-                and latest.shift is not None
-                and latest.shift.id == request.shift.id
-            ):
-                published = Published(latest.version, params_from_bytes(latest.weight_bytes()))
-                nxt = await self.ownership.settle_request(request, published)
-                if nxt is not None:
-                    self.submit(nxt)
-                continue
-            self.submit(request)
+            latest = await self.lineage.latest(request.model)
+            if latest is None or not await self._rebase(request, latest):
+                self.submit(request)
 
     async def drain(self, tps: Iterable[TopicPartition] | None, timeout_s: float) -> int:
         """Wait for in-flight requests (of some partitions, or all) to finish, then cancel
@@ -241,6 +279,9 @@ class Publisher:
             observe(self.metrics, outcome)
             version = 0
             if outcome.publish:
+                latest = await self.lineage.latest(request.model)
+                if latest is not None and await self._rebase(request, latest):
+                    return
                 # Network I/O outside the lock: a snapshot taken meanwhile still holds the
                 # request as pending, and resume() adopts the published policy instead of
                 # publishing it again.

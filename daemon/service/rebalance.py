@@ -2,8 +2,8 @@
 
 On revocation: in-flight adaptations of the revoked partitions may finish (within the grace
 period), then their state is snapshotted and committed, and only then given up. On
-assignment: the partitions' snapshots are restored and the adaptations they had in flight are
-resumed.
+assignment: the partitions' snapshots are restored, their streams adopt what was published
+for them after the snapshot, and the adaptations they had in flight are resumed.
 """
 
 from __future__ import annotations
@@ -31,4 +31,6 @@ class RebalanceListener(ConsumerRebalanceListener):
             await self.ownership.revoke(owned)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.publisher.resume(await self.ownership.assign(assigned))
+        resumed = await self.ownership.assign(assigned)
+        await self.publisher.recover(assigned)
+        await self.publisher.resume(resumed)

@@ -83,3 +83,27 @@ def test_restoring_under_other_tasks_drops_and_adds_tracks() -> None:
     assert again.tracks[1].labeler.pending == 0  # a fresh track starts labelling now
     out = run(again, evs, start=900)
     assert any(t == "direction" for t, _ in out.episodes)
+
+
+def test_catch_up_adopts_only_newer_policies_and_rebase_reparents_the_pending_request() -> None:
+    state = StreamState("S", "in", 0, stream_config(SETTINGS, RETURN))
+    out = run(state, events())
+    track = state.track("return")
+    request = track.live.pending
+    assert request is not None and request is out.requests[0]
+    assert request.parent_version == 0
+    weights = {
+        "layers.0.weight": np.ones((2, 3), np.float32),
+        "layers.0.bias": np.zeros(2, np.float32),
+        "layers.2.weight": np.ones((1, 2), np.float32),
+        "layers.2.bias": np.zeros(1, np.float32),
+    }
+    assert track.catch_up(4, weights, validate=False) is True
+    assert (track.live.version, track.validator.version) == (4, 0)
+    assert track.catch_up(4, weights, validate=True) is False  # not newer
+    assert track.catch_up(2, weights, validate=True) is False
+    rebased = track.rebase(request)
+    assert rebased is not None and rebased is track.live.pending
+    assert (rebased.id, rebased.parent_version) == (request.id, 4)
+    assert rebased.parent_weights is weights
+    assert track.rebase(request) is None  # no longer the pending one

@@ -18,11 +18,13 @@ from service_support import (
     small_settings,
     weights,
 )
+from structlog.testing import capture_logs
 
 from adaptd.daemon.core.effects import Effects
 from adaptd.daemon.core.partition import PartitionState
 from adaptd.daemon.core.policy import build_message
 from adaptd.daemon.core.stream import StreamState
+from adaptd.daemon.io import stores
 from adaptd.daemon.io.stores import CheckpointStore, PolicyStore, SnapshotStore
 from adaptd.replay.episode import encode_episode
 
@@ -174,6 +176,24 @@ async def test_the_latest_policy_round_trips_per_model(
     latest = await PolicyStore(redis_client, key_prefix).latest("S")
     assert latest == second
     assert latest is not None and latest.weight_bytes() == second.weight_bytes()
+
+
+async def test_latest_policies_are_read_for_many_models_in_chunks(
+    redis_client: aioredis.Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stores, "_CHUNK", 3)
+    store = PolicyStore(redis_client, key_prefix)
+    saved = [message(f"S{i}", i + 1, seed=i) for i in range(7)]
+    for m in saved:
+        await store.save_latest(m)
+    await redis_client.hset(f"{key_prefix}:policy:latest", "broken", b"{not json")
+    ids = ["nobody", *(m.model_id for m in saved), "broken"]
+    with capture_logs() as logs:
+        found = await store.latest_many(ids)
+    assert found == {m.model_id: m for m in saved}  # none for nobody, nor for broken
+    assert [e["model"] for e in logs] == ["broken"]
+    assert await store.latest("broken") is None
+    assert await store.latest_many([]) == {}
 
 
 # -- checkpoints ------------------------------------------------------------------------------

@@ -5,11 +5,13 @@ applied through a real Ownership of real stream state."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 import pytest
 from aiokafka import TopicPartition
@@ -33,7 +35,7 @@ from structlog.testing import capture_logs
 
 from adaptd.adapters.codec import params_from_bytes
 from adaptd.daemon.core.effects import AdaptationRequest, Effects
-from adaptd.daemon.core.policy import Policy, decode_message
+from adaptd.daemon.core.policy import Policy, PolicyMessage, build_message, decode_message
 from adaptd.daemon.core.track import TaskTrack
 from adaptd.daemon.io.metrics import Metrics
 from adaptd.daemon.io.outputs import Undeliverable
@@ -327,6 +329,111 @@ async def test_resume_resubmits_a_request_whose_shift_was_not_published(rig: Rig
     assert rig.track("S").live.version == 2
 
 
+def published_elsewhere(
+    rig: Rig, request: AdaptationRequest, version: int, seed: int
+) -> PolicyMessage:
+    """A policy of the request's model published (and recorded as its latest) after the
+    stream's snapshot, for another shift: the daemon that restarts from the snapshot did
+    not know of it."""
+    other = dataclasses.replace(
+        request, shift=request.shift._replace(id=f"S@market:0:{version}0"), id="other"
+    )
+    message = policy_message(
+        other, outcome(other, publish=True, seed=seed), version, MODELS["return"], {}
+    )
+    rig.policies.saved.append(message)
+    rig.policies.versions[request.model] = version
+    return message
+
+
+def weights_of(message: PolicyMessage) -> dict[str, np.ndarray]:
+    return params_from_bytes(message.weight_bytes())
+
+
+async def test_a_policy_adapted_from_an_older_parent_than_the_latest_is_adapted_again(
+    rig: Rig,
+) -> None:
+    """Issue 12, finding 4: after a restart from a snapshot older than the last
+    publication, the next policy named the snapshot's version as its parent (a fork)."""
+    request = await rig.requested("S", live=3)
+    latest = published_elsewhere(rig, request, 4, seed=7)
+    rig.learner.outcomes[request.id] = outcome(request, publish=True, seed=1)
+    rig.publisher.submit(request)
+    await rig.idle()
+
+    first, second = rig.learner.jobs  # adapted again, from version 4
+    assert (first.request_id, second.request_id) == (request.id, request.id)
+    assert same_weights(first.parent_weights, weights(IN_DIM, seed=99))
+    assert same_weights(second.parent_weights, weights_of(latest))
+    ((_, _, value, _),) = rig.sender.sent
+    message = decode_message(value)
+    assert (message.version, message.parent_version) == (5, 4)
+    live = rig.track("S").live
+    assert (live.version, live.pending) == (5, None)
+    assert counter(rig.metrics, "adaptd_adaptations_total", outcome="rebased") == 1
+    assert counter(rig.metrics, "adaptd_adaptations_total", outcome="published") == 1
+    assert rig.publisher.inflight == {}
+
+
+async def test_a_rebased_request_the_gate_then_rejects_leaves_the_latest_live(rig: Rig) -> None:
+    request = await rig.requested("S", live=3)
+    latest = published_elsewhere(rig, request, 4, seed=7)
+    runs = [outcome(request, publish=True, seed=1), outcome(request, publish=False)]
+    adapt = rig.learner.adapt
+
+    def second_run_rejected(job: AdaptJob, deadline_s: float) -> AdaptationOutcome:
+        rig.learner.outcomes[request.id] = runs.pop(0)
+        return adapt(job, deadline_s)
+
+    rig.learner.adapt = second_run_rejected  # type: ignore[method-assign]
+    rig.publisher.submit(request)
+    await rig.idle()
+    assert len(rig.learner.jobs) == 2
+    assert rig.sender.sent == []
+    live = rig.track("S").live
+    assert (live.version, live.pending) == (4, None)
+    assert same_weights(live.weights, weights_of(latest))
+    assert rig.track("S").validator.version == 4  # an adapted policy: it is validated
+
+
+async def test_recover_makes_restored_streams_serve_what_was_published_after_the_snapshot(
+    rig: Rig,
+) -> None:
+    request = await rig.requested("S", live=3)
+    rig.track("S").live.complete(request.id)
+    await rig.requested("T", TP1, live=2)
+    latest = published_elsewhere(rig, request, 4, seed=7)
+    assert await rig.publisher.recover([TP0, TP1]) == 1
+    live = rig.track("S").live
+    assert live.version == 4 and same_weights(live.weights, weights_of(latest))
+    assert "S" in rig.ownership.partitions[TP0].dirty
+    assert rig.track("T", TP1).live.version == 2  # nothing newer published for it
+    assert await rig.publisher.recover([TP0, TP1]) == 0  # caught up already
+
+
+async def test_recover_adopts_a_published_baseline_without_validating_it(rig: Rig) -> None:
+    request = await rig.requested("S", live=3)
+    rig.track("S").live.complete(request.id)
+    message = published_elsewhere(rig, request, 4, seed=7)
+    rig.policies.saved[-1] = msgspec.structs.replace(
+        message, validation={"retired_version": 3, "replaced_by": "baseline"}
+    )
+    assert await rig.publisher.recover([TP0]) == 1
+    assert (rig.track("S").live.version, rig.track("S").validator.version) == (4, 0)
+
+
+async def test_resume_rebases_a_request_whose_parent_is_older_than_the_latest(rig: Rig) -> None:
+    request = await rig.requested("S", live=3)
+    latest = published_elsewhere(rig, request, 4, seed=7)
+    rig.learner.outcomes[request.id] = outcome(request, publish=True, seed=1)
+    await rig.publisher.resume([request])
+    await rig.idle()
+    (job,) = rig.learner.jobs  # run once, from the latest
+    assert same_weights(job.parent_weights, weights_of(latest))
+    ((_, _, value, _),) = rig.sender.sent
+    assert decode_message(value).parent_version == 4
+
+
 async def test_a_failed_send_is_retried_and_counted(rig: Rig) -> None:
     request = await rig.requested("S")
     rig.learner.outcomes[request.id] = outcome(request, publish=True)
@@ -412,19 +519,28 @@ async def test_after_closing_queued_requests_do_not_start(rig: Rig) -> None:
     assert pending.parent_version == 1
 
 
-async def test_a_losing_policy_is_retired_and_its_baseline_published_in_its_place() -> None:
+@contextlib.asynccontextmanager
+async def validating() -> AsyncIterator[Rig]:
+    """A rig whose stream validates its live policy (after 20 examples) and has served a
+    random policy, version 3, since its 60th event: far worse than the zero forecast."""
     settings = small_settings(adaptation={"validate_min_examples": 20})
     metrics = Metrics()
+    snapshots = MemorySnapshots()
     ownership = Ownership(
-        FakeConsumer(), MemorySnapshots(), Settled(), config_of(settings), metrics, MAX_BYTES
+        FakeConsumer(), snapshots, Settled(), config_of(settings), metrics, MAX_BYTES
     )
     await ownership.assign({TP0})
-    sender, policies, worker = RecordingSender(), MemoryPolicies(), TorchWorker()
+    learner, sender, policies, worker = (
+        ScriptedLearner(),
+        RecordingSender(),
+        MemoryPolicies(),
+        TorchWorker(),
+    )
     models = {m.name: m for m in task_models(settings, tasks_of(settings))}
     publisher = Publisher(
         ownership,
         worker,
-        ScriptedLearner(),
+        learner,
         sender,
         policies,
         models,
@@ -434,14 +550,27 @@ async def test_a_losing_policy_is_retired_and_its_baseline_published_in_its_plac
         metrics=metrics,
     )
     try:
-        recs = market_records("S", 0)
-        await ownership.process({TP0: recs[:60]}, {}, Effects())
-        track = ownership.partitions[TP0].streams["S"].track("return")
-        losing = weights(IN_DIM, seed=99)  # random: far worse than the zero forecast
-        track.adopt(3, losing, None)
+        await ownership.process({TP0: market_records("S", 0)[:60]}, {}, Effects())
+        rig = Rig(publisher, ownership, learner, sender, policies, snapshots, metrics)
+        rig.track("S").adopt(3, weights(IN_DIM, seed=99), None)
         policies.versions["S"] = 3
+        yield rig
+    finally:
+        await worker.aclose()
+
+
+async def test_a_losing_policy_is_retired_and_its_baseline_published_in_its_place() -> None:
+    async with validating() as rig:
+        ownership, publisher, sender, policies, metrics = (
+            rig.ownership,
+            rig.publisher,
+            rig.sender,
+            rig.policies,
+            rig.metrics,
+        )
+        track = rig.track("S")
         out = Effects()
-        await ownership.process({TP0: recs[60:150]}, {}, out)
+        await ownership.process({TP0: market_records("S", 0)[60:150]}, {}, out)
         (retired,) = out.retirements
         assert (retired.model, retired.task, retired.verdict.version) == ("S", "return", 3)
         assert retired.verdict.examples >= 20 and retired.verdict.excess > 0
@@ -464,5 +593,33 @@ async def test_a_losing_policy_is_retired_and_its_baseline_published_in_its_plac
         assert (track.live.version, track.validator.version) == (4, 0)  # not itself validated
         assert counter(metrics, "adaptd_policies_retired_total", task="return") == 1
         assert [e["event"] for e in logs] == ["policy retired: it loses to its baseline"]
-    finally:
-        await worker.aclose()
+
+
+async def test_a_retirement_publishes_no_baseline_when_a_newer_policy_was_published() -> None:
+    """Version 4 went out after the snapshot that still serves version 3: retiring version 3
+    would publish a baseline naming it as the parent (a fork); version 4 goes live instead."""
+    async with validating() as rig:
+        held = weights(IN_DIM, seed=5)
+        model = MODELS["return"]
+        rig.policies.saved.append(
+            build_message(
+                model_id="S",
+                version=4,
+                parent_version=3,
+                stream="S",
+                weights=held,
+                architecture=model.architecture,
+                features=model.features,
+                task=model.description,
+            )
+        )
+        out = Effects()
+        await rig.ownership.process({TP0: market_records("S", 0)[60:150]}, {}, out)
+        (retired,) = out.retirements
+        rig.publisher.retire(retired)
+        await rig.idle()
+        assert rig.sender.sent == []
+        live = rig.track("S").live
+        assert live.version == 4 and same_weights(live.weights, held)
+        assert rig.track("S").validator.version == 4
+        assert counter(rig.metrics, "adaptd_policies_retired_total", task="return") == 0

@@ -1,6 +1,7 @@
 """The rebalance listener joins ownership and the publisher: on revocation it drains the
-partitions' adaptations, then revokes them; on assignment it resumes what the restored
-snapshots had in flight. Both sides are fakes that note the calls in one log."""
+partitions' adaptations, then revokes them; on assignment it catches the restored streams up
+with what was published after their snapshots, then resumes what they had in flight. Both
+sides are fakes that note the calls in one log."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ class FakePublisher:
         self.log.append(("drain", set(tps), timeout_s))
         return 0
 
+    async def recover(self, tps: set[TopicPartition]) -> int:
+        self.log.append(("recover", set(tps)))
+        return 0
+
     async def resume(self, requests: list[str]) -> None:
         self.log.append(("resume", requests))
 
@@ -64,10 +69,14 @@ async def test_assignment_resumes_what_the_restored_partitions_had_in_flight() -
     rebalance, ownership, log = listener(set())
     ownership.resumable = ["S@market:0:220", "T@market:1:301"]
     await rebalance.on_partitions_assigned({TP0, TP1})
-    assert log == [("assign", {TP0, TP1}), ("resume", ["S@market:0:220", "T@market:1:301"])]
+    assert log == [
+        ("assign", {TP0, TP1}),
+        ("recover", {TP0, TP1}),  # before resuming: a resumed request's parent is then known
+        ("resume", ["S@market:0:220", "T@market:1:301"]),
+    ]
 
 
 async def test_an_assignment_with_nothing_in_flight_resumes_nothing() -> None:
     rebalance, _, log = listener(set())
     await rebalance.on_partitions_assigned({TP2})
-    assert log == [("assign", {TP2}), ("resume", [])]
+    assert log == [("assign", {TP2}), ("recover", {TP2}), ("resume", [])]

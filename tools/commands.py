@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,13 +72,19 @@ class Feed:
         )
         parser.add_argument("--limit", type=int, help="at most this many events per stream")
         parser.add_argument("--topic", help="default: kafka.input_topic")
+        parser.add_argument(
+            "--send-invalid",
+            action="store_true",
+            help="send rows the daemon would dead-letter anyway (default: send nothing and "
+            "exit with status 2 when any would be)",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         from adaptd.adapters.tasks import series as datasets
         from adaptd.daemon.io.clients import kafka_common
 
         from .embedded import create_topics
-        from .feed import produce_series
+        from .feed import produce_series, validate_series
 
         settings = load_settings(args.config)
         if args.csv is not None:
@@ -102,6 +109,18 @@ class Feed:
             names = datasets.DATASETS if args.dataset == "all" else (args.dataset,)
             series = [datasets.load(n) for n in names]
         topic = args.topic or settings.kafka.input_topic
+        checked = validate_series(
+            series,
+            max_message_bytes=settings.kafka.max_message_bytes,
+            max_out_of_order_ms=settings.features.max_out_of_order_ms,
+            limit=args.limit,
+        )
+        if checked.rejected:
+            if not args.send_invalid:
+                raise InputError(
+                    f"{checked.report()}\nnothing was sent (--send-invalid sends them anyway)"
+                )
+            print(f"adaptd: warning: {checked.report()}; sending them anyway", file=sys.stderr)
 
         async def go() -> dict[str, int]:
             await create_topics(settings.kafka.bootstrap_servers, [topic])

@@ -3,7 +3,8 @@
 Each event is ``{"v": 1, "stream": ..., "ts": <epoch ms>, "price": ...}`` plus ``volume``,
 ``bid`` and ``ask`` when the series has them, encoded with ``msgspec.json`` (the same row
 always gives the same bytes), keyed by the stream id so one stream stays in one partition
-and in order.
+and in order. :func:`validate_series` runs every row through the daemon's own decoder and
+order check first, so a feed that would be dead-lettered is known before it is sent.
 
 Examples
 --------
@@ -21,12 +22,13 @@ import asyncio
 import collections
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from aiokafka import AIOKafkaProducer
 
 from adaptd.adapters.tasks.series import MarketSeries
+from adaptd.daemon.core.schema import EventDecoder, Reason, Rejection
 
 SCHEMA_VERSION = 1
 
@@ -75,6 +77,82 @@ def encode_row(series: MarketSeries, i: int) -> tuple[bytes, bytes]:
         ask=optional(series.ask),
     )
     return series.stream.encode(), _encode(event)
+
+
+class Validation(NamedTuple):
+    """What the daemon would make of a feed's rows."""
+
+    rows: int
+    rejected: dict[str, int]
+    """Rows the daemon would dead-letter, by reason (``docs/schema.md``)."""
+    examples: list[str]
+    """The first few of them: stream, row number (0-based), reason and detail."""
+
+    @property
+    def rejected_rows(self) -> int:
+        return sum(self.rejected.values())
+
+    def report(self) -> str:
+        """One line per reason and per example, for the command's output."""
+        if not self.rejected:
+            return f"all {self.rows} rows are valid events"
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.rejected.items()))
+        lines = [
+            f"{self.rejected_rows} of {self.rows} rows would be dead-lettered ({reasons})",
+            *(f"  {example}" for example in self.examples),
+        ]
+        return "\n".join(lines)
+
+
+MAX_EXAMPLES = 5
+
+
+def validate_series(
+    series: Sequence[MarketSeries],
+    *,
+    max_message_bytes: int,
+    max_out_of_order_ms: int,
+    limit: int | None = None,
+) -> Validation:
+    """Decode every row's record as the daemon would (the same decoder, at the daemon's
+    ``kafka.max_message_bytes``, and its order check at ``features.max_out_of_order_ms``)
+    and count what it would reject.
+
+    >>> import numpy as np
+    >>> old = MarketSeries("old", "OLD", np.array([-1_000, 0, 7_300_000_000_000]),
+    ...                    np.array([1.0, 2.0, 3.0]), None, {}, "three rows")
+    >>> result = validate_series([old], max_message_bytes=65_536, max_out_of_order_ms=0)
+    >>> result.rejected
+    {'bad_timestamp': 1}
+    >>> print(result.report())  # doctest: +ELLIPSIS
+    1 of 3 rows would be dead-lettered (1 bad_timestamp)
+      OLD row 2: bad_timestamp (...)
+    """
+    decoder = EventDecoder(max_message_bytes)
+    rejected: collections.Counter[str] = collections.Counter()
+    examples: list[str] = []
+    rows = 0
+    for one in series:
+        count = len(one) if limit is None else min(limit, len(one))
+        newest: int | None = None
+        for i in range(count):
+            key, value = encode_row(one, i)
+            event = decoder.decode(value, key)
+            if not isinstance(event, Rejection):
+                if newest is not None and event.ts_ms < newest - max_out_of_order_ms:
+                    event = Rejection(
+                        Reason.OUT_OF_ORDER,
+                        f"event time {event.ts_ms} is {newest - event.ts_ms} ms before the "
+                        f"stream's newest {newest}",
+                    )
+                else:
+                    newest = event.ts_ms if newest is None else max(newest, event.ts_ms)
+            if isinstance(event, Rejection):
+                rejected[event.reason.value] += 1
+                if len(examples) < MAX_EXAMPLES:
+                    examples.append(f"{one.stream} row {i}: {event.reason.value} ({event.detail})")
+        rows += count
+    return Validation(rows, dict(rejected), examples)
 
 
 async def produce_series(

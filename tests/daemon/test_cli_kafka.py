@@ -120,3 +120,38 @@ async def test_policies_prints_each_policy_and_marks_stale_ones(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(x["version"], x["latest"]) for x in lines] == [(2, True), (1, False)]
     assert lines[0]["query_loss_after"] == 0.5
+
+
+async def test_feed_checks_every_row_with_the_daemons_decoder_before_sending(
+    kafka_bootstrap, topic_factory, monkeypatch, capsys, tmp_path
+):
+    """Issue 12, finding 2: a CSV whose rows the daemon would dead-letter was sent, exit 0."""
+    topic = await topic_factory("feedcheck")
+    _env(monkeypatch, kafka_bootstrap)
+    quotes = tmp_path / "quotes.csv"
+    quotes.write_text(
+        "date,close,bid,ask\n"
+        "1929-10-24,10.5,10.4,10.6\n"  # before 1970: valid
+        "1929-10-25,10.7,10.9,10.6\n"  # crossed quote
+        "1929-10-28,10.2,10.1,10.3\n"
+        "1929-10-29,10.1,10.2,10.0\n"  # crossed quote
+        "2024-01-02,11.0,10.9,11.1\n"
+        "2301-01-02,11.2,11.1,11.3\n"  # after the year 2200
+    )
+    argv = [
+        "feed", "--csv", str(quotes), "--stream", "ACME", "--price-col", "close",
+        "--bid-col", "bid", "--ask-col", "ask", "--rate", "0", "--topic", topic,
+    ]  # fmt: skip
+    assert await asyncio.to_thread(cli.main, argv) == 2
+    err = capsys.readouterr().err
+    assert "3 of 6 rows would be dead-lettered (1 bad_timestamp, 2 crossed_quote)" in err
+    assert "ACME row 1: crossed_quote" in err and "ACME row 5: bad_timestamp" in err
+    assert "nothing was sent" in err
+
+    assert await asyncio.to_thread(cli.main, [*argv, "--send-invalid"]) == 0
+    out = capsys.readouterr()
+    assert "3 of 6 rows would be dead-lettered" in out.err and "sending them anyway" in out.err
+    assert f"ACME: 6 events -> {topic}" in out.out
+    records = await read_topic(kafka_bootstrap, topic, idle_s=1.0)
+    assert len(records) == 6  # the refused run sent nothing
+    assert json.loads(records[0].value)["ts"] < 0

@@ -125,6 +125,12 @@ class EventDecoder:
             return Rejection(Reason.EMPTY, "empty payload")
         if len(value) > self.max_bytes:
             return Rejection(Reason.OVERSIZE, f"{len(value)} bytes > max {self.max_bytes}")
+        if not value.isascii():  # rare in market feeds: ASCII is valid UTF-8
+            try:
+                # msgspec skips an unknown field without checking its UTF-8.
+                value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return Rejection(Reason.UNDECODABLE, f"not UTF-8: {exc}")
         try:
             event = self._decoder.decode(value)
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):

@@ -57,10 +57,13 @@ class Services:
     consumer: AIOKafkaConsumer
     ownership: Ownership
     publisher: Publisher
+    listener: RebalanceListener
+    """The consumer subscribes with it once the input topic exists (``Daemon``)."""
 
 
 async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitStack) -> Services:
-    """Open every collaborator (closed by ``stack``); the consumer is subscribed, not started."""
+    """Open every collaborator (closed by ``stack``); the consumer is neither started nor
+    subscribed."""
     s = settings
     tasks = tasks_of(s)
     models = task_models(s, tasks)
@@ -107,8 +110,10 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
         trainers.append(trainer)
 
     producer = make_producer(s.kafka)
-    await producer.start()
+    # Closed even when it never started (an unreachable broker): else asyncio reports an
+    # unclosed producer after the daemon's own error.
     stack.push_async_callback(producer.stop)
+    await producer.start()
     outputs = Outputs(producer, s.kafka.max_message_bytes, s.kafka.max_output_bytes)
     effects = EffectStore(
         outputs,
@@ -139,8 +144,6 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
         algorithm=lambda updates: algorithm_of(s, updates),
         metrics=metrics,
     )
-    listener = RebalanceListener(ownership, publisher, s.shutdown_grace_s)
-    consumer.subscribe([s.kafka.input_topic], listener=listener)
     return Services(
         redis=redis,
         models=models,
@@ -153,6 +156,7 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
         consumer=consumer,
         ownership=ownership,
         publisher=publisher,
+        listener=RebalanceListener(ownership, publisher, s.shutdown_grace_s),
     )
 
 

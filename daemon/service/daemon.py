@@ -27,6 +27,8 @@ import time
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 
+from aiokafka.errors import KafkaError
+
 from adaptd.replay.holdout import HoldoutStore
 
 from .. import __version__
@@ -59,6 +61,11 @@ class Daemon:
         self._failed = False
         self._stop_deadline: float | None = None
         self._unstored = False  # a batch was cut short at shutdown: commit nothing
+        self._input_topic_missing = False
+        self._subscribed = asyncio.Event()
+        self.input_topic_exists = False
+        """Whether the broker knows ``kafka.input_topic`` (checked at start, then every
+        refresh until it does): without it the group joins with nothing to read."""
 
     def stop(self) -> None:
         """Ask the daemon to stop; ``run`` then shuts down in order and returns, within
@@ -120,8 +127,9 @@ class Daemon:
             stack.push_async_callback(server.aclose)
             self.http_port = server.port
         self._services = services = await open_services(s, m, stack)
+        stack.push_async_callback(services.consumer.stop)  # closed even if it never starts
         await services.consumer.start()
-        stack.push_async_callback(services.consumer.stop)
+        await self._check_input_topic()
         for coro in (
             *(t.run() for t in services.trainers),
             self._watch_loop_lag(),
@@ -153,7 +161,34 @@ class Daemon:
             "redis": redis_ok,
             "running": not self.stopping,
             "partitions_advancing": services is None or not services.ownership.stalls.stalled,
+            "input_topic": self.input_topic_exists,
         }
+
+    async def _check_input_topic(self) -> None:
+        """Subscribe to the input topic once the broker lists it; until then warn (once) and
+        fail readiness. Listing topics creates none, whereas subscribing to a missing topic
+        would have a broker that creates topics on request create it (a mistyped name
+        included) and the daemon join its group with nothing to read, looking healthy."""
+        topic = self.settings.kafka.input_topic
+        services = self.services
+        try:
+            exists = topic in await services.consumer.topics()
+        except KafkaError as exc:
+            log.warning("could not list the broker's topics", error=repr(exc))
+            return
+        if exists:
+            if self._input_topic_missing:
+                log.info("the input topic exists now: subscribing", topic=topic)
+            services.consumer.subscribe([topic], listener=services.listener)
+            self.input_topic_exists = True
+            self._subscribed.set()
+        elif not self._input_topic_missing:
+            log.warning(
+                "the input topic does not exist: nothing is consumed until it is created "
+                "(kafka.input_topic); /readyz fails meanwhile",
+                topic=topic,
+            )
+        self._input_topic_missing = not exists
 
     # -- the loop ------------------------------------------------------------------------
     async def _consume(self, max_events: int | None, idle_timeout_s: float | None) -> None:
@@ -162,7 +197,14 @@ class Daemon:
         commit_every = k.commit_interval_ms / 1000
         last_commit = last_data = time.monotonic()
         stop_wait = asyncio.create_task(self._stopping.wait())
+        subscribed = asyncio.create_task(self._subscribed.wait())
         try:
+            # Polling before the subscription would block: wait for the input topic.
+            await asyncio.wait(
+                {subscribed, stop_wait}, timeout=idle_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not subscribed.done():
+                return
             while not self.stopping:
                 poll = asyncio.create_task(
                     consumer.getmany(timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records)
@@ -188,6 +230,7 @@ class Daemon:
                     break
         finally:
             stop_wait.cancel()
+            subscribed.cancel()
 
     async def _unless_stopped(self, coro: Awaitable[None], stop_wait: asyncio.Task) -> bool:
         """Await ``coro``; if a stop is asked meanwhile, give it until the shutdown deadline
@@ -247,6 +290,8 @@ class Daemon:
         while True:
             await asyncio.sleep(2.0)
             self.services.ownership.update_gauges()
+            if not self.input_topic_exists:
+                await self._check_input_topic()
 
     # -- shutdown -----------------------------------------------------------------------
     async def _shutdown(self) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from adaptd.daemon import __version__
 from adaptd.daemon.cli import EXIT_CONFIG, GC_YOUNG_THRESHOLD, main, run_as_service
+from adaptd.tools.embedded import free_port
 
 ADAPTD = Path(sys.executable).with_name("adaptd")
 
@@ -112,6 +113,24 @@ def test_the_console_script_exits_2_on_an_unknown_setting() -> None:
     assert proc.returncode == 2, proc.stderr
     assert "kafka.nope" in proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.integration
+def test_an_unreachable_broker_exits_1_with_one_clear_error(redis_url: str) -> None:
+    """Issue 12, finding 6: a stray "Unclosed AIOKafkaProducer" followed the clean error."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ADAPTD_")}
+    env |= {
+        "ADAPTD_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",  # nothing listens
+        "ADAPTD_REDIS__URL": redis_url,
+        "ADAPTD_METRICS__PORT": "0",
+    }
+    proc = subprocess.run(
+        [str(ADAPTD), "run"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 1, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "adaptd: KafkaConnectionError" in proc.stderr and "Unable to bootstrap" in output
+    assert "Unclosed" not in output
 
 
 class _FakeDaemon:

@@ -96,6 +96,10 @@ def test_stream_of_max_length_and_unicode_key() -> None:
         (b"{" + b" " * 70_000 + b"}", Reason.OVERSIZE),
         (b'{"stream": "\xff\xfe", "ts": 1, "price": 1}', Reason.UNDECODABLE),
         (b"\xc3\x28", Reason.UNDECODABLE),
+        # Issue 12, finding 6: invalid UTF-8 in a field the schema does not know was accepted.
+        (b'{"stream": "X", "ts": 1, "price": 1, "note": "\xff"}', Reason.UNDECODABLE),
+        (b'{"stream": "X", "ts": 1, "price": 1, "n\xc3\x28": 2}', Reason.UNDECODABLE),
+        (b'{"stream": "X", "ts": 1, "price": 1, "note": "\xed\xa0\x80"}', Reason.UNDECODABLE),
         (b'{"stream": "X", "ts": 1, "price": 1', Reason.INVALID_JSON),
         (b'{"stream": "X"} trailing', Reason.INVALID_JSON),
         (b"\xef\xbb\xbf{}", Reason.INVALID_JSON),  # a UTF-8 byte order mark is not JSON

@@ -10,6 +10,7 @@ import math
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 import msgspec
 import numpy as np
@@ -18,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from daemon_support import produce, read_topic, regime_stream, wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon.core.features import feature_names
@@ -27,6 +29,7 @@ from adaptd.daemon.io.subscriber import PolicySubscriber
 from adaptd.daemon.learner.policy_learner import PolicyLearner
 from adaptd.daemon.service.daemon import Daemon
 from adaptd.replay.reservoir import ReservoirBuffer
+from adaptd.tools.embedded import create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -215,6 +218,7 @@ async def test_metrics_and_probes(settings_factory):
             "redis": True,
             "running": True,
             "partitions_advancing": True,
+            "input_topic": True,
         }
         status, body, ctype = await asyncio.to_thread(_get, f"{base}/metrics")
         assert status == 200 and ctype.startswith("text/plain")
@@ -228,6 +232,34 @@ async def test_metrics_and_probes(settings_factory):
         assert not any("stream" in s.labels for s in samples.values())
         status, _, _ = await asyncio.to_thread(_get, f"{base}/nope")
         assert status == 404
+    finally:
+        await _stop(daemon, task)
+
+
+async def test_a_missing_input_topic_is_logged_and_fails_readiness_until_it_exists(
+    settings_factory,
+):
+    """Issue 12, finding 6: with no input topic the group joined with nothing to read and
+    /readyz said 200, with no warning."""
+    missing = f"absent-{uuid.uuid4().hex[:8]}"
+    settings, _ = await settings_factory(kafka={"input_topic": missing})
+    daemon = Daemon(settings)
+    with capture_logs() as logs:
+        task = await _start(daemon)
+    base = f"http://127.0.0.1:{daemon.http_port}"
+    try:
+        (warning,) = [e for e in logs if "input topic does not exist" in e["event"]]
+        assert warning["topic"] == missing and "kafka.input_topic" in warning["event"]
+        status, body, _ = await asyncio.to_thread(_get, f"{base}/readyz")
+        assert status == 503 and json.loads(body)["input_topic"] is False
+        await create_topics(settings.kafka.bootstrap_servers, [missing])
+
+        async def ready() -> bool:
+            return (await asyncio.to_thread(_get, f"{base}/readyz"))[0] == 200
+
+        await wait_until(ready, 30, "readiness once the topic exists")
+        await produce(settings.kafka.bootstrap_servers, missing, regime_stream("M", 50, 0))
+        await wait_until(lambda: _at_least(daemon, 50), 60, "the events of the new topic")
     finally:
         await _stop(daemon, task)
 
@@ -363,8 +395,9 @@ async def test_a_stop_ends_within_the_grace_period_while_outputs_keep_failing(se
         if not task.done():
             await _stop(daemon, task)
     # The grace period bounds the waiting; closing the clients and the learner follows
-    # (about a second here).
-    assert stopped_in < 2.0 + 1.5, stopped_in
+    # (about a second here, up to two with other tests running on both cores). Before the
+    # fix the stop did not end at all while the send retried.
+    assert stopped_in < 2.0 + 4.0, stopped_in
     # The dead letters were never stored: their offsets are not committed.
     assert set(daemon.services.ownership.committed.values()) == {len(good)}
 

@@ -1,7 +1,8 @@
 """The ``adaptd`` command.
 
     adaptd run [--config FILE]            the long-running service
-    adaptd policies [--follow]            tail the policy topic readably
+    adaptd policies [--follow]            tail the policy topic readably, signatures checked
+    adaptd keys generate [--out DIR]      an Ed25519 key pair to sign the policies with
     adaptd config show [--config FILE]    the effective configuration, secrets redacted
     adaptd config docs                    the configuration reference, as Markdown
 
@@ -83,6 +84,17 @@ def _parser(plugins: dict[str, Command]) -> argparse.ArgumentParser:
     pol = with_config(sub.add_parser("policies", help="tail the policy topic"))
     pol.add_argument("--follow", action="store_true", help="keep waiting for new policies")
     pol.add_argument("--json", action="store_true", help="one JSON summary per line")
+    pol.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="show policies without checking their signatures (signing.verify false)",
+    )
+
+    keys = sub.add_parser("keys", help="signing keys for the policies")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    gen = keys_sub.add_parser("generate", help="write a new Ed25519 key pair")
+    gen.add_argument("--out", type=Path, default=Path("."), help="folder to write them to")
+    gen.add_argument("--name", default="adaptd-signing", help="NAME.pem and NAME.pub")
 
     for name, command in sorted(plugins.items()):
         command.configure(sub.add_parser(name, help=command.help))
@@ -105,10 +117,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(load_settings(args.config), args.max_events, args.idle_timeout)
         if args.command == "policies":
+            from .core.signing import Keyring
             from .io.subscriber import tail
 
             settings = load_settings(args.config)
-            return asyncio.run(tail(settings.kafka, follow=args.follow, as_json=args.json))
+            keyring = None
+            if settings.signing.verify and not args.no_verify:
+                if not settings.signing.trusted_keys:
+                    raise ConfigError(
+                        "signing.trusted_keys: no public key to verify the policies with "
+                        "(set it, or pass --no-verify to show them unverified)"
+                    )
+                keyring = Keyring.from_pem(settings.signing.public_pems())
+            return asyncio.run(
+                tail(settings.kafka, follow=args.follow, as_json=args.json, keyring=keyring)
+            )
+        if args.command == "keys":
+            return _generate_keys(args.out, args.name)
         return plugins[args.command].run(args)
     except (ConfigError, InputError) as exc:
         print(f"adaptd: {exc}", file=sys.stderr)
@@ -137,6 +162,29 @@ def _run(settings: Settings, max_events: int | None, idle_timeout: float | None)
         get_logger().error("adaptd failed", error=reason, exc_info=True)
         print(f"adaptd: {reason}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _generate_keys(folder: Path, name: str) -> int:
+    """Write NAME.pem (the private key, readable by its owner only) and NAME.pub."""
+    from .core.signing import Signer, generate_key_pair
+
+    private, public = generate_key_pair()
+    secret, shared = folder / f"{name}.pem", folder / f"{name}.pub"
+    for path in (secret, shared):
+        if path.exists():
+            raise InputError(f"{path} exists: not overwriting a key")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(private)
+        shared.write_bytes(public)
+    except OSError as exc:
+        raise InputError(f"cannot write the keys: {exc}") from exc
+    print(f"key id {Signer.from_pem(private).key_id}")
+    print(f"private key: {secret} (signing.key_file of the daemon; keep it secret)")
+    print(f"public key:  {shared} (signing.trusted_keys of subscribers)")
     return 0
 
 

@@ -14,9 +14,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from adaptd.daemon.config.settings import Settings
+from adaptd.daemon.core.signing import Keyring, generate_key_pair
 from adaptd.daemon.service.daemon import Daemon
 
 _enc = msgspec.json.Encoder()
+Headers = list[tuple[str, bytes]]
+
+SIGNING_KEY, SIGNING_PUBLIC = generate_key_pair()
+"""The key pair of the tests' daemons (settings_factory signs with it)."""
+TRUSTED = Keyring.from_pem([SIGNING_PUBLIC])
+"""What the tests' subscribers verify the policies with."""
 
 
 def regime_stream(
@@ -73,7 +80,7 @@ def segments_stream(
 async def produce(
     bootstrap: str,
     topic: str,
-    events: list[tuple[bytes | None, bytes]],
+    events: list[tuple[bytes | None, bytes]] | list[tuple[bytes | None, bytes, Headers]],
     partition: int | None = None,
 ) -> list[int]:
     """Send in order; returns the offsets the broker assigned."""
@@ -83,17 +90,21 @@ async def produce(
 async def produce_at(
     bootstrap: str,
     topic: str,
-    events: list[tuple[bytes | None, bytes]],
+    events: list[tuple[bytes | None, bytes]] | list[tuple[bytes | None, bytes, Headers]],
     partition: int | None = None,
 ) -> list[tuple[int, int]]:
-    """Send in order; returns the (partition, offset) the broker assigned to each."""
+    """Send (key, value) or (key, value, headers) in order; returns the (partition, offset)
+    the broker assigned to each."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5
     )
     await producer.start()
     try:
         futures = [
-            await producer.send(topic, value=v, key=k, partition=partition) for k, v in events
+            await producer.send(
+                topic, value=v, key=k, partition=partition, headers=h[0] if h else None
+            )
+            for k, v, *h in events
         ]
         return [((m := await f).partition, m.offset) for f in futures]
     finally:

@@ -34,6 +34,7 @@ from rich.table import Table
 from adaptd.adapters.tasks import series as datasets
 from adaptd.daemon.config.settings import Settings, load_settings
 from adaptd.daemon.core.policy import PolicyBook, PolicyError, decode_message
+from adaptd.daemon.core.signing import Keyring, SignatureError, generate_key_pair
 from adaptd.daemon.io.logs import configure
 from adaptd.daemon.service.daemon import Daemon
 
@@ -54,6 +55,10 @@ class Watch:
     dead_letters: int = 0
     received: dict[str, Received] = field(default_factory=lambda: defaultdict(list))
     """Per model: every policy accepted, with its stream's event count when it arrived."""
+    keyring: Keyring | None = None
+    """The public key of the demo's daemon: what a subscriber verifies the policies with."""
+    refused: int = 0
+    """Policy records that did not verify (none, unless something else writes the topic)."""
 
 
 def _event_count(daemon: Daemon | None, stream: str) -> int:
@@ -85,6 +90,12 @@ async def _watch(settings: Settings, watch: Watch, daemon: Daemon | None = None)
                 watch.shifts[shift["stream"]].append(int(shift["index"]))
             elif record.topic == k.policy_topic:
                 with contextlib.suppress(PolicyError):
+                    if watch.keyring is not None:
+                        try:
+                            watch.keyring.verify(record.value or b"", record.headers)
+                        except SignatureError:
+                            watch.refused += 1
+                            raise
                     message = decode_message(record.value or b"")
                     if watch.book.offer(message):
                         watch.policies[message.model_id] += 1
@@ -97,12 +108,16 @@ async def _watch(settings: Settings, watch: Watch, daemon: Daemon | None = None)
         await consumer.stop()
 
 
-def demo_settings(bootstrap: str, redis_url: str, prefix: str) -> Settings:
-    """The demo's embedded defaults: everything else is the daemon's own default."""
+def demo_settings(
+    bootstrap: str, redis_url: str, prefix: str, signing_key: bytes | None = None
+) -> Settings:
+    """The demo's embedded defaults: everything else is the daemon's own default. With
+    ``signing_key`` (PEM), the daemon signs its policies."""
     return load_settings(
         environ={},
         kafka={"bootstrap_servers": bootstrap, "group_id": f"{prefix}-group"},
         redis={"url": redis_url, "key_prefix": prefix},
+        signing={} if signing_key is None else {"key": signing_key.decode()},
         metrics={"host": "127.0.0.1", "port": 0},
         # Three policy tasks per stream: the scaled forward return, risk (variance, VaR and
         # expected shortfall) and strategy selection.
@@ -142,7 +157,10 @@ async def _demo(
     totals = {s.stream: len(s) if limit is None else min(limit, len(s)) for s in series}
     with EmbeddedKafka() as kafka, EmbeddedRedis() as red:
         prefix = f"adaptd-demo-{uuid.uuid4().hex[:8]}"
-        settings = demo_settings(kafka.bootstrap_servers, red.url, prefix)
+        # A key pair for this run only: the daemon signs, the watcher verifies, as a
+        # subscriber in production does with the daemon's public key.
+        private, public = generate_key_pair()
+        settings = demo_settings(kafka.bootstrap_servers, red.url, prefix, private)
         k = settings.kafka
         await create_topics(kafka.bootstrap_servers, [k.input_topic], partitions=3)
         await create_topics(
@@ -153,7 +171,7 @@ async def _demo(
             f"({'started' if red.owned else 'existing'}) · key prefix {prefix}"
         )
         daemon = Daemon(settings)
-        watch = Watch()
+        watch = Watch(keyring=Keyring.from_pem([public]))
         fed: dict[str, int] = {}
         run = asyncio.create_task(daemon.run())
         watcher = asyncio.create_task(_watch(settings, watch, daemon))
@@ -189,6 +207,11 @@ async def _demo(
             await feed
             await asyncio.sleep(1.0)  # let the watcher read the last outputs
             console.print(f"fed and processed {total} events in {time.monotonic() - started:.1f} s")
+            accepted = sum(len(r) for r in watch.received.values())
+            console.print(
+                f"policies signed with key {next(iter(watch.keyring.keys))}: {accepted} verified "
+                f"and used, {watch.refused} refused"
+            )
         finally:
             daemon.stop()
             await asyncio.gather(run, return_exceptions=True)

@@ -48,6 +48,7 @@ from .sections import (
     RedisSettings,
     RegimeSettings,
     Section,
+    SigningSettings,
 )
 
 # The sections stay importable from here, where the daemon has always imported them.
@@ -67,6 +68,7 @@ __all__ = [
     "ReplaySettings",
     "Section",
     "Settings",
+    "SigningSettings",
     "config_file_source",
     "load_settings",
     "redacted",
@@ -112,6 +114,7 @@ class Settings(BaseSettings):
     replay: ReplaySettings = ReplaySettings()
     continual: ContinualSettings = ContinualSettings()
     metrics: MetricsSettings = MetricsSettings()
+    signing: SigningSettings = SigningSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level logged."""
     log_format: Literal["json", "console"] = "json"

@@ -2,19 +2,23 @@
 
 For a downstream user; needs aiokafka and numpy, not torch:
 
-    async with PolicySubscriber("kafka:9092") as sub:
+    keys = Keyring.from_pem([Path("adaptd-signing.pub").read_bytes()])
+    async with PolicySubscriber("kafka:9092", keyring=keys) as sub:
         await sub.wait_for("BTC-USD")
         policy = sub.book.latest("BTC-USD")
         policy.predict({"ret_z": 0.3, ...})
 
 The subscriber reads the policy topic from the beginning without a consumer group (so
-every subscriber sees every model), verifies each message's sha256, and keeps the
-newest version per model: stale, duplicate and corrupt messages are counted and skipped.
+every subscriber sees every model), verifies each record's signature against the keys it
+trusts (:mod:`adaptd.daemon.core.signing`) and each message's sha256, and keeps the newest
+version per model: unsigned, untrusted and altered records are refused and counted in
+``refused``; stale, duplicate and corrupt messages are counted and skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -24,6 +28,7 @@ from aiokafka import AIOKafkaConsumer
 
 from ..config.settings import KafkaSettings
 from ..core.policy import PolicyBook, PolicyError, PolicyMessage, decode_message
+from ..core.signing import Keyring, SignatureError
 from .clients import kafka_common
 
 
@@ -36,9 +41,19 @@ class PolicySubscriber:
         topic: str = "adaptd.policies",
         *,
         kafka: KafkaSettings | None = None,
+        keyring: Keyring | None = None,
+        verify: bool = True,
     ) -> None:
         if (bootstrap_servers is None) == (kafka is None):
             raise ValueError("give either bootstrap_servers or kafka settings")
+        if verify and not keyring:
+            raise ValueError(
+                "verifying policies needs the public keys you trust (keyring=Keyring.from_pem"
+                "(...)); verify=False accepts unsigned and unverified policies"
+            )
+        self.keyring = keyring if verify else None
+        self.refused: collections.Counter[str] = collections.Counter()
+        """Records refused, by reason: unsigned, unknown_key, bad_signature."""
         self.kafka = kafka or KafkaSettings(bootstrap_servers=str(bootstrap_servers))
         self.topic = topic if kafka is None else kafka.policy_topic
         self.book = PolicyBook()
@@ -77,6 +92,12 @@ class PolicySubscriber:
         assert self._consumer is not None
         async for record in self._consumer:
             self.received += 1
+            if self.keyring is not None:
+                try:
+                    self.keyring.verify(record.value or b"", record.headers)
+                except SignatureError as exc:
+                    self.refused[exc.reason] += 1
+                    continue
             with contextlib.suppress(PolicyError):
                 message = decode_message(record.value or b"")
                 if self.book.offer(message):
@@ -112,8 +133,15 @@ def describe(message: PolicyMessage) -> dict[str, Any]:
     }
 
 
-async def tail(kafka: KafkaSettings, *, follow: bool = False, as_json: bool = False) -> int:
-    """Print every policy on the topic; with follow, keep printing new ones."""
+async def tail(
+    kafka: KafkaSettings,
+    *,
+    follow: bool = False,
+    as_json: bool = False,
+    keyring: Keyring | None = None,
+) -> int:
+    """Print every policy on the topic; with follow, keep printing new ones. With a
+    ``keyring``, a record it does not verify is printed as refused, never as a policy."""
     consumer = AIOKafkaConsumer(
         kafka.policy_topic,
         group_id=None,
@@ -131,8 +159,13 @@ async def tail(kafka: KafkaSettings, *, follow: bool = False, as_json: bool = Fa
             for records in batch.values():
                 for record in records:
                     try:
+                        if keyring is not None:
+                            keyring.verify(record.value or b"", record.headers)
                         message = decode_message(record.value or b"")
                         fresh = book.offer(message)
+                    except SignatureError as exc:
+                        print(f"! offset {record.offset}: refused, {exc}", flush=True)
+                        continue
                     except PolicyError as exc:
                         print(f"! offset {record.offset}: {exc}", flush=True)
                         continue

@@ -24,7 +24,9 @@ from adaptd.replay.reservoir import ReservoirBuffer
 from adaptd.replay.samplers import sampler_for
 
 from ..config.settings import Settings
+from ..core.signing import Signer
 from ..io.clients import make_consumer, make_producer, make_redis
+from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from ..io.outputs import Outputs
 from ..io.stores import CheckpointStore, PolicyStore, SnapshotStore
@@ -38,6 +40,8 @@ from .rebalance import RebalanceListener
 from .retention import RetentionMonitor
 from .storage import EffectStore, EpisodeSink
 from .worker import TorchWorker
+
+log = get_logger("adaptd.build")
 
 __all__ = ["Services", "open_services"]
 
@@ -143,6 +147,7 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
         deadline_s=s.adaptation.deadline_s,
         algorithm=lambda updates: algorithm_of(s, updates),
         metrics=metrics,
+        signer=signer_of(s),
     )
     return Services(
         redis=redis,
@@ -158,6 +163,21 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
         publisher=publisher,
         listener=RebalanceListener(ownership, publisher, s.shutdown_grace_s),
     )
+
+
+def signer_of(s: Settings) -> Signer | None:
+    """The policies' signer (``signing.key_file`` or ``signing.key``); None, logged as a
+    warning, when no key is set."""
+    pem = s.signing.private_pem()
+    if pem is None:
+        log.warning(
+            "policies are published unsigned: subscribers that verify will refuse them "
+            "(signing.key_file)"
+        )
+        return None
+    signer = Signer.from_pem(pem)
+    log.info("policies are signed", key_id=signer.key_id)
+    return signer
 
 
 def _schedule(s: Settings, *, export: bool) -> MetaSchedule:

@@ -25,6 +25,7 @@ from aiokafka.errors import ProducerClosed
 
 from ..core.effects import AdaptationRequest, Published, Retired
 from ..core.policy import PolicyMessage, encode_message
+from ..core.signing import Signer
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from ..io.outputs import Undeliverable
@@ -76,6 +77,8 @@ class Publisher:
         The message's ``algorithm`` after a given number of meta-updates.
     metrics
         The daemon's metrics.
+    signer
+        Signs each policy record (``signing.key_file``); None publishes them unsigned.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Publisher:
         deadline_s: float,
         algorithm: Callable[[int], dict[str, Any]],
         metrics: Metrics,
+        signer: Signer | None = None,
     ) -> None:
         self.ownership = ownership
         self.worker = worker
@@ -102,6 +106,7 @@ class Publisher:
         self.deadline_s = deadline_s
         self.algorithm = algorithm
         self.metrics = metrics
+        self.signer = signer
         self.inflight: dict[str, tuple[TopicPartition, asyncio.Task[None]]] = {}
         self.history: deque[AdaptationRecord] = deque(maxlen=10_000)
         self.lineage = Lineage(ownership, policies, metrics)
@@ -344,8 +349,8 @@ class Publisher:
         the model's latest; returns the version."""
         version = await self.policies.next_version(model_id)
         message = message_of(version)
-        await self.outputs.send_all(
-            [(self.policy_topic, model_id.encode(), encode_message(message), None)]
-        )
+        value = encode_message(message)
+        headers = None if self.signer is None else self.signer.headers(value)
+        await self.outputs.send_all([(self.policy_topic, model_id.encode(), value, headers)])
         await self.policies.save_latest(message)
         return version

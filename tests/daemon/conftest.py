@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from daemon_support import SIGNING_KEY
 
 from adaptd.daemon.config.settings import Settings, load_settings
 from adaptd.tools.embedded import free_port
@@ -55,12 +56,16 @@ def settings_factory(
         redis = {"url": redis_url, "key_prefix": key_prefix} | sections.pop("redis", {})
         metrics = {"host": "127.0.0.1", "port": 0} | sections.pop("metrics", {})
         adaptation = {"meta_interval_s": 0.5} | sections.pop("adaptation", {})
+        # The daemon signs its policies, as in production (subscribers verify with
+        # daemon_support.TRUSTED).
+        signing = {"key": SIGNING_KEY.decode()} | sections.pop("signing", {})
         settings = load_settings(
             environ={},
             kafka=kafka,
             redis=redis,
             metrics=metrics,
             adaptation=adaptation,
+            signing=signing,
             log_level="warning",
             **sections,
         )
@@ -74,6 +79,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {}
     data = settings.model_dump(mode="json")
     data["redis"]["url"] = settings.redis.url.get_secret_value()
+    if settings.signing.key is not None:
+        data["signing"]["key"] = settings.signing.key.get_secret_value()
     for section, values in data.items():
         if isinstance(values, dict):
             for name, value in values.items():

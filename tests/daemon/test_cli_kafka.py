@@ -7,10 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from daemon_support import produce, read_topic
+from daemon_support import SIGNING_KEY, SIGNING_PUBLIC, produce, read_topic
 
 from adaptd.daemon import cli
 from adaptd.daemon.core.policy import build_message, encode_message
+from adaptd.daemon.core.signing import Signer, generate_key_pair
 
 pytestmark = pytest.mark.integration
 
@@ -88,8 +89,8 @@ async def test_feed_from_csv_and_a_bad_csv(
     assert "bad.csv" in capsys.readouterr().err
 
 
-async def test_policies_prints_each_policy_and_marks_stale_ones(
-    kafka_bootstrap, topic_factory, monkeypatch, capsys
+async def test_policies_prints_each_verified_policy_and_marks_stale_and_refused_ones(
+    kafka_bootstrap, topic_factory, monkeypatch, capsys, tmp_path
 ):
     topic = await topic_factory("policies")
     rng = np.random.default_rng(0)
@@ -114,12 +115,45 @@ async def test_policies_prints_each_policy_and_marks_stale_ones(
             )
         )
 
-    await produce(kafka_bootstrap, topic, [(b"M", message(2)), (b"M", message(1))])
+    signer, forger = Signer.from_pem(SIGNING_KEY), Signer.from_pem(generate_key_pair()[0])
+    two, one, three = message(2), message(1), message(3)
+    await produce(
+        kafka_bootstrap,
+        topic,
+        [
+            (b"M", two, signer.headers(two)),
+            (b"M", one, signer.headers(one)),
+            (b"M", three),  # unsigned
+            (b"M", three, forger.headers(three)),  # a key nobody trusts
+        ],
+    )
+    trusted = tmp_path / "daemon.pub"
+    trusted.write_bytes(SIGNING_PUBLIC)
     _env(monkeypatch, kafka_bootstrap, ADAPTD_KAFKA__POLICY_TOPIC=topic)
+    # Verifying by default, with nothing to verify with: a configuration error naming it.
+    assert await asyncio.to_thread(cli.main, ["policies", "--json"]) == 2
+    assert "signing.trusted_keys" in capsys.readouterr().err
+
+    monkeypatch.setenv("ADAPTD_SIGNING__TRUSTED_KEYS", str(trusted))
     assert await asyncio.to_thread(cli.main, ["policies", "--json"]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out = capsys.readouterr().out.splitlines()
+    lines = [json.loads(line) for line in out if not line.startswith("!")]
     assert [(x["version"], x["latest"]) for x in lines] == [(2, True), (1, False)]
     assert lines[0]["query_loss_after"] == 0.5
+    refused = [line for line in out if line.startswith("!")]
+    assert refused == [
+        "! offset 2: refused, unsigned: the record has no signature headers",
+        f"! offset 3: refused, unknown_key: key id {forger.key_id!r} is not trusted",
+    ]
+
+    assert await asyncio.to_thread(cli.main, ["policies", "--json", "--no-verify"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(x["version"], x["latest"]) for x in lines] == [
+        (2, True),
+        (1, False),
+        (3, True),
+        (3, False),
+    ]
 
 
 async def test_feed_checks_every_row_with_the_daemons_decoder_before_sending(

@@ -13,7 +13,9 @@ from adaptd.daemon.config.sections import (
     KafkaSettings,
     RedisSettings,
     Section,
+    SigningSettings,
 )
+from adaptd.daemon.core.signing import generate_key_pair
 
 LEARNING = {"AdaptationSettings", "ContinualSettings", "ReplaySettings"}
 SECTIONS = sorted(Section.__subclasses__(), key=lambda cls: cls.__name__)
@@ -30,6 +32,7 @@ def test_every_section_is_found() -> None:
         "RedisSettings",
         "RegimeSettings",
         "ReplaySettings",
+        "SigningSettings",
     }
     for cls in SECTIONS:  # each in its module: the learning sections apart
         module = learning if cls.__name__ in LEARNING else sections
@@ -123,3 +126,24 @@ def test_detection_can_be_set_per_stream() -> None:
         DetectionSettings(streams={"X": {"scale_halflife": 10.0}})
     with pytest.raises(ValidationError, match=r"streams\.X\.nope"):
         DetectionSettings(streams={"X": {"nope": 1}})
+
+
+def test_signing_keys_are_checked_when_the_settings_load(tmp_path) -> None:
+    private, public = generate_key_pair()
+    (tmp_path / "key.pem").write_bytes(private)
+    (tmp_path / "key.pub").write_bytes(public)
+    ok = SigningSettings(key_file=tmp_path / "key.pem", trusted_keys=str(tmp_path / "key.pub"))
+    assert ok.private_pem() == private and ok.public_pems() == [public]
+    assert SigningSettings(key=private.decode()).private_pem() == private
+    assert SigningSettings().private_pem() is None
+    with pytest.raises(ValidationError, match=r"(?s)key_file.*not an unencrypted Ed25519"):
+        SigningSettings(key_file=tmp_path / "key.pub")  # the public key where the private goes
+    with pytest.raises(ValidationError, match="cannot read"):
+        SigningSettings(key_file=tmp_path / "missing.pem")
+    with pytest.raises(ValidationError, match=r"(?s)trusted_keys.*not an Ed25519 public key"):
+        SigningSettings(trusted_keys=[tmp_path / "key.pem"])
+    with pytest.raises(ValidationError, match="key_file or key, not both"):
+        SigningSettings(key_file=tmp_path / "key.pem", key=private.decode())
+    with pytest.raises(ValidationError) as info:
+        SigningSettings(key="-----BEGIN PRIVATE KEY-----\nsecretstuff\n-----END PRIVATE KEY-----")
+    assert "secretstuff" not in str(info.value)  # the key's text is never echoed

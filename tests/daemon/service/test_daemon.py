@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
-from daemon_support import produce, read_topic, regime_stream, wait_until
+from daemon_support import TRUSTED, produce, read_topic, regime_stream, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
@@ -80,7 +80,7 @@ async def test_regime_change_gives_a_shift_then_a_verified_policy(settings_facto
     message.weight_bytes()  # checksum verifies
 
     # The downstream client sees the same policy and predicts with it.
-    async with PolicySubscriber(bootstrap, topics.policies) as sub:
+    async with PolicySubscriber(bootstrap, topics.policies, keyring=TRUSTED) as sub:
         await sub.wait_for("ACME", timeout_s=30)
         policy = sub.book.latest("ACME")
         assert policy is not None and policy.version == max(
@@ -422,8 +422,17 @@ async def test_a_partition_that_stops_advancing_fails_readiness(settings_factory
         _outputs_down(daemon)
         await produce(bootstrap, topics.input, [(b"BAD", b"{not json")])
         await wait_until(lambda: _at_least(daemon, len(good) + 1), 30, "the bad record")
+        # The batch after the bad record's is processed while the bad record's effects are
+        # being stored (the two overlap); its own waits for them. Records after it wait.
         more = regime_stream("GOOD", 200, 0, seed=3)[60:]
-        await produce(bootstrap, topics.input, more)
+        await produce(bootstrap, topics.input, more[:20])
+
+        async def next_batch_processed() -> bool:
+            (part,) = daemon.services.ownership.partitions.values()
+            return part.next_offset == len(good) + 21
+
+        await wait_until(next_batch_processed, 30, "the next batch")
+        await produce(bootstrap, topics.input, more[20:])
 
         async def stalled() -> bool:
             return bool(daemon.metrics.registry.get_sample_value("adaptd_partitions_stalled"))

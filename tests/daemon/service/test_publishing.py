@@ -36,6 +36,7 @@ from structlog.testing import capture_logs
 from adaptd.adapters.codec import params_from_bytes
 from adaptd.daemon.core.effects import AdaptationRequest, Effects
 from adaptd.daemon.core.policy import Policy, PolicyMessage, build_message, decode_message
+from adaptd.daemon.core.signing import Keyring, Signer, generate_key_pair
 from adaptd.daemon.core.track import TaskTrack
 from adaptd.daemon.io.metrics import Metrics
 from adaptd.daemon.io.outputs import Undeliverable
@@ -232,6 +233,18 @@ async def test_a_policy_that_passes_the_gate_is_published_recorded_and_applied(r
         5,
     )
     assert kept.index == rig.ownership.partitions[TP0].streams["S"].index > 150
+
+
+async def test_with_a_signer_each_policy_record_carries_its_signature(rig: Rig) -> None:
+    private, public = generate_key_pair()
+    rig.publisher.signer = Signer.from_pem(private)
+    request = await rig.requested("S", live=4)
+    rig.learner.outcomes[request.id] = outcome(request, publish=True, seed=1)
+    rig.publisher.submit(request)
+    await rig.idle()
+    ((_, _, value, headers),) = rig.sender.sent
+    assert Keyring.from_pem([public]).verify(value, headers) == rig.publisher.signer.key_id
+    assert decode_message(value).version == 5
 
 
 async def test_a_policy_the_gate_rejects_is_not_sent(rig: Rig) -> None:

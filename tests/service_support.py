@@ -146,18 +146,26 @@ class MemorySnapshots:
 
     def __init__(self, log: list[str] | None = None) -> None:
         self.stored: dict[tuple[str, int], tuple[int, dict[str, bytes]]] = {}
+        self.pending: dict[tuple[str, int], list[str]] = {}
         self.saves: list[tuple[TopicPartition, int, set[str]]] = []
         self.log = [] if log is None else log
 
     async def save(
-        self, topic: str, partition: int, next_offset: int, streams: dict[str, StreamState]
-    ) -> int:
+        self,
+        topic: str,
+        partition: int,
+        next_offset: int,
+        streams: dict[str, StreamState],
+        pending: list[str] | None = None,
+    ) -> dict[str, int]:
         self.log.append("save")
+        if pending is not None:
+            self.pending[topic, partition] = list(pending)
         self.saves.append((TopicPartition(topic, partition), next_offset, set(streams)))
         _, blobs = self.stored.get((topic, partition), (0, {}))
-        blobs = blobs | {name: pickle.dumps(state) for name, state in streams.items()}
-        self.stored[topic, partition] = (next_offset, blobs)
-        return sum(len(b) for b in blobs.values())
+        written = {name: pickle.dumps(state) for name, state in streams.items()}
+        self.stored[topic, partition] = (next_offset, blobs | written)
+        return {name: len(blob) for name, blob in written.items()}
 
     async def load(self, topic: str, partition: int) -> tuple[int, dict[str, StreamState]] | None:
         found = self.stored.get((topic, partition))
@@ -165,6 +173,31 @@ class MemorySnapshots:
             return None
         offset, blobs = found
         return offset, {name: loads(blob) for name, blob in blobs.items()}
+
+    async def restore(
+        self, topic: str, partition: int, limit: int
+    ) -> tuple[int, dict[str, StreamState], list[str]] | None:
+        """As the Redis store: the pending streams first, then in stored order up to
+        ``limit``; the names of the others."""
+        found = self.stored.get((topic, partition))
+        if found is None:
+            return None
+        offset, blobs = found
+        first = [n for n in self.pending.get((topic, partition), []) if n in blobs]
+        rest = [n for n in blobs if n not in first][: max(limit - len(first), 0)]
+        streams = {name: loads(blobs[name]) for name in first + rest}
+        return offset, streams, [n for n in blobs if n not in streams]
+
+    async def fetch(self, topic: str, partition: int, names: list[str]) -> dict[str, StreamState]:
+        self.log.append("fetch")
+        _, blobs = self.stored.get((topic, partition), (0, {}))
+        return {name: loads(blobs[name]) for name in names if name in blobs}
+
+    async def forget(self, topic: str, partition: int, names: list[str]) -> None:
+        self.log.append("forget")
+        _, blobs = self.stored.get((topic, partition), (0, {}))
+        for name in names:
+            blobs.pop(name, None)
 
     def put(self, tp: TopicPartition, offset: int, streams: Mapping[str, StreamState]) -> None:
         """A snapshot written earlier (by another daemon, say)."""

@@ -322,6 +322,24 @@ class MetricsSettings(Section):
     """Port to bind (0 picks a free one)."""
 
 
+class StateSettings(Section):
+    """How much per-stream state the daemon holds: in memory, and in Redis."""
+
+    max_live_streams: int = Field(10_000, ge=1)
+    """Streams held in memory by this daemon. Beyond it, after each commit, the least
+    recently used are evicted to their partition's snapshot in Redis (those with an
+    adaptation in flight stay) and restored on their next event (adaptd_stream_evictions_total,
+    adaptd_stream_restores_total)."""
+    max_stored_streams: int = Field(100_000, ge=1)
+    """Streams kept per partition snapshot in Redis, in memory or evicted. Beyond it the
+    evicted streams seen longest ago are deleted (adaptd_streams_forgotten_total): one that
+    comes back warms up again, as a new stream does."""
+    restore_chunk: int = Field(500, ge=1, le=100_000)
+    """Streams read from Redis per round trip, and unpickled per hop to a thread, when a
+    partition is restored: the event loop (and the consumer group's heartbeat on it) never
+    waits for a whole partition."""
+
+
 class SigningSettings(Section):
     """Ed25519 signatures of the policies (docs/security.md): the daemon signs with a private
     key; subscribers and ``adaptd policies`` verify with the public keys they trust."""

@@ -49,6 +49,7 @@ from .sections import (
     RegimeSettings,
     Section,
     SigningSettings,
+    StateSettings,
 )
 
 # The sections stay importable from here, where the daemon has always imported them.
@@ -69,6 +70,7 @@ __all__ = [
     "Section",
     "Settings",
     "SigningSettings",
+    "StateSettings",
     "config_file_source",
     "load_settings",
     "redacted",
@@ -114,6 +116,7 @@ class Settings(BaseSettings):
     replay: ReplaySettings = ReplaySettings()
     continual: ContinualSettings = ContinualSettings()
     metrics: MetricsSettings = MetricsSettings()
+    state: StateSettings = StateSettings()
     signing: SigningSettings = SigningSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level logged."""

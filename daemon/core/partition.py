@@ -9,6 +9,7 @@ offset it commits and a restart resumes exactly there.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
@@ -41,6 +42,10 @@ class PartitionState:
         self.config = config
         self.decoder = EventDecoder(max_message_bytes)
         self.streams: dict[str, StreamState] = {}
+        """Streams in memory, least recently used first."""
+        self.evicted: dict[str, None] = {}
+        """Streams whose state is in the partition's snapshot only, evicted longest ago
+        first: restored on their next event (:meth:`missing`, :meth:`readmit`)."""
         self.next_offset: int | None = None
         self.dirty: set[str] = set()
 
@@ -99,9 +104,12 @@ class PartitionState:
         self, touched: Iterable[StreamState], defaults: Mapping[str, NumpyPolicy], out: Effects
     ) -> None:
         """The second half of :meth:`process`: score, file and act on shifts."""
+        streams = self.streams
         for state in touched:
             state.finish_batch(defaults, out)
             self.dirty.add(state.stream)
+            # Once per batch, not per event: the most recently used go last.
+            streams[state.stream] = streams.pop(state.stream)
 
     def _dead_letter(self, rec: Record, why: Rejection, out: Effects) -> None:
         out.dead_letters.append(
@@ -190,6 +198,67 @@ class PartitionState:
             for t in state.tracks
         ]
 
+    # -- bounded state ----------------------------------------------------------------------
+    def missing(self, records: Iterable[Record]) -> list[str]:
+        """The evicted streams a batch has events for (by record key, which a valid event's
+        stream must equal), to restore before :meth:`apply`."""
+        evicted = self.evicted
+        if not evicted:
+            return []
+        floor = -1 if self.next_offset is None else self.next_offset
+        names = {
+            name
+            for rec in records
+            if rec.key is not None
+            and rec.offset >= floor
+            and (name := rec.key.decode("utf-8", "replace")) in evicted
+        }
+        return sorted(names)
+
+    def readmit(self, names: Iterable[str], states: Mapping[str, StreamState]) -> list[str]:
+        """Evicted streams come back with their ``states`` from the snapshot; a name without
+        one, or with a state of other feature settings, starts again as a new stream would.
+        Returns the names readmitted with their state."""
+        back = []
+        for name in names:
+            self.evicted.pop(name, None)
+            state = states.get(name)
+            if state is None or state.features.names != self.config.feature_names:
+                continue
+            state.attach(self.config)
+            self.streams[name] = state
+            back.append(name)
+        return back
+
+    def evict(self, count: int) -> list[str]:
+        """Evict up to ``count`` least recently used streams that are stored (not dirty) and
+        have no adaptation in flight; returns their names. Their state stays in the
+        snapshot."""
+        out: list[str] = []
+        if count <= 0:
+            return out
+        for name, state in self.streams.items():
+            if name in self.dirty or any(t.live.pending is not None for t in state.tracks):
+                continue
+            out.append(name)
+            if len(out) == count:
+                break
+        for name in out:
+            del self.streams[name]
+            self.evicted[name] = None
+        return out
+
+    def forget(self, max_stored: int) -> list[str]:
+        """The evicted streams seen longest ago beyond ``max_stored`` streams in all: they
+        leave the index, and the caller deletes their stored state."""
+        over = len(self.streams) + len(self.evicted) - max_stored
+        if over <= 0:
+            return []
+        names = list(itertools.islice(self.evicted, over))
+        for name in names:
+            del self.evicted[name]
+        return names
+
     # -- snapshots --------------------------------------------------------------------------
     def restore(self, streams: dict[str, StreamState], next_offset: int | None) -> list[str]:
         """Adopt streams loaded from a snapshot. A stream whose features were made with other
@@ -203,6 +272,7 @@ class PartitionState:
         for state in streams.values():
             state.attach(self.config)
         self.streams = streams
+        self.evicted = {}
         self.next_offset = next_offset
         self.dirty.clear()
         return stale

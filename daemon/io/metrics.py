@@ -234,6 +234,33 @@ class Metrics:
         self.streams = Gauge(
             f"{PREFIX}_streams", "Streams with live state in this daemon.", registry=r
         )
+        self.streams_evicted = Gauge(
+            f"{PREFIX}_streams_evicted",
+            "Streams of the owned partitions whose state is in Redis only "
+            "(state.max_live_streams).",
+            registry=r,
+        )
+        self.stream_evictions = Counter(
+            f"{PREFIX}_stream_evictions",
+            "Streams evicted from memory to their partition snapshot.",
+            registry=r,
+        )
+        self.stream_restores = Counter(
+            f"{PREFIX}_stream_restores",
+            "Evicted streams restored from Redis on their next event.",
+            registry=r,
+        )
+        self.streams_forgotten = Counter(
+            f"{PREFIX}_streams_forgotten",
+            "Evicted streams deleted from Redis (state.max_stored_streams).",
+            registry=r,
+        )
+        self.stream_snapshot_bytes = Histogram(
+            f"{PREFIX}_stream_snapshot_bytes",
+            "Size of one stream's compressed state as written to Redis.",
+            buckets=(1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6),
+            registry=r,
+        )
         self.build = Info(f"{PREFIX}_build", "Build information.", registry=r)
 
     def set_build_info(self, version: str, torch_version: str) -> None:

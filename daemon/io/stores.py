@@ -17,9 +17,13 @@ authentication and do not share the key prefix with untrusted writers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import json
 import pickle
 import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -32,43 +36,142 @@ from .logs import get_logger
 log = get_logger("adaptd.stores")
 
 _OFFSET = b"__offset__"
+_PENDING = b"__pending__"
 _STREAM = "s:"
 
 
 class SnapshotStore:
     """Partition snapshots under ``{prefix}:state:{group}:{topic}:{partition}``."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, group: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, group: str, chunk: int = 500) -> None:
         self.client = client
         self.prefix = prefix
         self.group = group
+        self.chunk = chunk
+        """Streams per round trip when a partition is restored."""
 
     def key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}:state:{self.group}:{topic}:{partition}"
 
     async def save(
-        self, topic: str, partition: int, next_offset: int, streams: dict[str, StreamState]
-    ) -> int:
-        """Store the given (changed) streams and the offset atomically; returns bytes written."""
+        self,
+        topic: str,
+        partition: int,
+        next_offset: int,
+        streams: dict[str, StreamState],
+        pending: list[str] | None = None,
+    ) -> dict[str, int]:
+        """Store the given (changed) streams and the offset atomically, with the names of the
+        partition's streams that have an adaptation in flight (``pending``: they are restored
+        first); returns the bytes written per stream. Many streams are pickled on a thread
+        (the caller holds the ownership lock, so nothing changes them meanwhile)."""
+        blobs = await _off_the_loop_if_many(_encode, streams)
         mapping: dict[str | bytes, bytes] = {_OFFSET: str(next_offset).encode()}
-        for name, state in streams.items():
-            mapping[_STREAM + name] = zlib.compress(pickle.dumps(state, protocol=5), 1)
+        if pending is not None:
+            mapping[_PENDING] = json.dumps(sorted(pending)).encode()
+        mapping.update((_STREAM + name, blob) for name, blob in blobs.items())
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(self.key(topic, partition), mapping=mapping)
             await pipe.execute()
-        return sum(len(v) for v in mapping.values())
+        return {name: len(blob) for name, blob in blobs.items()}
 
     async def load(self, topic: str, partition: int) -> tuple[int, dict[str, StreamState]] | None:
-        """The stored (next_offset, streams), or None when the partition has no snapshot."""
-        raw = await self.client.hgetall(self.key(topic, partition))
-        if not raw or _OFFSET not in raw:
+        """The stored (next_offset, streams), or None when the partition has no snapshot.
+        Read ``chunk`` streams per round trip (HSCAN) and unpickled on a thread, so a
+        partition of many streams never holds the event loop for long."""
+        key = self.key(topic, partition)
+        offset = await self.client.hget(key, _OFFSET)
+        if offset is None:
             return None
         streams: dict[str, StreamState] = {}
-        for field, blob in raw.items():
-            name = field.decode()
-            if name.startswith(_STREAM):
-                streams[name[len(_STREAM) :]] = loads(zlib.decompress(blob))
-        return int(raw[_OFFSET]), streams
+        cursor = 0
+        while True:
+            cursor, found = await self.client.hscan(
+                key, cursor, match=f"{_STREAM}*", count=self.chunk
+            )
+            blobs = {f.decode()[len(_STREAM) :]: blob for f, blob in found.items()}
+            streams.update(await _off_the_loop_if_many(_decode, blobs))
+            if cursor == 0:
+                break
+        return int(offset), streams
+
+    async def restore(
+        self, topic: str, partition: int, limit: int
+    ) -> tuple[int, dict[str, StreamState], list[str]] | None:
+        """The stored next_offset, at most ``limit`` streams (those with an adaptation in
+        flight first, whatever the limit), and the names of the others, left in Redis until
+        their next event; None when the partition has no snapshot. The streams are read
+        ``chunk`` at a time and unpickled on a thread with the collector paused (a restore
+        creates long-lived objects by the hundred thousand, and each full collection they
+        trigger would hold the interpreter, and so the event loop, for seconds)."""
+        key = self.key(topic, partition)
+        offset, pending_raw = await self.client.hmget(key, [_OFFSET, _PENDING])
+        if offset is None:
+            return None
+        prefix = _STREAM.encode()
+        names = [
+            f[len(prefix) :].decode() for f in await self.client.hkeys(key) if f.startswith(prefix)
+        ]
+        if pending_raw is None:
+            # Written before the daemon noted its pending streams: only their states say.
+            wanted = names
+        else:
+            known = set(names)
+            first = [n for n in json.loads(pending_raw) if n in known]
+            taken = set(first)
+            wanted = first + [n for n in names if n not in taken][: max(limit - len(first), 0)]
+        streams: dict[str, StreamState] = {}
+        with _collector_paused():
+            for start in range(0, len(wanted), self.chunk):
+                streams.update(
+                    await self.fetch(topic, partition, wanted[start : start + self.chunk])
+                )
+        return int(offset), streams, [n for n in names if n not in streams]
+
+    async def fetch(self, topic: str, partition: int, names: list[str]) -> dict[str, StreamState]:
+        """The stored state of ``names`` (those that have one), unpickled on a thread when
+        there are many."""
+        raws = await self.client.hmget(self.key(topic, partition), [_STREAM + n for n in names])
+        blobs = {n: raw for n, raw in zip(names, raws, strict=True) if raw is not None}
+        return await _off_the_loop_if_many(_decode, blobs)
+
+    async def forget(self, topic: str, partition: int, names: list[str]) -> None:
+        """Delete the stored state of ``names``."""
+        key = self.key(topic, partition)
+        for start in range(0, len(names), _CHUNK):
+            await self.client.hdel(key, *(_STREAM + n for n in names[start : start + _CHUNK]))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_ON_THE_LOOP = 32
+"""Streams pickled or unpickled on the event loop at most (about 50 µs each); more go to a
+thread."""
+
+
+async def _off_the_loop_if_many(
+    convert: Callable[[dict[str, Any]], dict[str, Any]], items: dict[str, Any]
+) -> dict[str, Any]:
+    if len(items) <= _ON_THE_LOOP:
+        return convert(items)
+    return await asyncio.to_thread(convert, items)
+
+
+def _encode(streams: dict[str, StreamState]) -> dict[str, bytes]:
+    return {name: zlib.compress(pickle.dumps(s, protocol=5), 1) for name, s in streams.items()}
+
+
+def _decode(blobs: dict[str, bytes]) -> dict[str, StreamState]:
+    return {name: loads(zlib.decompress(blob)) for name, blob in blobs.items()}
 
 
 class PolicyStore:

@@ -129,12 +129,14 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
     consumer = make_consumer(s.kafka, max_poll_records=s.kafka.max_poll_records)
     ownership = Ownership(
         consumer,
-        SnapshotStore(redis, s.redis.key_prefix, s.kafka.group_id),
+        SnapshotStore(redis, s.redis.key_prefix, s.kafka.group_id, s.state.restore_chunk),
         effects,
         stream_config(s, tasks),
         metrics,
         s.kafka.max_message_bytes,
         s.kafka.stall_timeout_s,
+        s.state.max_live_streams,
+        s.state.max_stored_streams,
     )
     publisher = Publisher(
         ownership,

@@ -34,6 +34,7 @@ from ..core.stream import StreamConfig, StreamState
 from ..core.track import TaskTrack
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
+from ..io.retry import retrying
 from .watchdog import StallWatch
 
 log = get_logger("adaptd.ownership")
@@ -57,12 +58,23 @@ class Snapshots(Protocol):
     """Where partition snapshots live (``adaptd.daemon.io.stores.SnapshotStore``)."""
 
     async def save(
-        self, topic: str, partition: int, next_offset: int, streams: dict[str, StreamState]
-    ) -> int: ...
+        self,
+        topic: str,
+        partition: int,
+        next_offset: int,
+        streams: dict[str, StreamState],
+        pending: list[str] | None = None,
+    ) -> dict[str, int]: ...
 
-    async def load(
-        self, topic: str, partition: int
-    ) -> tuple[int, dict[str, StreamState]] | None: ...
+    async def restore(
+        self, topic: str, partition: int, limit: int
+    ) -> tuple[int, dict[str, StreamState], list[str]] | None: ...
+
+    async def fetch(
+        self, topic: str, partition: int, names: list[str]
+    ) -> dict[str, StreamState]: ...
+
+    async def forget(self, topic: str, partition: int, names: list[str]) -> None: ...
 
 
 class Settles(Protocol):
@@ -83,6 +95,8 @@ class Ownership:
         metrics: Metrics,
         max_message_bytes: int,
         stall_timeout_s: float = 0.0,
+        max_live_streams: int = 10_000,
+        max_stored_streams: int = 100_000,
     ) -> None:
         self.consumer = consumer
         self.snapshots = snapshots
@@ -95,6 +109,8 @@ class Ownership:
         self.lock = asyncio.Lock()
         self.joined = asyncio.Event()
         """Set once the first assignment was handled (the readiness probe waits for it)."""
+        self.max_live_streams = max_live_streams
+        self.max_stored_streams = max_stored_streams
         self.stalls = StallWatch(stall_timeout_s)
         """Partitions that do not advance while records wait (the readiness probe fails)."""
 
@@ -108,9 +124,11 @@ class Ownership:
                 continue
             part = PartitionState(tp.topic, tp.partition, self.config, self.max_message_bytes)
             committed = await self.consumer.committed(tp)
-            snap = await self.snapshots.load(tp.topic, tp.partition)
+            room = self.max_live_streams - sum(len(p.streams) for p in self.partitions.values())
+            snap = await self.snapshots.restore(tp.topic, tp.partition, max(room, 0))
             if snap is not None and (committed is None or snap[0] >= committed):
                 stale = part.restore(snap[1], snap[0])
+                part.evicted = dict.fromkeys(snap[2])
                 self.consumer.seek(tp, snap[0])
                 if stale:
                     log.warning(
@@ -128,6 +146,7 @@ class Ownership:
                     offset=snap[0],
                     committed=committed,
                     streams=len(snap[1]),
+                    left_in_redis=len(snap[2]),
                 )
             elif committed is not None:
                 part.next_offset = committed
@@ -141,7 +160,16 @@ class Ownership:
             self.partitions[tp] = part
             self.committed[tp] = committed if committed is not None else -1
             resumed += [(tp, r) for r in part.in_flight()]
+        self._evict_over_limit()
         self.metrics.assigned_partitions.set(len(self.partitions))
+        # Every assignment is logged, an empty one too: a daemon that joined its group and
+        # reads nothing says so.
+        log.info(
+            "partitions assigned",
+            partitions=[f"{tp.topic}:{tp.partition}" for tp in sorted(assigned)],
+            owned=len(self.partitions),
+            streams=sum(len(p.streams) for p in self.partitions.values()),
+        )
         self.joined.set()
         return [r for _, r in resumed]
 
@@ -150,6 +178,7 @@ class Ownership:
         gone = [tp for tp in revoked if tp in self.partitions]
         if not gone:
             return
+        log.info("partitions revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in gone])
         async with self.lock:
             await self._commit(gone)
             for tp in gone:
@@ -179,6 +208,9 @@ class Ownership:
                 if part is None:
                     continue
                 count += len(records)
+                missing = part.missing(records)
+                if missing:
+                    await self._restore(tp, part, missing)
                 touched = part.apply(records, out)
                 checks = part.checks(touched)
                 try:
@@ -190,6 +222,40 @@ class Ownership:
                     # effects.
                     part.finish(touched, defaults, out)
         return count
+
+    async def _restore(self, tp: TopicPartition, part: PartitionState, names: list[str]) -> None:
+        """Bring evicted streams a batch has events for back from the snapshot."""
+        states = await retrying(
+            lambda: self.snapshots.fetch(tp.topic, tp.partition, names),
+            what="restore evicted streams",
+            on_error=lambda _: self.metrics.redis_errors.inc(),
+        )
+        self.metrics.stream_restores.inc(len(part.readmit(names, states)))
+
+    def _evict_over_limit(self) -> None:
+        """Evict the least recently used streams beyond ``max_live_streams``, from each
+        partition in proportion to its streams (an approximation of one process-wide LRU
+        order that needs no bookkeeping per event)."""
+        parts = list(self.partitions.values())
+        total = sum(len(p.streams) for p in parts)
+        over = total - self.max_live_streams
+        if over <= 0:
+            return
+        evicted = 0
+        for part in sorted(parts, key=lambda p: len(p.streams), reverse=True):
+            share = min(over - evicted, -(-over * len(part.streams) // total))
+            evicted += len(part.evict(share))
+        self.metrics.stream_evictions.inc(evicted)
+
+    async def _forget_over_limit(self, tps: Iterable[TopicPartition]) -> None:
+        """Delete the stored state of the evicted streams seen longest ago, beyond
+        ``max_stored_streams`` per partition."""
+        for tp in tps:
+            part = self.partitions.get(tp)
+            names = [] if part is None else part.forget(self.max_stored_streams)
+            if names:
+                await self.snapshots.forget(tp.topic, tp.partition, names)
+                self.metrics.streams_forgotten.inc(len(names))
 
     def owns(self, request: AdaptationRequest) -> bool:
         """True while this daemon owns the request's stream and the request is its task's
@@ -280,9 +346,17 @@ class Ownership:
             if part.next_offset == self.committed.get(tp) and not part.dirty:
                 continue
             changed = {name: part.streams[name] for name in part.dirty if name in part.streams}
-            await self.snapshots.save(tp.topic, tp.partition, part.next_offset, changed)
+            pending = [r.stream for r in part.in_flight()]
+            sizes = await self.snapshots.save(
+                tp.topic, tp.partition, part.next_offset, changed, pending
+            )
+            for size in sizes.values():
+                self.metrics.stream_snapshot_bytes.observe(size)
             part.dirty.clear()
             offsets[tp] = part.next_offset
+        # Every stream of these partitions is stored now: the least recently used can go.
+        self._evict_over_limit()
+        await self._forget_over_limit(offsets)
         if not offsets:
             return
         try:
@@ -325,6 +399,7 @@ class Ownership:
         self.stalls.forget([tp for tp in self.stalls.stalled if tp not in self.partitions])
         self.metrics.partitions_stalled.set(len(self.stalls.stalled))
         self.metrics.streams.set(sum(len(p.streams) for p in self.partitions.values()))
+        self.metrics.streams_evicted.set(sum(len(p.evicted) for p in self.partitions.values()))
 
 
 async def _off_the_loop(checks: list[Check]) -> None:

@@ -33,6 +33,7 @@ def test_every_section_is_found() -> None:
         "RegimeSettings",
         "ReplaySettings",
         "SigningSettings",
+        "StateSettings",
     }
     for cls in SECTIONS:  # each in its module: the learning sections apart
         module = learning if cls.__name__ in LEARNING else sections

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 
 import pytest
 import redis.asyncio as aioredis
@@ -71,7 +72,7 @@ async def test_a_snapshot_round_trips_its_streams_and_offset(
     assert await store.load(TOPIC, 3) is None
     part = streams("A", "B")
     written = await store.save(TOPIC, 3, 600, part.streams)
-    assert written > 0
+    assert set(written) == {"A", "B"} and min(written.values()) > 0
     loaded = await store.load(TOPIC, 3)
     assert loaded is not None
     offset, restored = loaded
@@ -147,6 +148,64 @@ def message(model: str, version: int, seed: int = 0):
         architecture={"kind": "mlp", "in_dim": 3, "hidden": [4], "activation": "tanh"},
         features={"names": ["a", "b", "c"]},
     )
+
+
+async def test_a_partition_of_many_streams_loads_in_chunks_without_holding_the_loop(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    """Issue 12, finding 3: restoring 50,000 streams held the event loop for 4 s at a time."""
+    part = PartitionState(TOPIC, 3, CONFIG, MAX_BYTES)
+    records = [
+        dataclasses.replace(r, offset=i)
+        for i, r in enumerate(r for n in range(300) for r in market_records(f"S{n}", 3, events=3))
+    ]
+    part.process(records, {}, Effects())
+    store = SnapshotStore(redis_client, key_prefix, "g1", chunk=50)
+    sizes = await store.save(TOPIC, 3, 900, part.streams)  # pickled on a thread: > 32 streams
+    assert len(sizes) == 300
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(ticker())
+    loaded = await store.load(TOPIC, 3)
+    running.cancel()
+    assert loaded is not None and loaded[0] == 900 and set(loaded[1]) == set(part.streams)
+    assert ticks >= 300 // 50  # the loop ran between the chunks, at least once per chunk
+
+    fetched = await store.fetch(TOPIC, 3, ["S7", "S250", "nobody"])
+    assert set(fetched) == {"S7", "S250"} and fetched["S7"].index == part.streams["S7"].index
+    await store.forget(TOPIC, 3, [f"S{n}" for n in range(100)])
+    left = await store.load(TOPIC, 3)
+    assert left is not None and set(left[1]) == {f"S{n}" for n in range(100, 300)}
+
+
+async def test_a_restore_reads_the_pending_streams_and_then_up_to_its_limit(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    part = streams("A", "B", "C", "D")
+    store = SnapshotStore(redis_client, key_prefix, "g1", chunk=2)
+    await store.save(TOPIC, 3, 1200, part.streams)  # as before: no pending list
+    old = await store.restore(TOPIC, 3, limit=1)
+    assert old is not None and set(old[1]) == {"A", "B", "C", "D"} and old[2] == []
+
+    await store.save(TOPIC, 3, 1200, {}, pending=["D"])
+    assert gc.isenabled()
+    restored = await store.restore(TOPIC, 3, limit=2)
+    assert gc.isenabled()  # paused while unpickling only
+    assert restored is not None
+    offset, loaded, left = restored
+    assert offset == 1200 and "D" in loaded and len(loaded) == 2
+    assert sorted([*loaded, *left]) == ["A", "B", "C", "D"]
+    assert loaded["D"].index == part.streams["D"].index
+    pending_only = await store.restore(TOPIC, 3, limit=0)
+    assert pending_only is not None and list(pending_only[1]) == ["D"]
+    assert await store.restore(TOPIC, 9, limit=5) is None
 
 
 async def test_policy_versions_only_increase_per_model_across_stores(

@@ -100,8 +100,9 @@ async def test_without_a_snapshot_streams_start_fresh_from_the_committed_offset(
     assert (p1.next_offset, p1.streams) == (None, {})  # never committed: the reset policy
     assert r.ownership.committed == {TP0: 40, TP1: -1}
     assert r.consumer.seeks == []
-    (warning,) = logs
+    warning, assigned = logs
     assert (warning["partition"], warning["committed"], warning["snapshot_offset"]) == (0, 40, None)
+    assert assigned["partitions"] == [f"{TOPIC}:0", f"{TOPIC}:1"] and assigned["owned"] == 2
     assert r.ownership.joined.is_set()
     assert counter(r.metrics, "adaptd_assigned_partitions") == 2
 
@@ -145,8 +146,9 @@ async def test_a_snapshot_behind_the_commit_is_dropped_and_streams_start_fresh()
     part = r.ownership.partitions[TP0]
     assert (part.next_offset, part.streams) == (350, {})
     assert r.consumer.seeks == []
-    (warning,) = logs
+    warning, assigned = logs
     assert (warning["committed"], warning["snapshot_offset"]) == (350, 300)
+    assert (assigned["event"], assigned["partitions"]) == ("partitions assigned", [f"{TOPIC}:0"])
 
 
 async def test_assignment_returns_the_requests_the_snapshot_had_in_flight() -> None:

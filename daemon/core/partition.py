@@ -164,20 +164,26 @@ class PartitionState:
     def rebase(
         self,
         request: AdaptationRequest,
-        published: Published,
+        published: Published | None,
         *,
         validate: bool,
     ) -> AdaptationRequest | None:
-        """``published``, a newer policy of the request's model than its parent, goes live
-        unless something as new is (:meth:`TaskTrack.catch_up`), and the pending ``request``
-        is returned with the live policy as its parent, to adapt again (None when it is not
-        pending)."""
+        """``published``, a newer policy of the request's model than its parent (None: the
+        live one is), goes live unless something as new is (:meth:`TaskTrack.catch_up`), and
+        the pending ``request`` is returned with the live policy as its parent, to adapt
+        again (None when it is not pending)."""
         track = self._track_of(request)
         if track is None or track.live.pending is not request:
             return None
         self.dirty.add(request.stream)
-        track.catch_up(published.version, published.weights, validate=validate)
+        if published is not None:
+            track.catch_up(published.version, published.weights, validate=validate)
         return track.rebase(request)
+
+    def live_version(self, request: AdaptationRequest) -> int:
+        """The version the request's (stream, task) serves (0 when it is not here)."""
+        track = self._track_of(request)
+        return 0 if track is None else track.live.version
 
     def catch_up(self, stream: str, task: str, published: Published, *, validate: bool) -> bool:
         """``published`` goes live on ``stream``'s ``task`` if it is newer than its live

@@ -281,8 +281,13 @@ class Ownership:
             part = self.partitions.get(self.partition_of(request))
             return None if part is None else part.settle(request, published)
 
+    def live_version(self, request: AdaptationRequest) -> int:
+        """The version the request's (stream, task) serves now (0 when not owned)."""
+        part = self.partitions.get(self.partition_of(request))
+        return 0 if part is None else part.live_version(request)
+
     async def rebase(
-        self, request: AdaptationRequest, published: Published, *, validate: bool
+        self, request: AdaptationRequest, published: Published | None, *, validate: bool
     ) -> AdaptationRequest | None:
         """A newer policy of the request's model than its parent goes live, and the request
         comes back with it as its parent (:meth:`PartitionState.rebase`)."""

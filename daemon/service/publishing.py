@@ -117,7 +117,11 @@ class Publisher:
         """Start a request on the worker; its result is applied when it finishes."""
         job = adapt_job(request)
         fut = self.worker.submit(self.learner.adapt, job, self.deadline_s, priority=ADAPT)
-        self._start(request.id, self.ownership.partition_of(request), self._finish(request, fut))
+        # Read while the learner works: publishing then waits for no extra round trip.
+        latest = asyncio.ensure_future(self.lineage.latest(request.model))
+        self._start(
+            request.id, self.ownership.partition_of(request), self._finish(request, fut, latest)
+        )
 
     def retire(self, retired: Retired) -> None:
         """Publish the task's baseline in place of a policy that lost to it (continuous
@@ -142,28 +146,35 @@ class Publisher:
         (:meth:`Lineage.recover`)."""
         return await self.lineage.recover(tps)
 
-    async def _rebase(self, request: AdaptationRequest, latest: PolicyMessage) -> bool:
-        """When the model's latest policy is newer than the request's parent: adopt it (it is
-        this request's own publication, when its shift is the same) or adapt again from it.
-        False when the parent is the latest, and the request goes on."""
-        if latest.version <= request.parent_version:
-            return False
-        published = published_of(latest)
-        if published is None:
-            return False
-        if latest.shift is not None and latest.shift.id == request.shift.id:
-            nxt = await self.ownership.settle_request(request, published)
+    async def _rebase(self, request: AdaptationRequest, latest: PolicyMessage | None) -> bool:
+        """When the model's latest policy in Redis, or the stream's live one (a retirement's
+        baseline published meanwhile), is newer than the request's parent: adopt it (when it
+        is this request's own publication) or adapt again from it. False when the parent is
+        the latest, and the request goes on."""
+        published = None
+        if latest is not None and latest.version > request.parent_version:
+            published = published_of(latest)
+        if published is not None and latest is not None:
+            newest, validate = latest.version, not latest.validation
+            if latest.shift is not None and latest.shift.id == request.shift.id:
+                nxt = await self.ownership.settle_request(request, published)
+                if nxt is not None and not self.closing:
+                    self.submit(nxt)
+                return True
         else:
-            self.metrics.adaptations.labels(outcome="rebased").inc()
-            log.warning(
-                "adapted from an older policy than the model's latest; adapting again from it",
-                stream=request.stream,
-                task=request.task,
-                shift=request.shift.id,
-                parent_version=request.parent_version,
-                latest_version=latest.version,
-            )
-            nxt = await self.ownership.rebase(request, published, validate=not latest.validation)
+            newest, validate = self.ownership.live_version(request), False
+            if newest <= request.parent_version:
+                return False
+        self.metrics.adaptations.labels(outcome="rebased").inc()
+        log.warning(
+            "adapted from an older policy than the model's latest; adapting again from it",
+            stream=request.stream,
+            task=request.task,
+            shift=request.shift.id,
+            parent_version=request.parent_version,
+            latest_version=newest,
+        )
+        nxt = await self.ownership.rebase(request, published, validate=validate)
         if nxt is not None and not self.closing:
             self.submit(nxt)
         return True
@@ -260,7 +271,26 @@ class Publisher:
         await asyncio.gather(*tasks, return_exceptions=True)
         return len(tasks)
 
-    async def _finish(self, request: AdaptationRequest, fut: asyncio.Future[Any]) -> None:
+    async def _finish(
+        self,
+        request: AdaptationRequest,
+        fut: asyncio.Future[Any],
+        latest: asyncio.Future[PolicyMessage | None],
+    ) -> None:
+        try:
+            await self._settle(request, fut, latest)
+        finally:
+            if not latest.done():
+                latest.cancel()
+            elif not latest.cancelled():
+                latest.exception()  # retrieved, so an unused failure is not reported
+
+    async def _settle(
+        self,
+        request: AdaptationRequest,
+        fut: asyncio.Future[Any],
+        latest: asyncio.Future[PolicyMessage | None],
+    ) -> None:
         try:
             outcome: AdaptationOutcome | None = await fut
         except asyncio.CancelledError:
@@ -283,10 +313,9 @@ class Publisher:
         if outcome is not None:
             observe(self.metrics, outcome)
             version = 0
+            if outcome.publish and await self._rebase(request, await latest):
+                return
             if outcome.publish:
-                latest = await self.lineage.latest(request.model)
-                if latest is not None and await self._rebase(request, latest):
-                    return
                 # Network I/O outside the lock: a snapshot taken meanwhile still holds the
                 # request as pending, and resume() adopts the published policy instead of
                 # publishing it again.

@@ -388,6 +388,26 @@ async def test_a_policy_adapted_from_an_older_parent_than_the_latest_is_adapted_
     assert rig.publisher.inflight == {}
 
 
+async def test_a_baseline_published_while_the_request_ran_becomes_its_parent(rig: Rig) -> None:
+    """A retirement's baseline went live while the adaptation ran (the daemon's own
+    publication, no restart): publishing the adaptation would name the retired version as
+    its parent, a fork inside one running daemon."""
+    request = await rig.requested("S", live=4)
+    rig.learner.hold(request)
+    rig.learner.outcomes[request.id] = outcome(request, publish=True, seed=1)
+    rig.publisher.submit(request)
+    await rig.learner.started(request)
+    baseline = weights(IN_DIM, seed=42)
+    assert rig.track("S").adopt_baseline(baseline, 5)
+    rig.learner.release(request)
+    await rig.idle()
+    _, second = rig.learner.jobs
+    assert same_weights(second.parent_weights, baseline)
+    ((_, _, value, _),) = rig.sender.sent
+    assert decode_message(value).parent_version == 5
+    assert counter(rig.metrics, "adaptd_adaptations_total", outcome="rebased") == 1
+
+
 async def test_a_rebased_request_the_gate_then_rejects_leaves_the_latest_live(rig: Rig) -> None:
     request = await rig.requested("S", live=3)
     latest = published_elsewhere(rig, request, 4, seed=7)

@@ -123,9 +123,9 @@ class Feed:
             print(f"adaptd: warning: {checked.report()}; sending them anyway", file=sys.stderr)
 
         async def go() -> dict[str, int]:
-            await create_topics(settings.kafka.bootstrap_servers, [topic])
             connection = kafka_common(settings.kafka)
             connection.pop("bootstrap_servers")
+            await create_topics(settings.kafka.bootstrap_servers, [topic], connection=connection)
             return await produce_series(
                 settings.kafka.bootstrap_servers,
                 topic,

@@ -20,9 +20,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Any, Self
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -82,6 +82,9 @@ class EmbeddedKafka:
     """A Tansu broker (memory storage) on a free loopback port, as a context manager."""
 
     port: int = 0
+    advertised_port: int = 0
+    """The port given to clients in metadata (0: ``port``); another one puts a proxy, a TLS
+    terminator say, between the clients and the broker."""
     child: _Child | None = field(default=None, init=False, repr=False)
 
     @property
@@ -101,7 +104,7 @@ class EmbeddedKafka:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.advertised_port or self.port}",
                 "--storage-engine",
                 "memory://tansu/",
             ]
@@ -203,13 +206,20 @@ class EmbeddedRedis:
 
 
 async def create_topics(
-    bootstrap_servers: str, names: Iterable[str], partitions: int = 1, timeout_s: float = 15.0
+    bootstrap_servers: str,
+    names: Iterable[str],
+    partitions: int = 1,
+    timeout_s: float = 15.0,
+    connection: Mapping[str, Any] | None = None,
 ) -> None:
     """Create topics explicitly (Tansu and production brokers may not auto-create them).
 
-    Existing topics are left alone.
+    Existing topics are left alone. ``connection``: more admin client options (TLS, SASL:
+    ``kafka_common(settings.kafka)``).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    options = {"request_timeout_ms": 10_000, **(connection or {})}
+    options["bootstrap_servers"] = bootstrap_servers
+    admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
         wanted = [NewTopic(name, partitions, 1) for name in dict.fromkeys(names)]

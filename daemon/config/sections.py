@@ -80,6 +80,16 @@ class KafkaSettings(Section):
     """SASL user name."""
     sasl_password: SecretStr | None = None
     """SASL password (redacted when shown)."""
+    ssl_cafile: Path | None = None
+    """PEM bundle of the certificate authorities that sign the brokers' certificates, with
+    security_protocol SSL or SASL_SSL (None: the system's)."""
+    ssl_certfile: Path | None = None
+    """PEM client certificate for brokers that require one (mutual TLS), with ssl_keyfile."""
+    ssl_keyfile: Path | None = None
+    """PEM private key of ssl_certfile (unencrypted)."""
+    ssl_check_hostname: bool = True
+    """Check that a broker's certificate names the host connected to (the certificate is
+    verified against ssl_cafile either way)."""
     max_poll_records: int = Field(1000, ge=1, le=100_000)
     """Most records one poll returns. A batch is processed in one go on the event loop, so
     this bounds how long an adaptation result waits to be applied (latency) against the
@@ -107,7 +117,18 @@ class KafkaSettings(Section):
     def _sasl_complete(self) -> KafkaSettings:
         if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
             raise ValueError("sasl_mechanism is required when security_protocol is SASL_*")
+        tls = [n for n in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, n)]
+        if tls and not self.security_protocol.endswith("SSL"):
+            raise ValueError(f"{tls[0]} is set but security_protocol is {self.security_protocol}")
+        _pair(self.ssl_certfile, self.ssl_keyfile, "ssl_certfile", "ssl_keyfile")
         return self
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _read(value)
+        return value
 
 
 class RedisSettings(Section):
@@ -120,6 +141,32 @@ class RedisSettings(Section):
     """Prefix of every key the daemon writes; several deployments can share one Redis."""
     socket_timeout_s: float = Field(5.0, gt=0)
     """Per-command socket timeout."""
+    tls_ca_file: Path | None = None
+    """PEM bundle of the certificate authorities that sign the server's certificate, with a
+    rediss:// url (None: the system's)."""
+    tls_cert_file: Path | None = None
+    """PEM client certificate for a server that requires one (tls-auth-clients), with
+    tls_key_file."""
+    tls_key_file: Path | None = None
+    """PEM private key of tls_cert_file (unencrypted)."""
+    tls_check_hostname: bool = True
+    """Check that the server's certificate names the host connected to."""
+
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _read(value)
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_rediss(self) -> RedisSettings:
+        tls = [n for n in ("tls_ca_file", "tls_cert_file", "tls_key_file") if getattr(self, n)]
+        scheme = self.url.get_secret_value().partition("://")[0].lower()
+        if tls and scheme != "rediss":
+            raise ValueError(f"{tls[0]} is set but url is not rediss://")
+        _pair(self.tls_cert_file, self.tls_key_file, "tls_cert_file", "tls_key_file")
+        return self
 
     @field_validator("url")
     @classmethod
@@ -396,6 +443,11 @@ class SigningSettings(Section):
 
     def public_pems(self) -> list[bytes]:
         return [_read(path) for path in self.trusted_keys]
+
+
+def _pair(cert: Path | None, key: Path | None, cert_name: str, key_name: str) -> None:
+    if (cert is None) != (key is None):
+        raise ValueError(f"{cert_name} and {key_name} go together")
 
 
 def _read(path: Path) -> bytes:

@@ -24,7 +24,7 @@ def kafka_common(k: KafkaSettings) -> dict[str, Any]:
         "security_protocol": k.security_protocol,
     }
     if k.security_protocol in ("SSL", "SASL_SSL"):
-        opts["ssl_context"] = ssl.create_default_context()
+        opts["ssl_context"] = kafka_ssl_context(k)
     if k.sasl_mechanism is not None:
         opts["sasl_mechanism"] = k.sasl_mechanism
         opts["sasl_plain_username"] = k.sasl_username
@@ -32,6 +32,17 @@ def kafka_common(k: KafkaSettings) -> dict[str, Any]:
             k.sasl_password.get_secret_value() if k.sasl_password else None
         )
     return opts
+
+
+def kafka_ssl_context(k: KafkaSettings) -> ssl.SSLContext:
+    """The brokers' certificates verified against ``ssl_cafile`` (or the system's
+    authorities), the host name checked unless turned off, and the client certificate
+    presented when one is set."""
+    ctx = ssl.create_default_context(cafile=None if k.ssl_cafile is None else str(k.ssl_cafile))
+    ctx.check_hostname = k.ssl_check_hostname
+    if k.ssl_certfile is not None and k.ssl_keyfile is not None:
+        ctx.load_cert_chain(str(k.ssl_certfile), str(k.ssl_keyfile))
+    return ctx
 
 
 def make_consumer(k: KafkaSettings, **overrides: Any) -> AIOKafkaConsumer:
@@ -65,9 +76,22 @@ def make_producer(k: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
 
 
 def make_redis(r: RedisSettings) -> aioredis.Redis:
+    """A client of ``redis.url``; over TLS (rediss://) the server's certificate is verified
+    and its host name checked, and the client certificate presented when one is set."""
+    url = r.url.get_secret_value()
+    tls: dict[str, Any] = {}
+    if url.lower().startswith("rediss://"):
+        tls = {
+            "ssl_cert_reqs": "required",
+            "ssl_check_hostname": r.tls_check_hostname,
+            "ssl_ca_certs": None if r.tls_ca_file is None else str(r.tls_ca_file),
+            "ssl_certfile": None if r.tls_cert_file is None else str(r.tls_cert_file),
+            "ssl_keyfile": None if r.tls_key_file is None else str(r.tls_key_file),
+        }
     return aioredis.Redis.from_url(
-        r.url.get_secret_value(),
+        url,
         socket_timeout=r.socket_timeout_s,
         socket_connect_timeout=r.socket_timeout_s,
         health_check_interval=30,
+        **tls,
     )

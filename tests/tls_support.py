@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -157,12 +158,17 @@ def tls_redis(pki: Pki, folder: Path) -> Iterator[int]:
             "--appendonly", "no",
             "--dir", str(folder),
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=(folder / "redis-tls.log").open("wb"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                output = (folder / "redis-tls.log").read_text(errors="replace")
+                if "tls" in output.lower() and "support" in output.lower():
+                    pytest.skip(f"this redis-server has no TLS: {output.strip()[-200:]}")
+                raise RuntimeError(f"redis-server with TLS exited: {output[-500:]}")
             with contextlib.suppress(OSError):
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break

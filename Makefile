@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-learn bench-markets bench-detect bench-continual clean
+.PHONY: setup demo test fuzz lint bench bench-learn bench-markets bench-detect bench-continual chaos clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
+
+# The decoder's fuzzers with 100,000 cases each (make test runs them with a few hundred).
+fuzz: setup
+	FUZZ_EXAMPLES=100000 $(BIN)/pytest -q -p no:cacheprovider -o timeout=3600 \
+		tests/daemon/core/test_schema.py -k "arbitrary_bytes or paths_agree"
 
 bench: setup
 	$(BIN)/python -m bench.ingest --out docs/bench/ingest.json
@@ -46,6 +51,12 @@ bench-detect: setup
 
 bench-continual: setup
 	$(BIN)/python -m bench.learn.continual --out docs/bench/continual.json --docs docs/benchmarks.md
+
+# The fault suite (issue 12): SIGKILLed daemons, Redis and the broker paused, Redis killed,
+# each scenario on its own loopback broker and Redis; invariants checked, figures printed
+# (about 10 minutes on 2 cores). Not part of `make test`.
+chaos: setup
+	$(BIN)/python -m bench.chaos --out docs/bench/chaos.json
 
 lint: setup
 	$(BIN)/ruff check --fix .

@@ -303,3 +303,47 @@ def test_streams_snapshotted_with_other_feature_settings_warm_up_again() -> None
     # The same settings: every stream is adopted.
     again = PartitionState("in", 0, config, MAX_BYTES)
     assert again.restore(pickle.loads(pickle.dumps(partition.streams)), 1) == []
+
+
+def test_a_corpus_of_hostile_input_is_dead_lettered_or_absorbed_and_nothing_breaks() -> None:
+    """Issue 12's bad-input classes in one partition: oversized keys and values, keys that
+    are not UTF-8, prices flipping between 1e-12 and 1e12, times at both ends of the range.
+    Every record is processed or dead-lettered once, the position moves past all of them, and
+    every feature, label and snapshot stays finite and picklable."""
+    from adaptd.daemon.core.schema import MAX_TS_MS, MIN_TS_MS
+
+    part = PartitionState("in", 0, make_config(), MAX_BYTES)
+    encode = EventDecoder().encode
+    corpus: list[tuple[bytes | None, bytes | None, str | None]] = [
+        (b"K" * 3_000_000, encode(MarketEvent("K", T0, 1.0)), "key_mismatch"),  # 3 MB key
+        (b"X", b"{" + b" " * 10_000 + b"}", "oversize"),
+        (b"\xff\xfe", encode(MarketEvent("X", T0, 1.0)), "key_mismatch"),  # key not UTF-8
+        (b"\xff", b'{"stream": "\xff", "ts": 1, "price": 1}', "undecodable"),
+        (b"EDGE", encode(MarketEvent("EDGE", MIN_TS_MS, 1.0)), None),  # year 1
+        (b"EDGE", encode(MarketEvent("EDGE", MAX_TS_MS - 1, 1.0)), None),  # end of 2200
+        (b"EDGE", b'{"stream": "EDGE", "ts": %d, "price": 1}' % MAX_TS_MS, "bad_timestamp"),
+        (b"EDGE", b'{"stream": "EDGE", "ts": %d, "price": 1}' % (MIN_TS_MS - 1), "bad_timestamp"),
+        (None, None, "empty_payload"),
+    ]
+    # A price flipping by 24 orders of magnitude on every event, for long enough to shift.
+    corpus += [
+        (b"FLIP", encode(MarketEvent("FLIP", T0 + 1000 * i, 1e-12 if i % 2 else 1e12)), None)
+        for i in range(400)
+    ]
+    recs = [Record(k, 0, key, value) for k, (key, value, _) in enumerate(corpus)]
+    out = Effects()
+    for batch in batches(recs, 50):
+        part.process(batch, {"return": default_policy(len(part.config.feature_names))}, out)
+    expected = [why for _, _, why in corpus if why is not None]
+    assert [d.reason.value for d in out.dead_letters] == expected
+    assert out.processed + len(out.dead_letters) == len(corpus)
+    assert part.next_offset == len(corpus)
+    flip = part.streams["FLIP"]
+    assert flip.index == 400
+    assert out.episodes
+    for _, episode in out.episodes:
+        x, y = episode.arrays()
+        assert np.isfinite(x).all() and np.isfinite(y).all()
+    for request in out.requests:
+        assert np.isfinite(request.support_x).all() and np.isfinite(request.support_y).all()
+    assert pickle.loads(pickle.dumps(flip)).index == 400

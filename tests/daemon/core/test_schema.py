@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -248,8 +249,16 @@ def valid_events(draw: st.DrawFn) -> MarketEvent:
     )
 
 
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
+"""``make fuzz`` sets it (100,000); ``make test`` runs the fuzzers with a few hundred."""
+
+
+def fuzz(default: int) -> settings:
+    return settings(max_examples=FUZZ_EXAMPLES or default, deadline=None)
+
+
 @given(st.binary(max_size=300))
-@settings(max_examples=500)
+@fuzz(500)
 def test_decode_never_raises_on_arbitrary_bytes(value: bytes) -> None:
     result = DECODER.decode(value, value[:8] or None)
     assert isinstance(result, MarketEvent | Rejection)
@@ -299,7 +308,7 @@ def strict_json(obj: object) -> bool:
 
 
 @given(mostly_valid_objects(), st.booleans())
-@settings(max_examples=1000)
+@fuzz(1000)
 def test_fast_and_slow_paths_agree(obj: dict[str, object], use_key: bool) -> None:
     """The typed decode and the Python classifier must judge every object alike."""
     value = json.dumps(obj).encode()

@@ -15,9 +15,10 @@ made again from the latest (counted as ``rebased``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -110,6 +111,8 @@ class Publisher:
         self.inflight: dict[str, tuple[TopicPartition, asyncio.Task[None]]] = {}
         self.history: deque[AdaptationRecord] = deque(maxlen=10_000)
         self.lineage = Lineage(ownership, policies, metrics)
+        self._publishing: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        """Per model being published: its lock, and how many hold or wait for it."""
         self.closing = False
         """Set at shutdown: queued requests stay in the snapshot instead of starting."""
 
@@ -179,7 +182,26 @@ class Publisher:
             self.submit(nxt)
         return True
 
+    @contextlib.asynccontextmanager
+    async def _one_publisher(self, model: str) -> AsyncIterator[None]:
+        """One publication of a model at a time, from its parent check until the stream
+        serves it: else a retirement's baseline and an adaptation, published together, would
+        both name the retired version as their parent."""
+        entry = self._publishing.setdefault(model, (asyncio.Lock(), [0]))
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if not entry[1][0]:
+                del self._publishing[model]
+
     async def _retire(self, retired: Retired) -> None:
+        async with self._one_publisher(retired.model):
+            await self._retire_now(retired)
+
+    async def _retire_now(self, retired: Retired) -> None:
         if not self.ownership.serves_baseline(retired):
             return  # a newer policy went live meanwhile: it is what subscribers get next
         latest = await self.lineage.latest(retired.model)
@@ -309,6 +331,15 @@ class Publisher:
             outcome = None
         if not self.ownership.owns(request):
             return  # revoked meanwhile: the new owner resumes it from the snapshot
+        async with self._one_publisher(request.model):
+            await self._apply(request, outcome, latest)
+
+    async def _apply(
+        self,
+        request: AdaptationRequest,
+        outcome: AdaptationOutcome | None,
+        latest: asyncio.Future[PolicyMessage | None],
+    ) -> None:
         published = None
         if outcome is not None:
             observe(self.metrics, outcome)

@@ -656,3 +656,31 @@ async def test_a_retirement_publishes_no_baseline_when_a_newer_policy_was_publis
         assert live.version == 4 and same_weights(live.weights, held)
         assert rig.track("S").validator.version == 4
         assert counter(rig.metrics, "adaptd_policies_retired_total", task="return") == 0
+
+
+async def test_a_retirement_and_an_adaptation_published_together_do_not_fork() -> None:
+    """Seen in make chaos: the baseline of retired version 3 went out as version 4 while an
+    adaptation made from version 3 was publishing, and went out as version 5 naming 3."""
+    async with validating() as rig:
+        out = Effects()
+        await rig.ownership.process({TP0: market_records("S", 0)[60:]}, {}, out)
+        (retired,) = out.retirements
+        (request,) = out.requests
+        assert request.parent_version == 3
+        rig.learner.outcomes[request.id] = outcome(request, publish=True, seed=1)
+        send = rig.sender.send_all
+
+        async def slow_send(records, on_drop=None):
+            await asyncio.sleep(0.05)  # the adaptation finishes while the baseline is sent
+            await send(records)
+
+        rig.sender.send_all = slow_send  # type: ignore[method-assign]
+        rig.publisher.retire(retired)
+        rig.publisher.submit(request)
+        await rig.idle()
+        chain = sorted(
+            (decode_message(value) for _, _, value, _ in rig.sender.sent), key=lambda m: m.version
+        )
+        assert [(m.version, m.parent_version) for m in chain] == [(4, 3), (5, 4)]
+        assert chain[0].validation["retired_version"] == 3
+        assert rig.track("S").live.version == 5

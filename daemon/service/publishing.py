@@ -300,21 +300,23 @@ class Publisher:
         latest: asyncio.Future[PolicyMessage | None],
     ) -> None:
         try:
-            await self._settle(request, fut, latest)
+            outcome = await self._outcome(request, fut)
+            if not self.ownership.owns(request):
+                return  # revoked meanwhile: the new owner resumes it from the snapshot
+            async with self._one_publisher(request.model):
+                await self._apply(request, outcome, latest)
         finally:
             if not latest.done():
                 latest.cancel()
             elif not latest.cancelled():
                 latest.exception()  # retrieved, so an unused failure is not reported
 
-    async def _settle(
-        self,
-        request: AdaptationRequest,
-        fut: asyncio.Future[Any],
-        latest: asyncio.Future[PolicyMessage | None],
-    ) -> None:
+    async def _outcome(
+        self, request: AdaptationRequest, fut: asyncio.Future[Any]
+    ) -> AdaptationOutcome | None:
+        """The learner's answer; None (counted, logged) when the adaptation failed."""
         try:
-            outcome: AdaptationOutcome | None = await fut
+            return await fut
         except asyncio.CancelledError:
             fut.cancel()
             raise
@@ -328,11 +330,7 @@ class Publisher:
                 error=repr(exc),
                 exc_info=exc,
             )
-            outcome = None
-        if not self.ownership.owns(request):
-            return  # revoked meanwhile: the new owner resumes it from the snapshot
-        async with self._one_publisher(request.model):
-            await self._apply(request, outcome, latest)
+            return None
 
     async def _apply(
         self,

@@ -155,11 +155,18 @@ class Publisher:
         is this request's own publication) or adapt again from it. False when the parent is
         the latest, and the request goes on."""
         published = None
-        if latest is not None and latest.version > request.parent_version:
+        same_shift = (
+            latest is not None
+            and latest.shift is not None
+            and (latest.shift.id == request.shift.id)
+        )
+        if latest is not None and (latest.version > request.parent_version or same_shift):
+            # The same shift: events processed again after a restart from a snapshot taken
+            # before it found it again, and its policy is out already.
             published = published_of(latest)
         if published is not None and latest is not None:
             newest, validate = latest.version, not latest.validation
-            if latest.shift is not None and latest.shift.id == request.shift.id:
+            if same_shift:
                 nxt = await self.ownership.settle_request(request, published)
                 if nxt is not None and not self.closing:
                     self.submit(nxt)

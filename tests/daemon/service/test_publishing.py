@@ -324,6 +324,21 @@ async def test_resume_adopts_a_policy_already_published_for_the_shift(rig: Rig) 
     assert same_weights(rig.learner.jobs[0].parent_weights, published.weights)
 
 
+async def test_a_shift_found_again_after_a_restart_is_not_published_twice(rig: Rig) -> None:
+    """Seen in make chaos: events processed again after a SIGKILL found the same shift (the
+    same id), the stream already served its policy, and it was published a second time."""
+    request = await rig.requested("S", live=3)
+    before = dataclasses.replace(request, parent_version=2)  # as it was made the first time
+    earlier = policy_message(before, outcome(before, publish=True, seed=3), 3, MODELS["return"], {})
+    rig.policies.saved.append(earlier)  # version 3 is this very shift's policy
+    rig.learner.outcomes[request.id] = outcome(request, publish=True, seed=4)
+    rig.publisher.submit(request)
+    await rig.idle()
+    assert rig.sender.sent == []
+    live = rig.track("S").live
+    assert (live.version, live.pending) == (3, None)
+
+
 async def test_resume_resubmits_a_request_whose_shift_was_not_published(rig: Rig) -> None:
     request = await rig.requested("S")
     earlier = dataclasses.replace(

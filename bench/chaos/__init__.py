@@ -1,0 +1,24 @@
+"""``make chaos`` (``python -m bench.chaos``): a bounded, loopback-only fault suite (issue 12).
+
+Each scenario starts its own Tansu broker, its own redis-server with an append-only file
+(``appendfsync everysec``) and ``adaptd run`` as child processes, feeds 4 streams with
+regime changes and a malformed record every 97th at a fixed rate (400 records/s), injects
+its faults, drains, stops the daemon with SIGTERM and checks the invariants
+(:mod:`.invariants`):
+
+1. ``sigkill``: the daemon SIGKILLed 20 times, 1-4 s after each start's /readyz 200, and
+   restarted each time.
+2. ``redis``: Redis paused (SIGSTOP) for 10 s, later SIGKILLed and restarted on the same
+   port and folder (its AOF).
+3. ``broker``: the broker paused for 10 s. Tansu keeps everything in memory, so it is never
+   restarted (a restart would lose the topics).
+
+Invariants: every input offset committed up to the end, every bad record dead-lettered
+(duplicates counted), policy versions strictly increasing per model in topic order, each
+model's chain linear (forks counted, never hidden), policies signed; plus per scenario the
+recovery (time to ready after a restart, time for processing to resume after a fault).
+A daemon that misbehaves leaves evidence: its log, the time, ``py-spy dump``. Prints a
+table and a PASS/FAIL line per invariant per scenario and writes docs/bench/chaos.json;
+exits 1 when an invariant fails. Not part of ``make test``; about 7 minutes on 2 cores
+(each scenario is time-boxed: a hang fails it with evidence instead of stalling the suite).
+"""

@@ -1,0 +1,96 @@
+"""``make chaos`` (``python -m bench.chaos``): the fault suite; see the package docstring."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ..machine import machine
+from . import __doc__ as DOC
+from .report import table
+from .scenarios import Options, Result, broker_scenario, redis_scenario, sigkill_scenario
+
+SCENARIOS = {"sigkill": sigkill_scenario, "redis": redis_scenario, "broker": broker_scenario}
+
+
+async def _run(opts: Options, names: list[str]) -> list[Result]:
+    results = []
+    for name in names:
+        print(f"\n== {name} ==", flush=True)
+        result = await SCENARIOS[name](opts)
+        results.append(result)
+        print(table(name, result.figures, result.seconds), flush=True)
+        for note in result.notes:
+            print(f"note: {note}")
+        for check in result.checks:
+            print(check.line(), flush=True)
+        if result.incidents:
+            print(f"{len(result.incidents)} incidents with evidence (py-spy dumps, logs):")
+            for incident in result.incidents:
+                print(f"  {incident['time']} pid {incident['pid']}: {incident['why']}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=DOC)
+    parser.add_argument("--out", type=Path, default=Path("docs/bench/chaos.json"))
+    parser.add_argument("--only", choices=sorted(SCENARIOS), action="append")
+    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of the daemon")
+    parser.add_argument("--rate", type=int, default=400, help="records per second fed")
+    parser.add_argument("--pause", type=float, default=10.0, help="SIGSTOP seconds")
+    parser.add_argument(
+        "--redis-down", type=float, default=3.0, help="seconds Redis stays down after SIGKILL"
+    )
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--work", type=Path, help="folder for logs (default: a new temp one)")
+    args = parser.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="adaptd-chaos-"))
+    opts = Options(
+        rate=args.rate,
+        kills=args.kills,
+        pause_s=args.pause,
+        redis_down_s=args.redis_down,
+        seed=args.seed,
+        work=work,
+    )
+    names = args.only or list(SCENARIOS)
+    info = machine()
+    print(f"machine: {info['cpu']} ({info['cores']} cores); logs and evidence in {work}")
+    print(
+        f"feed {opts.rate} records/s in 4 streams, a malformed record every 97th; "
+        "each scenario its own Tansu broker, redis-server (AOF) and `adaptd run` children"
+    )
+    t0 = time.monotonic()
+    results = asyncio.run(_run(opts, names))
+    elapsed = time.monotonic() - t0
+    ok = all(r.ok for r in results)
+    out: dict[str, Any] = {
+        "machine": info,
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "run_time_s": round(elapsed, 1),
+        "ok": ok,
+        "options": {
+            "rate": opts.rate,
+            "kills": opts.kills,
+            "pause_s": opts.pause_s,
+            "steady_s": opts.steady_s,
+            "redis_down_s": opts.redis_down_s,
+            "seed": opts.seed,
+        },
+        "scenarios": {r.name: r.as_dict() for r in results},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    failed = [f"{r.name}: {c.name}" for r in results for c in r.checks if not c.ok]
+    print(f"\nrun time {elapsed:.0f} s; {'ALL PASS' if ok else 'FAIL: ' + '; '.join(failed)}")
+    print(f"written to {args.out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

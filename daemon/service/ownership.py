@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Protocol
 
 from aiokafka import TopicPartition
@@ -254,7 +255,11 @@ class Ownership:
             part = self.partitions.get(tp)
             names = [] if part is None else part.forget(self.max_stored_streams)
             if names:
-                await self.snapshots.forget(tp.topic, tp.partition, names)
+                await retrying(
+                    partial(self.snapshots.forget, tp.topic, tp.partition, names),
+                    what="delete forgotten streams",
+                    on_error=lambda _: self.metrics.redis_errors.inc(),
+                )
                 self.metrics.streams_forgotten.inc(len(names))
 
     def owns(self, request: AdaptationRequest) -> bool:
@@ -352,8 +357,13 @@ class Ownership:
                 continue
             changed = {name: part.streams[name] for name in part.dirty if name in part.streams}
             pending = [r.stream for r in part.in_flight()]
-            sizes = await self.snapshots.save(
-                tp.topic, tp.partition, part.next_offset, changed, pending
+            offset = part.next_offset
+            # Retried while Redis is down (seen in make chaos: a commit during a Redis restart
+            # ended the daemon); the stall watch and /readyz report the wait meanwhile.
+            sizes = await retrying(
+                partial(self.snapshots.save, tp.topic, tp.partition, offset, changed, pending),
+                what="store the partition snapshot",
+                on_error=lambda _: self.metrics.redis_errors.inc(),
             )
             for size in sizes.values():
                 self.metrics.stream_snapshot_bytes.observe(size)

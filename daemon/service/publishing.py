@@ -19,6 +19,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -234,9 +235,8 @@ class Publisher:
         )
         model = self.models[retired.task]
         version = await self._publish_retrying(
-            lambda: self._send(
-                retired.model,
-                lambda v: retirement_message(retired, v, model, self.algorithm(0)),
+            _Publication(
+                retired.model, lambda v: retirement_message(retired, v, model, self.algorithm(0))
             ),
             what="publish the baseline of a retired policy",
             stream=retired.stream,
@@ -246,14 +246,14 @@ class Publisher:
             await self.ownership.adopt_baseline(retired, version)
 
     async def _publish_retrying(
-        self, op: Callable[[], Awaitable[int]], *, what: str, stream: str, task: str
+        self, publication: _Publication, *, what: str, stream: str, task: str
     ) -> int | None:
-        """``op()`` retried until it publishes (its version), or None when the brokers
-        refuse the policy for good: counted, logged, and not retried (the stream keeps what
-        it serves)."""
+        """``publication`` sent, retried until it is out and recorded (its version), or None
+        when the brokers refuse the policy for good: counted, logged, and not retried (the
+        stream keeps what it serves)."""
         try:
             return await retrying(
-                op,
+                lambda: self._send(publication),
                 what=what,
                 on_error=lambda _: self.metrics.publish_errors.inc(),
                 fatal=(*FATAL, Undeliverable),
@@ -356,8 +356,13 @@ class Publisher:
                 # request as pending, and resume() adopts the published policy instead of
                 # publishing it again.
                 adapted = outcome
+                model = self.models[request.task]
+                algorithm = self.algorithm(adapted.meta_updates)
                 sent = await self._publish_retrying(
-                    lambda: self._publish(request, adapted),
+                    _Publication(
+                        request.model,
+                        lambda v: policy_message(request, adapted, v, model, algorithm),
+                    ),
                     what="publish policy",
                     stream=request.stream,
                     task=request.task,
@@ -402,20 +407,32 @@ class Publisher:
             **common,
         )
 
-    async def _publish(self, request: AdaptationRequest, outcome: AdaptationOutcome) -> int:
-        """Publish the adapted policy (acknowledged) and record it as the model's latest."""
-        model, algorithm = self.models[request.task], self.algorithm(outcome.meta_updates)
-        return await self._send(
-            request.model, lambda v: policy_message(request, outcome, v, model, algorithm)
-        )
-
-    async def _send(self, model_id: str, message_of: Callable[[int], PolicyMessage]) -> int:
-        """Draw the model's next version, send its message (acknowledged) and record it as
-        the model's latest; returns the version."""
-        version = await self.policies.next_version(model_id)
-        message = message_of(version)
-        value = encode_message(message)
-        headers = None if self.signer is None else self.signer.headers(value)
-        await self.outputs.send_all([(self.policy_topic, model_id.encode(), value, headers)])
+    async def _send(self, publication: _Publication) -> int:
+        """Draw the model's next version (once), send its message (acknowledged; once) and
+        record it as the model's latest; returns the version. A retry after a failure goes
+        on from where the failed attempt stopped: it never draws a second version for the
+        same policy, nor sends it twice."""
+        message = publication.message
+        if message is None:
+            version = await self.policies.next_version(publication.model_id)
+            message = publication.message = publication.message_of(version)
+        if not publication.sent:
+            value = encode_message(message)
+            headers = None if self.signer is None else self.signer.headers(value)
+            await self.outputs.send_all(
+                [(self.policy_topic, publication.model_id.encode(), value, headers)]
+            )
+            publication.sent = True
         await self.policies.save_latest(message)
-        return version
+        return message.version
+
+
+@dataclass
+class _Publication:
+    """One policy on its way out: its message once a version is drawn, and whether the
+    brokers acknowledged it."""
+
+    model_id: str
+    message_of: Callable[[int], PolicyMessage]
+    message: PolicyMessage | None = None
+    sent: bool = False

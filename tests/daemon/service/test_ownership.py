@@ -495,3 +495,24 @@ async def test_a_partition_that_does_not_advance_while_records_wait_is_reported(
     r.ownership.update_gauges(now=1101.0)
     assert r.ownership.stalls.stalled == set()
     assert counter(r.metrics, "adaptd_partitions_stalled") == 0
+
+
+async def test_a_snapshot_that_cannot_be_stored_is_retried_not_fatal() -> None:
+    """Seen in make chaos: a commit while Redis restarted raised ConnectionError and ended
+    the daemon. The snapshot is retried until Redis answers; then the offset is committed."""
+    r = rig({TP0: 0})
+    await r.ownership.assign({TP0})
+    await r.ownership.process({TP0: market_records("A", 0, events=50)}, {}, Effects())
+    save = r.snapshots.save
+    failures = [ConnectionError("redis restarting")] * 2
+
+    async def flaky_save(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return await save(*args, **kwargs)
+
+    r.snapshots.save = flaky_save  # type: ignore[method-assign]
+    await r.ownership.commit()
+    assert r.ownership.committed[TP0] == 50
+    assert counter(r.metrics, "adaptd_redis_errors_total") == 2
+    assert r.snapshots.stored[TOPIC, 0][0] == 50

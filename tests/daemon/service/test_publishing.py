@@ -494,6 +494,33 @@ async def test_a_failed_send_is_retried_and_counted(rig: Rig) -> None:
     assert rig.track("S").live.version == version == rig.policies.versions["S"]
 
 
+async def test_a_retry_after_the_send_neither_sends_again_nor_draws_a_new_version(
+    rig: Rig,
+) -> None:
+    """Seen in make chaos: Redis paused after the policy went out, recording it as the
+    latest timed out, and the retry drew version 3 and sent the same policy again, naming
+    the same parent as version 2."""
+    request = await rig.requested("S", live=4)
+    rig.learner.outcomes[request.id] = outcome(request, publish=True, seed=1)
+    save = rig.policies.save_latest
+    failures = [TimeoutError("redis paused")]
+
+    async def flaky_save(message: PolicyMessage) -> None:
+        if failures:
+            raise failures.pop()
+        await save(message)
+
+    rig.policies.save_latest = flaky_save  # type: ignore[method-assign]
+    rig.publisher.submit(request)
+    await rig.idle()
+    ((_, _, value, _),) = rig.sender.sent  # sent once
+    assert decode_message(value).version == 5
+    assert rig.policies.versions["S"] == 5  # one version drawn
+    assert [m.version for m in rig.policies.saved] == [5]
+    assert rig.track("S").live.version == 5
+    assert counter(rig.metrics, "adaptd_publish_errors_total") == 1
+
+
 async def test_a_policy_refused_for_good_is_not_retried_and_the_stream_moves_on(
     rig: Rig,
 ) -> None:

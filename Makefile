@@ -54,7 +54,7 @@ bench-continual: setup
 
 # The fault suite (issue 12): SIGKILLed daemons, Redis and the broker paused, Redis killed,
 # each scenario on its own loopback broker and Redis; invariants checked, figures printed
-# (about 10 minutes on 2 cores). Not part of `make test`.
+# (about 7 minutes on 2 cores). Not part of `make test`.
 chaos: setup
 	$(BIN)/python -m bench.chaos --out docs/bench/chaos.json
 

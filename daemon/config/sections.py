@@ -26,7 +26,6 @@ from pydantic import (
 )
 
 from ..core.calendar import CalendarFeature, calendar_selection
-from ..core.signing import Keyring, Signer
 
 Detector = Literal["adwin", "page_hinkley", "cusum", "focus", "bocpd"]
 Channel = Literal["returns", "volatility", "error"]
@@ -120,14 +119,14 @@ class KafkaSettings(Section):
         tls = [n for n in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, n)]
         if tls and not self.security_protocol.endswith("SSL"):
             raise ValueError(f"{tls[0]} is set but security_protocol is {self.security_protocol}")
-        _pair(self.ssl_certfile, self.ssl_keyfile, "ssl_certfile", "ssl_keyfile")
+        paired(self.ssl_certfile, self.ssl_keyfile, "ssl_certfile", "ssl_keyfile")
         return self
 
     @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
     @classmethod
     def _readable(cls, value: Path | None) -> Path | None:
         if value is not None:
-            _read(value)
+            read_file(value)
         return value
 
 
@@ -156,7 +155,7 @@ class RedisSettings(Section):
     @classmethod
     def _readable(cls, value: Path | None) -> Path | None:
         if value is not None:
-            _read(value)
+            read_file(value)
         return value
 
     @model_validator(mode="after")
@@ -165,7 +164,7 @@ class RedisSettings(Section):
         scheme = self.url.get_secret_value().partition("://")[0].lower()
         if tls and scheme != "rediss":
             raise ValueError(f"{tls[0]} is set but url is not rediss://")
-        _pair(self.tls_cert_file, self.tls_key_file, "tls_cert_file", "tls_key_file")
+        paired(self.tls_cert_file, self.tls_key_file, "tls_cert_file", "tls_key_file")
         return self
 
     @field_validator("url")
@@ -387,79 +386,13 @@ class StateSettings(Section):
     waits for a whole partition."""
 
 
-class SigningSettings(Section):
-    """Ed25519 signatures of the policies (docs/security.md): the daemon signs with a private
-    key; subscribers and ``adaptd policies`` verify with the public keys they trust."""
-
-    key_file: Path | None = None
-    """PEM file of the daemon's Ed25519 private key (PKCS #8, unencrypted; ``adaptd keys
-    generate`` writes one). Without it or ``key``, policies are published unsigned (logged at
-    start), and subscribers that verify refuse them."""
-    key: SecretStr | None = None
-    """The private key's PEM text itself, e.g. from a secret in the environment
-    (``ADAPTD_SIGNING__KEY``), instead of ``key_file``."""
-    trusted_keys: tuple[Path, ...] = ()
-    """PEM files of the Ed25519 public keys whose policies ``adaptd policies`` accepts: the
-    daemon's, and during a rotation the next one too."""
-    verify: bool = True
-    """``adaptd policies`` refuses (and marks) policies that are unsigned, signed by a key not
-    trusted, or altered."""
-
-    @field_validator("key_file")
-    @classmethod
-    def _check_key_file(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            _private_key(_read(value))
-        return value
-
-    @field_validator("key")
-    @classmethod
-    def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            _private_key(value.get_secret_value().encode())
-        return value
-
-    @field_validator("trusted_keys")
-    @classmethod
-    def _check_trusted(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
-        for path in value:
-            try:
-                Keyring.from_pem([_read(path)])
-            except ValueError as exc:
-                raise ValueError(f"{path}: {exc}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _one_key(self) -> SigningSettings:
-        if self.key_file is not None and self.key is not None:
-            raise ValueError("give key_file or key, not both")
-        return self
-
-    def private_pem(self) -> bytes | None:
-        """The private key's PEM (None: policies are not signed)."""
-        if self.key is not None:
-            return self.key.get_secret_value().encode()
-        return None if self.key_file is None else _read(self.key_file)
-
-    def public_pems(self) -> list[bytes]:
-        return [_read(path) for path in self.trusted_keys]
-
-
-def _pair(cert: Path | None, key: Path | None, cert_name: str, key_name: str) -> None:
+def paired(cert: Path | None, key: Path | None, cert_name: str, key_name: str) -> None:
     if (cert is None) != (key is None):
         raise ValueError(f"{cert_name} and {key_name} go together")
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def _private_key(pem: bytes) -> None:
-    try:
-        Signer.from_pem(pem)
-    except (ValueError, TypeError) as exc:
-        # The key's bytes never appear in the message.
-        raise ValueError(f"not an unencrypted Ed25519 private key in PEM ({exc})") from None

@@ -48,9 +48,9 @@ from .sections import (
     RedisSettings,
     RegimeSettings,
     Section,
-    SigningSettings,
     StateSettings,
 )
+from .signing import SigningSettings
 
 # The sections stay importable from here, where the daemon has always imported them.
 __all__ = [

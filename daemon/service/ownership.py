@@ -31,11 +31,12 @@ from adaptd.adapters.serving import NumpyPolicy
 from ..core.detectors.confirm import Check, run_checks
 from ..core.effects import AdaptationRequest, Effects, Published, Retired
 from ..core.partition import PartitionState, Record
-from ..core.stream import StreamConfig, StreamState
+from ..core.stream import StreamConfig
 from ..core.track import TaskTrack
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from ..io.retry import retrying
+from .bounds import Snapshots, StreamBounds
 from .watchdog import StallWatch
 
 log = get_logger("adaptd.ownership")
@@ -53,29 +54,6 @@ class Committer(Protocol):
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
     def highwater(self, tp: TopicPartition) -> int | None: ...
-
-
-class Snapshots(Protocol):
-    """Where partition snapshots live (``adaptd.daemon.io.stores.SnapshotStore``)."""
-
-    async def save(
-        self,
-        topic: str,
-        partition: int,
-        next_offset: int,
-        streams: dict[str, StreamState],
-        pending: list[str] | None = None,
-    ) -> dict[str, int]: ...
-
-    async def restore(
-        self, topic: str, partition: int, limit: int
-    ) -> tuple[int, dict[str, StreamState], list[str]] | None: ...
-
-    async def fetch(
-        self, topic: str, partition: int, names: list[str]
-    ) -> dict[str, StreamState]: ...
-
-    async def forget(self, topic: str, partition: int, names: list[str]) -> None: ...
 
 
 class Settles(Protocol):
@@ -110,8 +88,8 @@ class Ownership:
         self.lock = asyncio.Lock()
         self.joined = asyncio.Event()
         """Set once the first assignment was handled (the readiness probe waits for it)."""
-        self.max_live_streams = max_live_streams
-        self.max_stored_streams = max_stored_streams
+        self.bounds = StreamBounds(snapshots, metrics, max_live_streams, max_stored_streams)
+        """How many streams live in memory and in Redis."""
         self.stalls = StallWatch(stall_timeout_s)
         """Partitions that do not advance while records wait (the readiness probe fails)."""
 
@@ -125,8 +103,8 @@ class Ownership:
                 continue
             part = PartitionState(tp.topic, tp.partition, self.config, self.max_message_bytes)
             committed = await self.consumer.committed(tp)
-            room = self.max_live_streams - sum(len(p.streams) for p in self.partitions.values())
-            snap = await self.snapshots.restore(tp.topic, tp.partition, max(room, 0))
+            room = self.bounds.room(self.partitions.values())
+            snap = await self.snapshots.restore(tp.topic, tp.partition, room)
             if snap is not None and (committed is None or snap[0] >= committed):
                 stale = part.restore(snap[1], snap[0])
                 part.evicted = dict.fromkeys(snap[2])
@@ -161,7 +139,7 @@ class Ownership:
             self.partitions[tp] = part
             self.committed[tp] = committed if committed is not None else -1
             resumed += [(tp, r) for r in part.in_flight()]
-        self._evict_over_limit()
+        self.bounds.evict(self.partitions.values())
         self.metrics.assigned_partitions.set(len(self.partitions))
         # Every assignment is logged, an empty one too: a daemon that joined its group and
         # reads nothing says so.
@@ -211,7 +189,7 @@ class Ownership:
                 count += len(records)
                 missing = part.missing(records)
                 if missing:
-                    await self._restore(tp, part, missing)
+                    await self.bounds.restore(tp, part, missing)
                 touched = part.apply(records, out)
                 checks = part.checks(touched)
                 try:
@@ -223,44 +201,6 @@ class Ownership:
                     # effects.
                     part.finish(touched, defaults, out)
         return count
-
-    async def _restore(self, tp: TopicPartition, part: PartitionState, names: list[str]) -> None:
-        """Bring evicted streams a batch has events for back from the snapshot."""
-        states = await retrying(
-            lambda: self.snapshots.fetch(tp.topic, tp.partition, names),
-            what="restore evicted streams",
-            on_error=lambda _: self.metrics.redis_errors.inc(),
-        )
-        self.metrics.stream_restores.inc(len(part.readmit(names, states)))
-
-    def _evict_over_limit(self) -> None:
-        """Evict the least recently used streams beyond ``max_live_streams``, from each
-        partition in proportion to its streams (an approximation of one process-wide LRU
-        order that needs no bookkeeping per event)."""
-        parts = list(self.partitions.values())
-        total = sum(len(p.streams) for p in parts)
-        over = total - self.max_live_streams
-        if over <= 0:
-            return
-        evicted = 0
-        for part in sorted(parts, key=lambda p: len(p.streams), reverse=True):
-            share = min(over - evicted, -(-over * len(part.streams) // total))
-            evicted += len(part.evict(share))
-        self.metrics.stream_evictions.inc(evicted)
-
-    async def _forget_over_limit(self, tps: Iterable[TopicPartition]) -> None:
-        """Delete the stored state of the evicted streams seen longest ago, beyond
-        ``max_stored_streams`` per partition."""
-        for tp in tps:
-            part = self.partitions.get(tp)
-            names = [] if part is None else part.forget(self.max_stored_streams)
-            if names:
-                await retrying(
-                    partial(self.snapshots.forget, tp.topic, tp.partition, names),
-                    what="delete forgotten streams",
-                    on_error=lambda _: self.metrics.redis_errors.inc(),
-                )
-                self.metrics.streams_forgotten.inc(len(names))
 
     def owns(self, request: AdaptationRequest) -> bool:
         """True while this daemon owns the request's stream and the request is its task's
@@ -370,8 +310,8 @@ class Ownership:
             part.dirty.clear()
             offsets[tp] = part.next_offset
         # Every stream of these partitions is stored now: the least recently used can go.
-        self._evict_over_limit()
-        await self._forget_over_limit(offsets)
+        self.bounds.evict(self.partitions.values())
+        await self.bounds.forget(self.partitions, offsets)
         if not offsets:
             return
         try:

@@ -19,19 +19,15 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import ProducerClosed
 
 from ..core.effects import AdaptationRequest, Published, Retired
-from ..core.policy import PolicyMessage, encode_message
+from ..core.policy import PolicyMessage
 from ..core.signing import Signer
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
-from ..io.outputs import Undeliverable
-from ..io.retry import retrying
 from ..learner.messages import AdaptationOutcome, Learner
 from .configs import TaskModel
 from .lineage import Lineage, PolicyRecords, published_of
@@ -44,20 +40,12 @@ from .outcomes import (
     retirement_message,
 )
 from .ownership import Ownership
-from .worker import ADAPT, TorchWorker, WorkerClosed
+from .sending import FATAL, PolicySender, Publication, Sender
+from .worker import ADAPT, TorchWorker
 
 log = get_logger("adaptd.publishing")
 
 __all__ = ["FATAL", "Publisher"]
-
-FATAL = (ProducerClosed, WorkerClosed)
-"""Errors that retrying cannot fix: the daemon is shutting down."""
-
-
-class Sender(Protocol):
-    """Sends records and returns once all are acknowledged (``adaptd.daemon.io.outputs``)."""
-
-    async def send_all(self, records: list[tuple[str, bytes | None, bytes, Any]]) -> None: ...
 
 
 class Publisher:
@@ -101,14 +89,11 @@ class Publisher:
         self.ownership = ownership
         self.worker = worker
         self.learner = learner
-        self.outputs = outputs
-        self.policies = policies
         self.models = models
-        self.policy_topic = policy_topic
         self.deadline_s = deadline_s
         self.algorithm = algorithm
         self.metrics = metrics
-        self.signer = signer
+        self.sender = PolicySender(outputs, policies, policy_topic, metrics, signer)
         self.inflight: dict[str, tuple[TopicPartition, asyncio.Task[None]]] = {}
         self.history: deque[AdaptationRecord] = deque(maxlen=10_000)
         self.lineage = Lineage(ownership, policies, metrics)
@@ -126,6 +111,12 @@ class Publisher:
         self._start(
             request.id, self.ownership.partition_of(request), self._finish(request, fut, latest)
         )
+
+    def _hand_over(self, nxt: AdaptationRequest | None) -> None:
+        """Submit the request that waited behind a finished one (it stays in the snapshot
+        when the daemon is closing)."""
+        if nxt is not None and not self.closing:
+            self.submit(nxt)
 
     def retire(self, retired: Retired) -> None:
         """Publish the task's baseline in place of a policy that lost to it (continuous
@@ -169,8 +160,7 @@ class Publisher:
             newest, validate = latest.version, not latest.validation
             if same_shift:
                 nxt = await self.ownership.settle_request(request, published)
-                if nxt is not None and not self.closing:
-                    self.submit(nxt)
+                self._hand_over(nxt)
                 return True
         else:
             newest, validate = self.ownership.live_version(request), False
@@ -186,8 +176,7 @@ class Publisher:
             latest_version=newest,
         )
         nxt = await self.ownership.rebase(request, published, validate=validate)
-        if nxt is not None and not self.closing:
-            self.submit(nxt)
+        self._hand_over(nxt)
         return True
 
     @contextlib.asynccontextmanager
@@ -234,8 +223,8 @@ class Publisher:
             reason=retired.reason,
         )
         model = self.models[retired.task]
-        version = await self._publish_retrying(
-            _Publication(
+        version = await self.sender.publish(
+            Publication(
                 retired.model, lambda v: retirement_message(retired, v, model, self.algorithm(0))
             ),
             what="publish the baseline of a retired policy",
@@ -244,33 +233,6 @@ class Publisher:
         )
         if version is not None:
             await self.ownership.adopt_baseline(retired, version)
-
-    async def _publish_retrying(
-        self, publication: _Publication, *, what: str, stream: str, task: str
-    ) -> int | None:
-        """``publication`` sent, retried until it is out and recorded (its version), or None
-        when the brokers refuse the policy for good: counted, logged, and not retried (the
-        stream keeps what it serves)."""
-        try:
-            return await retrying(
-                lambda: self._send(publication),
-                what=what,
-                on_error=lambda _: self.metrics.publish_errors.inc(),
-                fatal=(*FATAL, Undeliverable),
-            )
-        except Undeliverable as exc:
-            self.metrics.outputs_dropped.labels(
-                topic=exc.topic, error=type(exc.error).__name__
-            ).inc()
-            log.error(
-                "policy dropped: the brokers refused it for good",
-                what=what,
-                stream=stream,
-                task=task,
-                bytes=exc.size,
-                error=repr(exc.error),
-            )
-            return None
 
     async def resume(self, requests: Iterable[AdaptationRequest]) -> None:
         """Resubmit requests a restored snapshot carried, unless their shift was already
@@ -358,8 +320,8 @@ class Publisher:
                 adapted = outcome
                 model = self.models[request.task]
                 algorithm = self.algorithm(adapted.meta_updates)
-                sent = await self._publish_retrying(
-                    _Publication(
+                sent = await self.sender.publish(
+                    Publication(
                         request.model,
                         lambda v: policy_message(request, adapted, v, model, algorithm),
                     ),
@@ -378,8 +340,7 @@ class Publisher:
             self.history.append(record(request, outcome, version, index))
             self._report(request, outcome, version)
         nxt = await self.ownership.settle_request(request, published)
-        if nxt is not None and not self.closing:
-            self.submit(nxt)
+        self._hand_over(nxt)
 
     def _report(self, request: AdaptationRequest, outcome: AdaptationOutcome, version: int) -> None:
         common = {
@@ -406,33 +367,3 @@ class Publisher:
             adaptation_ms=round(outcome.seconds * 1000, 2),
             **common,
         )
-
-    async def _send(self, publication: _Publication) -> int:
-        """Draw the model's next version (once), send its message (acknowledged; once) and
-        record it as the model's latest; returns the version. A retry after a failure goes
-        on from where the failed attempt stopped: it never draws a second version for the
-        same policy, nor sends it twice."""
-        message = publication.message
-        if message is None:
-            version = await self.policies.next_version(publication.model_id)
-            message = publication.message = publication.message_of(version)
-        if not publication.sent:
-            value = encode_message(message)
-            headers = None if self.signer is None else self.signer.headers(value)
-            await self.outputs.send_all(
-                [(self.policy_topic, publication.model_id.encode(), value, headers)]
-            )
-            publication.sent = True
-        await self.policies.save_latest(message)
-        return message.version
-
-
-@dataclass
-class _Publication:
-    """One policy on its way out: its message once a version is drawn, and whether the
-    brokers acknowledged it."""
-
-    model_id: str
-    message_of: Callable[[int], PolicyMessage]
-    message: PolicyMessage | None = None
-    sent: bool = False

@@ -237,13 +237,13 @@ async def test_a_policy_that_passes_the_gate_is_published_recorded_and_applied(r
 
 async def test_with_a_signer_each_policy_record_carries_its_signature(rig: Rig) -> None:
     private, public = generate_key_pair()
-    rig.publisher.signer = Signer.from_pem(private)
+    rig.publisher.sender.signer = Signer.from_pem(private)
     request = await rig.requested("S", live=4)
     rig.learner.outcomes[request.id] = outcome(request, publish=True, seed=1)
     rig.publisher.submit(request)
     await rig.idle()
     ((_, _, value, headers),) = rig.sender.sent
-    assert Keyring.from_pem([public]).verify(value, headers) == rig.publisher.signer.key_id
+    assert Keyring.from_pem([public]).verify(value, headers) == rig.publisher.sender.signer.key_id
     assert decode_message(value).version == 5
 
 

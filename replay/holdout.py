@@ -5,10 +5,12 @@ The first ``per_regime`` episodes of every (stream, regime) that have at least
 ``min_examples`` examples are *held out*: the store keeps them and the daemon does not offer
 them to the training reservoir, so meta-training never sees them. Each offer is one Lua
 script (``holdout.lua``), atomic and idempotent: a redelivered held episode is held again (and
-so again kept from the reservoir), a later episode of a full regime passes. The store is
-bounded: at most ``max_regimes`` regimes, and beyond that the regime offered an episode least
-recently is forgotten (LRU), its episodes and references with it. A regime that was forgotten
-and comes back has its first episodes since then held out afresh.
+so again kept from the reservoir), whatever regime it is offered under the second time (events
+processed again after a crash can be classified differently); an episode the reservoir was
+already offered passes (it has been trained on), and so does a later episode of a full regime.
+The store is bounded: at most ``max_regimes`` regimes, and beyond that the regime offered an
+episode least recently is forgotten (LRU), its episodes and references with it. A regime that
+was forgotten and comes back has its first episodes since then held out afresh.
 
 Next to each held episode the store keeps its *reference loss*: the first evaluation recorded
 for it (``holdout_reference.lua`` writes a loss only if none is stored), which survives
@@ -34,7 +36,7 @@ from adaptd.adapters.checks import int_at_least
 
 from .client import as_text, check_binary_client
 from .episode import Episode, decode_episode, encode_episode
-from .layout import check_prefix
+from .layout import ReservoirKeys, check_prefix
 from .scripts import BatchScript, Call, lua_source
 from .strata import regime_key, split_regime_key
 
@@ -46,8 +48,12 @@ class HoldoutKeys(NamedTuple):
 
     meta: str
     lru: str
+    ids: str
+    """Episode id -> ``stream:regime`` of every held episode."""
     episodes_prefix: str
     reference_prefix: str
+    reservoir_marks: str
+    """The reservoir's watermarks: an episode it was offered is never held afterwards."""
 
     @classmethod
     def for_prefix(cls, prefix: str) -> HoldoutKeys:
@@ -55,8 +61,10 @@ class HoldoutKeys(NamedTuple):
         return cls(
             meta=f"{base}:meta",
             lru=f"{base}:lru",
+            ids=f"{base}:ids",
             episodes_prefix=f"{base}:episodes:",
             reference_prefix=f"{base}:reference:",
+            reservoir_marks=ReservoirKeys.for_prefix(prefix).marks,
         )
 
     def episodes(self, key: str) -> str:
@@ -173,7 +181,7 @@ class HoldoutStore:
     async def clear(self) -> None:
         """Delete every held episode, reference and the LRU order."""
         keys = [as_text(k) for k in await self.client.zrange(self.keys.lru, 0, -1)]
-        names = [self.keys.meta, self.keys.lru]
+        names = [self.keys.meta, self.keys.lru, self.keys.ids]
         names += [self.keys.episodes(k) for k in keys] + [self.keys.reference(k) for k in keys]
         await self.client.delete(*names)
 
@@ -188,8 +196,10 @@ class HoldoutStore:
             str(self.max_regimes),
             k.episodes_prefix,
             k.reference_prefix,
+            episode.source,
+            str(episode.last_offset),
         ]
-        return [k.meta, k.lru, k.episodes(key)], args
+        return [k.meta, k.lru, k.episodes(key), k.ids, k.reservoir_marks], args
 
 
 def _order(episode: Episode) -> tuple[str, int]:

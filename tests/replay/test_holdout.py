@@ -12,6 +12,7 @@ from replay_support import CountingClient
 
 from adaptd.replay.episode import Episode
 from adaptd.replay.holdout import HoldoutKeys, HoldoutStore
+from adaptd.replay.reservoir import ReservoirBuffer
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +65,31 @@ async def test_a_redelivered_batch_gets_the_same_answers(
     assert len(regime.episodes) == 2
 
 
+async def test_an_episode_is_held_or_trained_on_whatever_regime_it_comes_back_under(
+    redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
+) -> None:
+    """Events processed again after a crash can land in another regime (seen in the SIGKILL
+    recovery test): the same episode must not be held under one and trained on under another."""
+    store = await _store(redis_client, key_prefix)
+    held = _run(episode_factory, "a", 0, 2)
+    assert await store.offer_many(held) == [True, True]
+    # Regime 1 is full; the held episodes come back under it and are still held.
+    await store.offer_many(_run(episode_factory, "a", 1, 2, start=500))
+    again = [episode_factory("a", first_offset=e.first_offset, n=e.n, regime=1) for e in held]
+    assert [e.id for e in again] == [e.id for e in held]
+    assert await store.offer_many(again) == [True, True]
+    assert {r.key: len(r.episodes) for r in await store.held()} == {"a:0": 2, "a:1": 2}
+
+    # An episode the reservoir was already offered is never held afterwards, even by a
+    # regime with room; a later one is.
+    reservoir = ReservoirBuffer(redis_client, prefix=key_prefix, capacity=100)
+    trained = episode_factory("b", first_offset=40, n=6, regime=0)
+    await reservoir.add_many([trained])
+    earlier = episode_factory("b", first_offset=10, n=6, regime=5)
+    later = episode_factory("b", first_offset=90, n=6, regime=5)
+    assert await store.offer_many([trained, earlier, later]) == [False, False, True]
+
+
 async def test_the_regime_cap_evicts_the_least_recently_offered_regime_entirely(
     redis_client: aioredis.Redis, key_prefix: str, episode_factory: Factory
 ) -> None:
@@ -83,6 +109,8 @@ async def test_the_regime_cap_evicts_the_least_recently_offered_regime_entirely(
     assert {r.key for r in await store.held()} == {"c:7", "d:0", "e:0"}
     left = await _keys(redis_client, key_prefix)
     assert not any(name.endswith(("a:0", "b:0", "a:1")) for name in left), left
+    ids = await redis_client.hgetall(k.ids)
+    assert {v.decode() for v in ids.values()} == {"c:7", "d:0", "e:0"}
 
 
 async def test_the_first_reference_recorded_stays(

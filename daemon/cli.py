@@ -236,6 +236,14 @@ def install_signal_handlers(stop: Callable[[], object]) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, handle, signum)
+    # What every task and thread waits on, for a daemon that stops moving without an error.
+    from .io.diagnostics import snapshot
+    from .io.logs import get_logger
+
+    loop.add_signal_handler(
+        signal.SIGUSR1,
+        lambda: get_logger("adaptd").warning("what the daemon waits on", tasks=snapshot()),
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from aiokafka.structs import ConsumerRecord
 
 from adaptd.daemon.config.settings import Settings
 from adaptd.daemon.core.signing import Keyring, generate_key_pair
+from adaptd.daemon.io.diagnostics import snapshot
 from adaptd.daemon.service.daemon import Daemon
 
 _enc = msgspec.json.Encoder()
@@ -172,6 +173,8 @@ async def wait_until(
         if await predicate():
             return
         await asyncio.sleep(every_s)
+    # What an in-process daemon's tasks wait on (shown with the failure's captured output).
+    print(snapshot())
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 

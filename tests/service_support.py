@@ -119,6 +119,8 @@ class FakeConsumer:
         self.owned_at_commit: list[set[TopicPartition]] = []
         self.ownership: Ownership | None = None
         """When set, each commit notes which partitions it still owned then."""
+        self.assigned: set[TopicPartition] = set()
+        """The consumer's assignment (what ``assignment()`` returns)."""
 
     async def committed(self, tp: TopicPartition) -> int | None:
         return self.offsets.get(tp)
@@ -138,6 +140,9 @@ class FakeConsumer:
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return self.high.get(tp)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
 
 
 class MemorySnapshots:

@@ -96,6 +96,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.in_flight = Gauge(
+            f"{PREFIX}_adaptations_in_flight",
+            "Adaptation requests and retirements being worked on (learner, gate, publication); "
+            "requests queued behind one of their stream's are not counted.",
+            registry=r,
+        )
         self.retirements = Counter(
             f"{PREFIX}_policies_retired",
             "Live policies retired by continuous validation for losing to their task's "
@@ -178,6 +184,12 @@ class Metrics:
             f"{PREFIX}_consumer_lag",
             "High watermark minus position, per input partition.",
             ["partition"],
+            registry=r,
+        )
+        self.rewinds = Counter(
+            f"{PREFIX}_partition_rewinds",
+            "Fetched batches of a partition assigned but not restored yet, read again once it is "
+            "(the consumer rewound to their first offset).",
             registry=r,
         )
         self.partition_stalls = Counter(

@@ -33,6 +33,7 @@ from ..core.effects import AdaptationRequest, Effects, Published, Retired
 from ..core.partition import PartitionState, Record
 from ..core.stream import StreamConfig
 from ..core.track import TaskTrack
+from ..io.diagnostics import snapshot
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from ..io.retry import retrying
@@ -54,6 +55,8 @@ class Committer(Protocol):
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
     def highwater(self, tp: TopicPartition) -> int | None: ...
+
+    def assignment(self) -> set[TopicPartition]: ...
 
 
 class Settles(Protocol):
@@ -97,6 +100,12 @@ class Ownership:
     async def assign(self, assigned: Iterable[TopicPartition]) -> list[AdaptationRequest]:
         """Take over partitions, restoring their snapshots; returns the adaptation requests
         their restored streams had in flight (to resume)."""
+        # Under the lock: aiokafka fetches the new partitions while this runs, and a batch
+        # of theirs must wait until they are restored (or be rewound, see process()).
+        async with self.lock:
+            return await self._assign(assigned)
+
+    async def _assign(self, assigned: Iterable[TopicPartition]) -> list[AdaptationRequest]:
         resumed: list[tuple[TopicPartition, AdaptationRequest]] = []
         for tp in sorted(assigned):
             if tp in self.partitions:
@@ -185,6 +194,7 @@ class Ownership:
             for tp, records in batch.items():
                 part = self.partitions.get(tp)
                 if part is None:
+                    self._not_owned(tp, records)
                     continue
                 count += len(records)
                 missing = part.missing(records)
@@ -201,6 +211,24 @@ class Ownership:
                     # effects.
                     part.finish(touched, defaults, out)
         return count
+
+    def _not_owned(self, tp: TopicPartition, records: Sequence[Record]) -> None:
+        """Records of a partition this daemon does not own (yet). Revoked while the fetch was
+        in flight: its new owner reads them. Assigned, but fetched before the assignment
+        reached :meth:`assign` (aiokafka fetches as soon as it knows the committed offsets,
+        before the rebalance listener is done): the consumer is rewound to the first of
+        them, or they would be skipped for good (issue 12, finding 5: a daemon that looked
+        idle with records waiting)."""
+        if records and tp in self.consumer.assignment():
+            self.consumer.seek(tp, records[0].offset)
+            self.metrics.rewinds.inc()
+            log.info(
+                "records of a partition not restored yet: read again after its assignment",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=records[0].offset,
+                records=len(records),
+            )
 
     def owns(self, request: AdaptationRequest) -> bool:
         """True while this daemon owns the request's stream and the request is its task's
@@ -350,6 +378,7 @@ class Ownership:
                     in_flight=len(part.in_flight()),
                     for_s=round(self.stalls.stalled_for(tp, now), 1),
                     processing=self.lock.locked(),
+                    tasks=snapshot(),
                 )
         self.stalls.forget([tp for tp in self.stalls.stalled if tp not in self.partitions])
         self.metrics.partitions_stalled.set(len(self.stalls.stalled))

@@ -128,11 +128,13 @@ class Publisher:
         task = asyncio.ensure_future(work)
         task.set_name(key)
         self.inflight[key] = (tp, task)
+        self.metrics.in_flight.set(len(self.inflight))
 
         def done(_: object) -> None:
             # A rebased request runs again under the same key: only this task leaves.
             if key in self.inflight and self.inflight[key][1] is task:
                 del self.inflight[key]
+                self.metrics.in_flight.set(len(self.inflight))
 
         task.add_done_callback(done)
 

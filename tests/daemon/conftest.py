@@ -4,8 +4,10 @@ prefix, and ``adaptd run`` as a child process."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -52,6 +54,9 @@ def settings_factory(
             "shift_topic": topics.shifts,
             "deadletter_topic": topics.deadletter,
             "commit_interval_ms": 200,
+            # A partition that stops advancing is logged with its state well within the
+            # tests' timeouts.
+            "stall_timeout_s": 10,
         } | sections.pop("kafka", {})
         redis = {"url": redis_url, "key_prefix": key_prefix} | sections.pop("redis", {})
         metrics = {"host": "127.0.0.1", "port": 0} | sections.pop("metrics", {})
@@ -118,8 +123,21 @@ class DaemonProcess:
         return self.log.read().decode(errors="replace")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def daemon_process(tmp_path: Any) -> Iterator[Callable[[Settings], DaemonProcess]]:
+def daemon_process(
+    tmp_path: Any, request: pytest.FixtureRequest
+) -> Iterator[Callable[[Settings], DaemonProcess]]:
     """Start ``adaptd run`` as a child process with the given settings (killed at the end)."""
     started: list[DaemonProcess] = []
 
@@ -143,7 +161,15 @@ def daemon_process(tmp_path: Any) -> Iterator[Callable[[Settings], DaemonProcess
         return handle
 
     yield start
+    failed = request.node.stash.get(FAILED, False)
     for handle in started:
+        if failed and handle.proc.poll() is None:
+            # A daemon that stopped moving: what its tasks and threads wait on, in its log.
+            handle.proc.send_signal(signal.SIGUSR1)
+            time.sleep(2.0)
+        if failed:
+            print(f"--- daemon {handle.proc.pid} log (last 30,000 characters)")
+            print(handle.output()[-30_000:])
         if handle.proc.poll() is None:
             handle.proc.kill()
             handle.proc.wait()

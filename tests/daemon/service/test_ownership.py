@@ -192,6 +192,53 @@ async def test_records_of_a_partition_revoked_meanwhile_are_skipped() -> None:
     assert r.ownership.partitions[TP0].next_offset == 120
 
 
+async def test_records_fetched_before_their_partition_is_restored_are_read_again() -> None:
+    # aiokafka fetches a new partition as soon as it knows its committed offset, before the
+    # rebalance listener has restored it: such records were once skipped for good, and the
+    # daemon sat idle with records waiting (issue 12, finding 5).
+    r = rig()
+    r.consumer.assigned = {TP0, TP1}
+    await r.ownership.assign({TP0})
+    a = market_records("A", 0, events=120)
+    b = market_records("B", 1, events=80, first_offset=30)
+    out = Effects()
+    assert await r.ownership.process({TP0: a, TP1: b}, {}, out) == 120
+    assert r.consumer.seeks == [(TP1, 30)]
+    assert counter(r.metrics, "adaptd_partition_rewinds_total") == 1
+    await r.ownership.assign({TP1})
+    assert await r.ownership.process({TP1: b}, {}, out) == 80
+    assert r.ownership.partitions[TP1].next_offset == 110
+
+
+async def test_a_batch_fetched_during_an_assignment_waits_for_the_restore() -> None:
+    snapshots = MemorySnapshots()
+    snapshots.stored[(TOPIC, 0)] = (40, {})
+    release = asyncio.Event()
+    restore = snapshots.restore
+
+    async def slow_restore(topic: str, partition: int, limit: int):  # type: ignore[no-untyped-def]
+        await release.wait()
+        return await restore(topic, partition, limit)
+
+    snapshots.restore = slow_restore  # type: ignore[method-assign]
+    r = rig(snapshots=snapshots)
+    r.consumer.assigned = {TP0}
+    assigning = asyncio.create_task(r.ownership.assign({TP0}))
+    await asyncio.sleep(0)
+    out = Effects()
+    processing = asyncio.create_task(
+        r.ownership.process({TP0: market_records("A", 0, events=60)}, {}, out)
+    )
+    await asyncio.sleep(0.01)
+    assert not processing.done()  # waits for the partition, instead of dropping its records
+    release.set()
+    await assigning
+    assert await processing == 60
+    assert r.consumer.seeks == [(TP0, 40)]  # the restored position...
+    assert out.processed == 20  # ...and the records below it, already processed, skipped
+    assert r.ownership.partitions[TP0].next_offset == 60
+
+
 # -- settling requests ------------------------------------------------------------------------
 
 

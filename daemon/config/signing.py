@@ -1,4 +1,5 @@
-"""Signing the policies: the daemon's private key, the public keys subscribers trust.
+"""Signing the policies: the daemon's private key, the public keys subscribers trust; and,
+keyed by the same private key, the seals of the partition snapshots.
 
 The key files are read and checked when the settings load, so a wrong key is a
 configuration error that names the setting (the key's bytes never appear in it).
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from pydantic import SecretStr, field_validator, model_validator
 
+from ..core.sealing import Sealer
 from ..core.signing import Keyring, Signer
 from .sections import Section, read_file
 
@@ -33,6 +35,11 @@ class SigningSettings(Section):
     verify: bool = True
     """``adaptd policies`` refuses (and marks) policies that are unsigned, signed by a key not
     trusted, or altered."""
+    accept_unsealed_snapshots: bool = False
+    """With a signing key, partition snapshots in Redis are sealed with an HMAC derived from
+    it, and a stream state without a valid seal is never unpickled (its stream starts
+    afresh). True also reads unsealed states: for the first restart after upgrading from a
+    version that did not seal them."""
 
     @field_validator("key_file")
     @classmethod
@@ -69,6 +76,14 @@ class SigningSettings(Section):
         if self.key is not None:
             return self.key.get_secret_value().encode()
         return None if self.key_file is None else read_file(self.key_file)
+
+    def sealer(self) -> Sealer:
+        """What seals and opens the partition snapshots: keyed by the signing key when there
+        is one (the daemons of a group share it), else storing them unsealed."""
+        pem = self.private_pem()
+        if pem is None:
+            return Sealer()
+        return Sealer.derived(pem, accept_unsealed=self.accept_unsealed_snapshots)
 
     def public_pems(self) -> list[bytes]:
         return [read_file(path) for path in self.trusted_keys]

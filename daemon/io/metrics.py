@@ -186,6 +186,12 @@ class Metrics:
             ["partition"],
             registry=r,
         )
+        self.snapshots_refused = Counter(
+            f"{PREFIX}_snapshot_states_refused",
+            "Stream states in a partition snapshot not unpickled: their seal did not match, "
+            "or they were unsealed where seals are required; the streams started afresh.",
+            registry=r,
+        )
         self.rewinds = Counter(
             f"{PREFIX}_partition_rewinds",
             "Fetched batches of a partition assigned but not restored yet, read again once it is "

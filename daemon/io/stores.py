@@ -10,9 +10,9 @@
 - ``CheckpointStore``: the meta-learned initialisation, so a restart resumes from it.
 
 The snapshots are pickles (read through :func:`adaptd.daemon.core.snapshot.loads`, which also
-reads those of earlier layouts): Redis is inside the daemon's trust boundary (whoever can
-write these keys can also rewrite the policies the daemon publishes). Run Redis with
-authentication and do not share the key prefix with untrusted writers.
+reads those of earlier layouts), sealed with an HMAC when the daemon has a key
+(:mod:`adaptd.daemon.core.sealing`): a blob whose seal does not match is never unpickled; its
+stream starts afresh, logged and counted. Run Redis with authentication all the same.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ..core.policy import PolicyError, PolicyMessage, decode_message, encode_message
+from ..core.sealing import SealBroken, Sealer
 from ..core.snapshot import loads
 from ..core.stream import StreamState
 from .logs import get_logger
@@ -43,12 +44,23 @@ _STREAM = "s:"
 class SnapshotStore:
     """Partition snapshots under ``{prefix}:state:{group}:{topic}:{partition}``."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, group: str, chunk: int = 500) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        group: str,
+        chunk: int = 500,
+        sealer: Sealer | None = None,
+        on_reject: Callable[[int], object] | None = None,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.group = group
         self.chunk = chunk
         """Streams per round trip when a partition is restored."""
+        self.sealer = sealer if sealer is not None else Sealer()
+        self.on_reject = on_reject
+        """Called with the number of stream states refused (seal broken, or unreadable)."""
 
     def key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}:state:{self.group}:{topic}:{partition}"
@@ -65,13 +77,14 @@ class SnapshotStore:
         partition's streams that have an adaptation in flight (``pending``: they are restored
         first); returns the bytes written per stream. Many streams are pickled on a thread
         (the caller holds the ownership lock, so nothing changes them meanwhile)."""
-        blobs = await _off_the_loop_if_many(_encode, streams)
+        key = self.key(topic, partition)
+        blobs = await _off_the_loop_if_many(lambda s: _encode(s, self.sealer, key), streams)
         mapping: dict[str | bytes, bytes] = {_OFFSET: str(next_offset).encode()}
         if pending is not None:
             mapping[_PENDING] = json.dumps(sorted(pending)).encode()
         mapping.update((_STREAM + name, blob) for name, blob in blobs.items())
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key(topic, partition), mapping=mapping)
+            pipe.hset(key, mapping=mapping)
             await pipe.execute()
         return {name: len(blob) for name, blob in blobs.items()}
 
@@ -90,7 +103,7 @@ class SnapshotStore:
                 key, cursor, match=f"{_STREAM}*", count=self.chunk
             )
             blobs = {f.decode()[len(_STREAM) :]: blob for f, blob in found.items()}
-            streams.update(await _off_the_loop_if_many(_decode, blobs))
+            streams.update(await self._read(key, blobs))
             if cursor == 0:
                 break
         return int(offset), streams
@@ -131,9 +144,27 @@ class SnapshotStore:
     async def fetch(self, topic: str, partition: int, names: list[str]) -> dict[str, StreamState]:
         """The stored state of ``names`` (those that have one), unpickled on a thread when
         there are many."""
-        raws = await self.client.hmget(self.key(topic, partition), [_STREAM + n for n in names])
+        key = self.key(topic, partition)
+        raws = await self.client.hmget(key, [_STREAM + n for n in names])
         blobs = {n: raw for n, raw in zip(names, raws, strict=True) if raw is not None}
-        return await _off_the_loop_if_many(_decode, blobs)
+        return await self._read(key, blobs)
+
+    async def _read(self, key: str, blobs: dict[str, bytes]) -> dict[str, StreamState]:
+        """The states of ``blobs``, but for those refused (logged and counted): their streams
+        start afresh, and their next snapshot overwrites what was stored."""
+        decoded = await _off_the_loop_if_many(lambda b: _decode(b, self.sealer, key), blobs)
+        refused = {name: why for name, why in decoded.items() if isinstance(why, str)}
+        if refused:
+            log.error(
+                "stream states refused: not unpickled, the streams start afresh",
+                key=key,
+                streams=sorted(refused)[:20],
+                count=len(refused),
+                reason=next(iter(refused.values())),
+            )
+            if self.on_reject is not None:
+                self.on_reject(len(refused))
+        return {n: s for n, s in decoded.items() if not isinstance(s, str)}
 
     async def forget(self, topic: str, partition: int, names: list[str]) -> None:
         """Delete the stored state of ``names``."""
@@ -166,12 +197,29 @@ async def _off_the_loop_if_many(
     return await asyncio.to_thread(convert, items)
 
 
-def _encode(streams: dict[str, StreamState]) -> dict[str, bytes]:
-    return {name: zlib.compress(pickle.dumps(s, protocol=5), 1) for name, s in streams.items()}
+def _encode(streams: dict[str, StreamState], sealer: Sealer, key: str) -> dict[str, bytes]:
+    return {
+        name: sealer.seal(_place(key, name), zlib.compress(pickle.dumps(s, protocol=5), 1))
+        for name, s in streams.items()
+    }
 
 
-def _decode(blobs: dict[str, bytes]) -> dict[str, StreamState]:
-    return {name: loads(zlib.decompress(blob)) for name, blob in blobs.items()}
+def _decode(blobs: dict[str, bytes], sealer: Sealer, key: str) -> dict[str, StreamState | str]:
+    """Each stream's state, or why it was refused."""
+    out: dict[str, StreamState | str] = {}
+    for name, data in blobs.items():
+        try:
+            blob = sealer.open(_place(key, name), data)
+        except SealBroken as exc:
+            out[name] = str(exc)
+            continue
+        out[name] = loads(zlib.decompress(blob))
+    return out
+
+
+def _place(key: str, name: str) -> str:
+    """Where a stream's state is stored: its seal covers it."""
+    return f"{key}\x00{name}"
 
 
 class PolicyStore:

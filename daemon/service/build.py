@@ -129,7 +129,14 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
     consumer = make_consumer(s.kafka, max_poll_records=s.kafka.max_poll_records)
     ownership = Ownership(
         consumer,
-        SnapshotStore(redis, s.redis.key_prefix, s.kafka.group_id, s.state.restore_chunk),
+        SnapshotStore(
+            redis,
+            s.redis.key_prefix,
+            s.kafka.group_id,
+            s.state.restore_chunk,
+            sealer=s.signing.sealer(),
+            on_reject=metrics.snapshots_refused.inc,
+        ),
         effects,
         stream_config(s, tasks),
         metrics,
@@ -173,12 +180,12 @@ def signer_of(s: Settings) -> Signer | None:
     pem = s.signing.private_pem()
     if pem is None:
         log.warning(
-            "policies are published unsigned: subscribers that verify will refuse them "
-            "(signing.key_file)"
+            "policies are published unsigned: subscribers that verify will refuse them, and "
+            "partition snapshots are stored unsealed (signing.key_file)"
         )
         return None
     signer = Signer.from_pem(pem)
-    log.info("policies are signed", key_id=signer.key_id)
+    log.info("policies are signed, snapshots sealed", key_id=signer.key_id)
     return signer
 
 

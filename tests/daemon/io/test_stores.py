@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import pickle
+import zlib
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,6 +26,7 @@ from structlog.testing import capture_logs
 from adaptd.daemon.core.effects import Effects
 from adaptd.daemon.core.partition import PartitionState
 from adaptd.daemon.core.policy import build_message
+from adaptd.daemon.core.sealing import MAGIC, Sealer
 from adaptd.daemon.core.stream import StreamState
 from adaptd.daemon.io import stores
 from adaptd.daemon.io.stores import CheckpointStore, PolicyStore, SnapshotStore
@@ -88,6 +91,66 @@ async def test_a_snapshot_round_trips_its_streams_and_offset(
     assert await SnapshotStore(redis_client, key_prefix, "g2").load(TOPIC, 3) is None
     assert await redis_client.exists(store.key(TOPIC, 3)) == 1
     assert store.key(TOPIC, 3) == f"{key_prefix}:state:g1:{TOPIC}:3"
+
+
+FIRED: list[str] = []
+
+
+def _payload() -> None:
+    FIRED.append("code ran")
+
+
+class _Hostile:
+    """A pickle that runs code when it is loaded (here, harmlessly)."""
+
+    def __reduce__(self) -> tuple:
+        return (_payload, ())
+
+
+async def test_a_sealed_snapshot_refuses_states_written_by_anyone_without_the_key(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    refused: list[int] = []
+    sealer = Sealer.derived(b"the group's signing key")
+    store = SnapshotStore(redis_client, key_prefix, "g", sealer=sealer, on_reject=refused.append)
+    part = streams("A", "B", "C")
+    await store.save(TOPIC, 3, 600, part.streams)
+    key = store.key(TOPIC, 3)
+    assert (await redis_client.hget(key, "s:A")).startswith(MAGIC)
+    # A writer to Redis without the key: a hostile pickle in A's place, B's sealed state
+    # copied into C's place, and a stream of its own, unsealed.
+    await redis_client.hset(
+        key,
+        mapping={
+            "s:A": zlib.compress(pickle.dumps(_Hostile())),
+            "s:C": await redis_client.hget(key, "s:B"),
+            "s:D": zlib.compress(pickle.dumps(part.streams["A"])),
+        },
+    )
+    with capture_logs() as logs:
+        loaded = await store.load(TOPIC, 3)
+    assert FIRED == []
+    assert loaded is not None and sorted(loaded[1]) == ["B"]
+    assert refused == [3]
+    (entry,) = [e for e in logs if e["event"].startswith("stream states refused")]
+    assert entry["streams"] == ["A", "C", "D"]
+    restored = await store.restore(TOPIC, 3, limit=10)
+    assert restored is not None and sorted(restored[1]) == ["B"]
+    assert sorted(await store.fetch(TOPIC, 3, ["A", "B", "D"])) == ["B"]
+    assert FIRED == []
+
+    # Another key's seal does not open. Unsealed states (an older daemon's) are read only
+    # when allowed, for the restart that upgrades: opt-in, since they are unchecked pickles.
+    other = SnapshotStore(redis_client, key_prefix, "g", sealer=Sealer.derived(b"another key"))
+    loaded = await other.load(TOPIC, 3)
+    assert loaded is not None and loaded[1] == {}
+    await redis_client.hdel(key, "s:A")
+    migrating = SnapshotStore(
+        redis_client, key_prefix, "g", sealer=Sealer.derived(b"k", accept_unsealed=True)
+    )
+    loaded = await migrating.load(TOPIC, 3)
+    assert loaded is not None and sorted(loaded[1]) == ["D"]
+    assert isinstance(loaded[1]["D"], StreamState)
 
 
 async def test_a_save_writes_only_the_given_streams_and_moves_the_offset(

@@ -65,7 +65,10 @@ async def test_thousands_of_stream_ids_stay_within_the_limits(settings_factory, 
         # forgotten before its second event and started again: what counts is what is stored.)
         back = next(iter(part.evicted))
         stored = await SnapshotStore(
-            redis_client, settings.redis.key_prefix, settings.kafka.group_id
+            redis_client,
+            settings.redis.key_prefix,
+            settings.kafka.group_id,
+            sealer=settings.signing.sealer(),
         ).fetch(topics.input, 0, [back])
         was = stored[back].index
         more = events([back], 1, 1_700_000_000_000 + 2 * 60_000)

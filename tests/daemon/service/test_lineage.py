@@ -67,9 +67,10 @@ async def test_a_policy_published_after_the_snapshot_is_the_parent_of_the_next_o
     before = _of_model(await read_topic(bootstrap, topics.policies, idle_s=1.0))
     assert before, "the first daemon published no policy for the shift near event 700"
     last = max(before, key=lambda m: m.version)
-    snapshot = await SnapshotStore(redis_client, prefix, settings.kafka.group_id).load(
-        topics.input, 0
+    store = SnapshotStore(
+        redis_client, prefix, settings.kafka.group_id, sealer=settings.signing.sealer()
     )
+    snapshot = await store.load(topics.input, 0)
     assert snapshot is not None
     offset, streams = snapshot
     assert offset == RESTART_AT

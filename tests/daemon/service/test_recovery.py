@@ -22,6 +22,7 @@ import pytest
 from daemon_support import committed, produce_at, read_topic, regime_stream, wait_until
 
 from adaptd.daemon.core.policy import decode_message
+from adaptd.daemon.core.sealing import MAGIC
 from adaptd.replay.holdout import HoldoutStore
 from adaptd.replay.reservoir import ReservoirBuffer
 
@@ -217,6 +218,9 @@ async def test_sigterm_commits_everything_processed(settings_factory, daemon_pro
     for p, end in ends.items():
         key = f"{settings.redis.key_prefix}:state:{settings.kafka.group_id}:{topics.input}:{p}"
         assert int(await redis_client.hget(key, "__offset__")) == end
+        # Sealed (the daemon has a signing key): docs/security.md.
+        states = {f: v for f, v in (await redis_client.hgetall(key)).items() if f[:2] == b"s:"}
+        assert states and all(v.startswith(MAGIC) for v in states.values())
     log = [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
     assert any(entry.get("event") == "adaptd stopped" for entry in log)
 

@@ -121,6 +121,8 @@ class FakeConsumer:
         """When set, each commit notes which partitions it still owned then."""
         self.assigned: set[TopicPartition] = set()
         """The consumer's assignment (what ``assignment()`` returns)."""
+        self.log_start: dict[TopicPartition, int] = {}
+        """Each partition's first offset (0 when not given)."""
 
     async def committed(self, tp: TopicPartition) -> int | None:
         return self.offsets.get(tp)
@@ -143,6 +145,11 @@ class FakeConsumer:
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
+
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        return {tp: self.log_start.get(tp, 0) for tp in partitions}
 
 
 class MemorySnapshots:

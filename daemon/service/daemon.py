@@ -38,6 +38,7 @@ from ..io.http import HttpServer
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from .build import Services, open_services
+from .gauges import update_gauges
 from .metatrain import MetaTrainer
 from .ownership import Ownership
 from .publishing import Publisher
@@ -289,7 +290,7 @@ class Daemon:
     async def _refresh_gauges(self) -> None:
         while True:
             await asyncio.sleep(2.0)
-            self.services.ownership.update_gauges()
+            update_gauges(self.services.ownership)
             if not self.input_topic_exists:
                 await self._check_input_topic()
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Protocol
@@ -33,7 +32,6 @@ from ..core.effects import AdaptationRequest, Effects, Published, Retired
 from ..core.partition import PartitionState, Record
 from ..core.stream import StreamConfig
 from ..core.track import TaskTrack
-from ..io.diagnostics import snapshot
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from ..io.retry import retrying
@@ -57,6 +55,10 @@ class Committer(Protocol):
     def highwater(self, tp: TopicPartition) -> int | None: ...
 
     def assignment(self) -> set[TopicPartition]: ...
+
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
 
 
 class Settles(Protocol):
@@ -88,6 +90,9 @@ class Ownership:
         self.max_message_bytes = max_message_bytes
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self.committed: dict[TopicPartition, int] = {}
+        self.starts: dict[TopicPartition, int] = {}
+        """Where a partition with no commit and no snapshot starts (its log start): its
+        position until it processes a record, so the stall watch sees it too."""
         self.lock = asyncio.Lock()
         self.joined = asyncio.Event()
         """Set once the first assignment was handled (the readiness probe waits for it)."""
@@ -148,6 +153,7 @@ class Ownership:
             self.partitions[tp] = part
             self.committed[tp] = committed if committed is not None else -1
             resumed += [(tp, r) for r in part.in_flight()]
+        await self._note_starts([tp for tp in assigned if self.partitions[tp].next_offset is None])
         self.bounds.evict(self.partitions.values())
         self.metrics.assigned_partitions.set(len(self.partitions))
         # Every assignment is logged, an empty one too: a daemon that joined its group and
@@ -172,6 +178,7 @@ class Ownership:
             for tp in gone:
                 self.partitions.pop(tp, None)
                 self.committed.pop(tp, None)
+                self.starts.pop(tp, None)
                 with contextlib.suppress(KeyError):
                     self.metrics.consumer_lag.remove(str(tp.partition))
         self.metrics.assigned_partitions.set(len(self.partitions))
@@ -211,6 +218,14 @@ class Ownership:
                     # effects.
                     part.finish(touched, defaults, out)
         return count
+
+    async def _note_starts(self, fresh: list[TopicPartition]) -> None:
+        if not fresh:
+            return
+        try:
+            self.starts.update(await self.consumer.beginning_offsets(fresh))
+        except KafkaError as exc:  # the stall watch only misses these partitions meanwhile
+            log.warning("log start offsets not known", error=repr(exc))
 
     def _not_owned(self, tp: TopicPartition, records: Sequence[Record]) -> None:
         """Records of a partition this daemon does not own (yet). Revoked while the fetch was
@@ -353,37 +368,6 @@ class Ownership:
             return
         self.committed.update(offsets)
         self.metrics.commits.labels(result="ok").inc()
-
-    # -- gauges ---------------------------------------------------------------------------
-    def update_gauges(self, now: float | None = None) -> None:
-        """Consumer lag per partition, the number of streams owned, and stalled partitions
-        (``now``: a monotonic time in seconds)."""
-        now = time.monotonic() if now is None else now
-        for tp, part in self.partitions.items():
-            high = self.consumer.highwater(tp)
-            if high is not None and part.next_offset is not None:
-                self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(
-                    max(high - part.next_offset, 0)
-                )
-            if self.stalls.observe(tp, part.next_offset, high, now):
-                self.metrics.partition_stalls.inc()
-                log.warning(
-                    "partition stalled: records wait and its position does not move",
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    position=part.next_offset,
-                    highwater=high,
-                    committed=self.committed.get(tp),
-                    streams=len(part.streams),
-                    in_flight=len(part.in_flight()),
-                    for_s=round(self.stalls.stalled_for(tp, now), 1),
-                    processing=self.lock.locked(),
-                    tasks=snapshot(),
-                )
-        self.stalls.forget([tp for tp in self.stalls.stalled if tp not in self.partitions])
-        self.metrics.partitions_stalled.set(len(self.stalls.stalled))
-        self.metrics.streams.set(sum(len(p.streams) for p in self.partitions.values()))
-        self.metrics.streams_evicted.set(sum(len(p.evicted) for p in self.partitions.values()))
 
 
 async def _off_the_loop(checks: list[Check]) -> None:

@@ -26,6 +26,7 @@ from service_support import (
 
 from adaptd.daemon.core.effects import Effects
 from adaptd.daemon.io.metrics import Metrics
+from adaptd.daemon.service.gauges import update_gauges
 from adaptd.daemon.service.ownership import Ownership
 
 SETTINGS = small_settings()
@@ -118,7 +119,7 @@ async def test_the_least_recently_used_streams_are_evicted_first() -> None:
     part = bounded.partitions[TP0]
     assert list(part.streams) == ["S6", "S7"]
     assert list(part.evicted)[:2] == ["S0", "S1"]
-    bounded.update_gauges()
+    update_gauges(bounded)
     assert bounded.metrics.registry.get_sample_value("adaptd_streams") == 2
     assert bounded.metrics.registry.get_sample_value("adaptd_streams_evicted") == 6
 

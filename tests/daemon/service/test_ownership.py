@@ -33,6 +33,7 @@ from adaptd.daemon.core.effects import AdaptationRequest, Effects, Published
 from adaptd.daemon.core.partition import PartitionState
 from adaptd.daemon.core.track import TaskTrack
 from adaptd.daemon.io.metrics import Metrics
+from adaptd.daemon.service.gauges import update_gauges
 from adaptd.daemon.service.ownership import Ownership
 
 SETTINGS = small_settings()
@@ -403,7 +404,7 @@ async def test_revoke_commits_before_forgetting_the_partition() -> None:
     await process(r, TP0, "A", events=90)
     await process(r, TP1, "B", events=40)
     r.consumer.high = {TP0: 100, TP1: 100}
-    r.ownership.update_gauges()
+    update_gauges(r.ownership)
     assert counter(r.metrics, "adaptd_consumer_lag", partition="0") == 10
     await r.ownership.revoke({TP0, TP2})
     assert r.consumer.commits == [{TP0: 90}]  # TP2 had not moved
@@ -429,14 +430,14 @@ async def test_gauges_export_the_lag_per_partition_and_the_streams_owned() -> No
     await process(r, TP0, "A", events=60)
     await process(r, TP0, "B", events=60)
     r.consumer.high = {TP0: 1000, TP1: 3}  # TP2's high watermark is not known yet
-    r.ownership.update_gauges()
+    update_gauges(r.ownership)
     value = r.metrics.registry.get_sample_value
     assert value("adaptd_consumer_lag", {"partition": "0"}) == 1000 - 120
     assert value("adaptd_consumer_lag", {"partition": "1"}) == 0  # never below zero
     assert value("adaptd_consumer_lag", {"partition": "2"}) is None
     assert value("adaptd_streams") == 2
     r.consumer.high[TP0] = 120
-    r.ownership.update_gauges()
+    update_gauges(r.ownership)
     assert value("adaptd_consumer_lag", {"partition": "0"}) == 0
     assert np.isclose(value("adaptd_assigned_partitions"), 3)
 
@@ -527,11 +528,11 @@ async def test_a_partition_that_does_not_advance_while_records_wait_is_reported(
     r.consumer.high[TP0] = 80  # 30 records wait on TP0
     r.consumer.high[TP1] = 50  # TP1 has read everything
     with capture_logs() as logs:
-        r.ownership.update_gauges(now=1000.0)
-        r.ownership.update_gauges(now=1029.0)
+        update_gauges(r.ownership, now=1000.0)
+        update_gauges(r.ownership, now=1029.0)
         assert r.ownership.stalls.stalled == set()
-        r.ownership.update_gauges(now=1031.0)
-        r.ownership.update_gauges(now=1100.0)
+        update_gauges(r.ownership, now=1031.0)
+        update_gauges(r.ownership, now=1100.0)
     assert r.ownership.stalls.stalled == {TP0}
     assert counter(r.metrics, "adaptd_partition_stalls_total") == 1
     assert counter(r.metrics, "adaptd_partitions_stalled") == 1
@@ -539,9 +540,31 @@ async def test_a_partition_that_does_not_advance_while_records_wait_is_reported(
     assert (line["partition"], line["position"], line["highwater"]) == (0, 50, 80)
     # It moves: no longer stalled.
     await process(r, TP0, "A", events=10)
-    r.ownership.update_gauges(now=1101.0)
+    update_gauges(r.ownership, now=1101.0)
     assert r.ownership.stalls.stalled == set()
     assert counter(r.metrics, "adaptd_partitions_stalled") == 0
+
+
+async def test_a_partition_that_never_processed_a_record_is_watched_from_its_log_start() -> None:
+    # The skipped-records fault (finding 5) left partitions that had processed nothing: with
+    # no position of their own, the watch could not see them.
+    from adaptd.daemon.service.watchdog import StallWatch
+
+    r = rig({TP1: 70})
+    r.consumer.log_start = {TP0: 20}
+    r.ownership.stalls = StallWatch(30.0)
+    await r.ownership.assign({TP0, TP1})
+    assert r.ownership.starts == {TP0: 20}  # TP1 starts at its commit
+    r.consumer.high.update({TP0: 50, TP1: 90})
+    with capture_logs() as logs:
+        update_gauges(r.ownership, now=1000.0)
+        update_gauges(r.ownership, now=1031.0)
+    assert r.ownership.stalls.stalled == {TP0, TP1}
+    assert sorted((e["partition"], e["position"]) for e in logs) == [(0, 20), (1, 70)]
+    sample = r.metrics.registry.get_sample_value
+    assert sample("adaptd_consumer_lag", {"partition": "0"}) == 30
+    await r.ownership.revoke({TP0})
+    assert r.ownership.starts == {}
 
 
 async def test_a_snapshot_that_cannot_be_stored_is_retried_not_fatal() -> None:

@@ -188,8 +188,9 @@ class Metrics:
         )
         self.snapshots_refused = Counter(
             f"{PREFIX}_snapshot_states_refused",
-            "Stream states in a partition snapshot not unpickled: their seal did not match, "
-            "or they were unsealed where seals are required; the streams started afresh.",
+            "Stream states in a partition snapshot refused: their seal did not match, they "
+            "were unsealed where seals are required, or they could not be read (another "
+            "version's classes, corrupt); the streams started afresh.",
             registry=r,
         )
         self.rewinds = Counter(

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from river.drift import ADWIN, PageHinkley
+from river.drift import ADWIN
 
 from .bocpd import BOCPD
 from .cusum import Cusum
 from .focus import Focus
 from .protocol import ChangeDetector
-from .river import RiverDetector
+from .river import AcyclicPageHinkley, RiverDetector
 
 __all__ = ["DETECTORS", "DetectorParams", "make_detector"]
 
@@ -49,7 +49,7 @@ def make_detector(name: str, params: DetectorParams) -> ChangeDetector:
     if name == "adwin":
         return RiverDetector(name, ADWIN(delta=params.adwin_delta))
     if name == "page_hinkley":
-        river = PageHinkley(
+        river = AcyclicPageHinkley(
             threshold=params.ph_threshold, delta=params.ph_delta, alpha=params.ph_alpha, mode="both"
         )
         return RiverDetector(name, river)

@@ -153,6 +153,27 @@ async def test_a_sealed_snapshot_refuses_states_written_by_anyone_without_the_ke
     assert isinstance(loaded[1]["D"], StreamState)
 
 
+async def test_a_state_that_cannot_be_read_is_refused_not_fatal(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    # Written by a newer version (a class this one lacks) or corrupt: the partition still
+    # restores, and that stream starts afresh.
+    refused: list[int] = []
+    store = SnapshotStore(redis_client, key_prefix, "g", on_reject=refused.append)
+    part = streams("A")
+    await store.save(TOPIC, 3, 600, part.streams)
+    newer = pickle.dumps(part.streams["A"]).replace(b"StreamState", b"StreamStat2")
+    await redis_client.hset(
+        store.key(TOPIC, 3), mapping={"s:B": zlib.compress(newer), "s:C": b"not zlib"}
+    )
+    with capture_logs() as logs:
+        loaded = await store.load(TOPIC, 3)
+    assert loaded is not None and sorted(loaded[1]) == ["A"]
+    assert refused == [2]
+    (entry,) = [e for e in logs if e["event"].startswith("stream states refused")]
+    assert entry["streams"] == ["B", "C"] and "unreadable" in entry["reason"]
+
+
 async def test_a_save_writes_only_the_given_streams_and_moves_the_offset(
     redis_client: aioredis.Redis, key_prefix: str
 ) -> None:

@@ -158,11 +158,29 @@ def _run(settings: Settings, max_events: int | None, idle_timeout: float | None)
     except Exception as exc:
         # Start-up against an unreachable Kafka or Redis ends here, among others: say what
         # failed, with the traceback in the log, and exit non-zero for the supervisor.
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = f"{type(exc).__name__}: {exc}{_settings_to_check(exc, settings)}"
         get_logger().error("adaptd failed", error=reason, exc_info=True)
         print(f"adaptd: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _settings_to_check(exc: Exception, settings: Settings) -> str:
+    """The settings a failed connection to Kafka depends on (aiokafka says only "Unable to
+    bootstrap", and why the broker refused, a wrong SASL password for one, in its own log)."""
+    from aiokafka.errors import KafkaConnectionError
+
+    if not isinstance(exc, KafkaConnectionError):
+        return ""
+    k = settings.kafka
+    check = [f"kafka.bootstrap_servers={k.bootstrap_servers}"]
+    if k.security_protocol.endswith("SSL"):
+        check.append(f"the TLS settings (kafka.security_protocol={k.security_protocol}, ssl_*)")
+    if k.security_protocol.startswith("SASL"):
+        check.append(
+            f"kafka.sasl_username={k.sasl_username!r} and kafka.sasl_password ({k.sasl_mechanism})"
+        )
+    return " (check " + "; ".join(check) + ")"
 
 
 def _generate_keys(folder: Path, name: str) -> int:

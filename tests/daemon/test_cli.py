@@ -13,6 +13,7 @@ import pytest
 
 from adaptd.daemon import __version__
 from adaptd.daemon.cli import EXIT_CONFIG, GC_YOUNG_THRESHOLD, main, run_as_service
+from adaptd.daemon.config.settings import load_settings
 from adaptd.tools.embedded import free_port
 
 ADAPTD = Path(sys.executable).with_name("adaptd")
@@ -130,6 +131,7 @@ def test_an_unreachable_broker_exits_1_with_one_clear_error(redis_url: str) -> N
     assert proc.returncode == 1, proc.stderr
     output = proc.stdout + proc.stderr
     assert "adaptd: KafkaConnectionError" in proc.stderr and "Unable to bootstrap" in output
+    assert "(check kafka.bootstrap_servers=127.0.0.1:" in proc.stderr  # the setting, named
     assert "Unclosed" not in output
 
 
@@ -176,3 +178,26 @@ async def test_a_daemon_that_fails_to_start_leaves_the_collector_alone(restore_g
     with pytest.raises(ConnectionError):
         await run_as_service(_FakeDaemon(fail=True))  # type: ignore[arg-type]
     assert gc.get_threshold() == before
+
+
+def test_a_failed_connection_names_the_kafka_settings_to_check() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    from adaptd.daemon.cli import _settings_to_check
+
+    settings = load_settings(
+        environ={},
+        kafka={
+            "bootstrap_servers": "kafka:9093",
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": "adaptd",
+            "sasl_password": "secret",
+        },
+    )
+    hint = _settings_to_check(KafkaConnectionError("Unable to bootstrap"), settings)
+    assert hint.startswith(" (check kafka.bootstrap_servers=kafka:9093;")
+    assert "kafka.security_protocol=SASL_SSL" in hint and "SCRAM-SHA-512" in hint
+    assert "kafka.sasl_username='adaptd' and kafka.sasl_password" in hint
+    assert "secret" not in hint
+    assert _settings_to_check(RuntimeError("other"), settings) == ""

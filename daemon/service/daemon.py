@@ -38,6 +38,7 @@ from ..io.http import HttpServer
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from .build import Services, open_services
+from .cancelling import cancel_all
 from .gauges import update_gauges
 from .metatrain import MetaTrainer
 from .ownership import Ownership
@@ -332,6 +333,5 @@ def _version_of(package: str) -> str:
         return "unknown"
 
 
-async def _cancel(task: asyncio.Task[object]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+async def _cancel(task: asyncio.Task[object], patience_s: float = 1.0, tries: int = 10) -> None:
+    await cancel_all([task], patience_s=patience_s, tries=tries)

@@ -29,6 +29,7 @@ from ..core.signing import Signer
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from ..learner.messages import AdaptationOutcome, Learner
+from .cancelling import cancel_all
 from .configs import TaskModel
 from .lineage import Lineage, PolicyRecords, published_of
 from .outcomes import (
@@ -259,9 +260,7 @@ class Publisher:
             if not tasks or left <= 0:
                 break
             await asyncio.wait(tasks, timeout=left)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks, tries=5)
         return len(tasks)
 
     async def _finish(

@@ -1,0 +1,62 @@
+"""Cancelling tasks at shutdown: one that swallows its cancellation is cancelled again, and
+one that never gives in is left behind with an error, so a shutdown always ends."""
+
+from __future__ import annotations
+
+import asyncio
+
+from structlog.testing import capture_logs
+
+from adaptd.daemon.service.cancelling import cancel_all
+
+
+def _stubborn(swallowed: dict[str, int], name: str, times: int) -> asyncio.Task[None]:
+    async def run() -> None:
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                swallowed[name] = swallowed.get(name, 0) + 1
+                if swallowed[name] > times:
+                    raise
+
+    return asyncio.create_task(run(), name=name)
+
+
+async def test_a_task_that_swallows_its_cancellation_is_cancelled_again() -> None:
+    swallowed: dict[str, int] = {}
+    stubborn = _stubborn(swallowed, "meta-train", 1)
+    plain = asyncio.create_task(asyncio.sleep(10), name="plain")
+    await asyncio.sleep(0)
+    with capture_logs() as logs:
+        left = await asyncio.wait_for(cancel_all([stubborn, plain], patience_s=0.05), 5)
+    assert left == [] and stubborn.cancelled() and plain.cancelled()
+    assert swallowed == {"meta-train": 2}
+    (entry,) = logs
+    assert entry["task"] == "meta-train" and "cancelled again" in entry["event"]
+    assert any("test_cancelling.py" in frame for frame in entry["stack"])
+
+
+async def test_a_task_that_never_gives_in_is_left_behind_and_said_so() -> None:
+    swallowed: dict[str, int] = {}
+    forever = _stubborn(swallowed, "forever", 3)
+    await asyncio.sleep(0)
+    with capture_logs() as logs:
+        left = await asyncio.wait_for(cancel_all([forever], patience_s=0.01, tries=3), 5)
+    assert left == [forever] and not forever.done()
+    assert [e["log_level"] for e in logs] == ["warning"] * 3 + ["error"]
+    forever.cancel()  # the fourth: it gives in
+    await asyncio.gather(forever, return_exceptions=True)
+    assert forever.cancelled()
+
+
+async def test_tasks_already_done_are_collected_without_a_cancellation() -> None:
+    async def fails() -> None:
+        raise ValueError("its error is collected, not raised")
+
+    task = asyncio.create_task(fails())
+    await asyncio.sleep(0)
+    assert task.done()
+    with capture_logs() as logs:
+        assert await cancel_all([task]) == []
+    assert logs == []

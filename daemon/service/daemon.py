@@ -244,8 +244,7 @@ class Daemon:
         if task.done():
             task.result()
             return True
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_all([task], tries=5)
         self._unstored = True
         log.warning("a batch could not be stored by the shutdown deadline: not committed")
         return False

@@ -27,6 +27,7 @@ from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from ..io.outputs import Outputs, OutRecord, record_size
 from ..io.retry import retrying
+from .cancelling import cancel_all
 
 log = get_logger("adaptd.storage")
 
@@ -81,8 +82,7 @@ class EffectStore:
         """Stop storing (at a shutdown that cannot wait any longer): what was not stored is
         not committed either, and is processed again after the restart."""
         if self._storing is not None and not self._storing.done():
-            self._storing.cancel()
-            await asyncio.gather(self._storing, return_exceptions=True)
+            await cancel_all([self._storing], tries=5)
 
     async def submit(self, out: Effects, started: float) -> None:
         """Start storing a batch's effects, after the previous batch's are stored."""

@@ -53,8 +53,8 @@ bench-continual: setup
 	$(BIN)/python -m bench.learn.continual --out docs/bench/continual.json --docs docs/benchmarks.md
 
 # The fault suite (issue 12): SIGKILLed daemons, Redis and the broker paused, Redis killed,
-# each scenario on its own loopback broker and Redis; invariants checked, figures printed
-# (about 7 minutes on 2 cores). Not part of `make test`.
+# Redis full, network cuts; each scenario on its own loopback broker and Redis; invariants
+# checked, figures printed (about 10 minutes on 2 cores). Not part of `make test`.
 chaos: setup
 	$(BIN)/python -m bench.chaos --out docs/bench/chaos.json
 

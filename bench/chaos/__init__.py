@@ -12,13 +12,21 @@ its faults, drains, stops the daemon with SIGTERM and checks the invariants
    port and folder (its AOF).
 3. ``broker``: the broker paused for 10 s. Tansu keeps everything in memory, so it is never
    restarted (a restart would lose the topics).
+4. ``redis_full``: Redis started with a small ``maxmemory`` and ``noeviction``; the feed fills
+   it until it refuses writes (OOM), it stays full for 70 s (past the daemon's 60 s stall
+   watch), then ``CONFIG SET maxmemory`` raises the limit.
+5. ``netcut``: a loopback TCP proxy between the daemon and the broker (which advertises the
+   proxy's port) and another before Redis cut the daemon's connections (reset, new ones
+   refused) for 10 s: the broker link, the Redis link, then both.
 
 Invariants: every input offset committed up to the end, every bad record dead-lettered
 (duplicates counted), policy versions strictly increasing per model in topic order, each
-model's chain linear (forks counted, never hidden), policies signed; plus per scenario the
-recovery (time to ready after a restart, time for processing to resume after a fault).
-A daemon that misbehaves leaves evidence: its log, the time, ``py-spy dump``. Prints a
-table and a PASS/FAIL line per invariant per scenario and writes docs/bench/chaos.json;
-exits 1 when an invariant fails. Not part of ``make test``; about 7 minutes on 2 cores
-(each scenario is time-boxed: a hang fails it with evidence instead of stalling the suite).
+model's chain linear (forks counted, never hidden), policies signed; in ``redis_full`` and
+``netcut`` also no offset committed ahead of its partition's snapshot in Redis (sampled
+every 0.25 s); plus per scenario the recovery (time to ready after a restart, time for
+processing to resume and to catch up after a fault). A daemon that misbehaves leaves
+evidence: its log, the time, ``py-spy dump``. Prints a table and a PASS/FAIL line per
+invariant per scenario and writes docs/bench/chaos.json; exits 1 when an invariant fails.
+Not part of ``make test``; about 10 minutes on 2 cores (each scenario is time-boxed: a hang
+fails it with evidence instead of stalling the suite).
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -13,9 +14,28 @@ from typing import Any
 from ..machine import machine
 from . import __doc__ as DOC
 from .report import table
-from .scenarios import Options, Result, broker_scenario, redis_scenario, sigkill_scenario
+from .scenarios import SCENARIOS, Options, Result
 
-SCENARIOS = {"sigkill": sigkill_scenario, "redis": redis_scenario, "broker": broker_scenario}
+
+def _tree() -> dict[str, Any]:
+    """The commit the daemon ran from and whether its code had uncommitted changes: each
+    ``adaptd run`` child imports the working tree as it is when it starts, and the tree may
+    be shared with other work while the suite runs."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "daemon", "replay", "adapters")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "daemon_code_modified": None if changed is None else bool(changed),
+    }
 
 
 async def _run(opts: Options, names: list[str]) -> list[Result]:
@@ -42,9 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(SCENARIOS), action="append")
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of the daemon")
     parser.add_argument("--rate", type=int, default=400, help="records per second fed")
-    parser.add_argument("--pause", type=float, default=10.0, help="SIGSTOP seconds")
+    parser.add_argument(
+        "--pause", type=float, default=10.0, help="seconds of each SIGSTOP and network cut"
+    )
     parser.add_argument(
         "--redis-down", type=float, default=3.0, help="seconds Redis stays down after SIGKILL"
+    )
+    parser.add_argument(
+        "--redis-maxmemory",
+        default=Options.redis_maxmemory,
+        help="redis_full: the maxmemory Redis starts with (Redis units: 1800kb, 2mb)",
+    )
+    parser.add_argument(
+        "--full",
+        type=float,
+        default=Options.full_s,
+        help="redis_full: seconds Redis stays full before its maxmemory is raised",
     )
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--work", type=Path, help="folder for logs (default: a new temp one)")
@@ -55,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         kills=args.kills,
         pause_s=args.pause,
         redis_down_s=args.redis_down,
+        redis_maxmemory=args.redis_maxmemory,
+        full_s=args.full,
         seed=args.seed,
         work=work,
     )
@@ -66,20 +101,25 @@ def main(argv: list[str] | None = None) -> int:
         "each scenario its own Tansu broker, redis-server (AOF) and `adaptd run` children"
     )
     t0 = time.monotonic()
+    tree = _tree()
     results = asyncio.run(_run(opts, names))
     elapsed = time.monotonic() - t0
+    tree_after = _tree()
     ok = all(r.ok for r in results)
     out: dict[str, Any] = {
         "machine": info,
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "run_time_s": round(elapsed, 1),
         "ok": ok,
+        "tree": tree if tree_after == tree else {"at_start": tree, "at_end": tree_after},
         "options": {
             "rate": opts.rate,
             "kills": opts.kills,
             "pause_s": opts.pause_s,
             "steady_s": opts.steady_s,
             "redis_down_s": opts.redis_down_s,
+            "redis_maxmemory": opts.redis_maxmemory,
+            "full_s": opts.full_s,
             "seed": opts.seed,
         },
         "scenarios": {r.name: r.as_dict() for r in results},

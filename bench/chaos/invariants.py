@@ -6,6 +6,10 @@ say after the run (no broker, no Redis: the unit tests call them on hand-made in
 - :func:`check_dead_letters`: every bad record's (partition, offset) is in the dead-letter
   topic; duplicates (redelivery after a crash) are allowed and counted, a missing one is a
   failure, a dead letter for a record that was not bad is reported.
+- :func:`check_commits_stored`: no committed offset ahead of its partition's snapshot in
+  Redis, in any sample taken while faults ran (the daemon stores a partition's snapshot
+  with the offset, then commits that offset: a commit past the stored snapshot is one whose
+  state a restart would not find).
 - :func:`check_policies`: per model, versions strictly increase in topic order, and the
   chain is linear (sorted by version, each message's ``parent_version`` is the previous
   published version of that model, 0 for the first). Duplicates (the same version twice,
@@ -23,6 +27,7 @@ from typing import Any
 __all__ = [
     "Check",
     "PolicyRecord",
+    "check_commits_stored",
     "check_dead_letters",
     "check_offsets",
     "check_policies",
@@ -114,6 +119,31 @@ def check_dead_letters(
             "missing": missing[:50],
             "unexpected": unexpected[:50],
         },
+    )
+
+
+def check_commits_stored(
+    samples: Iterable[tuple[Mapping[int, int], Mapping[int, int | None]]],
+) -> Check:
+    """Each sample: the group's committed offset per partition (-1: none), then the offset
+    of the partition's snapshot in Redis (None: no snapshot), read in that order, so a
+    snapshot written between the two reads can only make the snapshot look further ahead."""
+    n = 0
+    ahead: list[dict[str, Any]] = []
+    for i, (committed, stored) in enumerate(samples):
+        n += 1
+        for p, offset in sorted(committed.items()):
+            snapshot = stored.get(p)
+            if offset >= 0 and (snapshot is None or offset > snapshot):
+                ahead.append({"sample": i, "partition": p, "committed": offset, "stored": snapshot})
+    detail = f"{n} samples, {len(ahead)} commits ahead of the stored snapshot"
+    if ahead:
+        detail += f"; first {ahead[:3]}"
+    return Check(
+        "no offset committed ahead of its stored snapshot",
+        not ahead and n > 0,
+        detail if n else "no sample taken",
+        {"samples": n, "ahead": len(ahead), "ahead_list": ahead[:50]},
     )
 
 

@@ -39,12 +39,28 @@ def _wait_port(proc: subprocess.Popen[bytes], port: int, timeout_s: float) -> No
     raise RuntimeError(f"{proc.args[0]} did not listen on port {port} in {timeout_s} s")
 
 
-class Broker:
-    """A Tansu broker (memory storage: a restart loses every topic, so it is never
-    restarted here, only paused)."""
+class _Pausable:
+    """SIGSTOP and SIGCONT by process id: a server that is paused keeps its connections
+    open and answers nothing (a hung host, not a closed port)."""
 
-    def __init__(self) -> None:
-        self.kafka = EmbeddedKafka()
+    @property
+    def pid(self) -> int:
+        raise NotImplementedError
+
+    def pause(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+
+class Broker(_Pausable):
+    """A Tansu broker (memory storage: a restart loses every topic, so it is never
+    restarted here, only paused). ``advertised_port``: the port the broker names in its
+    metadata, where every client connects after bootstrapping (a proxy's, say)."""
+
+    def __init__(self, port: int = 0, advertised_port: int = 0) -> None:
+        self.kafka = EmbeddedKafka(port=port, advertised_port=advertised_port)
 
     @property
     def bootstrap(self) -> str:
@@ -59,12 +75,6 @@ class Broker:
         self.kafka.start()
         return self
 
-    def pause(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-
     def stop(self) -> None:
         if self.kafka.child is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -72,15 +82,17 @@ class Broker:
         self.kafka.stop()
 
 
-class AofRedis:
+class AofRedis(_Pausable):
     """redis-server on a fixed free port and folder, append-only file on, fsync every
     second, no RDB snapshots: killed and restarted on the same port and folder, it reloads
-    what its AOF holds."""
+    what its AOF holds. ``maxmemory`` (Redis's units, "1800kb"): with ``noeviction``,
+    writes are refused with OOM errors beyond it."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, maxmemory: str | None = None) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.maxmemory = maxmemory
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -113,6 +125,7 @@ class AofRedis:
                 "",
                 "--maxmemory-policy",
                 "noeviction",
+                *(["--maxmemory", self.maxmemory] if self.maxmemory else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -134,12 +147,6 @@ class AofRedis:
         finally:
             client.close()
         raise RuntimeError("redis-server did not answer PING")
-
-    def pause(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -303,12 +310,14 @@ class DaemonChild:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    def log_tail(self, lines: int = 40) -> list[str]:
+    def log_lines(self) -> list[str]:
         try:
-            text = self.log_path.read_text(errors="replace")
+            return self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return []
-        return text.splitlines()[-lines:]
+
+    def log_tail(self, lines: int = 40) -> list[str]:
+        return self.log_lines()[-lines:]
 
     def started_s(self) -> float | None:
         """Seconds from the process's start to its log line "adaptd started" (the learner

@@ -1,18 +1,28 @@
-"""The chaos suite's pure parts: the invariant checks on hand-made inputs, the workload and
-the table (no broker, no Redis, no daemon)."""
+"""The chaos suite's pure parts: the invariant checks on hand-made inputs, the workload, the
+summaries of samples and logs, the Kafka request parsing of the proxy and the table (no
+broker, no Redis, no daemon)."""
 
 from __future__ import annotations
 
 import json
+import struct
+from typing import Any
+
+import pytest
+from aiokafka.protocol.admin import ApiVersionRequest_v0, ListPartitionReassignmentsRequest_v0
 
 from bench.chaos.feed import BAD_VALUE, Workload
 from bench.chaos.invariants import (
     PolicyRecord,
+    check_commits_stored,
     check_dead_letters,
     check_offsets,
     check_policies,
     percentiles,
 )
+from bench.chaos.ledger import LedgerSample, commits_moved, first_not_ready
+from bench.chaos.logscan import count_events, retries_by_what
+from bench.chaos.proxy import KAFKA_HEAD, kafka_client_id, kafka_client_id_length
 from bench.chaos.report import table
 
 
@@ -109,3 +119,104 @@ def test_a_fork_after_a_retirement_baseline_says_so():
     assert not linear.ok
     assert linear.figures["fork_kinds"] == {"adapted after baseline": 1}
     assert linear.figures["fork_list"][0]["previous_kind"] == "baseline"
+
+
+def test_commits_behind_their_snapshots_pass():
+    samples = [({0: -1, 1: -1}, {0: None, 1: None}), ({0: 10, 1: 4}, {0: 10, 1: 7})]
+    check = check_commits_stored(samples)
+    assert check.ok and check.figures == {"samples": 2, "ahead": 0, "ahead_list": []}
+
+
+def test_a_commit_ahead_of_its_snapshot_fails():
+    # Partition 1 committed 9 while Redis holds its snapshot at 7; partition 0 committed
+    # with no snapshot at all.
+    check = check_commits_stored([({0: 3, 1: 9}, {0: None, 1: 7})])
+    assert not check.ok
+    assert check.figures["ahead_list"] == [
+        {"sample": 0, "partition": 0, "committed": 3, "stored": None},
+        {"sample": 0, "partition": 1, "committed": 9, "stored": 7},
+    ]
+    assert not check_commits_stored([]).ok  # nothing sampled proves nothing
+
+
+def _sample(t: float, c0: int, c1: int) -> LedgerSample:
+    return LedgerSample(t, {0: c0, 1: c1}, {0: c0, 1: c1}, oom=0, used_memory=0)
+
+
+def test_commits_moved_while_a_fault_lasted():
+    still = [_sample(10.0, 5, 6), _sample(10.5, 5, 6), _sample(11.0, 5, 6)]
+    assert commits_moved(still, 10.0) == {"records": 0, "last_moved_s": None}
+    moving = [_sample(10.0, 5, 6), _sample(10.5, 8, 6), _sample(11.0, 8, 6), _sample(12.0, 8, 9)]
+    assert commits_moved(moving, 10.0) == {"records": 6, "last_moved_s": 2.0}
+    assert commits_moved([], 0.0) == {"records": 0, "last_moved_s": None}
+    # From no commit at all (-1) counts from offset 0.
+    assert commits_moved([_sample(0.0, -1, -1), _sample(1.0, 4, -1)], 0.0)["records"] == 4
+
+
+def test_first_not_ready():
+    samples = [
+        {"t": 1.0, "ready": 503, "not_ready": ["redis"]},  # before the fault: not counted
+        {"t": 5.0, "ready": 200},
+        {"t": 7.5, "ready": 503, "not_ready": ["partitions_advancing"]},
+    ]
+    assert first_not_ready(samples, 2.0) == (5.5, ["partitions_advancing"])
+    assert first_not_ready(samples[:2], 2.0) == (None, [])
+
+
+def test_retries_and_events_from_the_log():
+    def line(**kw: object) -> str:
+        return json.dumps({"level": "info", "timestamp": "t", **kw})
+
+    lines = [
+        "not json",
+        line(
+            event="retrying", what="store episodes", attempt=1, error="OOM command", timestamp="a"
+        ),
+        line(event="retrying", what="store episodes", attempt=2, error="OOM again", timestamp="b"),
+        line(event="retrying", what="store the partition snapshot", attempt=1, error="x"),
+        line(event="partitions assigned"),
+        line(event="partitions assigned"),
+    ]
+    retries = retries_by_what(lines)
+    assert retries["store episodes"] == {
+        "count": 2,
+        "max_attempt": 2,
+        "first_error": "OOM command",
+        "first": "a",
+        "last": "b",
+    }
+    assert retries["store the partition snapshot"]["count"] == 1
+    assert count_events(lines, ["partitions assigned", "partitions revoked"]) == {
+        "partitions assigned": 2,
+        "partitions revoked": 0,
+    }
+
+
+def _kafka_request(request: Any, client_id: str) -> bytes:
+    # Framed as aiokafka's connection frames it (aiokafka/conn.py: size, header, body).
+    message = request.build_request_header(correlation_id=7, client_id=client_id).encode()
+    message += request.encode()
+    return struct.pack(">i", len(message)) + message
+
+
+def test_the_kafka_client_id_of_a_request():
+    plain = _kafka_request(ApiVersionRequest_v0(), "adaptd-chaos")
+    assert kafka_client_id_length(plain[:KAFKA_HEAD]) == len("adaptd-chaos")
+    assert kafka_client_id(plain) == "adaptd-chaos"
+    # A flexible version's header (v2) keeps the client id as a plain int16-sized string.
+    flexible = _kafka_request(
+        ListPartitionReassignmentsRequest_v0(timeout_ms=1000, topics=None, tags={}),
+        "adaptd-chaos-subscriber",
+    )
+    assert kafka_client_id(flexible) == "adaptd-chaos-subscriber"
+    null = plain[: KAFKA_HEAD - 2] + struct.pack(">h", -1)
+    assert kafka_client_id(null) is None
+    with pytest.raises(ValueError, match="needs 14 bytes"):
+        kafka_client_id(plain[:10])
+    with pytest.raises(ValueError, match="inside its client id"):
+        kafka_client_id(plain[: KAFKA_HEAD + 3])  # cut inside the id
+
+
+def test_the_table_leaves_the_retry_details_to_the_json():
+    text = table("x", {"retries": {"store episodes": {"count": 3}}, "kills": 1}, 1.0)
+    assert "retries" not in text and "kills" in text

@@ -111,8 +111,9 @@ class Ownership:
             return await self._assign(assigned)
 
     async def _assign(self, assigned: Iterable[TopicPartition]) -> list[AdaptationRequest]:
+        assigned = sorted(assigned)
         resumed: list[tuple[TopicPartition, AdaptationRequest]] = []
-        for tp in sorted(assigned):
+        for tp in assigned:
             if tp in self.partitions:
                 continue
             part = PartitionState(tp.topic, tp.partition, self.config, self.max_message_bytes)
@@ -160,7 +161,7 @@ class Ownership:
         # reads nothing says so.
         log.info(
             "partitions assigned",
-            partitions=[f"{tp.topic}:{tp.partition}" for tp in sorted(assigned)],
+            partitions=[f"{tp.topic}:{tp.partition}" for tp in assigned],
             owned=len(self.partitions),
             streams=sum(len(p.streams) for p in self.partitions.values()),
         )

@@ -121,6 +121,8 @@ async def _daemon_run(
     if create_outputs:  # the first run on a topic
         await create_topics(bootstrap, outputs)
     daemon = Daemon(settings)
+    lags: list[float] = []
+    probe = asyncio.create_task(_probe_loop(lags))
     # As `adaptd run` runs it (with its collector tuning), not as a bare embedded Daemon.
     task = asyncio.create_task(run_as_service(daemon, max_events=total))
     await daemon.started.wait()
@@ -130,6 +132,7 @@ async def _daemon_run(
     start = time.perf_counter()
     first = daemon.events_seen
     await task
+    probe.cancel()
     # The collector as the rest of the benchmark (the inner loop) expects it.
     gc.unfreeze()
     gc.set_threshold(*DEFAULT_GC_THRESHOLD)
@@ -152,6 +155,7 @@ async def _daemon_run(
         "published": sum(r.published for r in history),
         "adaptation_latency_ms": _pcts(adapt),
         "shift_to_publish_ms": _pcts(s2p),
+        "loop_lag_ms": _pcts(lags),
         "by_task": {
             task: {
                 "adaptations": sum(r.task == task for r in history),
@@ -167,6 +171,16 @@ async def _daemon_run(
             for task in tasks
         },
     }
+
+
+async def _probe_loop(lags: list[float], every_s: float = 0.005) -> None:
+    """How late a short timer runs on the daemon's loop: what the consumer group's heartbeat
+    and fetches wait while batches are processed and the learner adapts and meta-trains."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(every_s)
+        lags.append(max(loop.time() - before - every_s, 0.0))
 
 
 def _short(p: dict[str, float | int]) -> str:
@@ -256,12 +270,17 @@ def run_bench(*, out: Path, events: int = 200_000, streams: int = 20) -> int:
     print(f"shifts {d['shifts']:.0f}, adaptations {d['adaptations']}, published {d['published']}")
     print(f"adaptation latency ms:   {d['adaptation_latency_ms']}")
     print(f"shift-to-publish ms:     {d['shift_to_publish_ms']}")
+    print(f"event-loop lag ms:       {d['loop_lag_ms']} (a 5 ms timer, during the run)")
     for key, what in (
         ("all_tasks", "shifts at once in every stream"),
         ("all_tasks_staggered_shifts", "shifts staggered"),
     ):
         a = ing[key]
-        print(f"tasks {', '.join(ALL_TASKS)}, {what}: {a['events_per_s']:,.0f} events/s")
+        lag = a["loop_lag_ms"]
+        print(
+            f"tasks {', '.join(ALL_TASKS)}, {what}: {a['events_per_s']:,.0f} events/s; "
+            f"event-loop lag ms p50/p99/max {_short(lag)}/{lag.get('max', 0):.0f}"
+        )
         for name, t in a["by_task"].items():
             print(
                 f"  {name:9s} adaptations {t['adaptations']}, published {t['published']}; "

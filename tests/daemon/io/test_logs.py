@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import structlog
 
 from adaptd.daemon.io.logs import Repeats, configure
 
@@ -32,14 +33,17 @@ def test_the_same_message_passes_once_per_interval_then_says_how_many_were_held(
 
 
 def test_the_daemons_log_holds_back_a_flood(capsys: pytest.CaptureFixture[str]) -> None:
+    # configure() is process-wide (structlog's and the standard library's): put both back,
+    # or the tests after this one would log to this test's captured stderr.
     root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    saved = root.handlers[:], root.level, structlog.get_config()
     try:
         configure("info", "json")
         for _ in range(200):
             logging.getLogger("aiokafka.conn").error("Unable connect to node with id %s", 1)
         lines = [line for line in capsys.readouterr().err.splitlines() if "Unable" in line]
     finally:
-        root.handlers[:], level = saved
+        root.handlers[:], level, config = saved
         root.setLevel(level)
+        structlog.configure(**config)
     assert len(lines) == 1

@@ -57,7 +57,7 @@ import numpy as np
 from .detectors import Alarm, ChangeDetector
 from .detectors.confirm import Confirmation
 from .detectors.factory import DETECTORS, DetectorParams, make_detector
-from .detectors.river import RiverDetector
+from .detectors.river import RiverDetector, alarm_estimates
 from .extreme import ExtremeMove
 from .shift import DetectionParams, Shift
 
@@ -349,7 +349,9 @@ class ShiftDetector:
             name = f"{pair[0]}:{pair[1]}"
             # The detector counts its own updates: its delay, in events, places the change.
             location = index - (alarm.index - alarm.location)
-            window.append((index, name, {**inputs, **_estimates(name, alarm, detector)}, location))
+            window.append(
+                (index, name, {**inputs, **alarm_estimates(name, alarm, detector)}, location)
+            )
         triggers = tuple(dict.fromkeys(name for _, name, _, _ in window))
         # An extreme move confirms on its own, with what fired before it in the window.
         if len(triggers) < self.min_detectors and not any(
@@ -394,12 +396,3 @@ def _feed(
             entry = (pair, alarm, detector)
             fired = [entry] if fired is None else [*fired, entry]
     return fired
-
-
-def _estimates(name: str, alarm: Alarm, detector: ChangeDetector | None) -> dict[str, float]:
-    """What the detector that fired knows (river's own estimates, or adaptd's score)."""
-    if isinstance(detector, RiverDetector):
-        return detector.estimates(name)
-    if detector is None:
-        return {}
-    return {f"{name}.score": float(alarm.score)}

@@ -139,17 +139,12 @@ from typing import Literal
 import numpy as np
 
 from .protocol import Alarm
-from .segments import LinearTrend, NormalGamma, log_predictive
+from .segments import LinearTrend, NormalGamma, log_predictive, logsumexp
 
 __all__ = ["BOCPD", "log_predictive"]
 
 _CLIP = 1e100  # standardised values are clipped to +-_CLIP (update's comment says why)
 _MODELS = ("constant", "trend")
-
-
-def _logsumexp(a: np.ndarray) -> float:
-    m = float(a.max())
-    return m + math.log(float(np.exp(a - m).sum()))
 
 
 class BOCPD:
@@ -355,7 +350,7 @@ class BOCPD:
             # Change: a segment starts at t (H) whatever came before, and z comes from the
             # prior; the past's posterior sums to 1, so the joint is H times that density.
             logp[n] = self._log_hazard + seg.start(z, centre)
-            logp -= _logsumexp(logp)
+            logp -= logsumexp(logp)
         else:
             # The first value opens the first segment with certainty.
             seg.start(z)

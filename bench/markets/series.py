@@ -18,7 +18,7 @@ import numpy as np
 from adaptd.adapters.tasks import series as river_series
 from adaptd.adapters.tasks.series import MarketSeries
 
-__all__ = ["load_markets"]
+__all__ = ["earlier_half", "load_markets"]
 
 
 def _series(
@@ -152,3 +152,30 @@ def load_markets() -> tuple[list[MarketSeries], list[str]]:
             continue
         found.extend(load())
     return found, missing
+
+
+def earlier_half(series: MarketSeries) -> MarketSeries:
+    """The first half of ``series``: the development split. Replayed as a whole series, its
+    first half (the whole series' first quarter) meta-trains and its second half (the second
+    quarter) is scored, so settings are chosen without looking at the whole series' later
+    half, where the benchmark scores them.
+
+    >>> from adaptd.adapters.tasks.series import load
+    >>> full = load("apple")
+    >>> half = earlier_half(full)
+    >>> len(half) == len(full) // 2, bool((half.price == full.price[: len(half)]).all())
+    (True, True)
+    """
+    n = len(series) // 2
+    return MarketSeries(
+        name=series.name,
+        stream=series.stream,
+        ts_ms=series.ts_ms[:n].copy(),
+        price=series.price[:n].copy(),
+        volume=None if series.volume is None else series.volume[:n].copy(),
+        annotations={k: tuple(r for r in v if r < n) for k, v in series.annotations.items()},
+        description=f"{series.description} (earlier half: development split)",
+        bid=None if series.bid is None else series.bid[:n].copy(),
+        ask=None if series.ask is None else series.ask[:n].copy(),
+        sampling_step=series.sampling_step,
+    )

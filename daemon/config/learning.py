@@ -30,9 +30,11 @@ class AdaptationSettings(Section):
     """Hidden layer widths of the policy MLP."""
     min_improvement: float = Field(0.0, ge=0)
     """Publish only if query loss improves on the current policy by more than this."""
-    gate_z: float = Field(1.0, ge=0)
+    gate_z: float = Field(2.0, ge=0)
     """...and by more than this many standard errors of the paired per-example loss
-    difference on the query set (0: any improvement passes)."""
+    difference on the query set (0: any improvement passes). 2 was chosen on the market
+    series' development split (docs/benchmarks.md, "Markets"): at 1, chance winners on eight
+    query examples were published and served until validation retired them."""
     trust_region: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Most an adaptation may move a policy away from its parent (the policy subscribers
     hold), relative to the parent's size: `||theta - theta_parent|| <= trust_region *
@@ -75,10 +77,12 @@ class AdaptationSettings(Section):
     """Continuous validation: every live policy is scored against its task's baseline on the
     same examples, and one that is shown to lose (see `validate_z`) is retired and replaced
     by the baseline, published with the reason (the message's `validation`)."""
-    validate_z: float = Field(3.0, gt=0)
+    validate_z: float = Field(2.0, gt=0)
     """Standard errors by which a policy's mean loss must exceed its baseline's to retire it,
     or by which the share of examples it loses on must exceed a coin's while its mean loss is
-    above the baseline's (tested after every batch: keep it high enough for repeated looks)."""
+    above the baseline's (tested after every batch: a lower value retires a policy that is
+    as good as its baseline sooner or later, which costs little, since the baseline then
+    serves; a higher one leaves a losing policy live for longer)."""
     validate_min_examples: int = Field(30, ge=2)
     """Examples a policy is scored on before it can be retired."""
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -16,7 +16,10 @@ torch.func.grad), adaptation latency and shift-to-publish latency p50/p99 from t
 daemon run, then the same events through a daemon running every policy task (return, risk,
 strategy) with those latencies per task, and from the adaptation set's completion to the
 publication (ready-to-publish: what the daemon itself takes, without the wait for the
-shots' labels), and peak RSS. Results are printed and written as JSON.
+shots' labels), then every task once more with the events written at a fixed rate while the
+daemon runs (``--paced-rate``, 2,000 events/s: a live feed below capacity, where the other
+passes measure a backlog being drained), and peak RSS. Results are printed and written as
+JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import math
 import resource
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,7 @@ from adaptd.daemon.service.daemon import Daemon
 from adaptd.tools.embedded import EmbeddedKafka, EmbeddedRedis, create_topics, delete_prefix
 
 from .machine import machine
+from .paced import paced_feed
 from .synthetic import produce, synthetic_events
 
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
@@ -100,7 +105,10 @@ async def _daemon_run(
     tasks: tuple[str, ...] = ("return",),
     *,
     create_outputs: bool = True,
+    feed: Callable[[], Awaitable[float]] | None = None,
 ) -> dict[str, Any]:
+    """One daemon over ``total`` events of ``topic``: already there, or written by ``feed``
+    (started once the daemon is, and returning the rate it achieved) while it runs."""
     prefix = f"adaptd-bench-{uuid.uuid4().hex[:8]}"
     settings = load_settings(
         environ={},
@@ -126,6 +134,7 @@ async def _daemon_run(
     # As `adaptd run` runs it (with its collector tuning), not as a bare embedded Daemon.
     task = asyncio.create_task(run_as_service(daemon, max_events=total))
     await daemon.started.wait()
+    feeder = asyncio.create_task(feed()) if feed is not None else None
     # Time from the first processed batch, as for the baselines.
     while daemon.events_seen == 0 and not task.done():  # noqa: ASYNC110 - a 1 ms probe
         await asyncio.sleep(0.001)
@@ -133,6 +142,7 @@ async def _daemon_run(
     first = daemon.events_seen
     await task
     probe.cancel()
+    fed = await feeder if feeder is not None else None
     # The collector as the rest of the benchmark (the inner loop) expects it.
     gc.unfreeze()
     gc.set_threshold(*DEFAULT_GC_THRESHOLD)
@@ -144,6 +154,7 @@ async def _daemon_run(
     s2p = [r.shift_to_publish_s for r in history if r.published]
     return {
         "events_per_s": rate,
+        "feed_events_per_s": fed,
         "shifts": sum(
             v.value
             for fam in reg.collect()
@@ -199,7 +210,25 @@ def _pcts(values: list[float]) -> dict[str, float | int]:
     }
 
 
-async def _bench(events: int, streams: int) -> dict[str, Any]:
+async def _paced(bootstrap: str, redis_url: str, streams: int, rate: float) -> dict[str, Any]:
+    """Every task, the streams' shifts staggered, the events written at ``rate`` per second
+    while the daemon runs: the latencies a live deployment below capacity sees. A regime
+    lasts 500 events of a stream (25 s at 2,000 events/s over 20 streams), so the run of
+    about 40 s holds some 160 shifts."""
+    per_stream, regime_len = 4_000, 500
+    topic = f"bench.paced.{uuid.uuid4().hex[:8]}"
+    await create_topics(bootstrap, [topic], partitions=3)
+
+    def feed() -> Awaitable[float]:
+        return paced_feed(bootstrap, topic, streams, per_stream, regime_len, rate)
+
+    total = streams * per_stream
+    result = await _daemon_run(bootstrap, redis_url, topic, total, ALL_TASKS, feed=feed)
+    result["offered_events_per_s"] = rate
+    return result
+
+
+async def _bench(events: int, streams: int, paced_rate: float) -> dict[str, Any]:
     per_stream = max(events // streams, 1)
     data = synthetic_events(streams, per_stream, regime_len=2000)
     total = len(data)
@@ -225,6 +254,11 @@ async def _bench(events: int, streams: int) -> dict[str, Any]:
             synthetic_events(streams, per_stream, regime_len=2000, stagger=True),
         )
         staggered = await _daemon_run(kafka.bootstrap_servers, red.url, spread, total, ALL_TASKS)
+        paced = (
+            await _paced(kafka.bootstrap_servers, red.url, streams, paced_rate)
+            if paced_rate > 0
+            else None
+        )
     return {
         "events": total,
         "streams": streams,
@@ -235,17 +269,20 @@ async def _bench(events: int, streams: int) -> dict[str, Any]:
         "ratio_vs_reference": daemon["events_per_s"] / reference,
         "all_tasks": tasks,
         "all_tasks_staggered_shifts": staggered,
+        "all_tasks_paced": paced,
     }
 
 
-def run_bench(*, out: Path, events: int = 200_000, streams: int = 20) -> int:
+def run_bench(
+    *, out: Path, events: int = 200_000, streams: int = 20, paced_rate: float = 2_000.0
+) -> int:
     from adaptd.daemon.io.logs import configure
     from bench import inner as bench_inner
 
     configure("warning", "console")
 
     result: dict[str, Any] = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M")}
-    result["ingest"] = asyncio.run(_bench(events, streams))
+    result["ingest"] = asyncio.run(_bench(events, streams, paced_rate))
     # Before torch is imported here: the daemon's own process never imports it.
     result["peak_rss_mb"] = {
         "daemon_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -274,11 +311,20 @@ def run_bench(*, out: Path, events: int = 200_000, streams: int = 20) -> int:
     for key, what in (
         ("all_tasks", "shifts at once in every stream"),
         ("all_tasks_staggered_shifts", "shifts staggered"),
+        ("all_tasks_paced", "shifts staggered, events written at a fixed rate"),
     ):
         a = ing[key]
+        if a is None:
+            continue
         lag = a["loop_lag_ms"]
+        fed = a.get("feed_events_per_s")
+        rate = (
+            f"{fed:,.0f} events/s written (asked {a['offered_events_per_s']:,.0f})"
+            if fed
+            else f"{a['events_per_s']:,.0f} events/s"
+        )
         print(
-            f"tasks {', '.join(ALL_TASKS)}, {what}: {a['events_per_s']:,.0f} events/s; "
+            f"tasks {', '.join(ALL_TASKS)}, {what}: {rate}; "
             f"event-loop lag ms p50/p99/max {_short(lag)}/{lag.get('max', 0):.0f}"
         )
         for name, t in a["by_task"].items():
@@ -303,8 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/bench/ingest.json"))
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        default=2_000.0,
+        help="events/s of the fixed-rate pass (0: leave it out)",
+    )
     args = parser.parse_args(argv)
-    return run_bench(out=args.out, events=args.events)
+    return run_bench(out=args.out, events=args.events, paced_rate=args.paced_rate)
 
 
 if __name__ == "__main__":

@@ -210,6 +210,12 @@ class Metrics:
             "Input partitions stalled now (they fail /readyz).",
             registry=r,
         )
+        self.failing_write = Gauge(
+            f"{PREFIX}_failing_write_seconds",
+            "How long the write to Kafka or Redis that has been failing longest has kept "
+            "failing (retried); 0 when none is.",
+            registry=r,
+        )
         self.loop_lag = Gauge(
             f"{PREFIX}_event_loop_lag_seconds",
             "How late the event loop ran a 100 ms timer, last measurement.",

@@ -37,6 +37,7 @@ from ..core.effects import Effects
 from ..io.http import HttpServer
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
+from ..io.retry import Outages
 from .build import Services, open_services
 from .cancelling import cancel_all
 from .gauges import update_gauges
@@ -66,6 +67,8 @@ class Daemon:
         self._input_topic_missing = False
         self._subscribed = asyncio.Event()
         self.input_topic_exists = False
+        self.outages = Outages()
+        """The writes being retried now (``/readyz``'s ``writes_succeeding``)."""
         """Whether the broker knows ``kafka.input_topic`` (checked at start, then every
         refresh until it does): without it the group joins with nothing to read."""
 
@@ -108,6 +111,11 @@ class Daemon:
     async def run(
         self, *, max_events: int | None = None, idle_timeout_s: float | None = None
     ) -> None:
+        # Every task the daemon starts inherits its outages: retried writes record there.
+        with self.outages.current():
+            await self._run(max_events, idle_timeout_s)
+
+    async def _run(self, max_events: int | None, idle_timeout_s: float | None) -> None:
         async with AsyncExitStack() as stack:
             await self._open(stack)
             try:
@@ -163,8 +171,13 @@ class Daemon:
             "redis": redis_ok,
             "running": not self.stopping,
             "partitions_advancing": services is None or not services.ownership.stalls.stalled,
+            "writes_succeeding": self._writes_succeeding(),
             "input_topic": self.input_topic_exists,
         }
+
+    def _writes_succeeding(self) -> bool:
+        limit = self.settings.metrics.failing_writes_unready_s
+        return not limit or self.outages.longest()[1] < limit
 
     async def _check_input_topic(self) -> None:
         """Subscribe to the input topic once the broker lists it; until then warn (once) and
@@ -291,6 +304,7 @@ class Daemon:
         while True:
             await asyncio.sleep(2.0)
             update_gauges(self.services.ownership)
+            self.metrics.failing_write.set(self.outages.longest()[1])
             if not self.input_topic_exists:
                 await self._check_input_topic()
 

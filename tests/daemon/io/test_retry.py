@@ -10,7 +10,7 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
-from adaptd.daemon.io.retry import retrying
+from adaptd.daemon.io.retry import Outages, retrying
 
 
 class Flaky:
@@ -137,3 +137,47 @@ async def test_cancelling_the_caller_during_a_backoff_stops_at_once() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert op.attempts == 1
+
+
+async def test_a_failing_operation_is_an_outage_of_its_context_until_it_succeeds() -> None:
+    outages = Outages()
+    failing: list[tuple[str, float]] = []
+
+    async def op() -> str:
+        failing.append(outages.longest())
+        if len(failing) <= 3:
+            raise ConnectionError("Redis is out of memory")
+        return "stored"
+
+    with outages.current(), capture_logs():
+        # A task started in the context records there too, as the daemon's tasks do.
+        task = asyncio.create_task(retrying(op, what="store episodes", first_delay_s=0.005))
+    assert await task == "stored"
+    # Nothing before the first failure; then this operation, failing for longer each time.
+    assert failing[0] == ("", 0.0)
+    assert [what for what, _ in failing[1:]] == ["store episodes"] * 3
+    seconds = [s for _, s in failing[1:]]
+    assert seconds == sorted(seconds) and seconds[-1] >= 0.01
+    assert outages.longest() == ("", 0.0)  # it succeeded: no longer an outage
+
+
+async def test_an_outage_ends_with_its_operation_and_another_context_sees_none() -> None:
+    outages, other = Outages(), Outages()
+    op = Flaky(failures=100)
+    third = asyncio.Event()
+
+    def on_error(_: BaseException) -> None:
+        if op.attempts >= 3:
+            third.set()
+
+    with outages.current(), capture_logs():
+        task = asyncio.create_task(
+            retrying(op, what="send effects", on_error=on_error, first_delay_s=0.001)
+        )
+    await third.wait()
+    assert outages.longest()[0] == "send effects"
+    assert other.longest() == ("", 0.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert outages.longest() == ("", 0.0)  # cancelled: not failing any more either

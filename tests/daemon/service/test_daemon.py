@@ -219,6 +219,7 @@ async def test_metrics_and_probes(settings_factory):
             "running": True,
             "partitions_advancing": True,
             "input_topic": True,
+            "writes_succeeding": True,
         }
         status, body, ctype = await asyncio.to_thread(_get, f"{base}/metrics")
         assert status == 200 and ctype.startswith("text/plain")

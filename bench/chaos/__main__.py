@@ -56,6 +56,18 @@ async def _run(opts: Options, names: list[str]) -> list[Result]:
     return results
 
 
+def _setting(item: str) -> tuple[str, str]:
+    """``--set``'s ``ADAPTD_NAME=VALUE`` as a pair.
+
+    >>> _setting("ADAPTD_KAFKA__GROUP_INSTANCE_ID=replica-0")
+    ('ADAPTD_KAFKA__GROUP_INSTANCE_ID', 'replica-0')
+    """
+    name, sep, value = item.partition("=")
+    if not sep or not name.startswith("ADAPTD_"):
+        raise SystemExit(f"--set takes ADAPTD_NAME=VALUE, got {item!r}")
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=DOC)
     parser.add_argument("--out", type=Path, default=Path("docs/bench/chaos.json"))
@@ -80,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         help="redis_full: seconds Redis stays full before its maxmemory is raised",
     )
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="ADAPTD_NAME=VALUE",
+        help="a setting of every daemon, as its environment variable (repeatable), e.g. "
+        "ADAPTD_KAFKA__GROUP_INSTANCE_ID=replica-0",
+    )
     parser.add_argument("--work", type=Path, help="folder for logs (default: a new temp one)")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="adaptd-chaos-"))
@@ -92,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         full_s=args.full,
         seed=args.seed,
         work=work,
+        daemon_settings=tuple(_setting(item) for item in args.set),
     )
     names = args.only or list(SCENARIOS)
     info = machine()

@@ -59,7 +59,7 @@ class NetcutStage(Stage):
         self.redis_proxy = CutProxy(self.redis.port, name="redis")
         self.daemon_bootstrap = f"127.0.0.1:{proxy_port}"
         self.daemon_redis_url = f"redis://127.0.0.1:{self.redis_proxy.port}/0"
-        self.daemon_settings = {"ADAPTD_KAFKA__CLIENT_ID": DAEMON_CLIENT_ID}
+        self.daemon_settings["ADAPTD_KAFKA__CLIENT_ID"] = DAEMON_CLIENT_ID
 
     async def open(self) -> None:
         # Listening before the broker starts: its metadata names the proxy from the first

@@ -69,6 +69,8 @@ class Options:
     60 s), to see whether /readyz ever says so."""
     seed: int = 12
     work: Path = Path("/tmp/adaptd-chaos")
+    daemon_settings: tuple[tuple[str, str], ...] = ()
+    """More ADAPTD_* variables for every daemon of every scenario (``--set``)."""
 
 
 def now() -> str:
@@ -133,7 +135,7 @@ class Stage:
         self.feeds: list[Feed] = []
         self.daemon_bootstrap: str | None = None
         self.daemon_redis_url: str | None = None
-        self.daemon_settings: dict[str, str] = {}
+        self.daemon_settings: dict[str, str] = dict(opts.daemon_settings)
         """More ADAPTD_* variables for the daemons."""
 
     async def open(self) -> None:

@@ -63,6 +63,13 @@ class KafkaSettings(Section):
     """Consumer group; run several daemons with the same group to scale out."""
     client_id: str = "adaptd"
     """Client id reported to the brokers."""
+    group_instance_id: str | None = Field(None, min_length=1, max_length=249)
+    """Static group membership (Kafka's KIP-345): a stable id of this replica, different for
+    every replica of the group (a StatefulSet pod's name). A replica restarted with the same
+    id gets its partitions back without a rebalance, within the session timeout (10 s),
+    instead of waiting for the group to notice that its old member is gone. The trade-off:
+    a stopped replica does not leave the group, so its partitions wait for the session
+    timeout before another replica takes them. None: dynamic membership."""
     input_topic: str = "adaptd.market"
     """Market events in (JSON, keyed by stream id)."""
     policy_topic: str = "adaptd.policies"

@@ -49,6 +49,7 @@ def make_consumer(k: KafkaSettings, **overrides: Any) -> AIOKafkaConsumer:
     """The input consumer: manual commits, earliest reset, large fetches."""
     opts = kafka_common(k) | {
         "group_id": k.group_id,
+        "group_instance_id": k.group_instance_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_partition_fetch_bytes": 4 << 20,

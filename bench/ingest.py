@@ -135,6 +135,8 @@ async def _daemon_run(
     task = asyncio.create_task(run_as_service(daemon, max_events=total))
     await daemon.started.wait()
     feeder = asyncio.create_task(feed()) if feed is not None else None
+    if feeder is not None:  # a feed that fails would leave the daemon waiting for its events
+        feeder.add_done_callback(lambda f: f.cancelled() or f.exception() is None or daemon.stop())
     # Time from the first processed batch, as for the baselines.
     while daemon.events_seen == 0 and not task.done():  # noqa: ASYNC110 - a 1 ms probe
         await asyncio.sleep(0.001)
@@ -213,7 +215,7 @@ def _pcts(values: list[float]) -> dict[str, float | int]:
 async def _paced(bootstrap: str, redis_url: str, streams: int, rate: float) -> dict[str, Any]:
     """Every task, the streams' shifts staggered, the events written at ``rate`` per second
     while the daemon runs: the latencies a live deployment below capacity sees. A regime
-    lasts 500 events of a stream (25 s at 2,000 events/s over 20 streams), so the run of
+    lasts 500 events of a stream (5 s at 2,000 events/s over 20 streams), so the run of
     about 40 s holds some 160 shifts."""
     per_stream, regime_len = 4_000, 500
     topic = f"bench.paced.{uuid.uuid4().hex[:8]}"

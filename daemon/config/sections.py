@@ -373,11 +373,11 @@ class MetricsSettings(Section):
     """Interface to bind."""
     port: int = Field(9464, ge=0, le=65535)
     """Port to bind (0 picks a free one)."""
-    failing_writes_unready_s: float = Field(10.0, ge=0)
-    """A write to Kafka or Redis that has kept failing this long (retried meanwhile: Redis
-    out of memory, a broker refusing writes, while PING still answers) fails /readyz (check
-    writes_succeeding) until it goes through; adaptd_failing_write_seconds says for how long.
-    0 turns the check off."""
+    write_wait_unready_s: float = Field(10.0, ge=0)
+    """A write to Kafka or Redis (or a Redis read the daemon waits on) that has not gone
+    through for this long, failing and retried (Redis out of memory, a broker refusing
+    writes) or unanswered (a broker that stopped), fails /readyz (check writes_succeeding)
+    until it does; adaptd_write_wait_seconds says for how long. 0 turns the check off."""
 
 
 class StateSettings(Section):

@@ -210,10 +210,10 @@ class Metrics:
             "Input partitions stalled now (they fail /readyz).",
             registry=r,
         )
-        self.failing_write = Gauge(
-            f"{PREFIX}_failing_write_seconds",
-            "How long the write to Kafka or Redis that has been failing longest has kept "
-            "failing (retried); 0 when none is.",
+        self.write_wait = Gauge(
+            f"{PREFIX}_write_wait_seconds",
+            "How long the oldest pending write to Kafka or Redis has waited (failing and "
+            "retried, or unanswered); 0 when none is pending.",
             registry=r,
         )
         self.loop_lag = Gauge(

@@ -5,18 +5,19 @@ them. Backpressure is the answer to an outage; the caller holds its place meanwh
 The policy is tenacity's: exponential backoff, no stop, fatal errors and cancellation
 raised at once.
 
-Holding its place is not the same as being healthy: an operation that keeps failing is
-recorded in the :class:`Outages` of the current context (each daemon sets its own, and the
-tasks it starts inherit it) from its first failure until it succeeds or ends, so that
-``/readyz`` and a gauge can say that writes are failing, and for how long, while PING still
-answers (Redis out of memory, a broker refusing writes).
+Holding its place is not the same as being healthy: every operation under :func:`retrying`
+is pending in the :class:`Waits` of the current context (each daemon sets its own, and the
+tasks it starts inherit it) from its first attempt until it succeeds or ends, so that
+``/readyz`` and a gauge can say that a write has been waiting too long, failing and retried
+(Redis out of memory, a broker refusing writes) or not answered at all (a broker that
+stopped), while the servers may still answer PING.
 
->>> outages = Outages()
->>> token = outages.begin("send effects")
->>> outages.longest(now=time.monotonic() + 12.0)[0], outages.longest()[1] < 12.0
+>>> waits = Waits()
+>>> token = waits.begin("send effects")
+>>> waits.oldest(now=time.monotonic() + 12.0)[0], waits.oldest()[1] < 12.0
 ('send effects', True)
->>> outages.end(token)
->>> outages.longest()
+>>> waits.end(token)
+>>> waits.oldest()
 ('', 0.0)
 """
 
@@ -42,11 +43,11 @@ from .logs import get_logger
 T = TypeVar("T")
 log = get_logger("adaptd.retry")
 
-__all__ = ["Outages", "retrying"]
+__all__ = ["Waits", "retrying"]
 
 
-class Outages:
-    """The operations that are failing now, each since its first failure (monotonic)."""
+class Waits:
+    """The operations pending now, each since its first attempt (monotonic seconds)."""
 
     def __init__(self) -> None:
         self._since: dict[int, tuple[str, float]] = {}
@@ -60,9 +61,9 @@ class Outages:
     def end(self, token: int) -> None:
         self._since.pop(token, None)
 
-    def longest(self, now: float | None = None) -> tuple[str, float]:
-        """What has been failing longest and for how many seconds (``("", 0.0)``: nothing
-        is failing)."""
+    def oldest(self, now: float | None = None) -> tuple[str, float]:
+        """What has been pending longest and for how many seconds (``("", 0.0)``: nothing
+        is pending)."""
         if not self._since:
             return "", 0.0
         what, since = min(self._since.values(), key=lambda item: item[1])
@@ -70,17 +71,17 @@ class Outages:
         return what, max(now - since, 0.0)
 
     @contextlib.contextmanager
-    def current(self) -> Iterator[Outages]:
-        """Record the failures of :func:`retrying` in this context (and in the tasks it
+    def current(self) -> Iterator[Waits]:
+        """Count the operations of :func:`retrying` in this context (and in the tasks it
         starts) here."""
-        token = _OUTAGES.set(self)
+        token = _WAITS.set(self)
         try:
             yield self
         finally:
-            _OUTAGES.reset(token)
+            _WAITS.reset(token)
 
 
-_OUTAGES: ContextVar[Outages | None] = ContextVar("adaptd_outages", default=None)
+_WAITS: ContextVar[Waits | None] = ContextVar("adaptd_waits", default=None)
 
 
 async def retrying(
@@ -95,16 +96,14 @@ async def retrying(
     """Await ``op()`` until it returns, sleeping with exponential backoff (``first_delay_s``
     doubling up to ``max_delay_s``) between failures. Errors of the ``fatal`` types are raised
     at once, as are cancellation and other ``BaseException``s; ``on_error`` sees every
-    retried error before its wait. While it keeps failing, it is one of the context's
-    :class:`Outages`."""
-    outages = _OUTAGES.get()
-    failing: list[int] = []
+    retried error before its wait. Until it returns or raises, it is one of the context's
+    :class:`Waits`."""
+    waits = _WAITS.get()
+    token = waits.begin(what) if waits is not None else None
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         assert exc is not None  # tenacity sleeps only after a failed attempt
-        if outages is not None and not failing:
-            failing.append(outages.begin(what))
         if on_error is not None:
             on_error(exc)
         delay = state.next_action.sleep if state.next_action is not None else 0.0
@@ -128,6 +127,6 @@ async def retrying(
             with attempt:
                 return await op()
     finally:
-        if outages is not None and failing:
-            outages.end(failing[0])
+        if waits is not None and token is not None:
+            waits.end(token)
     raise AssertionError("unreachable: tenacity retries until op returns or raises")

@@ -37,7 +37,7 @@ from ..core.effects import Effects
 from ..io.http import HttpServer
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
-from ..io.retry import Outages
+from ..io.retry import Waits
 from .build import Services, open_services
 from .cancelling import cancel_all
 from .gauges import update_gauges
@@ -67,10 +67,11 @@ class Daemon:
         self._input_topic_missing = False
         self._subscribed = asyncio.Event()
         self.input_topic_exists = False
-        self.outages = Outages()
-        """The writes being retried now (``/readyz``'s ``writes_succeeding``)."""
         """Whether the broker knows ``kafka.input_topic`` (checked at start, then every
         refresh until it does): without it the group joins with nothing to read."""
+        self.waits = Waits()
+        """The writes (and reads) to Kafka and Redis pending now (``/readyz``'s
+        ``writes_succeeding``)."""
 
     def stop(self) -> None:
         """Ask the daemon to stop; ``run`` then shuts down in order and returns, within
@@ -111,8 +112,8 @@ class Daemon:
     async def run(
         self, *, max_events: int | None = None, idle_timeout_s: float | None = None
     ) -> None:
-        # Every task the daemon starts inherits its outages: retried writes record there.
-        with self.outages.current():
+        # Every task the daemon starts inherits its waits: its writes are counted there.
+        with self.waits.current():
             await self._run(max_events, idle_timeout_s)
 
     async def _run(self, max_events: int | None, idle_timeout_s: float | None) -> None:
@@ -176,8 +177,8 @@ class Daemon:
         }
 
     def _writes_succeeding(self) -> bool:
-        limit = self.settings.metrics.failing_writes_unready_s
-        return not limit or self.outages.longest()[1] < limit
+        limit = self.settings.metrics.write_wait_unready_s
+        return not limit or self.waits.oldest()[1] < limit
 
     async def _check_input_topic(self) -> None:
         """Subscribe to the input topic once the broker lists it; until then warn (once) and
@@ -304,7 +305,7 @@ class Daemon:
         while True:
             await asyncio.sleep(2.0)
             update_gauges(self.services.ownership)
-            self.metrics.failing_write.set(self.outages.longest()[1])
+            self.metrics.write_wait.set(self.waits.oldest()[1])
             if not self.input_topic_exists:
                 await self._check_input_topic()
 

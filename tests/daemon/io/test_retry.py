@@ -10,7 +10,7 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
-from adaptd.daemon.io.retry import Outages, retrying
+from adaptd.daemon.io.retry import Waits, retrying
 
 
 class Flaky:
@@ -139,45 +139,43 @@ async def test_cancelling_the_caller_during_a_backoff_stops_at_once() -> None:
     assert op.attempts == 1
 
 
-async def test_a_failing_operation_is_an_outage_of_its_context_until_it_succeeds() -> None:
-    outages = Outages()
-    failing: list[tuple[str, float]] = []
+async def test_an_operation_is_pending_in_its_context_from_its_first_attempt_to_success() -> None:
+    waits = Waits()
+    seen: list[tuple[str, float]] = []
 
     async def op() -> str:
-        failing.append(outages.longest())
-        if len(failing) <= 3:
+        seen.append(waits.oldest())
+        if len(seen) <= 3:
             raise ConnectionError("Redis is out of memory")
         return "stored"
 
-    with outages.current(), capture_logs():
-        # A task started in the context records there too, as the daemon's tasks do.
+    with waits.current(), capture_logs():
+        # A task started in the context counts there too, as the daemon's tasks do.
         task = asyncio.create_task(retrying(op, what="store episodes", first_delay_s=0.005))
     assert await task == "stored"
-    # Nothing before the first failure; then this operation, failing for longer each time.
-    assert failing[0] == ("", 0.0)
-    assert [what for what, _ in failing[1:]] == ["store episodes"] * 3
-    seconds = [s for _, s in failing[1:]]
+    # Pending from the first attempt, for longer at each retry.
+    assert [what for what, _ in seen] == ["store episodes"] * 4
+    seconds = [s for _, s in seen]
     assert seconds == sorted(seconds) and seconds[-1] >= 0.01
-    assert outages.longest() == ("", 0.0)  # it succeeded: no longer an outage
+    assert waits.oldest() == ("", 0.0)  # it succeeded: no longer pending
 
 
-async def test_an_outage_ends_with_its_operation_and_another_context_sees_none() -> None:
-    outages, other = Outages(), Outages()
-    op = Flaky(failures=100)
-    third = asyncio.Event()
+async def test_an_unanswered_operation_is_pending_until_cancelled_and_only_in_its_context() -> None:
+    waits, other = Waits(), Waits()
+    inside = asyncio.Event()
 
-    def on_error(_: BaseException) -> None:
-        if op.attempts >= 3:
-            third.set()
+    async def op() -> None:
+        inside.set()
+        await asyncio.Event().wait()  # a broker that stopped answering: no error, no reply
 
-    with outages.current(), capture_logs():
-        task = asyncio.create_task(
-            retrying(op, what="send effects", on_error=on_error, first_delay_s=0.001)
-        )
-    await third.wait()
-    assert outages.longest()[0] == "send effects"
-    assert other.longest() == ("", 0.0)
+    with waits.current():
+        task = asyncio.create_task(retrying(op, what="send effects"))
+    await inside.wait()
+    await asyncio.sleep(0.02)
+    what, seconds = waits.oldest()
+    assert what == "send effects" and seconds >= 0.02
+    assert other.oldest() == ("", 0.0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert outages.longest() == ("", 0.0)  # cancelled: not failing any more either
+    assert waits.oldest() == ("", 0.0)  # cancelled: not pending any more

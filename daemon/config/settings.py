@@ -39,13 +39,12 @@ from pydantic_settings import (
 )
 
 from ..core.feature_spec import feature_names
+from .connections import KafkaSettings, RedisSettings
 from .learning import AdaptationSettings, ContinualSettings, ReplaySettings
 from .sections import (
     DetectionSettings,
     FeatureSettings,
-    KafkaSettings,
     MetricsSettings,
-    RedisSettings,
     RegimeSettings,
     Section,
     StateSettings,

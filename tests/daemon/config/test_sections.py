@@ -5,19 +5,15 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from adaptd.daemon.config import learning, sections, signing
+from adaptd.daemon.config import connections, learning, sections, signing
+from adaptd.daemon.config.connections import KafkaSettings, RedisSettings
 from adaptd.daemon.config.learning import AdaptationSettings
-from adaptd.daemon.config.sections import (
-    DetectionSettings,
-    FeatureSettings,
-    KafkaSettings,
-    RedisSettings,
-    Section,
-)
+from adaptd.daemon.config.sections import DetectionSettings, FeatureSettings, Section
 from adaptd.daemon.config.signing import SigningSettings
 from adaptd.daemon.core.signing import generate_key_pair
 
 LEARNING = {"AdaptationSettings", "ContinualSettings", "ReplaySettings"}
+CONNECTIONS = {"KafkaSettings", "RedisSettings"}
 SECTIONS = sorted(Section.__subclasses__(), key=lambda cls: cls.__name__)
 
 
@@ -35,8 +31,9 @@ def test_every_section_is_found() -> None:
         "SigningSettings",
         "StateSettings",
     }
-    for cls in SECTIONS:  # each in its module: the learning and signing sections apart
+    for cls in SECTIONS:  # each in its module: learning, connections and signing apart
         module = learning if cls.__name__ in LEARNING else sections
+        module = connections if cls.__name__ in CONNECTIONS else module
         module = signing if cls.__name__ == "SigningSettings" else module
         assert getattr(module, cls.__name__) is cls
 

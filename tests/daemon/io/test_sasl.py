@@ -30,7 +30,7 @@ from sasl_support import (
 )
 from tls_support import make_pki, tls_terminator
 
-from adaptd.daemon.config.sections import KafkaSettings
+from adaptd.daemon.config.connections import KafkaSettings
 from adaptd.daemon.config.settings import Settings, load_settings, redacted
 from adaptd.daemon.core.policy import decode_message
 from adaptd.daemon.io.clients import kafka_common, make_consumer, make_producer

@@ -19,7 +19,7 @@ from daemon_support import SIGNING_KEY, regime_stream, wait_until
 from tls_support import ACL_PASSWORD, ACL_USER, make_pki, tls_redis, tls_terminator
 
 from adaptd.daemon import cli
-from adaptd.daemon.config.sections import KafkaSettings, RedisSettings
+from adaptd.daemon.config.connections import KafkaSettings, RedisSettings
 from adaptd.daemon.config.settings import ConfigError, load_settings
 from adaptd.daemon.core.policy import decode_message
 from adaptd.daemon.io.clients import kafka_common, make_redis

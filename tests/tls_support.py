@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from adaptd.tools.embedded import free_port, redis_server_binary
+from bench.chaos.proxy import pipe
 
 
 @dataclass(frozen=True)
@@ -102,16 +103,6 @@ async def tls_terminator(pki: Pki, upstream_port: int, port: int = 0) -> AsyncIt
     ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
     ctx.verify_mode = ssl.CERT_REQUIRED
     tasks: set[asyncio.Task[None]] = set()
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -33,6 +33,7 @@ __all__ = [
     "kafka_client_id",
     "kafka_client_id_length",
     "kafka_client_prefix",
+    "pipe",
 ]
 
 HOST = "127.0.0.1"
@@ -209,8 +210,8 @@ class CutProxy:
             up_writer.write(head)
         self._links.add(link)
         link.tasks = [
-            asyncio.create_task(_pipe(reader, up_writer)),
-            asyncio.create_task(_pipe(up_reader, writer)),
+            asyncio.create_task(pipe(reader, up_writer)),
+            asyncio.create_task(pipe(up_reader, writer)),
         ]
         for task in link.tasks:
             task.add_done_callback(lambda _t, link=link: self._forget(link))
@@ -226,7 +227,7 @@ async def _closed(server: asyncio.Server | None) -> None:
             await asyncio.wait_for(server.wait_closed(), CONNECT_TIMEOUT_S)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Copy until EOF or an error, then close the other side too (neither Kafka's nor Redis's
     clients half-close, so one side ending ends the connection)."""
     try:

@@ -13,24 +13,15 @@ import pytest
 from aiokafka.protocol.admin import ApiVersionRequest_v0
 
 from adaptd.tools.embedded import free_port
-from bench.chaos.proxy import CutProxy, kafka_client_prefix
+from bench.chaos.proxy import CutProxy, kafka_client_prefix, pipe
 
 WAIT_S = 5.0
 
 
 @pytest.fixture
 async def echo_port() -> AsyncIterator[int]:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(echo, "127.0.0.1", free_port())
+    # An echo server: what a client writes is piped back to it.
+    server = await asyncio.start_server(pipe, "127.0.0.1", free_port())
     try:
         yield server.sockets[0].getsockname()[1]
     finally:

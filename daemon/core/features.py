@@ -77,7 +77,8 @@ class FeatureExtractor:
     ``log_price`` of this event, ``ret`` its log return (0.0 on the first), ``vol`` the slow
     EW volatility including this return (> 0), ``scale`` the volatility that scaled this
     event's features (``vol`` before the update), ``sq_sum`` the running sum of squared log
-    returns (a realised variance between two events is the difference of their sums).
+    returns (a realised variance between two events is the difference of their sums),
+    ``ts_ms`` the event's time (None if it had none).
 
     Parameters
     ----------
@@ -109,6 +110,7 @@ class FeatureExtractor:
         "scale",
         "slow_halflife",
         "sq_sum",
+        "ts_ms",
         "vol",
         "warmup_events",
     )
@@ -131,6 +133,7 @@ class FeatureExtractor:
         self.log_price = 0.0
         self.ret = 0.0
         self.sq_sum = 0.0
+        self.ts_ms: int | None = None
         self.vol = VOL_FLOOR
         self.scale = VOL_FLOOR
         self._mean_fast = self._mean_slow = 0.0
@@ -159,6 +162,7 @@ class FeatureExtractor:
         # it are ever used, and from then on they are exact.
         self.sq_sum = 0.0
         self._calendar = None  # and before calendar features, without them
+        self.ts_ms = None  # and before event times were kept, without one
         for name, value in state[1].items():
             setattr(self, name, value)
 
@@ -176,6 +180,7 @@ class FeatureExtractor:
         lp = _log(price)
         n = self.count + 1
         self.count = n
+        self.ts_ms = ts_ms
         ret = lp - self.log_price if n > 1 else 0.0
         self.log_price = lp
         self.ret = ret

@@ -88,6 +88,11 @@ class Tick(Protocol):
         ...
 
     @property
+    def ts_ms(self) -> int | None:
+        """The event's time in epoch milliseconds, if it had one."""
+        ...
+
+    @property
     def sq_sum(self) -> float:
         """The running sum of squared log returns up to this event: the realised variance
         between two events is the difference of their sums."""

@@ -1,19 +1,25 @@
 """Risk: forecast the variance of the next H events' returns, and from it VaR and expected
 shortfall.
 
-The reference ``s2_t`` is a variance forecast known at t. By default (``reference="garch"``)
-it is a GARCH(1,1) recursion with fixed parameters and variance targeting, the long-run level
-being the stream's slow EW variance (the features' ``vol`` squared)::
+The reference ``s2_t`` is a variance forecast known at t. By default (``reference=
+"garch_fit"``) it is a GARCH(1,1) fitted online (:mod:`.variance`): variance-targeting
+recursions, the long-run level being the stream's slow EW variance (the features' ``vol``
+squared)::
 
-    s2_t = (1 - a - b) * vol_t^2 + a * r_t^2 + b * s2_(t-1),   a = 0.05, b = 0.93
+    g_t = (1 - a - b) * vol_t^2 + a * u_t^2 + b * g_(t-1)
 
-started at the features' fast EW variance at the stream's first event with features: it
-mean-reverts like a fitted GARCH without fitting anything. ``reference="ewma"`` is the
-features' fast EWMA of squared returns (``fast_var``: RiskMetrics' estimator with lambda =
-2^(-1/features.fast_halflife), 0.933 for the default half-life of 10 events). The variance
-targeting GARCH was chosen over the EWMA on the earlier halves of the market benchmark's
-series only (docs/benchmarks.md, "Markets"). The label of the example formed at event t is
-the realised variance of the next H log returns in units of what that reference expects::
+one for each ``(a, b)`` of a small grid (and asymmetric ones, in which a fall raises the
+variance more than a rise), scored by QLIKE as each next return arrives; the reference is
+the geometric mean of the default recursion (a = 0.05, b = 0.93) and the one with the least
+QLIKE so far (chosen again every 32 events). ``u_t`` is the return divided by the square root of its UTC
+hour's variance factor, and the forecast is multiplied back by the factors of the hours
+ahead (``periodicity``; on a daily stream stamped at one hour the factor is exactly 1).
+``reference="garch"`` is the default recursion alone, with ``garch_a`` and ``garch_b``, and
+``reference="ewma"`` the features' fast EWMA of squared returns (``fast_var``: RiskMetrics'
+estimator with lambda = 2^(-1/features.fast_halflife), 0.933 for the default half-life of 10
+events). The references were chosen on the earlier halves of the market benchmark's series
+only (docs/benchmarks.md, "Markets"). The label of the example formed at event t is the
+realised variance of the next H log returns in units of what that reference expects::
 
     y = clip(sum(r[t+1..t+H]^2) / (s2_t * H), floor, cap)
 
@@ -54,10 +60,11 @@ from adaptd.adapters.forecasting import normal_var_es, qlike, t_var_es
 from adaptd.adapters.types import QLIKE_BOUND, Loss
 
 from .protocol import Head
+from .variance import BLOCK, GarchGrid, Periodicity
 
 __all__ = ["REFERENCES", "EwmaVariance", "RealisedVarianceRule", "RiskTask", "risk_of"]
 
-REFERENCES = ("garch", "ewma")
+REFERENCES = ("garch_fit", "garch", "ewma")
 """The reference variances the risk task can adjust."""
 
 
@@ -66,41 +73,86 @@ class RealisedVarianceRule:
 
     ``floored`` and ``labelled`` count the labels made and those raised to the floor;
     ``reference`` is ``s2_t`` at the latest event (for reports and clients). ``garch`` is
-    ``(a, b)`` of the GARCH reference, or None for the fast EWMA.
+    ``(a, b)`` of a fixed GARCH reference; ``fit``, of the default recursion of a fitted one,
+    becomes its :class:`GarchGrid` (both None: the fast EWMA); ``season`` is the
+    :class:`Periodicity` of a GARCH reference, or None.
     """
 
-    __slots__ = ("cap", "floor", "floored", "garch", "horizon", "labelled", "reference")
+    __slots__ = (
+        "_floor_var",
+        "_state",
+        "cap",
+        "fit",
+        "floor",
+        "floored",
+        "garch",
+        "horizon",
+        "labelled",
+        "reference",
+        "season",
+    )
 
     def __init__(
-        self, horizon: int, floor: float, cap: float, garch: tuple[float, float] | None = None
+        self,
+        horizon: int,
+        floor: float,
+        cap: float,
+        garch: tuple[float, float] | None = None,
+        *,
+        fit: tuple[float, float] | None = None,
+        periodicity: float | None = None,
     ) -> None:
         self.horizon = positive_int("horizon", horizon)
         self.floor = positive("floor", floor)
         self.cap = positive("cap", cap)
         if not floor < 1.0 < cap:
             raise ValueError(f"floor < 1 < cap is needed, got floor={floor!r}, cap={cap!r}")
-        if garch is not None and not (garch[0] > 0 and garch[1] >= 0 and sum(garch) < 1):
-            raise ValueError(f"garch (a, b) needs a > 0, b >= 0, a + b < 1, got {garch}")
+        for ab in (garch, fit):
+            if ab is not None and not (ab[0] > 0 and ab[1] >= 0 and sum(ab) < 1):
+                raise ValueError(f"garch (a, b) needs a > 0, b >= 0, a + b < 1, got {ab}")
+        if fit is not None and garch is not None:
+            raise ValueError("a fitted reference has no fixed (a, b)")
         self.garch = garch
+        self.fit = None if fit is None else GarchGrid(fit)
+        on = garch is not None or fit is not None
+        self.season = Periodicity(periodicity) if on and periodicity is not None else None
         self.floored = 0
         self.labelled = 0
-        self.reference = math.nan
+        self.reference = self._state = self._floor_var = math.nan
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        # Rules snapshotted before the GARCH reference keep the EWMA they labelled with.
-        self.garch, self.reference = None, math.nan
+        # Rules snapshotted before the GARCH reference keep the EWMA they labelled with, and
+        # those before the fitted one their fixed recursion, whose state was the reference.
+        self.garch = self.fit = self.season = None
+        self.reference = self._floor_var = math.nan
         for name, value in state[1].items():
             setattr(self, name, value)
+        if "_state" not in state[1]:
+            self._state = self.reference
 
     def anchor(self, tick: Any) -> tuple[float, float]:
         var = tick.fast_var
         if not var > 0.0:
             raise ValueError(f"fast_var must be positive, got {var!r}")
-        if self.garch is not None:
-            a, b = self.garch
-            last = self.reference
-            if last == last:  # not NaN: the recursion has started
-                var = (1.0 - a - b) * tick.vol * tick.vol + a * tick.ret * tick.ret + b * last
+        fit, garch = self.fit, self.garch
+        if fit is not None or garch is not None:
+            ret2, vol2 = tick.ret * tick.ret, tick.vol * tick.vol
+            season = self.season
+            p = 1.0 if season is None else season.observe(tick.ts_ms, ret2 / vol2)
+            if fit is not None:
+                last = self._floor_var
+                y = None if last != last else max(ret2, self.floor * last)
+                s = fit.update(ret2 / p, tick.ret < 0.0, vol2, y, start=var)
+                fit.scale = 1.0 if season is None else season.ahead(1)
+            else:
+                a, b = garch  # type: ignore[misc]
+                last = self._state
+                s = var if last != last else (1.0 - a - b) * vol2 + a * ret2 / p + b * last
+                self._state = s
+            if season is not None:
+                s *= season.ahead(self.horizon)
+            self._floor_var = var
+            var = s
         self.reference = var
         return tick.sq_sum, 1.0 / (var * self.horizon)
 
@@ -152,8 +204,12 @@ class RiskTask:
         None: VaR and ES are a normal's; else a Student t's with these degrees of freedom
         (> 2), scaled to the forecast variance (fatter tails for the same variance).
     reference
-        "garch": the variance-targeting GARCH(1,1) recursion with ``garch_a`` and
+        "garch_fit": the variance-targeting GARCH(1,1) fitted online over a grid
+        (:class:`~.variance.GarchGrid`); "garch": the recursion with ``garch_a`` and
         ``garch_b``; "ewma": the features' fast EWMA.
+    periodicity
+        The half-life, in visits of an hour, of the hour-of-day variance factors a GARCH
+        reference is scaled by (:class:`~.variance.Periodicity`); None: no periodicity.
     """
 
     horizon: int
@@ -161,9 +217,10 @@ class RiskTask:
     levels: tuple[float, ...] = (0.01, 0.05)
     floor: float = 0.01
     dof: float | None = None
-    reference: str = "garch"
+    reference: str = "garch_fit"
     garch_a: float = 0.05
     garch_b: float = 0.93
+    periodicity: float | None = 20.0
 
     name: ClassVar[str] = "risk"
     qualified: ClassVar[bool] = True
@@ -179,11 +236,20 @@ class RiskTask:
             raise ValueError(f"dof must be above 2 (a finite variance) or None, got {self.dof}")
         if self.reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
+        if self.periodicity is not None:
+            positive("periodicity", self.periodicity)
         self.label_rule()  # checks the horizon, the floor, the cap and the GARCH parameters
 
     def label_rule(self) -> RealisedVarianceRule:
-        garch = (self.garch_a, self.garch_b) if self.reference == "garch" else None
-        return RealisedVarianceRule(self.horizon, self.floor, positive("clip", self.clip), garch)
+        ab = (self.garch_a, self.garch_b)
+        return RealisedVarianceRule(
+            self.horizon,
+            self.floor,
+            positive("clip", self.clip),
+            ab if self.reference == "garch" else None,
+            fit=ab if self.reference == "garch_fit" else None,
+            periodicity=self.periodicity,
+        )
 
     def losses(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:
         return _qlike_of_outputs(output, y)
@@ -192,7 +258,7 @@ class RiskTask:
         return EwmaVariance(self._reference_name())
 
     def _reference_name(self) -> str:
-        return "GARCH variance" if self.reference == "garch" else "EWMA variance"
+        return "EWMA variance" if self.reference == "ewma" else "GARCH variance"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -228,17 +294,47 @@ _FAST = (
 def _definition(task: RiskTask) -> dict[str, Any]:
     if task.reference == "ewma":
         return {"s2_t": "f_t", "f_t": _FAST}
-    return {
-        "s2_t": (
-            "variance-targeting GARCH(1,1): s2_t = (1 - a - b) vol_t^2 + a r_t^2 + b s2_(t-1), "
-            "from s2 = f_t at the stream's first event with features"
-        ),
-        "a": task.garch_a,
-        "b": task.garch_b,
-        "vol_t": "the features' vol: the slow EW root mean square of log returns, including "
-        "event t (features.slow_halflife)",
-        "f_t": _FAST,
-    }
+    start = ", from g = f_t at the stream's first event with features"
+    out: dict[str, Any] = {}
+    if task.reference == "garch":
+        out["s2_t"] = (
+            "P_t * g_t: variance-targeting GARCH(1,1), "
+            "g_t = (1 - a - b) vol_t^2 + a u_t^2 + b g_(t-1)" + start
+        )
+        out["a"], out["b"] = task.garch_a, task.garch_b
+    else:
+        out["s2_t"] = (
+            "P_t * sqrt(g0_t * gk_t): variance-targeting GARCH(1,1) recursions, g_t = "
+            "(1 - a - b - c / 2) vol_t^2 + (a + c [r_t < 0]) u_t^2 + b g_(t-1)"
+            + start
+            + ", one for each (a, b, c) of grid; g0 is grid[0]'s, gk the one with the least "
+            "sum of q = y_j / (P1_(j-1) g_(j-1)) - log(y_j / (P1_(j-1) g_(j-1))) - 1 over the "
+            "events 0 < j <= T (QLIKE of its one-step forecasts, y_j = max(r_j^2, floor * "
+            "f_(j-1))), the first on ties; events are numbered from 0 at the stream's first "
+            "event with features, and T is the latest multiple of block up to t (gk = g0 "
+            "before event block)"
+        )
+        out["block"] = BLOCK
+        out["grid"] = [list(abc) for abc in GarchGrid((task.garch_a, task.garch_b)).grid]
+    if task.periodicity is None:
+        out["u_t"], out["P_t"], out["P1_t"] = "r_t", "1", "1"
+    else:
+        out["u_t"] = "r_t / sqrt(p_t): p_t the factor of event t's UTC hour known before it"
+        out["P_t"] = "the mean factor of the next H events' hours (P1_t: of the next one's)"
+        out["periodicity"] = {
+            "factor": "m_h * (hours seen) / (sum of m over the hours seen); 1 if h is not seen",
+            "m_h": "EW mean of r_t^2 / vol_t^2 over the events at UTC hour h (from ts_ms; one "
+            "bucket if the event has no time), weight max(1 / (visits + 1), alpha) on the "
+            "newest, starting at 1",
+            "alpha": 1.0 - 0.5 ** (1.0 / task.periodicity),
+            "next hour": "the hour that followed the given hour most recently; itself if none",
+        }
+    out["vol_t"] = (
+        "the features' vol: the slow EW root mean square of log returns, including event t "
+        "(features.slow_halflife)"
+    )
+    out["f_t"] = _FAST
+    return out
 
 
 def _tail(dof: float | None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from adaptd.daemon.service.configs import tasks_of
 def test_labels_are_realised_variance_over_the_references_expectation(reference: str) -> None:
     settings = load_settings(environ={}, features={"warmup_events": 60, "label_horizon": 3})
     fx = FeatureExtractor(settings.features)
+    # No event times: the periodicity has one bucket, whose factor is exactly 1.
     task = RiskTask(horizon=3, clip=10.0, reference=reference)
     labeler = DelayedLabeler(task.label_rule())
     rng = np.random.default_rng(0)
@@ -48,10 +49,10 @@ def test_labels_are_realised_variance_over_the_references_expectation(reference:
 
 
 def test_the_garch_reference_reverts_to_the_slow_variance_after_a_shock() -> None:
-    rule = RiskTask(horizon=1, clip=10.0).label_rule()
-    calm = SimpleNamespace(sq_sum=0.0, fast_var=1e-4, vol=0.01, ret=0.01)  # r^2 = vol^2
+    rule = RiskTask(horizon=1, clip=10.0, reference="garch").label_rule()
+    calm = SimpleNamespace(sq_sum=0.0, fast_var=1e-4, vol=0.01, ret=0.01, ts_ms=0)  # r^2 = vol^2
     rule.anchor(calm)
-    rule.anchor(SimpleNamespace(sq_sum=0.0, fast_var=1e-3, vol=0.01, ret=0.1))  # a 10 % move
+    rule.anchor(SimpleNamespace(sq_sum=0.0, fast_var=1e-3, vol=0.01, ret=0.1, ts_ms=0))
     shocked = rule.reference
     assert shocked == pytest.approx(0.02 * 1e-4 + 0.05 * 0.01 + 0.93 * 1e-4)
     for _ in range(200):
@@ -74,8 +75,19 @@ def test_a_rule_snapshotted_before_the_garch_reference_keeps_the_ewma() -> None:
     assert a == (1.0, pytest.approx(1 / 2e-4))
 
 
+def test_a_rule_snapshotted_before_the_fitted_reference_keeps_its_fixed_recursion() -> None:
+    rule = RiskTask(horizon=1, clip=10.0, reference="garch").label_rule()
+    old = {k: getattr(rule, k) for k in ("cap", "floor", "floored", "horizon", "labelled")}
+    old |= {"garch": (0.05, 0.93), "reference": 2e-4}  # the recursion's state was the reference
+    restored = type(rule).__new__(type(rule))
+    restored.__setstate__((None, old))
+    assert restored.fit is None and restored.season is None
+    restored.anchor(SimpleNamespace(sq_sum=1.0, fast_var=1e-4, vol=0.01, ret=0.02, ts_ms=0))
+    assert restored.reference == pytest.approx(0.02 * 1e-4 + 0.05 * 4e-4 + 0.93 * 2e-4)
+
+
 def test_zero_moves_are_floored_and_counted_and_crashes_capped() -> None:
-    rule = RiskTask(horizon=1, clip=5.0, floor=0.05).label_rule()
+    rule = RiskTask(horizon=1, clip=5.0, floor=0.05, reference="ewma").label_rule()
     anchor = rule.anchor(SimpleNamespace(sq_sum=1.0, fast_var=0.0001))
     assert rule.label(anchor, SimpleNamespace(sq_sum=1.0)) == 0.05
     assert rule.label(anchor, SimpleNamespace(sq_sum=1.0 + 0.0001)) == pytest.approx(1.0)

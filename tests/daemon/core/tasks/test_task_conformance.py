@@ -39,7 +39,9 @@ def labels(task: PolicyTask, n: int, seed: int = 0) -> np.ndarray:
     rets[::7] = 0.0  # as daily series have: exact-zero returns
     lp, sq = np.cumsum(rets), np.cumsum(rets**2)
     ticks = [
-        SimpleNamespace(log_price=float(p), ret=float(r), vol=0.01, fast_var=1e-4, sq_sum=float(q))
+        SimpleNamespace(
+            log_price=float(p), ret=float(r), vol=0.01, fast_var=1e-4, sq_sum=float(q), ts_ms=None
+        )
         for p, r, q in zip(lp, rets, sq, strict=True)
     ]
     return np.array(
@@ -96,7 +98,7 @@ def test_its_labels_are_finite_and_fit_its_loss(name: str) -> None:
         assert (y > 0).all()  # zero returns included: floored
     rule = task.label_rule()
     anchor = rule.anchor(
-        SimpleNamespace(log_price=0.0, ret=0.0, vol=0.01, fast_var=1e-4, sq_sum=0.0)
+        SimpleNamespace(log_price=0.0, ret=0.0, vol=0.01, fast_var=1e-4, sq_sum=0.0, ts_ms=0)
     )
     assert pickle.loads(pickle.dumps(anchor)) == anchor  # anchors live in snapshots
 

@@ -11,9 +11,10 @@ squared)::
 one for each ``(a, b)`` of a small grid (and asymmetric ones, in which a fall raises the
 variance more than a rise), scored by QLIKE as each next return arrives; the reference is
 the geometric mean of the default recursion (a = 0.05, b = 0.93) and the one with the least
-QLIKE so far (chosen again every 32 events). ``u_t`` is the return divided by the square root of its UTC
-hour's variance factor, and the forecast is multiplied back by the factors of the hours
-ahead (``periodicity``; on a daily stream stamped at one hour the factor is exactly 1).
+QLIKE so far (chosen again every 32 events). ``u_t`` is the return divided by the square
+root of its UTC hour's variance factor, and the forecast is multiplied back by the factors
+of the hours ahead (``periodicity``; on a daily stream stamped at one hour the factor is
+exactly 1).
 ``reference="garch"`` is the default recursion alone, with ``garch_a`` and ``garch_b``, and
 ``reference="ewma"`` the features' fast EWMA of squared returns (``fast_var``: RiskMetrics'
 estimator with lambda = 2^(-1/features.fast_halflife), 0.933 for the default half-life of 10

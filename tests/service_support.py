@@ -176,7 +176,9 @@ class MemorySnapshots:
         self.saves.append((TopicPartition(topic, partition), next_offset, set(streams)))
         _, blobs = self.stored.get((topic, partition), (0, {}))
         written = {name: pickle.dumps(state) for name, state in streams.items()}
-        self.stored[topic, partition] = (next_offset, blobs | written)
+        # The names in the order of their last save, as the Redis store's recency orders them.
+        kept = {name: blob for name, blob in blobs.items() if name not in written}
+        self.stored[topic, partition] = (next_offset, kept | written)
         return {name: len(blob) for name, blob in written.items()}
 
     async def load(self, topic: str, partition: int) -> tuple[int, dict[str, StreamState]] | None:
@@ -189,14 +191,14 @@ class MemorySnapshots:
     async def restore(
         self, topic: str, partition: int, limit: int
     ) -> tuple[int, dict[str, StreamState], list[str]] | None:
-        """As the Redis store: the pending streams first, then in stored order up to
+        """As the Redis store: the pending streams first, then the most recently saved up to
         ``limit``; the names of the others."""
         found = self.stored.get((topic, partition))
         if found is None:
             return None
         offset, blobs = found
         first = [n for n in self.pending.get((topic, partition), []) if n in blobs]
-        rest = [n for n in blobs if n not in first][: max(limit - len(first), 0)]
+        rest = [n for n in reversed(blobs) if n not in first][: max(limit - len(first), 0)]
         streams = {name: loads(blobs[name]) for name in first + rest}
         return offset, streams, [n for n in blobs if n not in streams]
 

@@ -39,6 +39,9 @@ log = get_logger("adaptd.stores")
 _OFFSET = b"__offset__"
 _PENDING = b"__pending__"
 _STREAM = "s:"
+_SAVED_AT = "r:"
+"""Per stream, the partition offset its state was last saved at: a restore with a limit
+brings back the streams used most recently (snapshots from before it: in stored order)."""
 
 
 class SnapshotStore:
@@ -75,14 +78,17 @@ class SnapshotStore:
     ) -> dict[str, int]:
         """Store the given (changed) streams and the offset atomically, with the names of the
         partition's streams that have an adaptation in flight (``pending``: they are restored
-        first); returns the bytes written per stream. Many streams are pickled on a thread
-        (the caller holds the ownership lock, so nothing changes them meanwhile)."""
+        first) and, per stream, the offset it was saved at (its recency); returns the bytes
+        written per stream. Many streams are pickled on a thread (the caller holds the
+        ownership lock, so nothing changes them meanwhile)."""
         key = self.key(topic, partition)
         blobs = await _off_the_loop_if_many(lambda s: _encode(s, self.sealer, key), streams)
-        mapping: dict[str | bytes, bytes] = {_OFFSET: str(next_offset).encode()}
+        offset = str(next_offset).encode()
+        mapping: dict[str | bytes, bytes] = {_OFFSET: offset}
         if pending is not None:
             mapping[_PENDING] = json.dumps(sorted(pending)).encode()
         mapping.update((_STREAM + name, blob) for name, blob in blobs.items())
+        mapping.update((_SAVED_AT + name, offset) for name in blobs)
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=mapping)
             await pipe.execute()
@@ -112,8 +118,9 @@ class SnapshotStore:
         self, topic: str, partition: int, limit: int
     ) -> tuple[int, dict[str, StreamState], list[str]] | None:
         """The stored next_offset, at most ``limit`` streams (those with an adaptation in
-        flight first, whatever the limit), and the names of the others, left in Redis until
-        their next event; None when the partition has no snapshot. The streams are read
+        flight first, whatever the limit, then the most recently saved), and the names of the
+        others, left in Redis until their next event; None when the partition has no
+        snapshot. The streams are read
         ``chunk`` at a time and unpickled on a thread with the collector paused (a restore
         creates long-lived objects by the hundred thousand, and each full collection they
         trigger would hold the interpreter, and so the event loop, for seconds)."""
@@ -132,7 +139,8 @@ class SnapshotStore:
             known = set(names)
             first = [n for n in json.loads(pending_raw) if n in known]
             taken = set(first)
-            wanted = first + [n for n in names if n not in taken][: max(limit - len(first), 0)]
+            rest = [n for n in await self._by_recency(key, names) if n not in taken]
+            wanted = first + rest[: max(limit - len(first), 0)]
         streams: dict[str, StreamState] = {}
         with _collector_paused():
             for start in range(0, len(wanted), self.chunk):
@@ -140,6 +148,15 @@ class SnapshotStore:
                     await self.fetch(topic, partition, wanted[start : start + self.chunk])
                 )
         return int(offset), streams, [n for n in names if n not in streams]
+
+    async def _by_recency(self, key: str, names: list[str]) -> list[str]:
+        """``names``, the most recently saved first (unknown recency last, in stored order)."""
+        seen: dict[str, int] = {}
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            raws = await self.client.hmget(key, [_SAVED_AT + n for n in chunk])
+            seen.update((n, int(raw)) for n, raw in zip(chunk, raws, strict=True) if raw)
+        return sorted(names, key=lambda n: -seen.get(n, -1))  # stable: ties keep their order
 
     async def fetch(self, topic: str, partition: int, names: list[str]) -> dict[str, StreamState]:
         """The stored state of ``names`` (those that have one), unpickled on a thread when
@@ -167,10 +184,13 @@ class SnapshotStore:
         return {n: s for n, s in decoded.items() if not isinstance(s, str)}
 
     async def forget(self, topic: str, partition: int, names: list[str]) -> None:
-        """Delete the stored state of ``names``."""
+        """Delete the stored state of ``names``, and their recency."""
         key = self.key(topic, partition)
         for start in range(0, len(names), _CHUNK):
-            await self.client.hdel(key, *(_STREAM + n for n in names[start : start + _CHUNK]))
+            chunk = names[start : start + _CHUNK]
+            await self.client.hdel(
+                key, *(_STREAM + n for n in chunk), *(_SAVED_AT + n for n in chunk)
+            )
 
 
 @contextlib.contextmanager

@@ -113,12 +113,13 @@ class Ownership:
     async def _assign(self, assigned: Iterable[TopicPartition]) -> list[AdaptationRequest]:
         assigned = sorted(assigned)
         resumed: list[tuple[TopicPartition, AdaptationRequest]] = []
-        for tp in assigned:
-            if tp in self.partitions:
-                continue
+        new = [tp for tp in assigned if tp not in self.partitions]
+        for i, tp in enumerate(new):
             part = PartitionState(tp.topic, tp.partition, self.config, self.max_message_bytes)
             committed = await self.consumer.committed(tp)
-            room = self.bounds.room(self.partitions.values())
+            # An equal share of the room left for each partition still to come, so that the
+            # first partitions do not take it all; what one leaves passes to the next.
+            room = self.bounds.room(self.partitions.values()) // (len(new) - i)
             snap = await self.snapshots.restore(tp.topic, tp.partition, room)
             if snap is not None and (committed is None or snap[0] >= committed):
                 stale = part.restore(snap[1], snap[0])

@@ -292,6 +292,24 @@ async def test_a_restore_reads_the_pending_streams_and_then_up_to_its_limit(
     assert await store.restore(TOPIC, 9, limit=5) is None
 
 
+async def test_a_restore_with_a_limit_brings_back_the_streams_used_last(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    part = streams("A", "B", "C", "D")
+    store = SnapshotStore(redis_client, key_prefix, "g1", chunk=2)
+    await store.save(TOPIC, 3, 100, part.streams, pending=[])
+    await store.save(TOPIC, 3, 200, {"B": part.streams["B"]}, pending=[])
+    await store.save(TOPIC, 3, 300, {"D": part.streams["D"]}, pending=[])
+    restored = await store.restore(TOPIC, 3, limit=2)
+    assert restored is not None and set(restored[1]) == {"B", "D"}
+    assert sorted(restored[2]) == ["A", "C"]
+    await store.forget(TOPIC, 3, ["D"])
+    fields = await redis_client.hkeys(store.key(TOPIC, 3))
+    assert not any(f.endswith(b":D") for f in fields)  # its state and its recency
+    again = await store.restore(TOPIC, 3, limit=2)
+    assert again is not None and "B" in again[1] and "D" not in again[1]
+
+
 async def test_policy_versions_only_increase_per_model_across_stores(
     redis_client: aioredis.Redis, key_prefix: str
 ) -> None:

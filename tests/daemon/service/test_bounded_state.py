@@ -21,10 +21,12 @@ from service_support import (
     config_of,
     counter,
     market_records,
+    shifted,
     small_settings,
 )
 
 from adaptd.daemon.core.effects import Effects
+from adaptd.daemon.core.partition import PartitionState
 from adaptd.daemon.io.metrics import Metrics
 from adaptd.daemon.service.gauges import update_gauges
 from adaptd.daemon.service.ownership import Ownership
@@ -167,3 +169,24 @@ async def test_a_restored_partition_keeps_only_the_limit_in_memory() -> None:
     part = ownership.partitions[TP0]
     assert len(part.streams) == 3 and len(part.evicted) == 5
     assert set(part.streams) | set(part.evicted) == set(STREAMS)
+
+
+async def test_partitions_assigned_together_share_the_room_and_keep_their_latest() -> None:
+    snapshots = MemorySnapshots()
+    second = TopicPartition(TOPIC, 1)
+    for tp in (TP0, second):  # five streams a partition, saved one after another
+        part = PartitionState(tp.topic, tp.partition, CONFIG, MAX_BYTES)
+        for i, name in enumerate(STREAMS[:5]):
+            shifted(part, f"{name}-{tp.partition}", seed=i)
+        for i, (name, state) in enumerate(part.streams.items()):
+            await snapshots.save(tp.topic, tp.partition, 100 + i, {name: state}, [])
+    ownership = Ownership(
+        FakeConsumer({TP0: 104, second: 104}), snapshots, Settled(), CONFIG, Metrics(),
+        MAX_BYTES, max_live_streams=4,
+    )  # fmt: skip
+    await ownership.assign({TP0, second})
+    for tp in (TP0, second):
+        part = ownership.partitions[tp]
+        # Two each, not four and none; and the two saved last.
+        assert sorted(part.streams) == [f"S3-{tp.partition}", f"S4-{tp.partition}"]
+        assert len(part.evicted) == 3

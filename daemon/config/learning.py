@@ -88,7 +88,9 @@ class AdaptationSettings(Section):
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Options of the configured tasks by task name, passed to the task's class (for example
     `{"risk": {"levels": [0.01, 0.05]}}`: the tail probabilities of the VaR and expected
-    shortfall the risk task's messages define)."""
+    shortfall the risk task's messages define). A task's own `horizon` or `clip` here
+    replaces `features.label_horizon` or `features.label_clip` for it (for example a strategy
+    task labelled over 20 events beside a risk task over 1)."""
 
     @model_validator(mode="after")
     def _check(self) -> AdaptationSettings:
@@ -102,7 +104,7 @@ class AdaptationSettings(Section):
             raise ValueError(f"task_options names tasks that are not configured: {unknown}")
         for name, options in self.task_options.items():
             try:  # the stream's horizon and clip are other sections': any valid ones check
-                resolve(name)(horizon=1, clip=10.0, **options)
+                resolve(name)(**{"horizon": 1, "clip": 10.0, **options})
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"task_options of {name!r}: {exc}") from None
         if not self.hidden or min(self.hidden) < 1:

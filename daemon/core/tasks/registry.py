@@ -96,9 +96,11 @@ def build(
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[PolicyTask, ...]:
     """The tasks named, in order, built for a stream's label horizon and clip, with their
-    ``options`` by task name."""
+    ``options`` by task name (a task's own ``horizon`` or ``clip`` among them wins)."""
     opts = options or {}
-    tasks = tuple(resolve(name)(horizon=horizon, clip=clip, **opts.get(name, {})) for name in names)
+    tasks = tuple(
+        resolve(name)(**{"horizon": horizon, "clip": clip, **opts.get(name, {})}) for name in names
+    )
     seen = [t.name for t in tasks]
     if len(set(seen)) != len(seen):
         raise ValueError(f"policy tasks must be distinct, got {seen}")

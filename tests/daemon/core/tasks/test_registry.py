@@ -7,8 +7,10 @@ from importlib.metadata import EntryPoint
 import pytest
 from direction_task import DirectionTask
 
+from adaptd.daemon.config.settings import load_settings
 from adaptd.daemon.core.tasks import registry
 from adaptd.daemon.core.tasks.returns import ReturnTask
+from adaptd.daemon.service.configs import tasks_of
 
 
 def test_the_folder_is_searched_and_helpers_in_it_are_not_tasks() -> None:
@@ -38,6 +40,18 @@ def test_a_class_outside_adaptd_is_named_module_colon_class() -> None:
 def test_a_bad_name_is_refused_with_the_reason(name: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         registry.resolve(name)
+
+
+def test_a_task_may_have_its_own_horizon_and_clip() -> None:
+    tasks = registry.build(
+        ("return", "strategy"), horizon=1, clip=10.0, options={"strategy": {"horizon": 20}}
+    )
+    assert [t.label_rule().horizon for t in tasks] == [1, 20]
+    settings = load_settings(
+        environ={},
+        adaptation={"tasks": ["return", "risk"], "task_options": {"risk": {"clip": 4.0}}},
+    )
+    assert [t.clip for t in tasks_of(settings)] == [settings.features.label_clip, 4.0]
 
 
 def test_tasks_must_be_distinct_and_at_least_one() -> None:

@@ -147,8 +147,8 @@ class GarchGrid:
     forecasts were made with (the periodicity's), so that each is scored as it was forecast.
 
     Only the two recursions in the forecast run every event; the whole grid catches up, and
-    the best is chosen again, every :data:`BLOCK` events, in numpy: the same figures at a
-    fifth of the cost per event.
+    the best is chosen again, every :data:`BLOCK` events, in numpy: the same states at under
+    half the cost (4 µs an event here, against 10 µs for every recursion every event).
 
     >>> grid = GarchGrid()
     >>> grid.update(1e-4, False, 1e-4, None, start=1e-4)

@@ -29,13 +29,7 @@ local per_regime, max_regimes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local episodes_prefix, reference_prefix = ARGV[6], ARGV[7]
 local source, last_offset = ARGV[8], ARGV[9]
 
--- Canonical decimal strings compare exactly (see reservoir.lua).
-local function offset_greater(a, b)
-  if #a ~= #b then
-    return #a > #b
-  end
-  return a > b
-end
+--#include offsets.lua
 
 local tick = redis.call('HINCRBY', meta, 'tick', 1)
 -- (A store written before the ids hash existed knows its held episodes only per regime.)

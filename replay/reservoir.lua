@@ -39,14 +39,7 @@ local capacity_arg, source, last_offset, stream, blob, u, set_prefix =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local regime, regime_prefix = ARGV[8], ARGV[9]
 
--- Offsets are compared as canonical decimal strings (no sign, no leading zeros), which is
--- exact for all 64-bit offsets; Lua numbers are doubles and would round above 2^53.
-local function offset_greater(a, b)
-  if #a ~= #b then
-    return #a > #b
-  end
-  return a > b
-end
+--#include offsets.lua
 
 local stored_capacity = redis.call('HGET', meta, 'capacity')
 if not stored_capacity then

@@ -64,9 +64,19 @@ return out
 """
 
 
+_INCLUDE = "--#include "
+
+
 def lua_source(name: str) -> str:
-    """The text of the Lua script ``name`` shipped in this package."""
-    return resources.files(__package__).joinpath(name).read_text()
+    """The text of the Lua script ``name`` shipped in this package, with each line
+    ``--#include other.lua`` replaced by that script's text (Redis loads one text per script,
+    so what two scripts share is written once and pasted in here)."""
+    text = resources.files(__package__).joinpath(name).read_text()
+    return "".join(
+        lua_source(line.removeprefix(_INCLUDE).strip()) if line.startswith(_INCLUDE) else line
+        for line in text.splitlines(keepends=True)
+    )
+
 
 
 def batch_args(calls: Sequence[Call]) -> tuple[list[KeyT], list[EncodableT]]:

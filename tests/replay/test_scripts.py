@@ -35,6 +35,10 @@ def test_batch_args_lay_the_items_out_after_their_counts() -> None:
 
 def test_lua_source_reads_the_scripts_shipped_in_the_package() -> None:
     assert "Algorithm R" in lua_source("reservoir.lua")
+    for name in ("reservoir.lua", "holdout.lua"):  # the shared comparison pasted in, once
+        text = lua_source(name)
+        assert text.count("local function offset_greater(a, b)") == 1
+        assert "--#include" not in text
     with pytest.raises(FileNotFoundError):
         lua_source("missing.lua")
 

@@ -78,7 +78,6 @@ def lua_source(name: str) -> str:
     )
 
 
-
 def batch_args(calls: Sequence[Call]) -> tuple[list[KeyT], list[EncodableT]]:
     """The KEYS and ARGV of one batch call for ``calls``, laid out as the batch script reads
     them."""

@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import platform
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -221,6 +222,12 @@ class Metrics:
             "How late the event loop ran a 100 ms timer, last measurement.",
             registry=r,
         )
+        self.loop_tasks = Gauge(
+            f"{PREFIX}_event_loop_tasks",
+            "asyncio tasks alive on the event loop, sampled every 2 s (a count that keeps "
+            "growing is a task leak).",
+            registry=r,
+        )
         self.commits = Counter(
             f"{PREFIX}_commits", "Offset commits, by result.", ["result"], registry=r
         )
@@ -292,6 +299,10 @@ class Metrics:
         self.build.info(
             {"version": version, "python": platform.python_version(), "torch": torch_version}
         )
+
+    def count_tasks(self) -> None:
+        """Sets the task gauge; called on the daemon's event loop."""
+        self.loop_tasks.set(len(asyncio.all_tasks()))
 
     def render(self) -> bytes:
         """The text exposition format of every metric."""

@@ -305,6 +305,7 @@ class Daemon:
         while True:
             await asyncio.sleep(2.0)
             update_gauges(self.services.ownership)
+            self.metrics.count_tasks()
             self.metrics.write_wait.set(self.waits.oldest()[1])
             if not self.input_topic_exists:
                 await self._check_input_topic()

@@ -68,6 +68,14 @@ def _setting(item: str) -> tuple[str, str]:
     return name, value
 
 
+_SCENARIO_KNOBS: tuple[tuple[str, str, type, str], ...] = (
+    ("--learner-s", "learner_s", float, "learner: seconds of continuous adaptation"),
+    ("--soak-adaptations", "soak_adaptations", int, "soak: adaptations to run through"),
+    ("--soak-timeout", "soak_timeout_s", float, "soak: the most seconds they may take"),
+)
+"""Options of the adapting scenarios on the command line: flag, field, type, help."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=DOC)
     parser.add_argument("--out", type=Path, default=Path("docs/bench/chaos.json"))
@@ -91,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         default=Options.full_s,
         help="redis_full: seconds Redis stays full before its maxmemory is raised",
     )
+    for flag, name, kind, what in _SCENARIO_KNOBS:
+        parser.add_argument(flag, type=kind, default=getattr(Options, name), help=what)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument(
         "--set",
@@ -110,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_down_s=args.redis_down,
         redis_maxmemory=args.redis_maxmemory,
         full_s=args.full,
+        **{name: getattr(args, name) for _, name, _, _ in _SCENARIO_KNOBS},
         seed=args.seed,
         work=work,
         daemon_settings=tuple(_setting(item) for item in args.set),
@@ -141,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
             "redis_down_s": opts.redis_down_s,
             "redis_maxmemory": opts.redis_maxmemory,
             "full_s": opts.full_s,
+            "churn_streams": opts.churn_streams,
+            "churn_regime_len": opts.churn_regime_len,
+            "learner_s": opts.learner_s,
+            "learner_rate": opts.learner_rate,
+            "soak_adaptations": opts.soak_adaptations,
+            "soak_rate": opts.soak_rate,
             "seed": opts.seed,
         },
         "scenarios": {r.name: r.as_dict() for r in results},

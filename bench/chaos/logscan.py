@@ -9,10 +9,11 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["count_events", "retries_by_what"]
+__all__ = ["count_events", "records", "retries_by_what"]
 
 
-def _records(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
+def records(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
+    """The lines that are JSON objects, parsed (others skipped: tracebacks, stray output)."""
     for line in lines:
         if not line.startswith("{"):
             continue
@@ -26,7 +27,7 @@ def retries_by_what(lines: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Per ``what`` of the daemon's "retrying" warnings: count, highest attempt, the first
     error (cut to 300 characters) and the first and last timestamps."""
     out: dict[str, dict[str, Any]] = {}
-    for r in _records(lines):
+    for r in records(lines):
         if r.get("event") != "retrying":
             continue
         what = str(r.get("what", "?"))
@@ -47,7 +48,7 @@ def retries_by_what(lines: Iterable[str]) -> dict[str, dict[str, Any]]:
 def count_events(lines: Iterable[str], events: Iterable[str]) -> dict[str, int]:
     """How many lines have each of ``events`` as their event."""
     wanted = {e: 0 for e in events}
-    for r in _records(lines):
+    for r in records(lines):
         event = r.get("event")
         if event in wanted:
             wanted[event] += 1

@@ -6,7 +6,7 @@ from typing import Any
 
 __all__ = ["table"]
 
-_SKIP = {"lives", "daemon_logs", "shifts_published_more_than_once_list", "retries"}
+_SKIP = {"lives", "daemon_logs", "shifts_published_more_than_once_list", "retries", "series"}
 
 
 def _fmt(value: Any) -> str:

@@ -7,17 +7,21 @@ hold:
 - :mod:`.pauses`: Redis paused, then killed and restarted; the broker paused;
 - :mod:`.redis_full`: Redis out of memory (``maxmemory``, ``noeviction``), then given more;
 - :mod:`.netcut`: the daemon's connections to the broker, to Redis, then to both cut by a
-  proxy (:mod:`.proxy`) and refused, then let through again.
+  proxy (:mod:`.proxy`) and refused, then let through again;
+- :mod:`.learner`: no fault but continuous adaptation, the event loop's lag sampled;
+- :mod:`.soak`: 10,000 adaptations, the daemon's memory, descriptors and tasks sampled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from .learner import learner_scenario
 from .netcut import netcut_scenario
 from .pauses import broker_scenario, redis_scenario
 from .redis_full import redis_full_scenario
 from .sigkill import sigkill_scenario
+from .soak import soak_scenario
 from .stage import Options, Result
 
 __all__ = ["SCENARIOS", "Options", "Result"]
@@ -28,4 +32,6 @@ SCENARIOS: dict[str, Callable[[Options], Awaitable[Result]]] = {
     "broker": broker_scenario,
     "redis_full": redis_full_scenario,
     "netcut": netcut_scenario,
+    "learner": learner_scenario,
+    "soak": soak_scenario,
 }

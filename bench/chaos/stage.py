@@ -67,6 +67,24 @@ class Options:
     full_s: float = 70.0
     """How long Redis stays full: past the daemon's stall watch (``kafka.stall_timeout_s``,
     60 s), to see whether /readyz ever says so."""
+    churn_streams: int = 96
+    """``learner`` and ``soak``: streams of the adapting workload (:mod:`.churn`)."""
+    churn_regime_len: int = 80
+    """``learner`` and ``soak``: events of a stream between its regime changes."""
+    learner_s: float = 120.0
+    """``learner``: seconds of continuous adaptation under a sampled event loop."""
+    learner_rate: int = 1000
+    """``learner``: records per second fed (of the adapting workload, :mod:`.churn`)."""
+    lag_sample_s: float = 0.1
+    """``learner``: how often /metrics (the event-loop lag gauge) is read."""
+    soak_adaptations: int = 10_000
+    """``soak``: adaptations (published, rejected or failed) to run the daemon through."""
+    soak_rate: int = 3000
+    """``soak``: records per second fed (about 22 adaptations a second on 2 cores)."""
+    soak_timeout_s: float = 1200.0
+    """``soak``: the most it may take to reach ``soak_adaptations``."""
+    soak_sample_s: float = 2.0
+    """``soak``: how often the daemon's RSS, descriptors, threads and tasks are read."""
     seed: int = 12
     work: Path = Path("/tmp/adaptd-chaos")
     daemon_settings: tuple[tuple[str, str], ...] = ()
@@ -152,12 +170,14 @@ class Stage:
         self.redis.stop()
         self.broker.stop()
 
-    def feed(self) -> Feed:
+    def feed(self, rate: int | None = None, workload: Workload | None = None) -> Feed:
+        """A feed of the input topic (the options' rate and the default workload unless
+        given), cancelled with the stage."""
         feed = Feed(
             self.broker.bootstrap,
             TOPICS["input"],
-            rate=self.opts.rate,
-            workload=Workload(seed=self.opts.seed),
+            rate=rate or self.opts.rate,
+            workload=workload or Workload(seed=self.opts.seed),
         )
         self.feeds.append(feed)
         return feed

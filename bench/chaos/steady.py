@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .feed import Feed
+from .invariants import Check
 from .outputs import check_outputs
 from .recovery import Watch, kept_running, recovery_line, resumed_check
 from .services import DaemonChild
 from .stage import Stage
 
-__all__ = ["Injection", "Run", "kafka_errors", "through_faults", "timed_fault"]
+__all__ = ["Injection", "Run", "kafka_errors", "settle", "through_faults", "timed_fault"]
 
 Injection = Callable[[Watch], Awaitable[dict[str, Any]]]
 """Injects one fault, waits for the recovery and returns its figures (``Watch.recovery``'s
@@ -69,6 +70,27 @@ async def _call(f: Callable[[], object]) -> None:
         await out
 
 
+async def settle(
+    stage: Stage,
+    first: DaemonChild,
+    feed: Feed,
+    before_stop: Callable[[dict[str, float]], list[Check]] | None = None,
+) -> dict[str, float]:
+    """The end of a run: stop the feed, drain, read the last daemon's metrics, check it
+    kept running (and ``before_stop``'s checks, given those metrics, while it still runs),
+    stop it with SIGTERM and check the outputs. Returns the metrics."""
+    r = stage.result
+    await feed.stop()
+    r.checks.append(await stage.drain(feed))
+    last = await stage.current.metrics() or {}
+    r.checks.append(kept_running(stage, first))
+    if before_stop is not None:
+        r.checks += before_stop(last)
+    r.checks.append(await stage.stop_daemon())
+    r.checks += await check_outputs(stage, feed)
+    return last
+
+
 async def through_faults(
     stage: Stage, injections: Sequence[Injection], figures: Figures | None = None
 ) -> Run:
@@ -83,14 +105,13 @@ async def through_faults(
             faults.append(await inject(watch))
             print(f"  {recovery_line(faults[-1])}", flush=True)
         await asyncio.sleep(stage.opts.steady_s)
-    await feed.stop()
-    r.checks.append(await stage.drain(feed))
-    last = await stage.current.metrics() or {}
-    r.checks.append(kept_running(stage, d))
-    r.checks.append(resumed_check(faults))
-    own = figures(watch, last) if figures is not None else {}
-    r.checks.append(await stage.stop_daemon())
-    r.checks += await check_outputs(stage, feed)
+    own: dict[str, Any] = {}
+
+    def before_stop(last: dict[str, float]) -> list[Check]:
+        own.update(figures(watch, last) if figures is not None else {})
+        return [resumed_check(faults)]
+
+    await settle(stage, d, feed, before_stop)
     r.figures.update(own)
     r.figures["retry_log_lines"] = sum(x.log_count('"retrying"') for x in stage.daemons)
     r.figures["faults"] = faults

@@ -11,7 +11,18 @@ from typing import Any
 import pytest
 from aiokafka.protocol.admin import ApiVersionRequest_v0, ListPartitionReassignmentsRequest_v0
 
+from bench.chaos.churn import adaptations_done, proc_stats
 from bench.chaos.feed import BAD_VALUE, Workload
+from bench.chaos.growth import (
+    Bound,
+    check_bounded,
+    check_membership,
+    longest_idle,
+    quantile,
+    quarter_points,
+    slope,
+    spread,
+)
 from bench.chaos.invariants import (
     PolicyRecord,
     check_commits_stored,
@@ -220,3 +231,107 @@ def test_the_kafka_client_id_of_a_request():
 def test_the_table_leaves_the_retry_details_to_the_json():
     text = table("x", {"retries": {"store episodes": {"count": 3}}, "kills": 1}, 1.0)
     assert "retries" not in text and "kills" in text
+
+
+def test_quantile_and_spread():
+    assert quantile([], 0.99) is None
+    assert quantile([0.2], 0.99) == 0.2
+    # Nearest rank: of 100 values, p99 is the 99th; one slow sample of 200 moves it only
+    # when it is more than 1 in 100.
+    lags = [0.001] * 99 + [0.5]
+    assert quantile(lags, 0.99) == 0.001
+    assert quantile([*lags, 0.5], 0.99) == 0.5
+    assert spread([3.0, 1.0, 2.0]) == {"n": 3, "p50": 2.0, "p99": 3.0, "max": 3.0}
+    assert spread([]) == {"n": 0, "p50": None, "p99": None, "max": None}
+
+
+def test_longest_idle_starts_at_the_first_rise():
+    assert longest_idle([]) == (None, 0.0)
+    assert longest_idle([(0.0, 0.0), (4.0, 0.0)]) == (None, 4.0)
+    # Warm-up until 10 s, then rises every second but one gap of 7 s, then a quiet end.
+    samples = [(0.0, 0.0), (10.0, 1.0), (11.0, 2.0), (18.0, 3.0), (19.0, 4.0), (22.0, 4.0)]
+    assert longest_idle(samples) == (10.0, 7.0)
+    assert longest_idle([(0.0, 0.0), (1.0, 1.0), (20.0, 1.0)]) == (1.0, 19.0)
+
+
+def test_quarter_points_name_what_was_reached():
+    samples = [{"n": n, "t": i} for i, n in enumerate([0, 10, 26, 49, 51, 80, 99])]
+    points = quarter_points(samples, "n", 100)
+    assert [(label, s["t"]) for label, s in points] == [
+        ("start", 0),
+        ("1/4", 2),
+        ("1/2", 4),
+        ("3/4", 5),
+        ("end", 6),
+    ]
+    short = quarter_points(samples[:4], "n", 100)
+    assert [label for label, _ in short] == ["start", "1/4", "end"]
+
+
+def test_slope():
+    assert slope([(0.0, 1.0)]) is None
+    assert slope([(1.0, 1.0), (1.0, 2.0)]) is None
+    assert slope([(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]) == 2.0
+
+
+def _soak(rss: list[float]) -> list[dict[str, float]]:
+    """One sample per 100 adaptations of a soak of 1,000."""
+    return [{"adaptations": 100.0 * i, "rss": v} for i, v in enumerate(rss)]
+
+
+def test_a_resource_that_levels_off_is_bounded_and_one_that_grows_is_not():
+    bound = Bound("rss", ratio=0.10)
+    level = _soak([100, 150, 190, 195, 200, 200, 201, 203, 205, 206, 208])
+    check = check_bounded(level, "rss", bound, "adaptations", 1000)
+    assert check.ok, check.detail
+    assert check.figures["second_quarter_max"] == 200  # samples from 250 to 500 adaptations
+    assert check.figures["last_quarter_max"] == 208  # from 750 on
+    leak = _soak([100 + 20 * i for i in range(11)])
+    check = check_bounded(leak, "rss", bound, "adaptations", 1000)
+    assert not check.ok and "GREW" in check.detail
+    counts = Bound("fds", slack=4)
+    assert check_bounded(_soak([20] * 6 + [24] * 5), "rss", counts, "adaptations", 1000).ok
+    assert not check_bounded(_soak([20] * 6 + [25] * 5), "rss", counts, "adaptations", 1000).ok
+    # A soak that never reached its last quarter cannot be called bounded.
+    short = check_bounded(level[:6], "rss", bound, "adaptations", 1000)
+    assert not short.ok and "not sampled" in short.detail
+
+
+def _log(*events: str) -> list[str]:
+    return [json.dumps({"event": e, "level": "info"}) for e in events]
+
+
+def test_membership_holds_with_one_assignment_only():
+    ok = check_membership(["Traceback", *_log("adaptd started", "partitions assigned")])
+    assert ok.ok, ok.detail
+    rejoined = check_membership(
+        _log("partitions assigned", "partitions revoked", "partitions assigned")
+    )
+    assert not rejoined.ok
+    assert rejoined.figures == {"assigned": 2, "revoked": 1, "group_log_lines": 0}
+    heartbeat = check_membership(
+        _log("partitions assigned", "Heartbeat failed for group chaos because it is rebalancing")
+    )
+    assert not heartbeat.ok and heartbeat.figures["group_log_lines"] == 1
+    assert not check_membership(_log("adaptd started")).ok  # never assigned at all
+
+
+def test_adaptations_done_counts_finished_outcomes_only():
+    metrics = {
+        "adaptd_adaptations_total": 20.0,
+        "adaptd_adaptations_total{outcome=published}": 5.0,
+        "adaptd_adaptations_total{outcome=rejected}": 12.0,
+        "adaptd_adaptations_total{outcome=failed}": 1.0,
+        "adaptd_adaptations_total{outcome=rebased}": 2.0,
+    }
+    assert adaptations_done(metrics) == 18.0
+    assert adaptations_done({}) == 0.0
+
+
+def test_proc_stats_of_this_process_and_of_none():
+    import os
+
+    mine = proc_stats(os.getpid())
+    assert mine["rss_kb"] and mine["rss_kb"] > 1000
+    assert mine["fds"] and mine["fds"] >= 3 and mine["threads"] and mine["threads"] >= 1
+    assert proc_stats(2**22 + 1) == {"rss_kb": None, "fds": None, "threads": None}

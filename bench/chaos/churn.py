@@ -108,6 +108,10 @@ class Pulse(Sampler):
                 "lag_s": m.get("adaptd_event_loop_lag_seconds"),
                 "adaptations": adaptations_done(m),
                 "tasks": m.get("adaptd_event_loop_tasks"),
+                # What the task count moves with: adaptations being worked on, and records
+                # waiting (a daemon falling behind has more of both).
+                "in_flight": m.get("adaptd_adaptations_in_flight"),
+                "consumer_lag": m.get("adaptd_consumer_lag"),
                 "events": m.get("adaptd_events_total", 0.0),
             }
         if self.proc:

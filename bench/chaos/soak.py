@@ -49,6 +49,8 @@ def _point(s: dict[str, Any]) -> dict[str, Any]:
         "fds": s.get("fds"),
         "threads": s.get("threads"),
         "tasks": s.get("tasks"),
+        "in_flight": s.get("in_flight"),
+        "consumer_lag": s.get("consumer_lag"),
     }
 
 

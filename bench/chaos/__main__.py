@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         help="redis_full: seconds Redis stays full before its maxmemory is raised",
     )
     for flag, name, kind, what in _SCENARIO_KNOBS:
-        parser.add_argument(flag, type=kind, default=getattr(Options, name), help=what)
+        parser.add_argument(flag, dest=name, type=kind, default=getattr(Options, name), help=what)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument(
         "--set",

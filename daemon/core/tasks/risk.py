@@ -139,19 +139,22 @@ class RealisedVarianceRule:
         if fit is not None or garch is not None:
             ret2, vol2 = tick.ret * tick.ret, tick.vol * tick.vol
             season = self.season
-            p = 1.0 if season is None else season.observe(tick.ts_ms, ret2 / vol2)
+            if season is None:
+                p = following = ahead = 1.0
+            else:
+                p = season.observe(tick.ts_ms, ret2 / vol2)
+                following, ahead = season.outlook(self.horizon)
             if fit is not None:
                 last = self._floor_var
                 y = None if last != last else max(ret2, self.floor * last)
                 s = fit.update(ret2 / p, tick.ret < 0.0, vol2, y, start=var)
-                fit.scale = 1.0 if season is None else season.ahead(1)
+                fit.scale = following
             else:
                 a, b = garch  # type: ignore[misc]
                 last = self._state
                 s = var if last != last else (1.0 - a - b) * vol2 + a * ret2 / p + b * last
                 self._state = s
-            if season is not None:
-                s *= season.ahead(self.horizon)
+            s *= ahead
             self._floor_var = var
             var = s
         self.reference = var

@@ -109,21 +109,33 @@ class Periodicity:
             w = self.alpha
         if m is None:
             m = 1.0
-        means[hour] = m + w * (ratio - m)
+        new = m + w * (ratio - m)
+        means[hour] = new
         # Summed afresh, not kept by increments: with one hour, its factor is exactly 1.
-        self._sum = sum(means.values())
+        self._sum = new if len(means) == 1 else sum(means.values())
         return before
 
     def ahead(self, steps: int) -> float:
         """The mean factor of the next ``steps`` events' hours."""
+        return self.outlook(steps)[1]
+
+    def outlook(self, steps: int) -> tuple[float, float]:
+        """The factor of the next event's hour, and the mean factor of the next ``steps``
+        events' hours: one walk for both, as the risk task needs them at every event."""
         means, following = self.means, self.following
-        n, whole = len(means), self._sum
-        hour, total = self.last, 0.0
-        for _ in range(steps):
+        n = len(means)
+        if n == 1:  # one hour seen (a daily stream): every factor is exactly 1
+            return 1.0, 1.0
+        whole = self._sum
+        hour, total, first = self.last, 0.0, 1.0
+        for i in range(steps):
             hour = following.get(hour, hour)  # type: ignore[arg-type]
             m = means.get(hour)  # type: ignore[arg-type]
-            total += 1.0 if m is None else m * n / whole  # with one hour: exactly 1
-        return total / steps
+            f = 1.0 if m is None else m * n / whole
+            if i == 0:
+                first = f
+            total += f
+        return first, total / steps
 
 
 @functools.cache
@@ -159,11 +171,24 @@ class GarchGrid:
     (True, True)
     """
 
-    __slots__ = ("_pending", "best", "forecast", "grid", "live", "losses", "scale", "states")
+    __slots__ = (
+        "_coef",
+        "_pending",
+        "best",
+        "forecast",
+        "grid",
+        "live",
+        "losses",
+        "scale",
+        "states",
+    )
 
     def __init__(self, default: tuple[float, float] = GRID[0][:2]) -> None:
         first = (*default, 0.0)
         self.grid = (first, *(abg for abg in GRID[1:] if abg != first))
+        self._coef = [(1.0 - a - b - 0.5 * g, a, a + g, b) for a, b, g in self.grid]
+        """Per recursion: the target's weight, the return's after a rise and after a fall,
+        the state's."""
         self.states: list[float] = []
         """Every recursion's state as of the last block's end."""
         self.live = [math.nan, math.nan]
@@ -182,13 +207,13 @@ class GarchGrid:
             self.states = [start] * len(self.grid)
             live[0] = live[1] = start
         else:
-            self._pending.append((u2, float(down), vol2, math.nan if y is None else y, self.scale))
-            grid = self.grid
-            a, b, g = grid[0]
-            live[0] = (1.0 - a - b - 0.5 * g) * vol2 + (a + g * down) * u2 + b * live[0]
-            a, b, g = grid[self.best]
-            live[1] = (1.0 - a - b - 0.5 * g) * vol2 + (a + g * down) * u2 + b * live[1]
-            if len(self._pending) == BLOCK:
+            pending = self._pending
+            pending.append((u2, float(down), vol2, math.nan if y is None else y, self.scale))
+            c, a, a_down, b = self._coef[0]
+            live[0] = c * vol2 + (a_down if down else a) * u2 + b * live[0]
+            c, a, a_down, b = self._coef[self.best]
+            live[1] = c * vol2 + (a_down if down else a) * u2 + b * live[1]
+            if len(pending) == BLOCK:
                 self._catch_up()
         self.forecast = math.sqrt(live[0] * live[1])
         return self.forecast

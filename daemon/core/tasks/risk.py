@@ -61,7 +61,8 @@ from adaptd.adapters.forecasting import normal_var_es, qlike, t_var_es
 from adaptd.adapters.types import QLIKE_BOUND, Loss
 
 from .protocol import Head
-from .variance import BLOCK, GarchGrid, Periodicity
+from .risk_message import reference_definition, tail_definition
+from .variance import GarchGrid, Periodicity
 
 __all__ = ["REFERENCES", "EwmaVariance", "RealisedVarianceRule", "RiskTask", "risk_of"]
 
@@ -281,79 +282,11 @@ class RiskTask:
             "baseline": self._reference_name(),
             "forecast": {
                 "variance": "s2_t * H * exp(output): of the sum of the next H log returns",
-                **_definition(self),
+                **reference_definition(self),
                 "levels": list(self.levels),
-                **_tail(self.dof),
+                **tail_definition(self.dof),
             },
         }
-
-
-_FAST = (
-    "f_t, the fast EW mean of squared log returns per event, including event t: "
-    "f_t = f_(t-1) + c (r_t^2 - f_(t-1)), c = 1 - 2^(-1/features.fast_halflife) "
-    "(c = 1/(t-1) while that is larger: the first returns' plain mean)"
-)
-
-
-def _definition(task: RiskTask) -> dict[str, Any]:
-    if task.reference == "ewma":
-        return {"s2_t": "f_t", "f_t": _FAST}
-    start = ", from g = f_t at the stream's first event with features"
-    out: dict[str, Any] = {}
-    if task.reference == "garch":
-        out["s2_t"] = (
-            "P_t * g_t: variance-targeting GARCH(1,1), "
-            "g_t = (1 - a - b) vol_t^2 + a u_t^2 + b g_(t-1)" + start
-        )
-        out["a"], out["b"] = task.garch_a, task.garch_b
-    else:
-        out["s2_t"] = (
-            "P_t * sqrt(g0_t * gk_t): variance-targeting GARCH(1,1) recursions, g_t = "
-            "(1 - a - b - c / 2) vol_t^2 + (a + c [r_t < 0]) u_t^2 + b g_(t-1)"
-            + start
-            + ", one for each (a, b, c) of grid; g0 is grid[0]'s, gk the one with the least "
-            "sum of q = y_j / (P1_(j-1) g_(j-1)) - log(y_j / (P1_(j-1) g_(j-1))) - 1 over the "
-            "events 0 < j <= T (QLIKE of its one-step forecasts, y_j = max(r_j^2, floor * "
-            "f_(j-1))), the first on ties; events are numbered from 0 at the stream's first "
-            "event with features, and T is the latest multiple of block up to t (gk = g0 "
-            "before event block)"
-        )
-        out["block"] = BLOCK
-        out["grid"] = [list(abc) for abc in GarchGrid((task.garch_a, task.garch_b)).grid]
-    if task.periodicity is None:
-        out["u_t"], out["P_t"], out["P1_t"] = "r_t", "1", "1"
-    else:
-        out["u_t"] = "r_t / sqrt(p_t): p_t the factor of event t's UTC hour known before it"
-        out["P_t"] = "the mean factor of the next H events' hours (P1_t: of the next one's)"
-        out["periodicity"] = {
-            "factor": "m_h * (hours seen) / (sum of m over the hours seen); 1 if h is not seen",
-            "m_h": "EW mean of r_t^2 / vol_t^2 over the events at UTC hour h (from ts_ms; one "
-            "bucket if the event has no time), weight max(1 / (visits + 1), alpha) on the "
-            "newest, starting at 1",
-            "alpha": 1.0 - 0.5 ** (1.0 / task.periodicity),
-            "next hour": "the hour that followed the given hour most recently; itself if none",
-        }
-    out["vol_t"] = (
-        "the features' vol: the slow EW root mean square of log returns, including event t "
-        "(features.slow_halflife)"
-    )
-    out["f_t"] = _FAST
-    return out
-
-
-def _tail(dof: float | None) -> dict[str, Any]:
-    if dof is None:
-        return {
-            "distribution": "normal, mean 0",
-            "var": "VaR_a = -Phi^-1(a) * sqrt(variance)",
-            "expected_shortfall": "ES_a = phi(Phi^-1(a)) / a * sqrt(variance)",
-        }
-    return {
-        "distribution": "Student t, mean 0, dof degrees of freedom, scaled to the variance",
-        "dof": dof,
-        "var": "VaR_a = -T^-1(a) * s, s = sqrt(variance * (dof - 2) / dof)",
-        "expected_shortfall": "ES_a = t(q) / a * (dof + q^2) / (dof - 1) * s, q = T^-1(a)",
-    }
 
 
 def risk_of(

@@ -282,7 +282,9 @@ class RiskTask:
             "baseline": self._reference_name(),
             "forecast": {
                 "variance": "s2_t * H * exp(output): of the sum of the next H log returns",
-                **reference_definition(self),
+                **reference_definition(
+                    self.reference, self.garch_a, self.garch_b, self.periodicity
+                ),
                 "levels": list(self.levels),
                 **tail_definition(self.dof),
             },

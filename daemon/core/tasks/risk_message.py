@@ -9,12 +9,9 @@ Pure: text and numbers only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .variance import BLOCK, GarchGrid
-
-if TYPE_CHECKING:
-    from .risk import RiskTask
 
 __all__ = ["reference_definition", "tail_definition"]
 
@@ -26,18 +23,21 @@ _FAST = (
 )
 
 
-def reference_definition(task: RiskTask) -> dict[str, Any]:
-    """``task.forecast``'s definition of ``s2_t``, the reference variance."""
-    if task.reference == "ewma":
+def reference_definition(
+    reference: str, garch_a: float, garch_b: float, periodicity: float | None
+) -> dict[str, Any]:
+    """``task.forecast``'s definition of ``s2_t``, the reference variance, for a risk task's
+    options of these names."""
+    if reference == "ewma":
         return {"s2_t": "f_t", "f_t": _FAST}
     start = ", from g = f_t at the stream's first event with features"
     out: dict[str, Any] = {}
-    if task.reference == "garch":
+    if reference == "garch":
         out["s2_t"] = (
             "P_t * g_t: variance-targeting GARCH(1,1), "
             "g_t = (1 - a - b) vol_t^2 + a u_t^2 + b g_(t-1)" + start
         )
-        out["a"], out["b"] = task.garch_a, task.garch_b
+        out["a"], out["b"] = garch_a, garch_b
     else:
         out["s2_t"] = (
             "P_t * sqrt(g0_t * gk_t): variance-targeting GARCH(1,1) recursions, g_t = "
@@ -51,8 +51,8 @@ def reference_definition(task: RiskTask) -> dict[str, Any]:
             "before event block)"
         )
         out["block"] = BLOCK
-        out["grid"] = [list(abc) for abc in GarchGrid((task.garch_a, task.garch_b)).grid]
-    if task.periodicity is None:
+        out["grid"] = [list(abc) for abc in GarchGrid((garch_a, garch_b)).grid]
+    if periodicity is None:
         out["u_t"], out["P_t"], out["P1_t"] = "r_t", "1", "1"
     else:
         out["u_t"] = "r_t / sqrt(p_t): p_t the factor of event t's UTC hour known before it"
@@ -62,7 +62,7 @@ def reference_definition(task: RiskTask) -> dict[str, Any]:
             "m_h": "EW mean of r_t^2 / vol_t^2 over the events at UTC hour h (from ts_ms; one "
             "bucket if the event has no time), weight max(1 / (visits + 1), alpha) on the "
             "newest, starting at 1",
-            "alpha": 1.0 - 0.5 ** (1.0 / task.periodicity),
+            "alpha": 1.0 - 0.5 ** (1.0 / periodicity),
             "next hour": "the hour that followed the given hour most recently; itself if none",
         }
     out["vol_t"] = (

@@ -13,7 +13,8 @@ numpy and scipy only (no torch), so the daemon's pure core and the benchmarks sh
 - :func:`normal_var_es` and :func:`t_var_es`: value at risk and expected shortfall of a
   zero-mean normal, or of a Student t scaled to the forecast variance (:func:`fit_dof`
   estimates its degrees of freedom from standardised returns).
-- :func:`kupiec`: Kupiec's (1995) proportion-of-failures test of VaR coverage.
+- :func:`kupiec`: Kupiec's (1995) proportion-of-failures test of VaR coverage, and
+  :func:`christoffersen`: Christoffersen's (1998) test that violations do not cluster.
 - :func:`diebold_mariano`: the Diebold-Mariano (1995) test of equal predictive accuracy, with
   the small-sample correction of Harvey, Leybourne and Newbold (1997).
 
@@ -37,6 +38,7 @@ from .checks import positive_int
 
 __all__ = [
     "Significance",
+    "christoffersen",
     "diebold_mariano",
     "ewma_variance",
     "fit_dof",
@@ -136,6 +138,35 @@ def kupiec(violations: int, n: int, level: float) -> Significance:
     # xlogy: 0 * log 0 = 0, for no violations or nothing but violations.
     null = special.xlogy(n - x, 1.0 - level) + special.xlogy(x, level)
     alt = special.xlogy(n - x, 1.0 - rate) + special.xlogy(x, rate)
+    lr = max(-2.0 * (null - alt), 0.0)
+    return Significance(float(lr), float(stats.chi2.sf(lr, 1)))
+
+
+def christoffersen(violations: np.ndarray) -> Significance:
+    """Christoffersen's (1998) test of independence of VaR violations, in time order: does a
+    violation make the next one likelier? The likelihood ratio of a two-state Markov chain
+    against independent draws, chi-squared with one degree of freedom. Kupiec's test counts
+    violations; this one sees them cluster (a forecast that follows the volatility too
+    slowly). With fewer than two events, or no change of state, nothing can be told: (0, 1).
+    """
+    v = np.asarray(violations, dtype=bool)
+    if v.ndim != 1:
+        raise ValueError("violations must be 1-D")
+    prev, nxt = v[:-1], v[1:]
+    n00, n01 = int((~prev & ~nxt).sum()), int((~prev & nxt).sum())
+    n10, n11 = int((prev & ~nxt).sum()), int((prev & nxt).sum())
+    total = n00 + n01 + n10 + n11
+    if not total:
+        return Significance(0.0, 1.0)
+    p01, p11 = n01 / max(n00 + n01, 1), n11 / max(n10 + n11, 1)
+    p = (n01 + n11) / total
+    null = special.xlogy(n00 + n10, 1.0 - p) + special.xlogy(n01 + n11, p)
+    alt = (
+        special.xlogy(n00, 1.0 - p01)
+        + special.xlogy(n01, p01)
+        + special.xlogy(n10, 1.0 - p11)
+        + special.xlogy(n11, p11)
+    )
     lr = max(-2.0 * (null - alt), 0.0)
     return Significance(float(lr), float(stats.chi2.sf(lr, 1)))
 

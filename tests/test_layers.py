@@ -34,6 +34,7 @@ TORCH_FREE_LIBRARY = (
     "adaptd.adapters.serving",
     "adaptd.adapters.codec",
     "adaptd.adapters.forecasting",
+    "adaptd.adapters.conformal",
     "adaptd.adapters.performance",
     "adaptd.adapters.changepoints",
     "adaptd.adapters.protocol",

@@ -8,7 +8,8 @@ alone, as the message defines it:
 
 - risk: the variance of the next H returns, ``s2_t * H * exp(output)`` (the task's reference,
   ``s2_t * H``, until a policy arrives), scored by QLIKE against the realised variance next to
-  the reference and RiskMetrics (lambda 0.94), and the VaR's hit rates;
+  the reference and RiskMetrics (lambda 0.94), and the hit rates of the VaR the message
+  defines;
 - strategy: the weights of the strategies (equal weights until a policy arrives) and the
   position they recommend, net of the task's costs, next to the equal-weight ensemble, the
   volatility-targeted long and buy and hold, with Sharpe ratios and the probabilistic Sharpe
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptd.adapters.forecasting import ewma_variance, normal_var_es, qlike
+from adaptd.adapters.forecasting import ewma_variance, qlike
 from adaptd.adapters.performance import (
     net_returns,
     periods_per_year,
@@ -170,9 +171,9 @@ def _risk(task: RiskTask, lp: np.ndarray, s2: np.ndarray, ratio: np.ndarray) -> 
         },
         "var_hits": {},
     }
-    for level in task.levels:
-        var, _ = normal_var_es(forecast[ok], level)
-        scores["var_hits"][f"{level:g}"] = float(np.mean(moved[ok] < -var))
+    var, _ = task.tail(moved, forecast)  # as the message defines it, calibration included
+    for k, level in enumerate(task.levels):
+        scores["var_hits"][f"{level:g}"] = float(np.mean(moved[ok] < -var[ok, k]))
     return RiskServed(h, forecast, reference, riskmetrics, realised, scores)
 
 

@@ -53,6 +53,20 @@ def markdown(report: dict[str, Any]) -> str:
         cells = [_rates(f[k]["var"]) for k in names]
         cells.append(f"{_rates(f['adaptd']['var_t'])} ({f['adaptd']['var_t']['dof']:.1f})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    calibrated = ["adaptd", *BASELINES]
+    lines += [
+        "",
+        "| series | "
+        + " | ".join(f"{k}, calibrated 1 % / 5 %" for k in calibrated)
+        + " | adaptd: independence p 1 % / 5 % |",
+        "|---|" + "---:|" * (len(calibrated) + 1),
+    ]
+    for name, r in report["series"].items():
+        f = r["risk"]["forecasters"]
+        cells = [_rates(f[k]["var_calibrated"]) for k in calibrated]
+        own = f["adaptd"]["var_calibrated"]
+        cells.append(" / ".join(f"{own[lv]['independence_pvalue']:.2f}" for lv in ("0.01", "0.05")))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "| series | return task: live | no adaptation | zero forecast | live / zero "

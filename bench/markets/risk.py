@@ -19,29 +19,33 @@ half, each forecast made from what was known when its event arrived:
 
 QLIKE is against the squared next return, floored at ``FLOOR`` times the reference variance
 (a zero return has no log; the count is reported); the MSE of log variance is reported
-next to it. VaR is that of a zero-mean normal with the forecast variance, and for adaptd also
-that of a Student t whose degrees of freedom were fitted on the earlier half.
+next to it. VaR is that of a zero-mean normal with the forecast variance at the fixed levels
+(``var``), and, for every forecaster, at the adaptive levels of the risk task's message
+(``var_calibrated``: adaptive conformal inference with the task's ``calibration`` step, run
+from each forecaster's first forecast, as a subscriber computes it); for adaptd also that of
+a Student t whose degrees of freedom were fitted on the earlier half, at the fixed levels
+(``var_t``). Kupiec's test counts the violations; Christoffersen's tests that they do not
+cluster.
 """
 
 from __future__ import annotations
 
 import warnings
-from functools import partial
 from typing import Any
 
 import numpy as np
 
 from adaptd.adapters.forecasting import (
+    christoffersen,
     diebold_mariano,
     ewma_variance,
     fit_dof,
     kupiec,
     log_mse,
-    normal_var_es,
     qlike,
-    t_var_es,
 )
 from adaptd.adapters.tasks.series import MarketSeries
+from adaptd.daemon.core.tasks.risk import RiskTask
 
 from .harness import Replay
 
@@ -83,11 +87,12 @@ def garch_forecasts(
     return out
 
 
-def _kupiec(r_next: np.ndarray, variance: np.ndarray, dof: float | None = None) -> dict[str, Any]:
+def _kupiec(r_next: np.ndarray, var: np.ndarray) -> dict[str, Any]:
+    """Coverage of ``var`` (``(events, levels)`` for ``LEVELS``) against the next returns."""
     out = {}
-    for level in LEVELS:
-        var = (normal_var_es if dof is None else partial(t_var_es, dof=dof))(variance, level)[0]
-        hits = int((r_next < -var).sum())
+    for k, level in enumerate(LEVELS):
+        violated = r_next < -var[:, k]
+        hits = int(violated.sum())
         test = kupiec(hits, len(r_next), level)
         out[f"{level:g}"] = {
             "violations": hits,
@@ -95,12 +100,16 @@ def _kupiec(r_next: np.ndarray, variance: np.ndarray, dof: float | None = None) 
             "lr": test.statistic,
             "pvalue": test.pvalue,
             "rejected_at_5pct": test.pvalue < 0.05,
+            "independence_pvalue": christoffersen(violated).pvalue,
         }
     return out
 
 
-def score_risk(series: MarketSeries, replay: Replay, *, refit: int = 20) -> dict[str, Any]:
-    """The risk figures of one replayed series (see the module's description)."""
+def score_risk(
+    series: MarketSeries, replay: Replay, task: RiskTask, *, refit: int = 20
+) -> dict[str, Any]:
+    """The risk figures of one replayed series (see the module's description); ``task`` is
+    the risk task replayed (its tail and calibration define ``var_calibrated``)."""
     r = log_returns(series)
     n = len(r)
     start = n // 2
@@ -123,11 +132,17 @@ def score_risk(series: MarketSeries, replay: Replay, *, refit: int = 20) -> dict
     losses = {k: qlike(realised, f[t]) for k, f in forecasts.items()}
     best = min(BASELINES, key=lambda k: losses[k].mean())
     dm = diebold_mariano(losses["adaptd"], losses[best])
+    outcome = np.append(r[1:], np.nan)  # outcome[t] = r[t + 1], what VaR_t is about
+    fixed = RiskTask(horizon=1, clip=task.clip, levels=LEVELS, calibration=None)
+    tail = RiskTask(
+        horizon=1, clip=task.clip, levels=LEVELS, dof=task.dof, calibration=task.calibration
+    )
     figures = {
         name: {
             "qlike": float(losses[name].mean()),
             "log_mse": float(log_mse(realised, f[t]).mean()),
-            "var": _kupiec(r_next, f[t]),
+            "var": _kupiec(r_next, fixed.tail(outcome, f)[0][t]),
+            "var_calibrated": _kupiec(r_next, tail.tail(outcome, f)[0][t]),
         }
         for name, f in forecasts.items()
     }
@@ -137,7 +152,9 @@ def score_risk(series: MarketSeries, replay: Replay, *, refit: int = 20) -> dict
     early = np.arange(1, start - 1)
     early = early[np.isfinite(forecasts["adaptd"][early])]
     dof = fit_dof(r[early + 1] / np.sqrt(forecasts["adaptd"][early]))
-    figures["adaptd"]["var_t"] = {"dof": dof, **_kupiec(r_next, forecasts["adaptd"][t], dof)}
+    t_tail = RiskTask(horizon=1, clip=task.clip, levels=LEVELS, dof=dof, calibration=None)
+    var_t = t_tail.tail(outcome, forecasts["adaptd"])[0][t]
+    figures["adaptd"]["var_t"] = {"dof": dof, **_kupiec(r_next, var_t)}
     ratio = figures["adaptd"]["qlike"] / figures[best]["qlike"]
     seconds = [o[3] for o in trace.outcomes]
     return {

@@ -7,6 +7,7 @@ import pytest
 from scipy import integrate, stats
 
 from adaptd.adapters.forecasting import (
+    christoffersen,
     diebold_mariano,
     ewma_variance,
     fit_dof,
@@ -147,3 +148,20 @@ def test_fit_dof_recovers_the_degrees_of_freedom() -> None:
         z = rng.standard_t(dof, 20_000) * math.sqrt((dof - 2) / dof)  # unit variance
         assert fit_dof(z) == pytest.approx(dof, rel=0.15)
     assert fit_dof(rng.standard_normal(20_000)) > 30  # a normal: as many as allowed, nearly
+
+
+def test_christoffersen_by_hand_and_on_independent_and_clustered_violations() -> None:
+    # Transitions 00: 4, 01: 2, 10: 2, 11: 1: a violation is as likely after one as after
+    # none (1/3 both), so nothing to reject.
+    assert christoffersen(np.array([0, 0, 1, 1, 0, 0, 0, 1, 0, 0], bool)) == (0.0, 1.0)
+    # 50 quiet days, 5 violations in a row, 50 quiet: n00 98, n01 1, n10 1, n11 4.
+    v = np.r_[np.zeros(50), np.ones(5), np.zeros(50)].astype(bool)
+    p01, p11, p = 1 / 99, 4 / 5, 5 / 104
+    alt = 98 * math.log(1 - p01) + math.log(p01) + math.log(1 - p11) + 4 * math.log(p11)
+    null = 99 * math.log(1 - p) + 5 * math.log(p)
+    got = christoffersen(v)
+    assert got.statistic == pytest.approx(2 * (alt - null)) and got.pvalue < 1e-4
+    rng = np.random.default_rng(11)
+    rejected = [christoffersen(rng.random(1000) < 0.05).pvalue < 0.05 for _ in range(400)]
+    assert 0.02 < np.mean(rejected) < 0.09  # about its size on independent violations
+    assert christoffersen(np.zeros(0, bool)) == (0.0, 1.0)

@@ -33,7 +33,10 @@ baseline, and the policy learns what the reference misses (a regime's level), fr
 features. It adapts with QLIKE, the field's loss for variance forecasts.
 
 VaR and expected shortfall at the task's ``levels`` follow from the forecast as those of a
-zero-mean normal (see :func:`adaptd.adapters.forecasting.normal_var_es`); the message says so.
+zero-mean normal (or a Student t with ``dof``), taken at tail probabilities that adaptive
+conformal inference keeps at the levels' violation rates (``calibration``; see
+:mod:`adaptd.adapters.conformal`); the message says so, and :meth:`RiskTask.tail` computes
+them as a subscriber would.
 
 >>> import math
 >>> from types import SimpleNamespace
@@ -57,6 +60,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from adaptd.adapters.checks import positive, positive_int
+from adaptd.adapters.conformal import var_path
 from adaptd.adapters.forecasting import normal_var_es, qlike, t_var_es
 from adaptd.adapters.types import QLIKE_BOUND, Loss
 
@@ -208,6 +212,11 @@ class RiskTask:
     dof
         None: VaR and ES are a normal's; else a Student t's with these degrees of freedom
         (> 2), scaled to the forecast variance (fatter tails for the same variance).
+    calibration
+        The step ``gamma`` of adaptive conformal inference (:mod:`adaptd.adapters.conformal`):
+        each VaR is taken at a tail probability that moves down after every violation and
+        up after none, so that violations keep to the nominal level on a misspecified tail;
+        None: at the levels themselves.
     reference
         "garch_fit": the variance-targeting GARCH(1,1) fitted online over a grid
         (:class:`~.variance.GarchGrid`); "garch": the recursion with ``garch_a`` and
@@ -222,6 +231,7 @@ class RiskTask:
     levels: tuple[float, ...] = (0.01, 0.05)
     floor: float = 0.01
     dof: float | None = None
+    calibration: float | None = 0.005
     reference: str = "garch_fit"
     garch_a: float = 0.05
     garch_b: float = 0.93
@@ -239,6 +249,8 @@ class RiskTask:
             raise ValueError(f"levels must be tail probabilities in (0, 0.5), got {self.levels}")
         if self.dof is not None and not self.dof > 2.0:
             raise ValueError(f"dof must be above 2 (a finite variance) or None, got {self.dof}")
+        if self.calibration is not None and not 0.0 < self.calibration < 1.0:
+            raise ValueError(f"calibration must be in (0, 1) or None, got {self.calibration}")
         if self.reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
         if self.periodicity is not None:
@@ -261,6 +273,19 @@ class RiskTask:
 
     def baseline(self) -> EwmaVariance:
         return EwmaVariance(self._reference_name())
+
+    def tail(self, outcome: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """VaR and expected shortfall, ``(events, levels)``, as the message defines them, from
+        each event's forecast ``variance`` of the sum of the next H log returns and that sum,
+        ``outcome`` (NaN while unknown; the adaptive levels learn from it H events later)."""
+        return var_path(
+            outcome,
+            variance,
+            self.levels,
+            dof=self.dof,
+            gamma=self.calibration,
+            horizon=self.horizon,
+        )
 
     def _reference_name(self) -> str:
         return "EWMA variance" if self.reference == "ewma" else "GARCH variance"
@@ -286,7 +311,7 @@ class RiskTask:
                     self.reference, self.garch_a, self.garch_b, self.periodicity
                 ),
                 "levels": list(self.levels),
-                **tail_definition(self.dof),
+                **tail_definition(self.dof, self.calibration),
             },
         }
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from adaptd.adapters.conformal import HIGH, LOW
+
 from .variance import BLOCK, GarchGrid
 
 __all__ = ["reference_definition", "tail_definition"]
@@ -73,17 +75,33 @@ def reference_definition(
     return out
 
 
-def tail_definition(dof: float | None) -> dict[str, Any]:
-    """``task.forecast``'s definition of VaR and expected shortfall from the variance."""
+def tail_definition(dof: float | None, calibration: float | None = None) -> dict[str, Any]:
+    """``task.forecast``'s definition of VaR and expected shortfall at each level ``a`` from
+    the variance, taken at the tail probability ``p``: ``a`` itself, or with ``calibration``
+    adaptive conformal inference's ``a_t`` (:mod:`adaptd.adapters.conformal`)."""
     if dof is None:
-        return {
+        out: dict[str, Any] = {
             "distribution": "normal, mean 0",
-            "var": "VaR_a = -Phi^-1(a) * sqrt(variance)",
-            "expected_shortfall": "ES_a = phi(Phi^-1(a)) / a * sqrt(variance)",
+            "var": "VaR_a = -Phi^-1(p) * sqrt(variance)",
+            "expected_shortfall": "ES_a = phi(Phi^-1(p)) / p * sqrt(variance)",
         }
-    return {
-        "distribution": "Student t, mean 0, dof degrees of freedom, scaled to the variance",
-        "dof": dof,
-        "var": "VaR_a = -T^-1(a) * s, s = sqrt(variance * (dof - 2) / dof)",
-        "expected_shortfall": "ES_a = t(q) / a * (dof + q^2) / (dof - 1) * s, q = T^-1(a)",
+    else:
+        out = {
+            "distribution": "Student t, mean 0, dof degrees of freedom, scaled to the variance",
+            "dof": dof,
+            "var": "VaR_a = -T^-1(p) * s, s = sqrt(variance * (dof - 2) / dof)",
+            "expected_shortfall": "ES_a = t(q) / p * (dof + q^2) / (dof - 1) * s, q = T^-1(p)",
+        }
+    if calibration is None:
+        out["p"] = "a"
+        return out
+    out["p"] = f"min(max(a_t, {LOW:g}), {HIGH:g})"
+    out["calibration"] = {
+        "method": "adaptive conformal inference (Gibbs and Candes, 2021)",
+        "gamma": calibration,
+        "a_t": "a + gamma * (a * m_t - v_t), per level: m_t counts the events j with a VaR "
+        "whose outcome is known at event t (j + H <= t; the outcome is the sum of the log "
+        "returns of events j+1..j+H), v_t those among them whose outcome was below -VaR_j",
+        "from": "the stream's first event with features (a_t = a before any outcome)",
     }
+    return out

@@ -12,6 +12,7 @@ from series_support import daily_series, first
 
 from adaptd.adapters.tasks.series import MarketSeries
 from adaptd.daemon.config.settings import load_settings
+from adaptd.daemon.service.configs import tasks_of
 from bench.markets.harness import replay_series
 from bench.markets.risk import garch_forecasts, score_return, score_risk
 from bench.markets.series import load_markets
@@ -61,7 +62,8 @@ def test_a_replay_is_scored_against_the_baselines_without_look_ahead() -> None:
     )
     replay = replay_series(series, settings, meta_every=100, meta_until=len(series) // 2)
     assert replay.meta_updates > 0 and replay.shifts
-    risk = score_risk(series, replay)
+    (_, task) = tasks_of(settings)
+    risk = score_risk(series, replay, task)
     assert risk["scored"] > 700
     f = risk["forecasters"]
     assert set(f) == {
@@ -74,7 +76,9 @@ def test_a_replay_is_scored_against_the_baselines_without_look_ahead() -> None:
     }
     for figures in f.values():
         assert np.isfinite(figures["qlike"]) and figures["qlike"] > 0
-        assert 0 <= figures["var"]["0.05"]["rate"] <= 1
+        for key in ("var", "var_calibrated"):
+            assert 0 <= figures[key]["0.05"]["rate"] <= 1
+            assert 0 <= figures[key]["0.01"]["independence_pvalue"] <= 1
     assert risk["best_baseline"] in ("RiskMetrics", "GARCH(1,1)")
     ret = score_return(series, replay, settings.features.label_clip)
     assert ret["scored"] == risk["scored"] and ret["zero_forecast_mse"] > 0

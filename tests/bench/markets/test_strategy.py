@@ -81,7 +81,10 @@ def test_equal_weights_computed_two_ways_are_not_above_the_equal_weight_ensemble
         return {
             "risk": {
                 "qlike_ratio_to_best": 1.0,
-                "forecasters": {"adaptd": {"var": var, "var_t": {**var, "dof": 5.0}}},
+                "forecasters": {
+                    name: {"var": var, "var_calibrated": var, "var_t": {**var, "dof": 5.0}}
+                    for name in ("adaptd", "RiskMetrics", "GARCH(1,1)")
+                },
                 "adapt_ms": {},
             },
             "return": {"live_over_zero": 1.0, "adapt_ms": {}},
@@ -92,6 +95,7 @@ def test_equal_weights_computed_two_ways_are_not_above_the_equal_weight_ensemble
     assert g["strategy_sharpe_above_equal_weight_on"] == 1  # only b
     assert g["strategy_sharpe_at_or_above_best_single_on"] == 2
     assert g["strategy_sharpe_both_on"] == 1
+    assert g["var_calibrated_kupiec_not_rejected_on"] == 2
 
 
 def test_exp3_rescaled_keeps_rivers_probabilities_and_stays_finite() -> None:

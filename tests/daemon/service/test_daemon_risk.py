@@ -58,6 +58,7 @@ async def test_risk_policies_are_published_validated_and_readable_by_a_subscribe
     for m in risk:
         assert m.task["name"] == "risk" and m.task["link"] == "exp"
         assert m.task["forecast"]["levels"] == [0.01, 0.05]
+        assert m.task["forecast"]["calibration"]["gamma"] == 0.005
         assert "s2_t * H * exp(output)" in m.task["forecast"]["variance"]
 
     # What a subscriber does with numpy alone: the policy's output through the exp link is

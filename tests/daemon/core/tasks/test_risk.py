@@ -185,3 +185,51 @@ def test_a_baseline_pickled_before_the_garch_reference_keeps_its_name() -> None:
     assert old.name == "EWMA variance"
     assert RiskTask(horizon=1, clip=10.0).baseline().name == "GARCH variance"
     assert RiskTask(horizon=1, clip=10.0, reference="ewma").baseline().name == "EWMA variance"
+
+
+def test_the_calibrated_var_is_computed_from_the_message_alone() -> None:
+    import re
+
+    from scipy import stats
+
+    task = RiskTask(horizon=2, clip=10.0)  # the defaults: a normal tail, calibrated
+    forecast = task.describe()["forecast"]
+    gamma = forecast["calibration"]["gamma"]
+    assert gamma == 0.005 and "j + H <= t" in forecast["calibration"]["a_t"]
+    low, high = (
+        float(v) for v in re.fullmatch(r"min\(max\(a_t, (.+)\), (.+)\)", forecast["p"]).groups()
+    )
+    rng = np.random.default_rng(5)
+    n, h = 400, 2
+    r = rng.standard_t(4, n + h) * 0.01
+    outcome = np.array([r[t + 1 : t + 1 + h].sum() for t in range(n)])  # r[t+1..t+H]
+    variance = np.full(n, 1.2e-4)
+    variance[:5] = np.nan  # the features' warm-up: no forecast, no VaR
+    var, es = task.tail(outcome, variance)
+    for t in range(5, n):
+        known = range(5, t - h + 1)  # j + H <= t
+        a = np.array(forecast["levels"])
+        v = np.array([[outcome[j] < -var[j, k] for k in range(len(a))] for j in known]).sum(axis=0)
+        p = np.clip(a + gamma * (a * len(known) - v), low, high)  # "a + gamma * (a * m_t - v_t)"
+        q = stats.norm.ppf(p)
+        np.testing.assert_allclose(var[t], -q * np.sqrt(variance[t]), rtol=1e-12)
+        np.testing.assert_allclose(es[t], stats.norm.pdf(q) / p * np.sqrt(variance[t]), rtol=1e-12)
+    assert np.isnan(var[:5]).all()
+
+
+def test_without_calibration_the_var_is_at_the_levels() -> None:
+    task = RiskTask(horizon=1, clip=10.0, calibration=None)
+    forecast = task.describe()["forecast"]
+    assert forecast["p"] == "a" and "calibration" not in forecast
+    variance = np.array([1e-4, 3e-4])
+    var, es = task.tail(np.array([-1.0, -1.0]), variance)  # violations change nothing
+    for k, level in enumerate(task.levels):
+        want = risk_of(float(variance[1]), task.levels)[f"{level:g}"]
+        assert (var[1, k], es[1, k]) == pytest.approx((want["var"], want["es"]))
+    with pytest.raises(ValueError, match="calibration"):
+        RiskTask(horizon=1, clip=10.0, calibration=1.5)
+    with pytest.raises(Exception, match=r"task_options of 'risk'.*calibration"):
+        load_settings(
+            environ={},
+            adaptation={"tasks": ["risk"], "task_options": {"risk": {"calibration": 0.0}}},
+        )

@@ -6,9 +6,9 @@ Every ``soak_sample_s`` (2 s): the daemon's resident memory, open descriptors an
 (/metrics, ``adaptd_event_loop_tasks`` is set every 2 s). Reported at the start, at each
 quarter of the target and at the end, with each figure's trend over the second half (least
 squares, per 1,000 adaptations). Checks, beyond the usual ones: the target reached, and each
-figure bounded: its maximum in the last quarter not above its second quarter's by more than
-:data:`BOUNDS` says (10 % for memory; 4 descriptors, 2 threads, 16 tasks for the counts that
-move with connections and in-flight adaptations).
+figure bounded: its maximum (the tasks: their median) in the last quarter not above its
+second quarter's by more than :data:`BOUNDS` says (10 % for memory; 4 descriptors, 2
+threads, 16 tasks for the counts that move with connections and in-flight adaptations).
 """
 
 from __future__ import annotations
@@ -31,10 +31,14 @@ BOUNDS = {
     "learner_rss_kb": Bound("learner RSS (kB)", ratio=0.10),
     "fds": Bound("daemon descriptors", slack=4),
     "threads": Bound("daemon threads", slack=2),
-    "tasks": Bound("daemon asyncio tasks", slack=16),
+    "tasks": Bound("daemon asyncio tasks", slack=16, statistic="median"),
 }
 """How much each figure may grow from the second quarter to the last, stated before the
-first run (not fitted to it)."""
+first run (not fitted to it). Tasks are compared by their medians since the runs of
+2026-12-07 showed them following the adaptations in flight (30,000 adaptations: per-quarter
+medians 24.5, 31, 31, 29 tasks and 4, 12, 12, 10 in flight, maxima 42-58): a maximum
+against a maximum measured the busiest sample, and failed the 10,000 run (62 against 36)
+with no leak; a leak raises the median."""
 
 
 def _point(s: dict[str, Any]) -> dict[str, Any]:

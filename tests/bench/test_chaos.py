@@ -335,3 +335,20 @@ def test_proc_stats_of_this_process_and_of_none():
     assert mine["rss_kb"] and mine["rss_kb"] > 1000
     assert mine["fds"] and mine["fds"] >= 3 and mine["threads"] and mine["threads"] >= 1
     assert proc_stats(2**22 + 1) == {"rss_kb": None, "fds": None, "threads": None}
+
+
+def test_a_count_that_follows_the_load_is_bounded_by_its_median_and_a_leak_is_not():
+    # Tasks rise and fall with the adaptations in flight: a busy last sample is a peak of
+    # load, not a leak; the maximum calls it growth, the median does not.
+    bursty = _soak([24, 31, 30, 32, 31, 29, 31, 30, 29, 62, 30])
+    by_max, by_median = Bound("tasks", slack=16), Bound("tasks", slack=16, statistic="median")
+    assert not check_bounded(bursty, "rss", by_max, "adaptations", 1000).ok
+    check = check_bounded(bursty, "rss", by_median, "adaptations", 1000)
+    assert check.ok, check.detail
+    assert check.figures["last_quarter_median"] == 30 and check.figures["last_quarter_max"] == 62
+    # One task left behind every 20 adaptations: the median climbs past the margin.
+    leak = _soak([30 + 5 * i for i in range(11)])
+    check = check_bounded(leak, "rss", by_median, "adaptations", 1000)
+    assert not check.ok and "GREW" in check.detail
+    with pytest.raises(ValueError, match="statistic"):
+        Bound("tasks", statistic="mean")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from .sections import Section, read_file
+from .sections import ReadableFile, Section
 
 __all__ = ["KafkaSettings", "RedisSettings"]
 
@@ -45,12 +45,12 @@ class KafkaSettings(Section):
     """SASL user name."""
     sasl_password: SecretStr | None = None
     """SASL password (redacted when shown)."""
-    ssl_cafile: Path | None = None
+    ssl_cafile: ReadableFile | None = None
     """PEM bundle of the certificate authorities that sign the brokers' certificates, with
     security_protocol SSL or SASL_SSL (None: the system's)."""
-    ssl_certfile: Path | None = None
+    ssl_certfile: ReadableFile | None = None
     """PEM client certificate for brokers that require one (mutual TLS), with ssl_keyfile."""
-    ssl_keyfile: Path | None = None
+    ssl_keyfile: ReadableFile | None = None
     """PEM private key of ssl_certfile (unencrypted)."""
     ssl_check_hostname: bool = True
     """Check that a broker's certificate names the host connected to (the certificate is
@@ -88,13 +88,6 @@ class KafkaSettings(Section):
         paired(self.ssl_certfile, self.ssl_keyfile, "ssl_certfile", "ssl_keyfile")
         return self
 
-    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            read_file(value)
-        return value
-
 
 class RedisSettings(Section):
     """The Redis server that holds the replay reservoir, stream state and checkpoints."""
@@ -106,23 +99,16 @@ class RedisSettings(Section):
     """Prefix of every key the daemon writes; several deployments can share one Redis."""
     socket_timeout_s: float = Field(5.0, gt=0)
     """Per-command socket timeout."""
-    tls_ca_file: Path | None = None
+    tls_ca_file: ReadableFile | None = None
     """PEM bundle of the certificate authorities that sign the server's certificate, with a
     rediss:// url (None: the system's)."""
-    tls_cert_file: Path | None = None
+    tls_cert_file: ReadableFile | None = None
     """PEM client certificate for a server that requires one (tls-auth-clients), with
     tls_key_file."""
-    tls_key_file: Path | None = None
+    tls_key_file: ReadableFile | None = None
     """PEM private key of tls_cert_file (unencrypted)."""
     tls_check_hostname: bool = True
     """Check that the server's certificate names the host connected to."""
-
-    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            read_file(value)
-        return value
 
     @model_validator(mode="after")
     def _tls_needs_rediss(self) -> RedisSettings:

@@ -14,9 +14,10 @@ variable or a YAML scalar:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -271,3 +272,13 @@ def read_file(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _readable(path: Path) -> Path:
+    read_file(path)
+    return path
+
+
+ReadableFile = Annotated[Path, AfterValidator(_readable)]
+"""A file the daemon must be able to read, checked when the settings load (a CA bundle, a
+certificate, a key), so that a wrong path stops the daemon with its setting's name."""

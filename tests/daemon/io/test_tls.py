@@ -172,10 +172,17 @@ def test_tls_files_without_tls_are_configuration_errors(tmp_path) -> None:
             environ={},
             kafka={"security_protocol": "SSL", "ssl_certfile": str(pki.client_cert)},
         )
-    with pytest.raises(ConfigError, match="cannot read"):
-        load_settings(
-            environ={}, kafka={"security_protocol": "SSL", "ssl_cafile": str(tmp_path / "no")}
-        )
+    missing = str(tmp_path / "no")
+    for section, field, rest in [
+        ("kafka", "ssl_cafile", {"security_protocol": "SSL"}),
+        ("kafka", "ssl_certfile", {"security_protocol": "SSL"}),
+        ("kafka", "ssl_keyfile", {"security_protocol": "SSL"}),
+        ("redis", "tls_ca_file", {"url": "rediss://127.0.0.1:1/0"}),
+        ("redis", "tls_cert_file", {"url": "rediss://127.0.0.1:1/0"}),
+        ("redis", "tls_key_file", {"url": "rediss://127.0.0.1:1/0"}),
+    ]:
+        with pytest.raises(ConfigError, match=rf"{section}\.{field}: .*cannot read .*no"):
+            load_settings(environ={}, **{section: {**rest, field: missing}})
 
 
 async def test_the_daemon_runs_over_tls_kafka_and_tls_redis(tmp_path: Path) -> None:

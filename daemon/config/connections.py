@@ -99,6 +99,10 @@ class RedisSettings(Section):
     """Prefix of every key the daemon writes; several deployments can share one Redis."""
     socket_timeout_s: float = Field(5.0, gt=0)
     """Per-command socket timeout."""
+    max_connections: int = Field(32, ge=2, le=10_000)
+    """Most connections the daemon keeps open to Redis. When all are busy a command waits
+    for one (up to socket_timeout_s, then it fails and is retried like any Redis error), so
+    a burst of writes does not open a connection, and a descriptor, for each."""
     tls_ca_file: ReadableFile | None = None
     """PEM bundle of the certificate authorities that sign the server's certificate, with a
     rediss:// url (None: the system's)."""

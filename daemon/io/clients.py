@@ -77,8 +77,9 @@ def make_producer(k: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
 
 
 def make_redis(r: RedisSettings) -> aioredis.Redis:
-    """A client of ``redis.url``; over TLS (rediss://) the server's certificate is verified
-    and its host name checked, and the client certificate presented when one is set."""
+    """A client of ``redis.url`` with at most ``redis.max_connections`` connections; over TLS
+    (rediss://) the server's certificate is verified and its host name checked, and the
+    client certificate presented when one is set."""
     url = r.url.get_secret_value()
     tls: dict[str, Any] = {}
     if url.lower().startswith("rediss://"):
@@ -89,10 +90,16 @@ def make_redis(r: RedisSettings) -> aioredis.Redis:
             "ssl_certfile": None if r.tls_cert_file is None else str(r.tls_cert_file),
             "ssl_keyfile": None if r.tls_key_file is None else str(r.tls_key_file),
         }
-    return aioredis.Redis.from_url(
+    # A blocking pool: redis-py's default opens a connection for every command that finds
+    # none free and keeps it (descriptors grew with the busiest moment so far), up to 100,
+    # and then fails the command with MaxConnectionsError instead of waiting.
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=r.max_connections,
+        timeout=r.socket_timeout_s,
         socket_timeout=r.socket_timeout_s,
         socket_connect_timeout=r.socket_timeout_s,
         health_check_interval=30,
         **tls,
     )
+    return aioredis.Redis.from_pool(pool)

@@ -82,11 +82,34 @@ def proc_stats(pid: int) -> dict[str, int | None]:
     return out
 
 
+def sockets_to(pid: int, port: int) -> int | None:
+    """How many of a process's descriptors are TCP connections to ``port`` on loopback
+    (/proc/net/tcp and tcp6 by socket inode); None when it has exited."""
+    remote: dict[str, int] = {}
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                remote[fields[9]] = int(fields[2].rsplit(":", 1)[1], 16)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    inodes = []
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed since the listing
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.append(link[8:-1])
+    return sum(1 for inode in inodes if remote.get(inode) == port)
+
+
 class Pulse(Sampler):
     """Samples the stage's current daemon every ``every_s``: its /metrics (event-loop lag,
     adaptations, tasks, events) and how long /metrics took to answer (the HTTP server runs
     on the event loop, so a blocked loop answers late); with ``proc``, also the daemon's
-    and its learner's /proc figures."""
+    and its learner's /proc figures, and how many of its descriptors are connections to the
+    stage's Redis (a pool that fills is not a leak)."""
 
     def __init__(self, stage: Stage, every_s: float, proc: bool = False) -> None:
         super().__init__()
@@ -116,6 +139,11 @@ class Pulse(Sampler):
             }
         if self.proc:
             s |= proc_stats(d.pid)
+            url = self.stage.daemon_redis_url or self.stage.redis.url
+            redis = sockets_to(d.pid, int(url.rsplit(":", 1)[1].split("/")[0]))
+            s["redis_connections"] = redis
+            if redis is not None and s.get("fds") is not None:
+                s["fds_other"] = s["fds"] - redis
             learners = [proc_stats(pid)["rss_kb"] for pid in d.children]
             s["learner_rss_kb"] = sum(x for x in learners if x is not None) or None
         self.samples.append(s)

@@ -7,8 +7,9 @@ Every ``soak_sample_s`` (2 s): the daemon's resident memory, open descriptors an
 quarter of the target and at the end, with each figure's trend over the second half (least
 squares, per 1,000 adaptations). Checks, beyond the usual ones: the target reached, and each
 figure bounded: its maximum (the tasks: their median) in the last quarter not above its
-second quarter's by more than :data:`BOUNDS` says (10 % for memory; 4 descriptors, 2
-threads, 16 tasks for the counts that move with connections and in-flight adaptations).
+second quarter's by more than :data:`BOUNDS` says (10 % for memory; 4 descriptors besides
+the Redis connections, 2 threads, 16 tasks for the counts that move with connections and
+in-flight adaptations), and the Redis connections within the pool's bound.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+
+from adaptd.daemon.config.connections import RedisSettings
 
 from .churn import Pulse, start_adapting
 from .growth import Bound, check_bounded, quarter_points, slope, spread
@@ -29,7 +32,7 @@ __all__ = ["BOUNDS", "soak_scenario"]
 BOUNDS = {
     "rss_kb": Bound("daemon RSS (kB)", ratio=0.10),
     "learner_rss_kb": Bound("learner RSS (kB)", ratio=0.10),
-    "fds": Bound("daemon descriptors", slack=4),
+    "fds_other": Bound("daemon descriptors besides its Redis connections", slack=4),
     "threads": Bound("daemon threads", slack=2),
     "tasks": Bound("daemon asyncio tasks", slack=16, statistic="median"),
 }
@@ -38,7 +41,9 @@ first run (not fitted to it). Tasks are compared by their medians since the runs
 2026-12-07 showed them following the adaptations in flight (30,000 adaptations: per-quarter
 medians 24.5, 31, 31, 29 tasks and 4, 12, 12, 10 in flight, maxima 42-58): a maximum
 against a maximum measured the busiest sample, and failed the 10,000 run (62 against 36)
-with no leak; a leak raises the median."""
+with no leak; a leak raises the median. Descriptors are counted without the Redis pool's
+connections, which grow with the busiest moment up to ``redis.max_connections`` (checked
+apart: :func:`_redis_pool_check`)."""
 
 
 def _point(s: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +56,7 @@ def _point(s: dict[str, Any]) -> dict[str, Any]:
         "rss_mb": mb["rss_kb"],
         "learner_rss_mb": mb["learner_rss_kb"],
         "fds": s.get("fds"),
+        "redis_connections": s.get("redis_connections"),
         "threads": s.get("threads"),
         "tasks": s.get("tasks"),
         "in_flight": s.get("in_flight"),
@@ -86,7 +92,7 @@ async def soak_scenario(opts: Options) -> Result:
                 f"{done:,.0f} adaptations in {soak_s:.0f} s "
                 f"({done / soak_s:.1f}/s, {feed.sent:,} records fed)",
             )
-            return [reached] + [
+            return [reached, _redis_pool_check(mine, stage)] + [
                 check_bounded(mine, key, bound, "adaptations", target)
                 for key, bound in BOUNDS.items()
             ]
@@ -115,6 +121,20 @@ async def soak_scenario(opts: Options) -> Result:
 
     stage = Stage("soak", opts, Result("soak"))
     return await run_stage(stage, body, budget_s=opts.soak_timeout_s + 300)
+
+
+def _redis_pool_check(samples: list[dict[str, Any]], stage: Stage) -> Check:
+    """The daemon's connections to Redis never above its ``redis.max_connections``."""
+    configured = stage.daemon_settings.get("ADAPTD_REDIS__MAX_CONNECTIONS")
+    bound = int(configured) if configured else RedisSettings().max_connections
+    counts = [s["redis_connections"] for s in samples if s.get("redis_connections") is not None]
+    most = max(counts, default=None)
+    return Check(
+        f"Redis connections within redis.max_connections ({bound})",
+        most is not None and most <= bound,
+        "not sampled" if most is None else f"at most {most} (first {counts[0]}, last {counts[-1]})",
+        {"max": most, "bound": bound},
+    )
 
 
 def _rounded_slope(samples: list[dict[str, Any]], key: str) -> float | None:

@@ -352,3 +352,25 @@ def test_a_count_that_follows_the_load_is_bounded_by_its_median_and_a_leak_is_no
     assert not check.ok and "GREW" in check.detail
     with pytest.raises(ValueError, match="statistic"):
         Bound("tasks", statistic="mean")
+
+
+def test_sockets_to_counts_a_process_connections_to_one_port():
+    import os
+    import socket
+
+    from bench.chaos.churn import sockets_to
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    before = sockets_to(os.getpid(), port)
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    accepted = [server.accept()[0] for _ in clients]
+    try:
+        # The three clients' sockets, not the listener's or the accepted ones (their remote
+        # ports are the clients' own).
+        assert sockets_to(os.getpid(), port) == before + 3 == 3
+    finally:
+        for s in (*clients, *accepted, server):
+            s.close()
+    assert sockets_to(os.getpid(), port) == 0
+    assert sockets_to(2**22 + 12345, port) is None  # no such process

@@ -32,9 +32,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 from .checks import positive_int
+from .forecasting import normal_var_es, t_var_es
 
 __all__ = ["HIGH", "LOW", "AdaptiveLevels", "var_path"]
 
@@ -126,9 +126,5 @@ def _tail(
     variance: np.ndarray | float, a: np.ndarray, dof: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     if dof is None:
-        sd = np.sqrt(variance)
-        q = stats.norm.ppf(a)
-        return -q * sd, sd * stats.norm.pdf(q) / a
-    scale = np.sqrt(np.asarray(variance) * (dof - 2.0) / dof)
-    q = stats.t.ppf(a, dof)
-    return -q * scale, scale * stats.t.pdf(q, dof) / a * (dof + q * q) / (dof - 1.0)
+        return normal_var_es(variance, a)
+    return t_var_es(variance, a, dof)

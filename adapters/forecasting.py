@@ -86,30 +86,40 @@ def ewma_variance(returns: np.ndarray, *, lam: float = 0.94, init: float) -> np.
     return out
 
 
-def normal_var_es(variance: float | np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Value at risk and expected shortfall at tail probability ``level`` (e.g. 0.01) of a
-    zero-mean normal return with ``variance``, both as positive losses."""
-    if not 0.0 < level < 0.5:
-        raise ValueError(f"level must be in (0, 0.5), got {level!r}")
+def normal_var_es(
+    variance: float | np.ndarray, level: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Value at risk and expected shortfall at tail probability ``level`` (e.g. 0.01, or an
+    array of them broadcast with ``variance``) of a zero-mean normal return with
+    ``variance``, both as positive losses."""
+    level = _tail_probability(level)
     sd = np.sqrt(np.asarray(variance, dtype=np.float64))
     q = stats.norm.ppf(level)
     return -q * sd, sd * stats.norm.pdf(q) / level
 
 
 def t_var_es(
-    variance: float | np.ndarray, level: float, dof: float
+    variance: float | np.ndarray, level: float | np.ndarray, dof: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Value at risk and expected shortfall at tail probability ``level`` of a zero-mean
-    Student-t return with ``dof`` degrees of freedom (> 2) scaled to ``variance``, both as
-    positive losses: fatter tails than the normal's for the same variance."""
-    if not 0.0 < level < 0.5:
-        raise ValueError(f"level must be in (0, 0.5), got {level!r}")
+    """Value at risk and expected shortfall at tail probability ``level`` (or an array of
+    them) of a zero-mean Student-t return with ``dof`` degrees of freedom (> 2) scaled to
+    ``variance``, both as positive losses: fatter tails than the normal's for the same
+    variance."""
+    level = _tail_probability(level)
     if not dof > 2.0:
         raise ValueError(f"dof must be above 2 (a finite variance), got {dof!r}")
     scale = np.sqrt(np.asarray(variance, dtype=np.float64) * (dof - 2.0) / dof)
     q = stats.t.ppf(level, dof)
     es = scale * stats.t.pdf(q, dof) / level * (dof + q * q) / (dof - 1.0)
     return -q * scale, es
+
+
+def _tail_probability(level: float | np.ndarray) -> float | np.ndarray:
+    """``level`` checked to be tail probabilities in (0, 0.5)."""
+    a = np.asarray(level, dtype=np.float64)
+    if not np.all((a > 0.0) & (a < 0.5)):
+        raise ValueError(f"level must be in (0, 0.5), got {level!r}")
+    return float(a) if a.ndim == 0 else a
 
 
 def fit_dof(standardised: np.ndarray) -> float:

@@ -13,7 +13,10 @@ the long-run violation rate is ``a`` whether the variance forecast is biased, th
 fatter than assumed, or both drift. Their experiments use ``gamma = 0.005``.
 
 Here the probability used for a VaR is ``a_t`` clipped to ``[LOW, HIGH]`` (a quantile at 0
-would be an infinite VaR); the recursion itself is not clipped. Outcomes may arrive late (the
+would be an infinite VaR); the recursion itself is not clipped. The bound above needs a VaR
+that cannot be broken once ``a_t <= 0``; clipped, it holds as long as the VaR at ``LOW``
+(4.75 standard deviations of a normal) is broken rarely, i.e. unless the forecast is far
+too low for its tail. Outcomes may arrive late (the
 sum of the next H returns is known H events after its forecast): each counts when it arrives.
 
 numpy and scipy only.

@@ -106,22 +106,18 @@ def var_path(
     n, k = len(variance), len(levels)
     var, es = np.full((n, k), np.nan), np.full((n, k), np.nan)
     if gamma is None:
-        probabilities = np.broadcast_to(np.asarray(levels, dtype=np.float64), (n, k))
-    else:
-        # Sequential: each probability depends on the violations already known.
-        positive_int("horizon", horizon)
-        adaptive = AdaptiveLevels(levels, gamma)
-        probabilities = np.full((n, k), np.nan)
-        for t in range(n):
-            j = t - horizon
-            if j >= 0 and np.isfinite(var[j, 0]) and np.isfinite(outcome[j]):
-                adaptive.update(tuple(outcome[j] < -var[j]))
-            if np.isfinite(variance[t]):
-                probabilities[t] = adaptive.current()
-                var[t], es[t] = _tail(variance[t], probabilities[t], dof)
+        ok = np.isfinite(variance)
+        var[ok], es[ok] = _tail(variance[ok, None], np.asarray(levels, dtype=np.float64), dof)
         return var, es
-    ok = np.isfinite(variance)
-    var[ok], es[ok] = _tail(variance[ok, None], probabilities[ok], dof)
+    # Sequential: each probability depends on the violations already known.
+    positive_int("horizon", horizon)
+    adaptive = AdaptiveLevels(levels, gamma)
+    for t in range(n):
+        j = t - horizon
+        if j >= 0 and np.isfinite(var[j, 0]) and np.isfinite(outcome[j]):
+            adaptive.update(tuple(outcome[j] < -var[j]))
+        if np.isfinite(variance[t]):
+            var[t], es[t] = _tail(variance[t], np.asarray(adaptive.current()), dof)
     return var, es
 
 

@@ -161,23 +161,16 @@ def check_bounded(
     a, b = bound.of(second), bound.of(last)
     limit = bound.limit(a)
     ok = b <= limit
+    figures = {f"second_quarter_{stat}": a, f"last_quarter_{stat}": b, "limit": limit}
+    maxima = ""
+    if stat != "max":  # the peaks beside the statistic compared
+        figures |= {"second_quarter_max": max(second), "last_quarter_max": max(last)}
+        maxima = f"; maxima {max(second):,.0f} and {max(last):,.0f}"
     detail = (
         f"second quarter {stat} {a:,.0f}, last quarter {stat} {b:,.0f} "
-        f"(limit {limit:,.0f}; maxima {max(second):,.0f} and {max(last):,.0f}): "
-        f"{'bounded' if ok else 'GREW'}"
+        f"(limit {limit:,.0f}{maxima}): {'bounded' if ok else 'GREW'}"
     )
-    return Check(
-        name,
-        ok,
-        detail,
-        {
-            f"second_quarter_{stat}": a,
-            f"last_quarter_{stat}": b,
-            "second_quarter_max": max(second),
-            "last_quarter_max": max(last),
-            "limit": limit,
-        },
-    )
+    return Check(name, ok, detail, figures)
 
 
 def check_membership(lines: Iterable[str]) -> Check:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptd.adapters.conformal import var_path
 from adaptd.adapters.forecasting import (
     christoffersen,
     diebold_mariano,
@@ -133,16 +134,15 @@ def score_risk(
     best = min(BASELINES, key=lambda k: losses[k].mean())
     dm = diebold_mariano(losses["adaptd"], losses[best])
     outcome = np.append(r[1:], np.nan)  # outcome[t] = r[t + 1], what VaR_t is about
-    fixed = RiskTask(horizon=1, clip=task.clip, levels=LEVELS, calibration=None)
-    tail = RiskTask(
-        horizon=1, clip=task.clip, levels=LEVELS, dof=task.dof, calibration=task.calibration
-    )
     figures = {
         name: {
             "qlike": float(losses[name].mean()),
             "log_mse": float(log_mse(realised, f[t]).mean()),
-            "var": _kupiec(r_next, fixed.tail(outcome, f)[0][t]),
-            "var_calibrated": _kupiec(r_next, tail.tail(outcome, f)[0][t]),
+            "var": _kupiec(r_next, var_path(outcome, f, LEVELS)[0][t]),
+            # The task's own tail and calibration, as its message defines them.
+            "var_calibrated": _kupiec(
+                r_next, var_path(outcome, f, LEVELS, dof=task.dof, gamma=task.calibration)[0][t]
+            ),
         }
         for name, f in forecasts.items()
     }
@@ -152,8 +152,7 @@ def score_risk(
     early = np.arange(1, start - 1)
     early = early[np.isfinite(forecasts["adaptd"][early])]
     dof = fit_dof(r[early + 1] / np.sqrt(forecasts["adaptd"][early]))
-    t_tail = RiskTask(horizon=1, clip=task.clip, levels=LEVELS, dof=dof, calibration=None)
-    var_t = t_tail.tail(outcome, forecasts["adaptd"])[0][t]
+    var_t = var_path(outcome, forecasts["adaptd"], LEVELS, dof=dof)[0][t]
     figures["adaptd"]["var_t"] = {"dof": dof, **_kupiec(r_next, var_t)}
     ratio = figures["adaptd"]["qlike"] / figures[best]["qlike"]
     seconds = [o[3] for o in trace.outcomes]

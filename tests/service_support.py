@@ -6,7 +6,6 @@ within a few hundred events, its Kafka records, and adaptation requests made by 
 from __future__ import annotations
 
 import asyncio
-import pickle
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +19,7 @@ from adaptd.daemon.config.settings import Settings, load_settings
 from adaptd.daemon.core.effects import AdaptationRequest, Effects
 from adaptd.daemon.core.partition import PartitionState
 from adaptd.daemon.core.policy import PolicyMessage
-from adaptd.daemon.core.snapshot import loads
+from adaptd.daemon.core.state_format import dumps, loads
 from adaptd.daemon.core.stream import StreamConfig, StreamState
 from adaptd.daemon.io.metrics import Metrics
 from adaptd.daemon.service.configs import stream_config, tasks_of
@@ -153,7 +152,7 @@ class FakeConsumer:
 
 
 class MemorySnapshots:
-    """Partition snapshots in memory (``Snapshots``), pickled like the Redis store's so a load
+    """Partition snapshots in memory (``Snapshots``), encoded like the Redis store's so a load
     is a copy: a save writes the given streams and the offset, and keeps the others."""
 
     def __init__(self, log: list[str] | None = None) -> None:
@@ -175,7 +174,7 @@ class MemorySnapshots:
             self.pending[topic, partition] = list(pending)
         self.saves.append((TopicPartition(topic, partition), next_offset, set(streams)))
         _, blobs = self.stored.get((topic, partition), (0, {}))
-        written = {name: pickle.dumps(state) for name, state in streams.items()}
+        written = {name: dumps(state) for name, state in streams.items()}
         # The names in the order of their last save, as the Redis store's recency orders them.
         kept = {name: blob for name, blob in blobs.items() if name not in written}
         self.stored[topic, partition] = (next_offset, kept | written)
@@ -215,7 +214,7 @@ class MemorySnapshots:
 
     def put(self, tp: TopicPartition, offset: int, streams: Mapping[str, StreamState]) -> None:
         """A snapshot written earlier (by another daemon, say)."""
-        blobs = {name: pickle.dumps(state) for name, state in streams.items()}
+        blobs = {name: dumps(state) for name, state in streams.items()}
         self.stored[tp.topic, tp.partition] = (offset, blobs)
 
 

@@ -262,9 +262,16 @@ class StateSettings(Section):
     evicted streams seen longest ago are deleted (adaptd_streams_forgotten_total): one that
     comes back warms up again, as a new stream does."""
     restore_chunk: int = Field(500, ge=1, le=100_000)
-    """Streams read from Redis per round trip, and unpickled per hop to a thread, when a
+    """Streams read from Redis per round trip, and decoded per hop to a thread, when a
     partition is restored: the event loop (and the consumer group's heartbeat on it) never
     waits for a whole partition."""
+    read_pickled_snapshots: bool = False
+    """Also read the stream states that an earlier adaptd stored as pickles without a seal,
+    and its pickled meta-learner checkpoint: for the first restart after upgrading from a
+    version before the typed formats. Unpickling runs whatever the pickle names, so whoever
+    can write to Redis could run code in the daemon meanwhile; pickled states sealed with
+    this daemon's key are read without it. Each state read is stored in today's typed format
+    at its stream's next save (docs/security.md)."""
 
 
 def read_file(path: Path) -> bytes:

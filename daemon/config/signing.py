@@ -37,9 +37,9 @@ class SigningSettings(Section):
     trusted, or altered."""
     accept_unsealed_snapshots: bool = False
     """With a signing key, partition snapshots in Redis are sealed with an HMAC derived from
-    it, and a stream state without a valid seal is never unpickled (its stream starts
-    afresh). True also reads unsealed states: for the first restart after upgrading from a
-    version that did not seal them."""
+    it, and a stream state without a valid seal is never read (its stream starts afresh).
+    True also reads unsealed states: for the first restart after upgrading from a version
+    that did not seal them (an unsealed pickle also needs state.read_pickled_snapshots)."""
 
     @field_validator("key_file")
     @classmethod

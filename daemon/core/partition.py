@@ -3,8 +3,8 @@
 Records of a partition are processed strictly in order. Each record is decoded and
 validated, routed to its stream by the payload's stream id (the Kafka key must agree),
 and its effects are collected; bad records become dead letters and never stop the
-partition. The whole partition state pickles, so the service can store it next to the
-offset it commits and a restart resumes exactly there.
+partition. The whole partition state is stored (:mod:`.state_format`), so the service can
+store it next to the offset it commits and a restart resumes exactly there.
 """
 
 from __future__ import annotations

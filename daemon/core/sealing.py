@@ -1,13 +1,15 @@
 """Partition snapshots sealed with an HMAC, so that whoever can write to Redis cannot make the
-daemon unpickle what they wrote.
+daemon read a state they wrote or altered.
 
-A stream's snapshot is a pickle, and unpickling runs whatever the pickle names. Sealing
-prefixes each stored blob with ``MAGIC`` and an HMAC-SHA256 over the place it is stored at
-(the Redis key and the stream's field) and the blob; :meth:`Sealer.open` checks it before
-anything is unpickled, in constant time. Binding the place means a sealed state cannot be
-copied onto another stream or partition either. It does not stop a writer from putting back
-an older sealed state of the same stream (a rollback): that takes the key's holders only
-back to a state the daemon itself wrote.
+A stream's state is stored in a typed format that runs no code (:mod:`.state_format`), but
+what it holds steers the daemon: its detectors, its labels, its live policy. Earlier versions
+stored pickles, which run whatever they name; those are read only when sealed (or by leave,
+``state.read_pickled_snapshots``). Sealing prefixes each stored blob with ``MAGIC`` and an
+HMAC-SHA256 over the place it is stored at (the Redis key and the stream's field) and the
+blob; :meth:`Sealer.open` checks it before anything is read, in constant time. Binding the
+place means a sealed state cannot be copied onto another stream or partition either. It does
+not stop a writer from putting back an older sealed state of the same stream (a rollback):
+that takes the key's holders only back to a state the daemon itself wrote.
 
 The key is derived from the daemon's policy-signing key (:meth:`Sealer.derived`): the
 daemons of one group share it, as they must to restore each other's partitions. Without a
@@ -34,14 +36,15 @@ import hmac
 __all__ = ["MAGIC", "SealBroken", "Sealer"]
 
 MAGIC = b"\xa5adaptd-seal1"
-"""Starts a sealed blob (a zlib stream, as the snapshots are, starts with 0x78)."""
+"""Starts a sealed blob (a typed state starts with its own magic, an older pickled one with
+0x78)."""
 _MAC = hashlib.sha256().digest_size
 _LABEL = b"adaptd partition snapshot seal v1"
 
 
 class SealBroken(ValueError):
-    """A stored blob that must not be unpickled: its seal does not match, or it is unsealed
-    where seals are required."""
+    """A stored blob that must not be read: its seal does not match, or it is unsealed where
+    seals are required."""
 
 
 class Sealer:

@@ -1,12 +1,13 @@
 """Snapshots of stream state from earlier layouts of the code, read into today's.
 
-A partition snapshot is a pickle of its :class:`~.stream.StreamState` objects. Three things
-changed since the first snapshots were written, and all are undone here so a daemon restarts
-from where an older one stopped:
+Today a stream's state is stored in :mod:`.state_format`. Earlier versions stored pickles of
+their :class:`~.stream.StreamState` objects, and the layout changed since the first were
+written; all of it is undone here so a daemon restarts from where an older one stopped:
 
+- **pickles**: :func:`loads_pickled` reads them (where the daemon allows it: unpickling runs
+  code), and the next save stores the state in today's format;
 - **module paths**: the core moved from ``adaptd.daemon.<module>`` to
-  ``adaptd.daemon.core.<module>``; :func:`loads` reads pickles through an unpickler that maps
-  the old paths (:data:`MOVED`);
+  ``adaptd.daemon.core.<module>``; :func:`loads_pickled` maps the old paths (:data:`MOVED`);
 - **policy tasks**: a stream's labeler, episode, adaptation set, regimes, requests and live
   policy moved into one track per task; :func:`migrate_stream_state` turns the state of a
   stream from before (which was the return task's) into a stream with one ``return`` track.
@@ -33,7 +34,7 @@ from .tasks.returns import ZeroForecast
 from .track import TaskTrack
 from .validation import ValidationParams, Validator
 
-__all__ = ["MOVED", "loads", "migrate_stream_state"]
+__all__ = ["MOVED", "loads_pickled", "migrate_stream_state"]
 
 MOVED = {
     f"adaptd.daemon.{name}": f"adaptd.daemon.core.{name}"
@@ -57,8 +58,10 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(MOVED.get(module, module), name)
 
 
-def loads(data: bytes) -> Any:
-    """``pickle.loads`` that also reads pickles written before the core moved."""
+def loads_pickled(data: bytes) -> Any:
+    """``pickle.loads`` that also reads pickles written before the core moved. Unpickling runs
+    what the pickle names: the daemon reads only pickles it sealed, unless told otherwise
+    (``state.read_pickled_snapshots``)."""
     return _Unpickler(io.BytesIO(data)).load()
 
 

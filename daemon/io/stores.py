@@ -9,10 +9,13 @@
   version subscribers hold last as the next policy's parent.
 - ``CheckpointStore``: the meta-learned initialisation, so a restart resumes from it.
 
-The snapshots are pickles (read through :func:`adaptd.daemon.core.snapshot.loads`, which also
-reads those of earlier layouts), sealed with an HMAC when the daemon has a key
-(:mod:`adaptd.daemon.core.sealing`): a blob whose seal does not match is never unpickled; its
-stream starts afresh, logged and counted. Run Redis with authentication all the same.
+A stream's state is stored in a typed format that names only allowed types and runs no code
+(:mod:`adaptd.daemon.core.state_format`), sealed with an HMAC when the daemon has a key
+(:mod:`adaptd.daemon.core.sealing`): a blob whose seal does not match is never read; its
+stream starts afresh, logged and counted. States an earlier adaptd stored as pickles are read
+(:func:`adaptd.daemon.core.snapshot.loads_pickled`) only when sealed with this daemon's key,
+or when ``state.read_pickled_snapshots`` allows it for the restart that upgrades; each is
+stored typed at its stream's next save. Run Redis with authentication all the same.
 """
 
 from __future__ import annotations
@@ -21,16 +24,17 @@ import asyncio
 import contextlib
 import gc
 import json
-import pickle
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from ..core import state_format
 from ..core.policy import PolicyError, PolicyMessage, decode_message, encode_message
+from ..core.sealing import MAGIC as SEALED
 from ..core.sealing import SealBroken, Sealer
-from ..core.snapshot import loads
+from ..core.snapshot import loads_pickled
 from ..core.stream import StreamState
 from .logs import get_logger
 
@@ -55,6 +59,7 @@ class SnapshotStore:
         chunk: int = 500,
         sealer: Sealer | None = None,
         on_reject: Callable[[int], object] | None = None,
+        read_pickled: bool = False,
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -64,6 +69,8 @@ class SnapshotStore:
         self.sealer = sealer if sealer is not None else Sealer()
         self.on_reject = on_reject
         """Called with the number of stream states refused (seal broken, or unreadable)."""
+        self.read_pickled = read_pickled
+        """Read pickled states without a seal (an earlier adaptd's): they can run code."""
 
     def key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}:state:{self.group}:{topic}:{partition}"
@@ -79,7 +86,7 @@ class SnapshotStore:
         """Store the given (changed) streams and the offset atomically, with the names of the
         partition's streams that have an adaptation in flight (``pending``: they are restored
         first) and, per stream, the offset it was saved at (its recency); returns the bytes
-        written per stream. Many streams are pickled on a thread (the caller holds the
+        written per stream. Many streams are encoded on a thread (the caller holds the
         ownership lock, so nothing changes them meanwhile)."""
         key = self.key(topic, partition)
         blobs = await _off_the_loop_if_many(lambda s: _encode(s, self.sealer, key), streams)
@@ -96,7 +103,7 @@ class SnapshotStore:
 
     async def load(self, topic: str, partition: int) -> tuple[int, dict[str, StreamState]] | None:
         """The stored (next_offset, streams), or None when the partition has no snapshot.
-        Read ``chunk`` streams per round trip (HSCAN) and unpickled on a thread, so a
+        Read ``chunk`` streams per round trip (HSCAN) and decoded on a thread, so a
         partition of many streams never holds the event loop for long."""
         key = self.key(topic, partition)
         offset = await self.client.hget(key, _OFFSET)
@@ -120,7 +127,7 @@ class SnapshotStore:
         """The stored next_offset, at most ``limit`` streams (those with an adaptation in
         flight first, whatever the limit, then the most recently saved), and the names of the
         others, left in Redis until their next event; None when the partition has no
-        snapshot. The streams are read ``chunk`` at a time and unpickled on a thread with the
+        snapshot. The streams are read ``chunk`` at a time and decoded on a thread with the
         collector paused (a restore creates long-lived objects by the hundred thousand, and
         each full collection they trigger would hold the interpreter, and so the event loop,
         for seconds)."""
@@ -167,7 +174,7 @@ class SnapshotStore:
         return await asyncio.to_thread(order) if len(names) > _CHUNK else order()
 
     async def fetch(self, topic: str, partition: int, names: list[str]) -> dict[str, StreamState]:
-        """The stored state of ``names`` (those that have one), unpickled on a thread when
+        """The stored state of ``names`` (those that have one), decoded on a thread when
         there are many."""
         key = self.key(topic, partition)
         raws = await self.client.hmget(key, [_STREAM + n for n in names])
@@ -177,11 +184,13 @@ class SnapshotStore:
     async def _read(self, key: str, blobs: dict[str, bytes]) -> dict[str, StreamState]:
         """The states of ``blobs``, but for those refused (logged and counted): their streams
         start afresh, and their next snapshot overwrites what was stored."""
-        decoded = await _off_the_loop_if_many(lambda b: _decode(b, self.sealer, key), blobs)
+        decoded = await _off_the_loop_if_many(
+            lambda b: _decode(b, self.sealer, key, self.read_pickled), blobs
+        )
         refused = {name: why for name, why in decoded.items() if isinstance(why, str)}
         if refused:
             log.error(
-                "stream states refused: not unpickled, the streams start afresh",
+                "stream states refused: not read, the streams start afresh",
                 key=key,
                 streams=sorted(refused)[:20],
                 count=len(refused),
@@ -220,8 +229,8 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-_ON_THE_LOOP = 32
-"""Streams pickled or unpickled on the event loop at most (about 50 µs each); more go to a
+_ON_THE_LOOP = 8
+"""Streams encoded or decoded on the event loop at most (0.3 to 2 ms each); more go to a
 thread."""
 
 
@@ -235,12 +244,13 @@ async def _off_the_loop_if_many(
 
 def _encode(streams: dict[str, StreamState], sealer: Sealer, key: str) -> dict[str, bytes]:
     return {
-        name: sealer.seal(_place(key, name), zlib.compress(pickle.dumps(s, protocol=5), 1))
-        for name, s in streams.items()
+        name: sealer.seal(_place(key, name), state_format.dumps(s)) for name, s in streams.items()
     }
 
 
-def _decode(blobs: dict[str, bytes], sealer: Sealer, key: str) -> dict[str, StreamState | str]:
+def _decode(
+    blobs: dict[str, bytes], sealer: Sealer, key: str, read_pickled: bool
+) -> dict[str, StreamState | str]:
     """Each stream's state, or why it was refused."""
     out: dict[str, StreamState | str] = {}
     for name, data in blobs.items():
@@ -249,11 +259,30 @@ def _decode(blobs: dict[str, bytes], sealer: Sealer, key: str) -> dict[str, Stre
         except SealBroken as exc:
             out[name] = str(exc)
             continue
+        if blob.startswith(state_format.MAGIC):
+            read: Callable[[bytes], Any] = state_format.loads
+        elif blob[:1] != _PICKLED:
+            out[name] = "unreadable: not a stored stream state"
+            continue
+        elif read_pickled or (sealer.seals and data.startswith(SEALED)):
+            read = _unpickled
+        else:
+            # A pickle names code to run: read only one this daemon's key sealed, or by leave.
+            out[name] = "a pickled state without this daemon's seal (state.read_pickled_snapshots)"
+            continue
         try:
-            out[name] = loads(zlib.decompress(blob))
+            out[name] = read(blob)
         except Exception as exc:  # written by another version, or corrupt: never fatal
             out[name] = f"unreadable: {exc!r}"[:300]
     return out
+
+
+_PICKLED = b"\x78"
+"""How the pickled states of earlier versions start (a zlib stream)."""
+
+
+def _unpickled(blob: bytes) -> StreamState:
+    return loads_pickled(zlib.decompress(blob))
 
 
 def _place(key: str, name: str) -> str:

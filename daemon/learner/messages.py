@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIVATION",
+    "CHECKPOINT_MAGIC",
     "AdaptJob",
     "AdaptationOutcome",
     "Learner",
@@ -36,6 +37,10 @@ __all__ = [
     "algorithm",
     "architecture",
 ]
+
+CHECKPOINT_MAGIC = b"\xa5adaptd-checkpoint\x03"
+"""Starts a checkpoint in today's format (:mod:`.checkpoint`, format 3); those of earlier
+versions are ``torch.save`` pickles (zip archives, starting ``PK``)."""
 
 ACTIVATION = "tanh"
 """The policy network's hidden activation."""

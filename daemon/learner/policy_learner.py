@@ -39,15 +39,23 @@ from adaptd.replay.episode import Episode
 
 from ..config.settings import AdaptationSettings, ContinualSettings
 from ..core.gate import passes_gate
+from . import checkpoint
 from .algorithms import make_learner
-from .messages import ACTIVATION, AdaptationOutcome, AdaptJob, MetaRound, TaskSpec
+from .messages import (
+    ACTIVATION,
+    CHECKPOINT_MAGIC,
+    AdaptationOutcome,
+    AdaptJob,
+    MetaRound,
+    TaskSpec,
+)
 from .protection import Protection
 from .tensors import episode_task, numpy_params, outputs, targets, tensor_params
 from .trust_region import TrustRegion, lifts
 
 __all__ = ["CHECKPOINT_FORMAT", "PolicyLearner"]
 
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 """Version of ``state_bytes``: 2 holds the learner and the penalty; 1 (no ``format`` key)
 was the learner's state dict alone."""
 
@@ -262,25 +270,29 @@ class PolicyLearner:
         return episode_task(episode, self.settings.query_size, self.spec.loss)
 
     def state_bytes(self) -> bytes:
-        """The checkpoint: the meta-learner's state and the penalty's (format 2)."""
+        """The checkpoint: the meta-learner's state and the penalty's (format 3, no pickle:
+        :mod:`.checkpoint`)."""
         state: dict[str, Any] = {
             "format": CHECKPOINT_FORMAT,
             "learner": self.learner.state_dict(),
             "protection": self.protection.state_dict(),
         }
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        return buf.getvalue()
+        return checkpoint.dumps(state)
 
     def load_bytes(self, data: bytes) -> None:
-        """Restore ``state_bytes`` output, or a format-1 checkpoint (the learner's state
-        alone; the penalty then starts afresh)."""
-        state = torch.load(io.BytesIO(data), weights_only=True)
+        """Restore ``state_bytes`` output; or, from an earlier version, a ``torch.save`` pickle
+        of format 2, or of format 1 (the learner's state alone; the penalty then starts
+        afresh). The service hands over a pickle only where ``state.read_pickled_snapshots``
+        allows it (torch reads it with its restricted unpickler all the same)."""
+        if data.startswith(CHECKPOINT_MAGIC):
+            state = checkpoint.loads(data)
+        else:
+            state = torch.load(io.BytesIO(data), weights_only=True)
         if "format" not in state:
             self.learner.load_state_dict(state)
             self.protection.load_state_dict(None)
             return
-        if state["format"] != CHECKPOINT_FORMAT:
+        if state["format"] not in (2, CHECKPOINT_FORMAT):
             raise ValueError(f"checkpoint format {state['format']!r} is not {CHECKPOINT_FORMAT}")
         self.learner.load_state_dict(state["learner"])
         self.protection.load_state_dict(state.get("protection"))

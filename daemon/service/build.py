@@ -109,6 +109,7 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
             CheckpointStore(redis, model.key_prefix),
             metrics,
             retention,
+            read_pickled=s.state.read_pickled_snapshots,
         )
         await trainer.restore()
         trainers.append(trainer)
@@ -136,6 +137,7 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
             s.state.restore_chunk,
             sealer=s.signing.sealer(),
             on_reject=metrics.snapshots_refused.inc,
+            read_pickled=s.state.read_pickled_snapshots,
         ),
         effects,
         stream_config(s, tasks),

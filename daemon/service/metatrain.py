@@ -26,7 +26,7 @@ from adaptd.replay.samplers import RegimeSampler, Sampler
 
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
-from ..learner.messages import ACTIVATION, Learner, MetaRound
+from ..learner.messages import ACTIVATION, CHECKPOINT_MAGIC, Learner, MetaRound
 from .retention import RetentionMonitor
 from .worker import BACKGROUND, TorchWorker
 
@@ -84,6 +84,7 @@ class MetaTrainer:
         checkpoints: Checkpoints,
         metrics: Metrics,
         retention: RetentionMonitor | None = None,
+        read_pickled: bool = False,
     ) -> None:
         self.task = task
         self.architecture = architecture
@@ -92,6 +93,8 @@ class MetaTrainer:
         self.worker = worker
         self.reservoir = reservoir
         self.checkpoints = checkpoints
+        self.read_pickled = read_pickled
+        """Hand the learner a checkpoint pickled by an earlier version (``torch.load``)."""
         self.metrics = metrics
         self.retention = retention
         self.rng = random.Random(schedule.seed)
@@ -107,7 +110,13 @@ class MetaTrainer:
         stored = await self.checkpoints.load()
         if stored is not None:
             state, info = stored
-            if (
+            if not state.startswith(CHECKPOINT_MAGIC) and not self.read_pickled:
+                log.warning(
+                    "checkpoint is an earlier version's pickle: not read, meta-training starts "
+                    "afresh (state.read_pickled_snapshots reads it once)",
+                    task=self.task,
+                )
+            elif (
                 info.get("architecture") == self.architecture
                 and info.get("meta_algorithm") == self.schedule.algorithm
             ):

@@ -9,7 +9,8 @@ new regime's first examples, and benchmarks score ``location`` against annotatio
 
 After an alarm a detector carries on by itself (it restarts from ``location`` or from the
 alarm, as its docstring says); :meth:`ChangeDetector.reset` forgets everything. State is
-plain Python and numpy, so a detector pickles with the stream's snapshot.
+plain Python and numpy, so a detector is stored with the stream's snapshot
+(:mod:`..state_format`).
 
 A :class:`VectorDetector` is the same contract for a stream of feature vectors: one vector
 in (of the dimension the detector was built for, or learnt from its first vector), an

@@ -56,7 +56,8 @@ class AcyclicPageHinkley(drift.PageHinkley):
 
 def _acyclic(detector: Any) -> Any:
     """A river Page-Hinkley restored from a snapshot written before
-    :class:`AcyclicPageHinkley`, made one (the others as they are)."""
+    :class:`AcyclicPageHinkley`, made one (the others as they are): its bound method is
+    neither collected without cycles nor stored in today's format."""
     if type(detector) is drift.PageHinkley:
         detector.__class__ = AcyclicPageHinkley
         detector.__dict__.pop("_test_drift", None)
@@ -70,7 +71,8 @@ class RiverDetector:
 
     def __init__(self, name: str, detector: Any) -> None:
         self.name = name
-        self.detector = detector
+        # A Page-Hinkley of a snapshot from before detectors were wrapped is river's own.
+        self.detector = detector = _acyclic(detector)
         self._initial = detector.clone()
         self._index = 0
 

@@ -6,6 +6,9 @@ A task is found when it is
 - a class named by an entry point of the ``adaptd.tasks`` group of an installed package;
 - or named ``module:Class`` in the setting itself (for example a task under test).
 
+The classes of a task from outside adaptd's core may be held in the stream states the daemon
+stores: their package is allowed in :mod:`..state_format` when the task is resolved.
+
 Every task class is built the same way, ``cls(horizon=..., clip=..., **options)``, from the
 stream's label horizon and clip (``features.label_horizon``, ``features.label_clip``) and the
 task's own options (``adaptation.task_options``), if any.
@@ -29,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
+from ..state_format import allow_package
 from .protocol import PolicyTask
 
 __all__ = ["ENTRY_POINTS", "TaskFactory", "available", "build", "is_task_class", "resolve"]
@@ -80,12 +84,22 @@ def resolve(name: str) -> TaskFactory:
             raise ValueError(f"cannot import policy task {name!r}: {exc}") from None
         if not is_task_class(obj):
             raise ValueError(f"{name!r} is not a policy task class")
-        return obj
+        return _trusted(obj)
     tasks = available()
     if name not in tasks:
         known = ", ".join(sorted(tasks))
         raise ValueError(f"unknown policy task {name!r} (known: {known}; or give module:Class)")
-    return tasks[name]
+    return _trusted(tasks[name])
+
+
+def _trusted(task: TaskFactory) -> TaskFactory:
+    """``task``, whose package's classes may now be stored in stream states (the daemon runs
+    its code anyway); within adaptd, only its own module's."""
+    module = getattr(task, "__module__", "")
+    if not module.startswith("adaptd.daemon.core."):
+        package = module.partition(".")[0]
+        allow_package(module if package == "adaptd" else package)
+    return task
 
 
 def build(

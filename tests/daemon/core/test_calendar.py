@@ -3,12 +3,12 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-import pickle
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from state_support import stored
 
 from adaptd.daemon.core.calendar import (
     CALENDAR_FEATURES,
@@ -207,7 +207,7 @@ def test_pickled_mid_stream_continues_identically() -> None:
     times = [ms(2024, 1, 1) + k * 3_000_000 for k in range(200)]
     for t in times[:100]:
         cal.at(t)
-    copy = pickle.loads(pickle.dumps(cal))
+    copy = stored(cal)
     assert copy.names == cal.names
     for t in times[100:]:
         assert copy.at(t) == cal.at(t)

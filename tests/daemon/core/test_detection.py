@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import math
-import pickle
 import random
 
 import numpy as np
 import pytest
+from state_support import stored
 
 from adaptd.daemon.config.settings import DetectionSettings
 from adaptd.daemon.core.detection import ShiftDetector
@@ -183,7 +183,7 @@ def test_pickle_mid_stream_continues_identically() -> None:
         return out
 
     feed(original, 0, 1400)
-    copy = pickle.loads(pickle.dumps(original))
+    copy = stored(original)
     expected = feed(original, 1400, 4000)
     assert feed(copy, 1400, 4000) == expected
     assert [s for s in expected if s is not None]
@@ -270,7 +270,7 @@ def test_a_snapshot_from_before_the_detector_protocol_restores() -> None:
     assert old.params == params
     assert old._window == [(7, "adwin:returns", {}, 7)]
     old._window = []
-    twin = pickle.loads(pickle.dumps(detector))
+    twin = stored(detector)
     assert run(old, rets[1000:], 1000) == run(twin, rets[1000:], 1000)
     assert before == [] or before[0].location >= 0
 
@@ -329,7 +329,7 @@ def test_a_held_shift_survives_a_pickle() -> None:
     cut = first.index - 2  # the alarm has fired; the shift is held
     early = run(detector, rets[:cut])
     assert detector._held is not None
-    twin = pickle.loads(pickle.dumps(detector))
+    twin = stored(detector)
     assert early + run(twin, rets[cut:], cut) == reference
 
 

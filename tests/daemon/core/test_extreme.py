@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import pickle
 import random
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from state_support import stored
 
 from adaptd.daemon.config.settings import ConfigError, DetectionSettings, load_settings
 from adaptd.daemon.core.detection import Shift, ShiftDetector
@@ -249,7 +249,7 @@ def test_a_restored_stream_takes_the_setting_of_its_new_config() -> None:
     config, events = stream_setup()
     state = StreamState("X", "in", 0, config)
     feed(state, events, 0, 500)
-    restored = pickle.loads(pickle.dumps(state))
+    restored = stored(state)
     off, _ = stream_setup(extreme_z=0.0)
     restored.attach(off)  # the operator turned extreme moves off, then restarted
     outs = feed(restored, events, 500, 900)

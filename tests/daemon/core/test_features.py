@@ -10,6 +10,7 @@ import statistics
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from state_support import stored
 
 from adaptd.daemon.config.settings import FeatureSettings
 from adaptd.daemon.core.features import (
@@ -225,7 +226,7 @@ def test_pickle_mid_stream_continues_identically() -> None:
     fx = FeatureExtractor(SETTINGS)
     for p in prices[:250]:
         fx.update(p, bid=p * 0.999, ask=p * 1.001, volume=1.0)
-    copy = pickle.loads(pickle.dumps(fx))
+    copy = stored(fx)
     for p in prices[250:]:
         q = {"bid": p * 0.999, "ask": p * 1.002, "volume": 2.0}
         assert copy.update(p, **q) == fx.update(p, **q)
@@ -363,7 +364,7 @@ def test_pickle_with_calendar_mid_stream_continues_identically() -> None:
     fx = FeatureExtractor(CALENDAR)
     for p, t in zip(prices[:150], times[:150], strict=True):
         fx.update(p, ts_ms=t)
-    copy = pickle.loads(pickle.dumps(fx))
+    copy = stored(fx)
     for p, t in zip(prices[150:], times[150:], strict=True):
         assert copy.update(p, ts_ms=t) == fx.update(p, ts_ms=t)
 

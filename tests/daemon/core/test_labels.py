@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import math
-import pickle
 from collections import deque
 from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from state_support import stored
 
 from adaptd.daemon.core.labels import DelayedLabeler, Example
 from adaptd.daemon.core.tasks.returns import ForwardReturnRule
@@ -124,7 +124,7 @@ def test_pickle_mid_stream_continues_identically() -> None:
     series = [(i, math.sin(i / 7.0) * 0.1, (float(i),) if i > 3 else None) for i in range(60)]
     for i, lp, x in series[:20]:
         push(labeler, i, lp, x, 0.02, i, i)
-    copy = pickle.loads(pickle.dumps(labeler))
+    copy = stored(labeler)
     assert copy.pending == labeler.pending == 5
     for i, lp, x in series[20:]:
         assert push(copy, i, lp, x, 0.02, i, i) == push(labeler, i, lp, x, 0.02, i, i)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pickle
 from types import SimpleNamespace
 
 import numpy as np
+from state_support import stored
 
 from adaptd.daemon.core.effects import AdaptationRequest
 from adaptd.daemon.core.live import PolicySlot
@@ -68,7 +68,7 @@ def test_adopt_builds_the_numpy_model_and_a_snapshot_leaves_it_out() -> None:
     slot = PolicySlot()
     slot.adopt(2, weights(0), "tanh")
     assert slot.model is not None and slot.model.in_dim == 3
-    restored = pickle.loads(pickle.dumps(slot))
+    restored = stored(slot)
     assert restored.model is None and restored.version == 2
     restored.rebuild("tanh")
     x = np.ones((2, 3))

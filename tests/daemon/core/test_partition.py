@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from state_support import stored
 
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon.config.settings import load_settings
@@ -251,7 +252,7 @@ def test_restore_rebuilds_the_live_policies() -> None:
         "layers.2.bias": np.zeros(1, np.float32),
     }
     partition.streams["ETH"].tracks[0].adopt(4, weights, None)
-    streams = pickle.loads(pickle.dumps(partition.streams))
+    streams = stored(partition.streams)
     restored = PartitionState("in", 0, config, MAX_BYTES)
     restored.restore(streams, partition.next_offset)
     x = rng.normal(size=(4, d))
@@ -289,7 +290,7 @@ def test_streams_snapshotted_with_other_feature_settings_warm_up_again() -> None
     config = make_config()
     partition = PartitionState("in", 0, config, MAX_BYTES)
     partition.process(records(interleaved(100)), {}, Effects())
-    streams = pickle.loads(pickle.dumps(partition.streams))
+    streams = stored(partition.streams)
     wider = make_config(calendar=["day_of_week"])
     restored = PartitionState("in", 0, wider, MAX_BYTES)
     assert sorted(restored.restore(streams, partition.next_offset)) == sorted(STREAMS)
@@ -302,7 +303,7 @@ def test_streams_snapshotted_with_other_feature_settings_warm_up_again() -> None
     assert len(wider.feature_names) == len(config.feature_names) + 2
     # The same settings: every stream is adopted.
     again = PartitionState("in", 0, config, MAX_BYTES)
-    assert again.restore(pickle.loads(pickle.dumps(partition.streams)), 1) == []
+    assert again.restore(stored(partition.streams), 1) == []
 
 
 def test_a_corpus_of_hostile_input_is_dead_lettered_or_absorbed_and_nothing_breaks() -> None:
@@ -346,4 +347,4 @@ def test_a_corpus_of_hostile_input_is_dead_lettered_or_absorbed_and_nothing_brea
         assert np.isfinite(x).all() and np.isfinite(y).all()
     for request in out.requests:
         assert np.isfinite(request.support_x).all() and np.isfinite(request.support_y).all()
-    assert pickle.loads(pickle.dumps(flip)).index == 400
+    assert stored(flip).index == 400

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import pickle
 
 import numpy as np
 import pytest
+from state_support import stored
 from test_stream import collect, feed, make_config, market_events, regime_walk
 
 from adaptd.daemon.core.regimes import RegimeBook, embed
@@ -88,7 +88,7 @@ def test_the_book_pickles_with_its_state() -> None:
     book = RegimeBook(4.0, 4)
     book.add(0, sample(0.0))
     book.remember_policy(0, {"w": np.zeros(1, np.float32)})
-    copy = pickle.loads(pickle.dumps(book))
+    copy = stored(book)
     probe = sample(0.1, seed=8)
     assert copy.classify(probe) == book.classify(probe)
     assert copy.policy(0) is not None

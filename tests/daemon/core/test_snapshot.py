@@ -22,9 +22,10 @@ import pytest
 
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon.config.settings import load_settings
+from adaptd.daemon.core import state_format
 from adaptd.daemon.core.effects import Effects
 from adaptd.daemon.core.schema import MarketEvent
-from adaptd.daemon.core.snapshot import MOVED, loads, migrate_stream_state
+from adaptd.daemon.core.snapshot import MOVED, loads_pickled, migrate_stream_state
 from adaptd.daemon.core.stream import StreamState
 from adaptd.daemon.service.configs import stream_config, tasks_of
 from adaptd.replay.episode import encode_episode
@@ -86,7 +87,7 @@ def view(out: Effects) -> dict[str, Any]:
 
 def test_a_snapshot_from_before_restores_into_a_return_track() -> None:
     config, _, _ = legacy_setup()
-    state = loads(zlib.decompress((DATA / "legacy_stream.pickle.z").read_bytes()))
+    state = loads_pickled(zlib.decompress((DATA / "legacy_stream.pickle.z").read_bytes()))
     assert isinstance(state, StreamState)
     assert state.detector.extreme.threshold == 0.0  # written before extreme moves
     state.attach(config)
@@ -107,9 +108,14 @@ def test_a_snapshot_from_before_restores_into_a_return_track() -> None:
     assert track.scores.sums == pytest.approx(at["preq"])
 
 
-def test_a_restored_snapshot_from_before_continues_exactly_as_the_old_code_did() -> None:
+@pytest.mark.parametrize("stored_again", [False, True], ids=["as read", "stored typed"])
+def test_a_restored_snapshot_from_before_continues_exactly_as_the_old_code_did(
+    stored_again: bool,
+) -> None:
     config, events, default = legacy_setup()
-    state = loads(zlib.decompress((DATA / "legacy_stream.pickle.z").read_bytes()))
+    state = loads_pickled(zlib.decompress((DATA / "legacy_stream.pickle.z").read_bytes()))
+    if stored_again:  # the upgrade: read from the pickle, saved in today's format, read again
+        state = state_format.loads(state_format.dumps(state))
     state.attach(config)
     first = FIXTURE["first_offset"]
     views = []
@@ -128,10 +134,10 @@ def test_a_restored_snapshot_from_before_continues_exactly_as_the_old_code_did()
     assert [handed.id, handed.parent_version, b64(handed.support_x.tobytes())] == expected
 
 
-def test_the_migrated_state_pickles_in_todays_layout() -> None:
+def test_the_migrated_state_is_stored_in_todays_layout() -> None:
     config, _, _ = legacy_setup()
-    state = loads(zlib.decompress((DATA / "legacy_stream.pickle.z").read_bytes()))
-    again = pickle.loads(pickle.dumps(state))
+    state = loads_pickled(zlib.decompress((DATA / "legacy_stream.pickle.z").read_bytes()))
+    again = state_format.loads(state_format.dumps(state))
     again.attach(config)
     assert [t.task for t in again.tracks] == ["return"]
     assert again.tracks[0].live.pending.id == FIXTURE["at_snapshot"]["pending"]
@@ -144,7 +150,7 @@ def test_todays_state_is_left_as_it_is() -> None:
 
 def test_a_snapshot_from_before_regime_ids_counts_segments_and_gets_a_book() -> None:
     config, _, _ = legacy_setup()
-    legacy = loads(zlib.decompress((DATA / "legacy_stream.pickle.z").read_bytes()))
+    legacy = loads_pickled(zlib.decompress((DATA / "legacy_stream.pickle.z").read_bytes()))
     old = {
         "stream": "X",
         "topic": "in",
@@ -196,7 +202,7 @@ def test_a_snapshot_from_before_extreme_moves_takes_the_setting_and_continues() 
 
     outcomes = []
     for blob, threshold in ((today, 8.0), (before, 0.0)):
-        restored = loads(blob)
+        restored = loads_pickled(blob)
         assert restored.detector.extreme.threshold == threshold  # off until attached
         restored.attach(config)
         assert restored.detector.extreme.threshold == settings.detection.extreme_z

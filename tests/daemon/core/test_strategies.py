@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from state_support import stored
 
 from adaptd.daemon.core.strategies import StrategyBook, strategy_names
 
@@ -55,11 +56,10 @@ def test_bad_parameters_name_themselves() -> None:
 
 
 def test_it_pickles_and_continues() -> None:
-    import pickle
 
     book = StrategyBook(trend=(2,), reversal=(1,), cap=2.0)
     for lp in (0.0, 0.01, 0.02):
         book.update(lp, 0.01, 1e-4)
-    copy = pickle.loads(pickle.dumps(book))
+    copy = stored(book)
     assert copy.update(0.015, 0.01, 1e-4) == book.update(0.015, 0.01, 1e-4)
     assert math.isclose(copy.positions[1], 1.0)

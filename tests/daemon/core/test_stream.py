@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from state_support import stored
 
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon.config.settings import Settings, load_settings
@@ -509,7 +510,7 @@ def test_a_pickled_stream_continues_exactly_like_the_original() -> None:
     assert a.live.pending is not None
     a.adopt(1, policy_weights(d, seed=1), None)
 
-    copy = pickle.loads(pickle.dumps(original))
+    copy = stored(original)
     copy.attach(config)
     b = copy.tracks[0]
     assert b.live.model is not None and a.live.model is not None
@@ -533,7 +534,7 @@ def test_the_snapshot_leaves_out_the_shared_config_and_the_derived_model() -> No
     config = make_config()
     state = StreamState("X", "in", 0, config)
     state.tracks[0].adopt(2, policy_weights(len(config.feature_names), seed=3), None)
-    restored = pickle.loads(pickle.dumps(state))
+    restored = stored(state)
     assert restored.tracks[0].live.model is None
     assert restored.tracks[0].live.version == 2
     other = make_config()
@@ -596,7 +597,7 @@ def test_a_stream_named_in_detection_streams_gets_its_own_detectors() -> None:
         ("cusum", c) for c in ("returns", "volatility", "error")
     }
     # Restored, a stream keeps the detectors its state was learnt with.
-    twin = pickle.loads(pickle.dumps(b))
+    twin = stored(b)
     twin.attach(config)
     assert set(twin.detector.firing_counts) == set(b.detector.firing_counts)
 

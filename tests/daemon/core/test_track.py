@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 from direction_task import DirectionTask
+from state_support import stored
 
 from adaptd.daemon.config.settings import load_settings
 from adaptd.daemon.core.effects import Effects
@@ -74,10 +73,10 @@ def test_restoring_under_other_tasks_drops_and_adds_tracks() -> None:
     evs = events()
     state = StreamState("S", "in", 0, stream_config(SETTINGS, BOTH))
     run(state, evs[:900])
-    snapshot = pickle.loads(pickle.dumps(state))
+    snapshot = stored(state)
     snapshot.attach(stream_config(SETTINGS, RETURN))
     assert [t.task for t in snapshot.tracks] == ["return"]
-    again = pickle.loads(pickle.dumps(snapshot))
+    again = stored(snapshot)
     again.attach(stream_config(SETTINGS, BOTH))
     assert [t.task for t in again.tracks] == ["return", "direction"]
     assert again.tracks[1].labeler.pending == 0  # a fresh track starts labelling now

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import math
-import pickle
 
 import numpy as np
 import pytest
 from scipy import stats
+from state_support import stored
 
 from adaptd.daemon.core.validation import (
     Retirement,
@@ -71,7 +71,7 @@ def test_a_new_policy_starts_a_new_test_and_the_state_pickles() -> None:
     v.update(np.ones(4), np.zeros(4))
     v.watch(2)
     assert (v.version, v.n, v.sum) == (2, 0, 0.0)
-    copy = pickle.loads(pickle.dumps(v))
+    copy = stored(v)
     assert (copy.version, copy.params) == (2, v.params)
 
 

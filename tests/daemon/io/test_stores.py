@@ -10,6 +10,7 @@ import gc
 import pickle
 import zlib
 
+import msgpack
 import pytest
 import redis.asyncio as aioredis
 from service_support import (
@@ -23,6 +24,7 @@ from service_support import (
 )
 from structlog.testing import capture_logs
 
+from adaptd.daemon.core import state_format
 from adaptd.daemon.core.effects import Effects
 from adaptd.daemon.core.partition import PartitionState
 from adaptd.daemon.core.policy import build_message
@@ -145,12 +147,82 @@ async def test_a_sealed_snapshot_refuses_states_written_by_anyone_without_the_ke
     loaded = await other.load(TOPIC, 3)
     assert loaded is not None and loaded[1] == {}
     await redis_client.hdel(key, "s:A")
-    migrating = SnapshotStore(
-        redis_client, key_prefix, "g", sealer=Sealer.derived(b"k", accept_unsealed=True)
-    )
+    unsealed = Sealer.derived(b"k", accept_unsealed=True)
+    loaded = await SnapshotStore(redis_client, key_prefix, "g", sealer=unsealed).load(TOPIC, 3)
+    assert loaded is not None and loaded[1] == {}  # D is a pickle: read only by leave
+    migrating = SnapshotStore(redis_client, key_prefix, "g", sealer=unsealed, read_pickled=True)
     loaded = await migrating.load(TOPIC, 3)
     assert loaded is not None and sorted(loaded[1]) == ["D"]
     assert isinstance(loaded[1]["D"], StreamState)
+
+
+async def test_a_pickle_written_to_redis_is_never_unpickled_without_leave(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    # No signing key (the default): before the typed format, this pickle ran its code.
+    refused: list[int] = []
+    store = SnapshotStore(redis_client, key_prefix, "g", on_reject=refused.append)
+    part = streams("A", "B")
+    await store.save(TOPIC, 3, 600, part.streams)
+    key = store.key(TOPIC, 3)
+    assert (await redis_client.hget(key, "s:A")).startswith(state_format.MAGIC)
+    hostile_type = zlib.compress(
+        msgpack.packb(msgpack.ExtType(8, msgpack.packb(["posix.system", ["true"], None])))
+    )
+    await redis_client.hset(
+        key,
+        mapping={
+            "s:A": zlib.compress(pickle.dumps(_Hostile())),
+            "s:C": state_format.MAGIC + hostile_type,
+        },
+    )
+    with capture_logs() as logs:
+        loaded = await store.load(TOPIC, 3)
+    assert FIRED == []
+    assert loaded is not None and sorted(loaded[1]) == ["B"]
+    assert refused == [2]
+    (entry,) = [e for e in logs if e["event"].startswith("stream states refused")]
+    assert entry["streams"] == ["A", "C"]
+    why = stores._decode(
+        {n: await redis_client.hget(key, f"s:{n}") for n in "AC"}, Sealer(), key, False
+    )
+    assert "state.read_pickled_snapshots" in why["A"]
+    assert "'posix.system', not a type it may hold" in why["C"]
+
+
+async def test_an_earlier_versions_pickles_are_read_once_and_stored_typed(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    # The upgrade: states pickled by the version before, sealed with the group's key (read,
+    # the key wrote them) or unsealed (read only by leave); the next save stores them typed.
+    sealer = Sealer.derived(b"the group's signing key")
+    part = streams("A", "B")
+    store = SnapshotStore(redis_client, key_prefix, "g", sealer=sealer)
+    key = store.key(TOPIC, 3)
+    pickled = {n: zlib.compress(pickle.dumps(s, protocol=5), 1) for n, s in part.streams.items()}
+    await redis_client.hset(
+        key,
+        mapping={
+            "__offset__": b"600",
+            "s:A": sealer.seal(f"{key}\x00A", pickled["A"]),
+            "s:B": pickled["B"],
+        },
+    )
+    loaded = await store.load(TOPIC, 3)
+    assert loaded is not None and sorted(loaded[1]) == ["A"]
+    assert go_on_alike(streams("A", "B"), 600, loaded[1])
+
+    plain = SnapshotStore(redis_client, key_prefix, "g2", read_pickled=True)
+    await redis_client.hset(
+        plain.key(TOPIC, 3),
+        mapping={"__offset__": b"600", **{f"s:{n}": blob for n, blob in pickled.items()}},
+    )
+    loaded = await plain.load(TOPIC, 3)
+    assert loaded is not None and sorted(loaded[1]) == ["A", "B"]
+    assert go_on_alike(streams("A", "B"), 600, loaded[1])
+    await plain.save(TOPIC, 3, 600, loaded[1])
+    stored = await redis_client.hmget(plain.key(TOPIC, 3), ["s:A", "s:B"])
+    assert all(blob.startswith(state_format.MAGIC) for blob in stored)
 
 
 async def test_a_state_that_cannot_be_read_is_refused_not_fatal(
@@ -162,9 +234,12 @@ async def test_a_state_that_cannot_be_read_is_refused_not_fatal(
     store = SnapshotStore(redis_client, key_prefix, "g", on_reject=refused.append)
     part = streams("A")
     await store.save(TOPIC, 3, 600, part.streams)
-    newer = pickle.dumps(part.streams["A"]).replace(b"StreamState", b"StreamStat2")
+    body = zlib.decompress(state_format.dumps(part.streams["A"])[len(state_format.MAGIC) :])
+    newer = body.replace(b"stream.StreamState", b"stream.StreamStat2")
+    assert newer != body
     await redis_client.hset(
-        store.key(TOPIC, 3), mapping={"s:B": zlib.compress(newer), "s:C": b"not zlib"}
+        store.key(TOPIC, 3),
+        mapping={"s:B": state_format.MAGIC + zlib.compress(newer), "s:C": b"neither"},
     )
     with capture_logs() as logs:
         loaded = await store.load(TOPIC, 3)
@@ -245,7 +320,7 @@ async def test_a_partition_of_many_streams_loads_in_chunks_without_holding_the_l
     ]
     part.process(records, {}, Effects())
     store = SnapshotStore(redis_client, key_prefix, "g1", chunk=50)
-    sizes = await store.save(TOPIC, 3, 900, part.streams)  # pickled on a thread: > 32 streams
+    sizes = await store.save(TOPIC, 3, 900, part.streams)  # encoded on a thread: > 8 streams
     assert len(sizes) == 300
 
     ticks = 0

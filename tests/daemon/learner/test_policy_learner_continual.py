@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from test_policy_learner import SPEC, adaptation_settings, episode, request
 from adaptd.adapters.fast_weights import mse
 from adaptd.adapters.meta.regularizer import FunctionRegularizer
 from adaptd.daemon.config.settings import ContinualSettings
+from adaptd.daemon.learner.messages import CHECKPOINT_MAGIC
 from adaptd.daemon.learner.policy_learner import PolicyLearner
 from adaptd.daemon.learner.tensors import episode_task
 
@@ -108,6 +110,26 @@ def test_penalty_settings_and_checkpoints_mix_either_way() -> None:
     other = learner()
     other.load_bytes(without.state_bytes())  # no stored penalty: start afresh
     assert other.protection.consolidations == 0
+
+
+def test_a_pickled_checkpoint_of_format_2_still_loads_and_todays_is_no_pickle() -> None:
+    a = trained("fomaml")
+    state = {
+        "format": 2,
+        "learner": a.learner.state_dict(),
+        "protection": a.protection.state_dict(),
+    }
+    old = io.BytesIO()
+    torch.save(state, old)  # what the version before the typed checkpoint wrote
+    b = learner("fomaml")
+    b.load_bytes(old.getvalue())
+    assert b.meta_updates() == 4 and b.protection.consolidations == 2
+    for k, v in a.learner.params.items():
+        assert torch.equal(b.learner.params[k], v)
+    today = b.state_bytes()
+    assert today.startswith(CHECKPOINT_MAGIC) and b"PK\x03\x04" not in today[:64]
+    with pytest.raises(pickle.UnpicklingError):  # not a pickle
+        torch.load(io.BytesIO(today), weights_only=True)
 
 
 def test_an_unknown_checkpoint_format_is_refused() -> None:

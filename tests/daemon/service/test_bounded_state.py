@@ -9,7 +9,6 @@ episodes, adaptation requests, dead letters) with a limit of 3 live streams as w
 from __future__ import annotations
 
 import dataclasses
-import pickle
 
 from aiokafka import TopicPartition
 from service_support import (
@@ -25,6 +24,7 @@ from service_support import (
     small_settings,
 )
 
+from adaptd.daemon.core import state_format
 from adaptd.daemon.core.effects import Effects
 from adaptd.daemon.core.partition import PartitionState
 from adaptd.daemon.io.metrics import Metrics
@@ -110,7 +110,7 @@ async def test_evicting_changes_nothing_but_memory() -> None:
     stored = snapshots.stored[TOPIC, 0][1]
     for name in STREAMS:
         live = part.streams.get(name)
-        state = live if live is not None else pickle.loads(stored[name])
+        state = live if live is not None else state_format.loads(stored[name])
         assert state.index == final[name].index
         assert state.max_ts_ms == final[name].max_ts_ms
 

@@ -6,15 +6,14 @@ was retained. Held-out episodes never reach the training reservoir."""
 from __future__ import annotations
 
 import asyncio
-import io
 import math
 
 import pytest
-import torch
 from daemon_support import produce, read_topic, volume_regimes_stream, wait_until
 
 from adaptd.daemon.core.policy import PolicyMessage, decode_message
 from adaptd.daemon.io.stores import CheckpointStore
+from adaptd.daemon.learner import checkpoint as checkpoint_format
 from adaptd.daemon.service.daemon import Daemon
 from adaptd.replay.holdout import HoldoutStore
 from adaptd.replay.reservoir import ReservoirBuffer
@@ -158,8 +157,8 @@ async def test_the_daemon_retains_regime_a_through_b_and_shows_it(
 
     # The checkpoint carries the penalty's Fisher and anchor with the meta-learner's state.
     state, info = await CheckpointStore(redis_client, settings.redis.key_prefix).load()
-    checkpoint = torch.load(io.BytesIO(state), weights_only=True)
-    assert checkpoint["format"] == 2 and info["penalty"] == "online_ewc"
+    checkpoint = checkpoint_format.loads(state)
+    assert checkpoint["format"] == 3 and info["penalty"] == "online_ewc"
     assert checkpoint["protection"]["tasks_seen"] == info["consolidations"] > 0
     assert set(checkpoint["protection"]["fisher"]) == set(checkpoint["learner"]["params"])
     fresh = HoldoutStore(

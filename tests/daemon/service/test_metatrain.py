@@ -18,7 +18,7 @@ from service_support import counter, small_settings, weights
 from structlog.testing import capture_logs
 
 from adaptd.daemon.io.metrics import Metrics
-from adaptd.daemon.learner.messages import MetaRound
+from adaptd.daemon.learner.messages import CHECKPOINT_MAGIC, MetaRound
 from adaptd.daemon.service.configs import task_models, tasks_of
 from adaptd.daemon.service.metatrain import MetaSchedule, MetaTrainer
 from adaptd.daemon.service.worker import TorchWorker
@@ -182,6 +182,7 @@ async def make() -> AsyncIterator[Any]:
         size: int = 50,
         stored: tuple[bytes, dict[str, Any]] | None = None,
         retention: bool = True,
+        read_pickled: bool = False,
     ) -> Rig:
         log: list[str] = []
         worker = TorchWorker()
@@ -198,6 +199,7 @@ async def make() -> AsyncIterator[Any]:
             checkpoints,
             metrics,
             Retention(log) if retention else None,  # type: ignore[arg-type]
+            read_pickled=read_pickled,
         )
         return Rig(trainer, learner, reservoir, checkpoints, metrics, worker, log)
 
@@ -230,12 +232,15 @@ def info(updates: int, consolidations: int = 0, penalty: str = "none") -> dict[s
 # -- restore ----------------------------------------------------------------------------------
 
 
+SAVED = CHECKPOINT_MAGIC + b"saved state"
+
+
 async def test_restore_loads_a_checkpoint_that_fits(make) -> None:
-    r = make(stored=(b"saved state", info(42)))
+    r = make(stored=(SAVED, info(42)))
     r.learner.updates = 42  # what loading the state gives the learner
     assert r.trainer.init is None
     assert await r.trainer.restore() is True
-    assert r.learner.loaded == [("return", b"saved state")]
+    assert r.learner.loaded == [("return", SAVED)]
     assert r.trainer.meta_updates == 42
     assert serves(r.trainer, weights(IN_DIM, seed=142))
     assert r.learner.threads == {r.worker.name}  # learner calls run on the worker
@@ -252,7 +257,7 @@ async def test_restore_loads_a_checkpoint_that_fits(make) -> None:
     ids=["other-hidden", "other-features", "other-algorithm", "undescribed"],
 )
 async def test_restore_refuses_a_checkpoint_of_another_network(make, stored) -> None:
-    r = make(stored=(b"saved state", stored))
+    r = make(stored=(SAVED, stored))
     with capture_logs() as logs:
         assert await r.trainer.restore() is False
     assert r.learner.loaded == []
@@ -261,6 +266,19 @@ async def test_restore_refuses_a_checkpoint_of_another_network(make, stored) -> 
     assert warning["configured"] == ARCH
     assert r.trainer.meta_updates == 0
     assert serves(r.trainer, weights(IN_DIM, seed=100))  # the fresh initialisation
+
+
+async def test_an_earlier_versions_pickled_checkpoint_is_read_only_by_leave(make) -> None:
+    pickled = b"PK\x03\x04 a torch.save archive"
+    r = make(stored=(pickled, info(42)))
+    with capture_logs() as logs:
+        assert await r.trainer.restore() is False
+    assert r.learner.loaded == []
+    assert "state.read_pickled_snapshots" in logs[0]["event"]
+    assert serves(r.trainer, weights(IN_DIM, seed=100))  # the fresh initialisation
+    r = make(stored=(pickled, info(42)), read_pickled=True)
+    assert await r.trainer.restore() is True
+    assert r.learner.loaded == [("return", pickled)]
 
 
 async def test_restore_without_a_checkpoint_serves_the_initialisation(make) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import pickle
 
 import numpy as np
 import pytest
+from state_support import stored
 
 from adaptd.daemon.core.detectors import ChangeDetector
 from adaptd.daemon.core.detectors.bocpd import BOCPD, log_predictive
@@ -240,7 +240,7 @@ def test_pickle_round_trip_mid_stream(split: int) -> None:
     values = _two_changes(seed=1)
     detector = BOCPD()
     first = _alarms(detector, values[:split])
-    copy = pickle.loads(pickle.dumps(detector))
+    copy = stored(detector)
     rest = _alarms(detector, values[split:])
     assert _alarms(copy, values[split:]) == rest
     assert len(first + rest) == 2

@@ -9,10 +9,9 @@ to changing the seeds.
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
+from state_support import stored
 
 from adaptd.daemon.core.detectors.confirm import Confirmation, Confirmed
 from adaptd.daemon.core.detectors.cusum import Cusum
@@ -173,7 +172,7 @@ def test_pickling_mid_stream_changes_nothing() -> None:
     assert expected
     detector = Confirmed(_cusum())
     before = _alarms(detector, x[:150])
-    detector = pickle.loads(pickle.dumps(detector))
+    detector = stored(detector)
     assert before + _alarms(detector, x[150:]) == expected
     assert detector.retracted == whole.retracted
 

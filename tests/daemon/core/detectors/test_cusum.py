@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import pickle
 
 import numpy as np
 import pytest
+from state_support import stored
 
 from adaptd.daemon.core.detectors.cusum import (
     OVERSHOOT,
@@ -246,7 +246,7 @@ def test_pickle_round_trip_mid_stream(cls, stop: int) -> None:
     x[500:] += 1.5
     detector = cls(k=0.4) if cls is Cusum else cls(delta=0.4)
     before = _alarms(detector, x[:stop])
-    copy = pickle.loads(pickle.dumps(detector))
+    copy = stored(detector)
     assert not hasattr(copy, "__dict__")
     rest, rest_copy = _alarms(detector, x[stop:]), _alarms(copy, x[stop:])
     assert rest == rest_copy

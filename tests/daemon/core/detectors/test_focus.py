@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import pickle
 
 import numpy as np
 import pytest
+from state_support import stored
 
 from adaptd.daemon.core.detectors.cusum import Cusum
 from adaptd.daemon.core.detectors.cusum import arl_of as cusum_arl_of
@@ -345,7 +345,7 @@ def test_pickle_round_trip_mid_stream(stop: int) -> None:
     x[500:] += 1.5
     detector = Focus(false_alarms_per_10k=3.0)
     before = _alarms(detector, x[:stop])
-    copy = pickle.loads(pickle.dumps(detector))
+    copy = stored(detector)
     assert not hasattr(copy, "__dict__")
     assert (copy.statistic, copy.start, copy.candidates) == (
         detector.statistic,

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import pickle
 
 import numpy as np
 import pytest
+from state_support import stored
 
 from adaptd.daemon.core.detectors.mmd import (
     RATES,
@@ -299,7 +299,7 @@ def test_pickle_round_trip_mid_stream() -> None:
     for cut in (0, 40, 321, 650):
         detector = KernelMMD()
         first = _alarms(detector, x[:cut])
-        clone = pickle.loads(pickle.dumps(detector))
+        clone = stored(detector)
         assert repr(clone) == repr(detector) and clone.index == cut
         assert first + _alarms(clone, x[cut:]) == whole
     assert len(whole) >= 2

@@ -9,6 +9,7 @@ import random
 
 from river import drift
 
+from adaptd.daemon.core import state_format
 from adaptd.daemon.core.detectors.river import AcyclicPageHinkley, RiverDetector
 
 
@@ -52,17 +53,35 @@ def test_a_detector_and_its_restored_copies_leave_no_cycles() -> None:
     _alarms(detector, _series())
     blob = pickle.dumps(detector)
     assert _unreachable_after(lambda: pickle.loads(blob)) == 0
+    typed = state_format.dumps(detector)
+    assert _unreachable_after(lambda: state_format.loads(typed)) == 0
+
+
+def _rivers(detector: drift.PageHinkley) -> RiverDetector:
+    """A wrapper around river's own class, as the code before the acyclic one made it."""
+    old = RiverDetector.__new__(RiverDetector)
+    old.name, old.detector, old._initial, old._index = "ph", detector, detector.clone(), 0
+    return old
 
 
 def test_a_snapshot_of_rivers_class_is_read_into_the_acyclic_one() -> None:
     xs = _series()
-    old = RiverDetector("ph", drift.PageHinkley(threshold=20.0))
+    old = _rivers(drift.PageHinkley(threshold=20.0))
     same = RiverDetector("ph", AcyclicPageHinkley(threshold=20.0))
     assert _alarms(old, xs[:700]) == _alarms(same, xs[:700])
-    restored = pickle.loads(pickle.dumps(old))
+    restored = pickle.loads(pickle.dumps(old))  # an earlier version's snapshot
+    assert type(restored.detector) is AcyclicPageHinkley
     assert type(restored.detector) is AcyclicPageHinkley
     assert type(restored._initial) is AcyclicPageHinkley
     assert "_test_drift" not in vars(restored.detector)
     assert _alarms(restored, xs[700:]) == _alarms(same, xs[700:])
     restored.reset()
     assert type(restored.detector) is AcyclicPageHinkley
+
+
+def test_a_bare_detector_of_rivers_class_is_wrapped_into_the_acyclic_one() -> None:
+    # Snapshots from before the wrapper held river's detectors bare: they are wrapped anew.
+    wrapped = RiverDetector("ph", drift.PageHinkley(threshold=20.0))
+    assert type(wrapped.detector) is AcyclicPageHinkley
+    assert type(wrapped._initial) is AcyclicPageHinkley
+    assert "_test_drift" not in vars(wrapped.detector)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import pickle
 from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from state_support import stored
 
 from adaptd.daemon.core.detectors.bocpd import BOCPD
 from adaptd.daemon.core.detectors.protocol import Alarm
@@ -268,7 +268,7 @@ def test_trend_pickle_round_trip_mid_stream(split: int) -> None:
     values = _trend_stream(seed=2)
     detector = BOCPD(model="trend")
     first = _alarms(detector, values[:split])
-    copy = pickle.loads(pickle.dumps(detector))
+    copy = stored(detector)
     rest = _alarms(detector, values[split:])
     assert _alarms(copy, values[split:]) == rest
     assert len(first + rest) >= 2

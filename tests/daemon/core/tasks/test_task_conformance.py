@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from state_support import stored
 
 from adaptd.adapters.fast_weights import row_losses
 from adaptd.adapters.protocol import LOSSES
@@ -78,7 +78,7 @@ def test_it_is_a_policy_task_with_a_consistent_head_and_loss(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_it_is_immutable_picklable_and_built_from_the_label_horizon(name: str) -> None:
     task = task_of(name, horizon=4)
-    assert pickle.loads(pickle.dumps(task)) == task
+    assert stored(task) == task
     assert task.label_rule().horizon == 4
     with pytest.raises((AttributeError, TypeError)):
         task.horizon = 5  # type: ignore[misc]
@@ -100,7 +100,7 @@ def test_its_labels_are_finite_and_fit_its_loss(name: str) -> None:
     anchor = rule.anchor(
         SimpleNamespace(log_price=0.0, ret=0.0, vol=0.01, fast_var=1e-4, sq_sum=0.0, ts_ms=0)
     )
-    assert pickle.loads(pickle.dumps(anchor)) == anchor  # anchors live in snapshots
+    assert stored(anchor) == anchor  # anchors live in snapshots
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -135,7 +135,7 @@ def test_the_baseline_is_fresh_per_stream_and_scores_in_order(name: str) -> None
     halves = np.concatenate([b.losses(y[:37]), b.losses(y[37:])])
     assert whole.shape == (100,) and np.isfinite(whole).all() and (whole >= 0).all()
     np.testing.assert_allclose(whole, halves)  # test, then train: batches do not matter
-    assert pickle.loads(pickle.dumps(a)).losses(y[:5]).shape == (5,)
+    assert stored(a).losses(y[:5]).shape == (5,)
 
 
 @pytest.mark.parametrize("name", NAMES)

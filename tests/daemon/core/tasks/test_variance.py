@@ -4,10 +4,10 @@ and the message's definition, written out here from the message alone, reproduci
 from __future__ import annotations
 
 import math
-import pickle
 
 import numpy as np
 import pytest
+from state_support import stored
 
 from adaptd.adapters.forecasting import qlike
 from adaptd.daemon.config.settings import load_settings
@@ -173,7 +173,7 @@ def test_a_rule_survives_a_snapshot_mid_stream() -> None:
         if fx.update(float(p), ts_ms=int(ts[i])) is None:
             continue
         if i == 200:
-            twin = pickle.loads(pickle.dumps(rule))
+            twin = stored(rule)
         a = rule.anchor(fx)
         if twin is not None:
             assert twin.anchor(fx) == a

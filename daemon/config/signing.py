@@ -36,10 +36,11 @@ class SigningSettings(Section):
     """``adaptd policies`` refuses (and marks) policies that are unsigned, signed by a key not
     trusted, or altered."""
     accept_unsealed_snapshots: bool = False
-    """With a signing key, partition snapshots in Redis are sealed with an HMAC derived from
-    it, and a stream state without a valid seal is never read (its stream starts afresh).
-    True also reads unsealed states: for the first restart after upgrading from a version
-    that did not seal them (an unsealed pickle also needs state.read_pickled_snapshots)."""
+    """With a signing key, partition snapshots and the meta-learner's checkpoint in Redis are
+    sealed with an HMAC derived from it, and a stream state or checkpoint without a valid seal
+    is never read (its stream, or meta-training, starts afresh). True also reads unsealed
+    ones: for the first restart after upgrading from a version that did not seal them (an
+    unsealed pickle also needs state.read_pickled_snapshots)."""
 
     @field_validator("key_file")
     @classmethod

@@ -339,19 +339,36 @@ def _decoded(model_id: str, raw: bytes | None) -> PolicyMessage | None:
 
 
 class CheckpointStore:
-    """The meta-learner's state (bytes) and a JSON description of it."""
+    """The meta-learner's state (bytes) and a JSON description of it, each sealed as the
+    snapshots are when the daemon has a key: a checkpoint someone else wrote is never used."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, sealer: Sealer | None = None) -> None:
         self.client = client
         self.key = f"{prefix}:meta:checkpoint"
+        self.sealer = sealer if sealer is not None else Sealer()
 
     async def save(self, state: bytes, info: dict[str, Any]) -> None:
+        described = json.dumps(info, sort_keys=True).encode()
         await self.client.hset(
-            self.key, mapping={"state": state, "info": json.dumps(info, sort_keys=True)}
+            self.key,
+            mapping={
+                "state": self.sealer.seal(f"{self.key}\x00state", state),
+                "info": self.sealer.seal(f"{self.key}\x00info", described),
+            },
         )
 
     async def load(self) -> tuple[bytes, dict[str, Any]] | None:
+        """The checkpoint; None when there is none, or when it is refused (its seal does not
+        match, or it has none where seals are required: logged, meta-training starts afresh)."""
         raw = await self.client.hgetall(self.key)
         if b"state" not in raw:
             return None
-        return raw[b"state"], json.loads(raw.get(b"info", b"{}"))
+        try:
+            state = self.sealer.open(f"{self.key}\x00state", raw[b"state"])
+            info = self.sealer.open(f"{self.key}\x00info", raw.get(b"info", b"{}"))
+        except SealBroken as exc:
+            log.error(
+                "checkpoint refused: meta-training starts afresh", key=self.key, reason=str(exc)
+            )
+            return None
+        return state, json.loads(info)

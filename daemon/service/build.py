@@ -106,7 +106,7 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
             learner,
             worker,
             sinks[model.name].reservoir,  # type: ignore[arg-type]
-            CheckpointStore(redis, model.key_prefix),
+            CheckpointStore(redis, model.key_prefix, s.signing.sealer()),
             metrics,
             retention,
             read_pickled=s.state.read_pickled_snapshots,

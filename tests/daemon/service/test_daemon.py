@@ -289,7 +289,9 @@ async def test_meta_training_checkpoints_and_a_restart_resumes_from_it(
         replay={"episode_size": 8},
     )
     bootstrap = settings.kafka.bootstrap_servers
-    checkpoints = CheckpointStore(redis_client, settings.redis.key_prefix)
+    checkpoints = CheckpointStore(
+        redis_client, settings.redis.key_prefix, settings.signing.sealer()
+    )
 
     async def checkpointed() -> bool:
         # The counter moves before the round's checkpoint is written: wait for the write.

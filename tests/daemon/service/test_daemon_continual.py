@@ -156,7 +156,8 @@ async def test_the_daemon_retains_regime_a_through_b_and_shows_it(
     assert {(ep.regime) for ep in await reservoir.sample(100_000)} == {0, 1}
 
     # The checkpoint carries the penalty's Fisher and anchor with the meta-learner's state.
-    state, info = await CheckpointStore(redis_client, settings.redis.key_prefix).load()
+    sealer = settings.signing.sealer()  # the daemon seals its checkpoint
+    state, info = await CheckpointStore(redis_client, settings.redis.key_prefix, sealer).load()
     checkpoint = checkpoint_format.loads(state)
     assert checkpoint["format"] == 3 and info["penalty"] == "online_ewc"
     assert checkpoint["protection"]["tasks_seen"] == info["consolidations"] > 0

@@ -41,10 +41,10 @@ async def test_a_second_task_is_learned_and_published_beside_the_return_task(
     daemon = Daemon(settings)
     run = asyncio.create_task(daemon.run())
     await asyncio.wait_for(daemon.started.wait(), 60)
-    prefix = settings.redis.key_prefix
+    prefix, sealer = settings.redis.key_prefix, settings.signing.sealer()
     checkpoints = {
-        "return": CheckpointStore(redis_client, prefix),
-        "direction": CheckpointStore(redis_client, f"{prefix}.direction"),
+        "return": CheckpointStore(redis_client, prefix, sealer),
+        "direction": CheckpointStore(redis_client, f"{prefix}.direction", sealer),
     }
     try:
         assert [m.name for m in daemon.services.models] == ["return", "direction"]

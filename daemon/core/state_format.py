@@ -49,7 +49,16 @@ from typing import Any
 import msgpack
 import numpy as np
 
-__all__ = ["MAGIC", "THIRD_PARTY", "StateFormatError", "allow_package", "allowed", "dumps", "loads"]
+__all__ = [
+    "MAGIC",
+    "MAX_BYTES",
+    "THIRD_PARTY",
+    "StateFormatError",
+    "allow_package",
+    "allowed",
+    "dumps",
+    "loads",
+]
 
 MAGIC = b"\xa5adaptd-state\x01"
 """Starts every blob of this format (version 1). A zlib stream (an older pickled state)
@@ -109,13 +118,28 @@ def loads(blob: bytes) -> Any:
     if not blob.startswith(MAGIC):
         raise StateFormatError("not a stored stream state of this format")
     try:
-        return _Reader().unpack(zlib.decompress(blob[len(MAGIC) :]))
+        return _Reader().unpack(_inflate(blob[len(MAGIC) :]))
     except StateFormatError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, zlib.error) as exc:
         raise StateFormatError(f"malformed stored state: {exc!r}"[:300]) from exc
     except RecursionError:
         raise StateFormatError("malformed stored state: nested too deeply") from None
+
+
+MAX_BYTES = 1 << 28
+"""Most a blob inflates to (256 MiB; a stream's state is tens of kilobytes): a small blob that
+inflates without end is refused, not followed."""
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    body = inflater.decompress(data, MAX_BYTES)
+    if inflater.unconsumed_tail:
+        raise StateFormatError(f"the stored state inflates beyond {MAX_BYTES} bytes")
+    if not inflater.eof:
+        raise StateFormatError("malformed stored state: the compressed data is cut short")
+    return body
 
 
 class _Writer:
@@ -314,7 +338,16 @@ def _build(obj: Any, state: Any) -> None:
         return
     setstate = getattr(obj, "__setstate__", None)
     if setstate is not None:
-        setstate(state)
+        try:
+            setstate(state)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            # river's Rust detectors panic on state they cannot parse, and a panic reaches
+            # Python as a BaseException: a malformed blob, not a reason to stop the daemon.
+            raise StateFormatError(
+                f"{type(obj).__name__} refused its state: {exc!r}"[:300]
+            ) from exc
         return
     slots = None
     if type(state) is tuple and len(state) == 2:

@@ -237,6 +237,21 @@ def test_malformed_blobs_are_refused() -> None:
             loads(blob)
 
 
+def test_a_third_party_state_that_cannot_be_parsed_is_refused_not_fatal() -> None:
+    # river's ADWIN keeps its window in Rust, and panics on bytes it cannot parse.
+    name = "river._river_rust.drift.AdaptiveWindowing"
+    for state in (b"", b"garbage", b"\xff" * 64):
+        with pytest.raises(StateFormatError, match="AdaptiveWindowing refused its state"):
+            loads(_blob(_object(name, [0.002, 32, 5, 5, 10], state)))
+
+
+def test_a_blob_that_inflates_without_end_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_format, "MAX_BYTES", 1000)
+    with pytest.raises(StateFormatError, match="inflates beyond 1000 bytes"):
+        loads(MAGIC + zlib.compress(msgpack.packb(b"\x00" * 5000)))
+    assert loads(MAGIC + zlib.compress(msgpack.packb(b"\x00" * 900))) == b"\x00" * 900
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_are_refused_or_read_never_anything_else(body: bytes) -> None:

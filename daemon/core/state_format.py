@@ -105,10 +105,13 @@ def allowed(name: str) -> bool:
 
 def dumps(state: Any) -> bytes:
     """``state`` as a blob (zlib level 1, as the pickles were)."""
+    writer = _Writer()
     try:
-        body = _Writer().pack(state)
+        body = writer.pack(state)
     except (TypeError, ValueError, OverflowError) as exc:
         raise StateFormatError(f"cannot store the state: {exc}") from exc
+    finally:
+        writer.close()
     return MAGIC + zlib.compress(body, 1)
 
 
@@ -151,6 +154,14 @@ class _Writer:
         self.keep: list[Any] = []  # what ``__reduce_ex__`` makes stays alive: ids stay unique
         self.packers: list[msgpack.Packer] = []
         self.depth = 0
+
+    def close(self) -> None:
+        """Let go of the packers: each holds ``self.default``, a cycle through this writer
+        that only a full collection would free, with every object it kept alive (the daemon
+        collects rarely: a soak of 10,000 adaptations grew by 16 MB per 1,000)."""
+        self.packers.clear()
+        self.keep.clear()
+        self.memo.clear()
 
     def pack(self, value: Any) -> bytes:
         if self.depth == len(self.packers):

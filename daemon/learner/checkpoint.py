@@ -39,27 +39,16 @@ class CheckpointError(ValueError):
 
 def dumps(state: Any) -> bytes:
     """``state`` (nested dicts, lists and tuples of tensors, numbers, strings, None)."""
-    tensors: dict[str, torch.Tensor] = {}
-
-    def default(obj: Any) -> msgpack.ExtType:
-        if type(obj) is tuple:
-            return msgpack.ExtType(_TUPLE, _pack(list(obj), default))
-        if isinstance(obj, torch.Tensor):
-            key = str(len(tensors))
-            # Own, contiguous storage: safetensors refuses tensors that share memory.
-            tensors[key] = obj.detach().cpu().contiguous().clone()
-            return msgpack.ExtType(_TENSOR, key.encode())
-        raise TypeError(f"a checkpoint holds no {type(obj).__name__}")
-
+    writer = _Writer()
     try:
-        header = _pack(state, default)
+        header = _pack(state, writer.default)
     except (TypeError, ValueError, OverflowError) as exc:
         raise CheckpointError(f"cannot write the checkpoint: {exc}") from exc
     return (
         CHECKPOINT_MAGIC
         + len(header).to_bytes(_LENGTH, "big")
         + header
-        + safetensors.torch.save(tensors)
+        + safetensors.torch.save(writer.tensors)
     )
 
 
@@ -72,23 +61,46 @@ def loads(data: bytes) -> Any:
     if start + size > len(data):
         raise CheckpointError("the checkpoint is cut short")
     try:
-        tensors = safetensors.torch.load(data[start + size :])
+        reader = _Reader(safetensors.torch.load(data[start + size :]))
     except Exception as exc:  # safetensors raises its own error type
         raise CheckpointError(f"the checkpoint's tensors cannot be read: {exc}") from exc
-
-    def ext(code: int, payload: bytes) -> Any:
-        if code == _TUPLE:
-            return tuple(_unpack(payload, ext))
-        if code == _TENSOR:
-            return tensors[payload.decode()]
-        raise CheckpointError(f"unknown extension code {code} in the checkpoint")
-
     try:
-        return _unpack(data[start : start + size], ext)
+        return _unpack(data[start : start + size], reader.ext)
     except CheckpointError:
         raise
     except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError) as exc:
         raise CheckpointError(f"malformed checkpoint: {exc!r}"[:300]) from exc
+
+
+# Methods of small objects rather than nested functions that call themselves: those are
+# reference cycles, which would hold every tensor until a full collection.
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.tensors: dict[str, torch.Tensor] = {}
+
+    def default(self, obj: Any) -> msgpack.ExtType:
+        if type(obj) is tuple:
+            return msgpack.ExtType(_TUPLE, _pack(list(obj), self.default))
+        if isinstance(obj, torch.Tensor):
+            key = str(len(self.tensors))
+            # Own, contiguous storage: safetensors refuses tensors that share memory.
+            self.tensors[key] = obj.detach().cpu().contiguous().clone()
+            return msgpack.ExtType(_TENSOR, key.encode())
+        raise TypeError(f"a checkpoint holds no {type(obj).__name__}")
+
+
+class _Reader:
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = tensors
+
+    def ext(self, code: int, payload: bytes) -> Any:
+        if code == _TUPLE:
+            return tuple(_unpack(payload, self.ext))
+        if code == _TENSOR:
+            return self.tensors[payload.decode()]
+        raise CheckpointError(f"unknown extension code {code} in the checkpoint")
 
 
 def _pack(value: Any, default: Any) -> bytes:

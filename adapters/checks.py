@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from typing import Any, Literal, TypeVar, overload
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "positive",
     "positive_finite",
     "positive_int",
+    "tail_levels",
 ]
 
 T = TypeVar("T")
@@ -125,6 +126,21 @@ def in_interval(
         interval = f"{'[' if closed[0] else '('}{low:g}, {high:g}{']' if closed[1] else ')'}"
         raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
     return float(value)
+
+
+def tail_levels(name: str, values: Iterable[Any]) -> tuple[float, ...]:
+    """Return ``values`` as a non-empty tuple of tail probabilities, each in ``(0, 0.5)`` (the
+    levels of a VaR).
+
+    >>> tail_levels("levels", [0.01, 0.5])
+    Traceback (most recent call last):
+    ...
+    ValueError: levels must be tail probabilities in (0, 0.5), got (0.01, 0.5)
+    """
+    levels = tuple(float(v) for v in values)
+    if not levels or not all(0.0 < v < 0.5 for v in levels):
+        raise ValueError(f"{name} must be tail probabilities in (0, 0.5), got {levels}")
+    return levels
 
 
 def in_unit_interval(name: str, value: Any) -> float:

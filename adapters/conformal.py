@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .checks import positive_int
+from .checks import positive_int, tail_levels
 from .forecasting import normal_var_es, t_var_es
 
 __all__ = ["HIGH", "LOW", "AdaptiveLevels", "var_path"]
@@ -55,9 +55,7 @@ class AdaptiveLevels:
     def __init__(self, levels: Sequence[float], gamma: float) -> None:
         if not 0.0 < gamma < 1.0:
             raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
-        self.levels = tuple(float(a) for a in levels)
-        if not self.levels or not all(0.0 < a < 0.5 for a in self.levels):
-            raise ValueError(f"levels must be tail probabilities in (0, 0.5), got {levels}")
+        self.levels = tail_levels("levels", levels)
         self.gamma = float(gamma)
         self.raw = self.levels
         """The unclipped ``a_t`` per level."""

@@ -24,6 +24,7 @@ from adaptd.adapters.checks import (
     positive,
     positive_finite,
     positive_int,
+    tail_levels,
 )
 from adaptd.adapters.continual.ewc import EWC
 from adaptd.adapters.continual.growth import Growth
@@ -51,6 +52,14 @@ def test_positive() -> None:
     for value in (0, -2.0, math.nan, False):
         with pytest.raises(ValueError, match=r"^xi must be a positive number, got "):
             positive("xi", value)
+
+
+def test_tail_levels_are_a_tuple_of_probabilities_below_a_half() -> None:
+    assert tail_levels("levels", [0.01, np.float64(0.05)]) == (0.01, 0.05)
+    assert type(tail_levels("levels", (1e-6,))[0]) is float
+    for bad in ([], [0.0], [0.5], [0.01, math.nan], [-0.01]):
+        with pytest.raises(ValueError, match="levels must be tail probabilities in"):
+            tail_levels("levels", bad)
 
 
 def test_in_unit_interval_includes_both_ends() -> None:

@@ -59,7 +59,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from adaptd.adapters.checks import positive, positive_int
+from adaptd.adapters.checks import positive, positive_int, tail_levels
 from adaptd.adapters.conformal import var_path
 from adaptd.adapters.forecasting import normal_var_es, qlike, t_var_es
 from adaptd.adapters.types import QLIKE_BOUND, Loss
@@ -244,9 +244,7 @@ class RiskTask:
     features: ClassVar[tuple[str, ...] | None] = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
-        if not self.levels or not all(0.0 < v < 0.5 for v in self.levels):
-            raise ValueError(f"levels must be tail probabilities in (0, 0.5), got {self.levels}")
+        object.__setattr__(self, "levels", tail_levels("levels", self.levels))
         if self.dof is not None and not self.dof > 2.0:
             raise ValueError(f"dof must be above 2 (a finite variance) or None, got {self.dof}")
         if self.calibration is not None and not 0.0 < self.calibration < 1.0:

@@ -78,9 +78,7 @@ _CORE = "adaptd.daemon.core."
 _PACKAGES: set[str] = set()
 
 # Extension codes. Every value that is not msgpack's own is one of these.
-_REF, _TUPLE, _SET, _FROZENSET, _DEQUE, _ARRAY, _SCALAR, _OBJECT, _CLASS, _BIGINT, _FLOATS = range(
-    1, 12
-)
+_REF, _TUPLE, _SET, _FROZENSET, _DEQUE, _ARRAY, _SCALAR, _OBJECT, _BIGINT, _FLOATS = range(1, 11)
 _NUMERIC = frozenset("biufc")
 """Array kinds stored: booleans and numbers (never objects, strings or records)."""
 
@@ -205,8 +203,6 @@ class _Writer:
             return _SCALAR, self.pack([obj.dtype.str, obj.tobytes()])
         if kind is int:  # beyond 64 bits
             return _BIGINT, str(obj).encode()
-        if isinstance(obj, type):
-            return _CLASS, _name(obj).encode()
         # An instance, as pickle reduces it: its class name, constructor arguments and state.
         name = _name(kind)
         reduced = obj.__reduce_ex__(2)
@@ -244,8 +240,6 @@ class _Reader:
             value: Any = _floats(data)
         elif code == _BIGINT:
             value = int(data.decode())
-        elif code == _CLASS:
-            value = _class(data.decode())
         elif code == _OBJECT:
             name, args, state = self.unpack(data)
             cls = _class(name)

@@ -98,6 +98,8 @@ def test_state_and_constructor_arguments_are_rebuilt_as_pickle_would() -> None:
         dumps(np.array([None, 1], dtype=object))
     with pytest.raises(StateFormatError, match=r"builtins\.builtin_function_or_method is not"):
         dumps({"f": math.sqrt})
+    with pytest.raises(StateFormatError, match=r"builtins\.type is not"):
+        dumps({"cls": Example})  # classes are code, not state
 
 
 # -- stream states of every configuration ----------------------------------------------------
@@ -250,7 +252,7 @@ def test_malformed_blobs_are_refused() -> None:
         (_blob(arrays), "does not match its shape"),
         (_blob(objects), "dtype object"),
         (_blob(msgpack.ExtType(1, (7).to_bytes(4, "big"))), "reference 7"),
-        (_blob(msgpack.ExtType(11, b"\x00" * 7)), "whole doubles"),
+        (_blob(msgpack.ExtType(10, b"\x00" * 7)), "whole doubles"),
         (_blob(msgpack.ExtType(99, b"")), "unknown extension code 99"),
     ]:
         with pytest.raises(StateFormatError, match=why):

@@ -1,4 +1,5 @@
-"""Durable daemon state in Redis, beside the replay reservoir.
+"""Durable daemon state in Redis, beside the replay reservoir and the checkpoint
+(:mod:`.checkpoints`).
 
 - ``SnapshotStore``: per input partition, the stream states and the next offset they
   correspond to. Written (changed streams only, in one MULTI/EXEC) before that offset is
@@ -7,7 +8,6 @@
   restarts and replicas) and the latest published policy per model, which also makes
   publication idempotent per shift after a crash, and lets a restarted daemon name the
   version subscribers hold last as the next policy's parent.
-- ``CheckpointStore``: the meta-learned initialisation, so a restart resumes from it.
 
 A stream's state is stored in a typed format that names only allowed types and runs no code
 (:mod:`adaptd.daemon.core.state_format`), sealed with an HMAC when the daemon has a key
@@ -336,39 +336,3 @@ def _decoded(model_id: str, raw: bytes | None) -> PolicyMessage | None:
         # Retrying cannot mend it: the next publication overwrites it.
         log.error("stored latest policy cannot be decoded", model=model_id, error=str(exc))
         return None
-
-
-class CheckpointStore:
-    """The meta-learner's state (bytes) and a JSON description of it, each sealed as the
-    snapshots are when the daemon has a key: a checkpoint someone else wrote is never used."""
-
-    def __init__(self, client: aioredis.Redis, prefix: str, sealer: Sealer | None = None) -> None:
-        self.client = client
-        self.key = f"{prefix}:meta:checkpoint"
-        self.sealer = sealer if sealer is not None else Sealer()
-
-    async def save(self, state: bytes, info: dict[str, Any]) -> None:
-        described = json.dumps(info, sort_keys=True).encode()
-        await self.client.hset(
-            self.key,
-            mapping={
-                "state": self.sealer.seal(f"{self.key}\x00state", state),
-                "info": self.sealer.seal(f"{self.key}\x00info", described),
-            },
-        )
-
-    async def load(self) -> tuple[bytes, dict[str, Any]] | None:
-        """The checkpoint; None when there is none, or when it is refused (its seal does not
-        match, or it has none where seals are required: logged, meta-training starts afresh)."""
-        raw = await self.client.hgetall(self.key)
-        if b"state" not in raw:
-            return None
-        try:
-            state = self.sealer.open(f"{self.key}\x00state", raw[b"state"])
-            info = self.sealer.open(f"{self.key}\x00info", raw.get(b"info", b"{}"))
-        except SealBroken as exc:
-            log.error(
-                "checkpoint refused: meta-training starts afresh", key=self.key, reason=str(exc)
-            )
-            return None
-        return state, json.loads(info)

@@ -25,11 +25,12 @@ from adaptd.replay.samplers import sampler_for
 
 from ..config.settings import Settings
 from ..core.signing import Signer
+from ..io.checkpoints import CheckpointStore
 from ..io.clients import make_consumer, make_producer, make_redis
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from ..io.outputs import Outputs
-from ..io.stores import CheckpointStore, PolicyStore, SnapshotStore
+from ..io.stores import PolicyStore, SnapshotStore
 from ..learner.messages import Learner
 from ..learner.process import LearnerProcess
 from .configs import TaskModel, algorithm_of, stream_config, task_models, tasks_of

@@ -44,7 +44,7 @@ class Reservoir(Protocol):
 
 
 class Checkpoints(Protocol):
-    """Where the checkpoint lives (``adaptd.daemon.io.stores.CheckpointStore``)."""
+    """Where the checkpoint lives (``adaptd.daemon.io.checkpoints.CheckpointStore``)."""
 
     async def save(self, state: bytes, info: dict[str, Any]) -> None: ...
 

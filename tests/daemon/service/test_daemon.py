@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from adaptd.adapters.serving import NumpyPolicy
 from adaptd.daemon.core.features import feature_names
 from adaptd.daemon.core.policy import decode_message
-from adaptd.daemon.io.stores import CheckpointStore
+from adaptd.daemon.io.checkpoints import CheckpointStore
 from adaptd.daemon.io.subscriber import PolicySubscriber
 from adaptd.daemon.learner.policy_learner import PolicyLearner
 from adaptd.daemon.service.daemon import Daemon

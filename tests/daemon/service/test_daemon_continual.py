@@ -12,7 +12,7 @@ import pytest
 from daemon_support import produce, read_topic, volume_regimes_stream, wait_until
 
 from adaptd.daemon.core.policy import PolicyMessage, decode_message
-from adaptd.daemon.io.stores import CheckpointStore
+from adaptd.daemon.io.checkpoints import CheckpointStore
 from adaptd.daemon.learner import checkpoint as checkpoint_format
 from adaptd.daemon.service.daemon import Daemon
 from adaptd.replay.holdout import HoldoutStore

@@ -27,7 +27,7 @@ Both are pure and snapshot with the stream.
 >>> for day in range(30):  # a market open two hours a day: the first calm, the second busy
 ...     _ = season.observe(day * 24 * hour, 0.5)
 ...     _ = season.observe(day * 24 * hour + hour, 2.0)
->>> round(season.factor(0), 2), round(season.factor(1), 2), round(season.ahead(2), 2)
+>>> round(season.factor(0), 2), round(season.factor(1), 2), round(season.outlook(2)[1], 2)
 (0.42, 1.58, 1.0)
 """
 
@@ -114,10 +114,6 @@ class Periodicity:
         # Summed afresh, not kept by increments: with one hour, its factor is exactly 1.
         self._sum = new if len(means) == 1 else sum(means.values())
         return before
-
-    def ahead(self, steps: int) -> float:
-        """The mean factor of the next ``steps`` events' hours."""
-        return self.outlook(steps)[1]
 
     def outlook(self, steps: int) -> tuple[float, float]:
         """The factor of the next event's hour, and the mean factor of the next ``steps``

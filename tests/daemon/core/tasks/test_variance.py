@@ -88,7 +88,7 @@ def test_the_periodicity_follows_the_hours_a_market_keeps() -> None:
         for hour in range(14, 21):
             season.observe((day * 24 + hour) * HOUR, 3.0 if hour == 14 else 1.0)
     # After 20:00 comes 14:00 the next day: its factor, not the unseen 21:00's 1.
-    assert season.ahead(1) == pytest.approx(season.factor(14))
+    assert season.outlook(1) == pytest.approx((season.factor(14), season.factor(14)))
     m = season.means[14]  # an EW mean of 3s, from a prior of 1
     assert m == pytest.approx(3.0, abs=0.05)
     assert season.factor(14) == pytest.approx(m * 7 / (m + 6))  # the other hours: exactly 1

@@ -150,6 +150,7 @@ def run(out: Path | None) -> dict[str, Any]:
         results[name] = evaluate(candidate, series)
         results[name]["synthetic"] = synthetic(candidate)
         results[name]["cost"] = cost(candidate)
+        results[name]["default_seen_scores"] = candidate.default_seen_scores
         print(f"{name}: {time.perf_counter() - started:.1f} s", flush=True)
     report = {
         "machine": machine(),

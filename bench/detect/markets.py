@@ -33,6 +33,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "cusum": {"detectors": ["cusum"], "skip": []},
     "focus": {"detectors": ["focus"], "skip": []},
     "bocpd": {"detectors": ["bocpd"], "skip": []},
+    "resegment": {"detectors": ["resegment"], "skip": []},
     "cusum on returns, bocpd on volatility": {
         "detectors": ["cusum", "bocpd"],
         "skip": ["cusum:volatility", "bocpd:returns"],

@@ -42,7 +42,10 @@ def goals(report: dict[str, Any]) -> dict[str, Any]:
     """The issue's goals, met or not, for the best of adaptd's own detectors."""
     m = means(report)
     ours = [k for k in report["detectors"] if not k.startswith("river")]
-    best = max(ours, key=lambda k: m[f"adaptd {k}"]["f1"])
+    # A default chosen after seeing these series' scores is not a default in the goal's sense.
+    fair = [k for k in ours if not report["detectors"][k].get("default_seen_scores")]
+    best = max(fair, key=lambda k: m[f"adaptd {k}"]["f1"])
+    seen = {k: m[f"adaptd {k}"]["f1"] for k in ours if k not in fair}
     best_loo = max(ours, key=lambda k: m[f"adaptd {k}"]["f1_loo"])
     pub = report["published"]["default_f1"]
     targets = {s: max(v for v in pub[s].values() if v is not None) for s in report["markets"]}
@@ -68,7 +71,10 @@ def goals(report: dict[str, Any]) -> dict[str, Any]:
     }
     adwin = report["detectors"]["river_adwin"]["cost"]["us_per_event"]
     return {
-        "mean_default_f1": {"detector": best, "f1": m[f"adaptd {best}"]["f1"], "goal": 0.70},
+        "mean_default_f1": {
+            "detector": best, "f1": m[f"adaptd {best}"]["f1"], "goal": 0.70,
+            "defaults_chosen_on_these_series": seen,
+        },
         "mean_loo_f1": {
             "detector": best_loo, "f1": m[f"adaptd {best_loo}"]["f1_loo"], "goal": 0.80,
         },
@@ -93,11 +99,13 @@ def markdown(report: dict[str, Any]) -> str:
         "| cover LOO / oracle |",
         "|---|---|---|---|---|",
     ]
+    seen = {f"adaptd {k}" for k, v in report["detectors"].items() if v.get("default_seen_scores")}
     for name, row in sorted(m.items(), key=lambda kv: -kv[1]["f1"]):
         second = row.get("f1_loo", row.get("f1_oracle"))
         cover2 = row.get("cover_loo", row.get("cover_oracle"))
+        mark = " (default chosen on these series)" if name in seen else ""
         lines.append(
-            f"| {name} | {row['f1']:.3f} | {second:.3f} | {row['cover']:.3f} | {cover2:.3f} |"
+            f"| {name}{mark} | {row['f1']:.3f} | {second:.3f} | {row['cover']:.3f} | {cover2:.3f} |"
         )
     lines += ["", "Market series (default F1; leave-one-out F1):", ""]
     header = "| detector | " + " | ".join(report["markets"]) + " |"
@@ -163,7 +171,13 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"- Mean default F1 at or above 0.70 (binary segmentation's published "
         f"{g['binseg_published_default_f1']:.3f} on these series): best of adaptd's, "
-        f"{d['detector']}, {d['f1']:.3f}: {met(d['f1'] >= d['goal'])}.",
+        f"{d['detector']}, {d['f1']:.3f}: {met(d['f1'] >= d['goal'])}"
+        + "".join(
+            f" ({k}'s default, {v:.3f}, was chosen after seeing its scores on these series: "
+            "not counted; its leave-one-out F1 is the fair figure)"
+            for k, v in d["defaults_chosen_on_these_series"].items()
+        )
+        + ".",
         f"- Mean leave-one-out F1 at or above 0.80: best, {loo['detector']}, "
         f"{loo['f1']:.3f}: {met(loo['f1'] >= loo['goal'])}.",
         "- Market series at or above the best published default on each ("

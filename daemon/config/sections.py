@@ -14,7 +14,7 @@ variable or a YAML scalar:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -28,7 +28,7 @@ from pydantic import (
 
 from ..core.calendar import CalendarFeature, calendar_selection
 
-Detector = Literal["adwin", "page_hinkley", "cusum", "focus", "bocpd"]
+Detector = Literal["adwin", "page_hinkley", "cusum", "focus", "bocpd", "resegment"]
 Channel = Literal["returns", "volatility", "error"]
 
 
@@ -104,8 +104,10 @@ class DetectionSettings(Section):
     detectors: tuple[Detector, ...] = ("adwin", "page_hinkley")
     """Detectors run on every channel: river's `adwin` and `page_hinkley`, adaptd's `cusum`
     (self-starting, threshold from a false-alarm rate), `focus` (CUSUM for a shift of
-    unknown size) and `bocpd` (Bayesian online change-point detection); see
-    docs/detection.md for how to choose and tune them."""
+    unknown size), `bocpd` (Bayesian online change-point detection) and `resegment` (the
+    penalised optimal segmentation of the last values, kept up to date: the most accurate
+    on TCPD's series, slow to alarm and costly); see docs/detection.md for how to choose and
+    tune them."""
     channels: tuple[Channel, ...] = ("returns", "volatility", "error")
     """What the detectors watch: scaled returns, volatility, the live policy's error."""
     skip: tuple[str, ...] = ("page_hinkley:returns",)
@@ -132,6 +134,15 @@ class DetectionSettings(Section):
     bocpd_threshold: float = Field(0.9, gt=0, le=1)
     """BOCPD raises an alarm when the posterior probability of a regime younger than 50
     events reaches this."""
+    resegment_penalty: float = Field(8.0, gt=0, allow_inf_nan=False)
+    """Re-segmentation's penalty per change, times log(window length) and the window's
+    variance."""
+    resegment_stable: int = Field(20, ge=1, le=1000)
+    """Events a change must stay in the re-segmentation's optimum before it is reported: the
+    least delay of its alarms."""
+    resegment_window: int = Field(1000, ge=20, le=10_000)
+    """Most recent events the re-segmentation segments: bounds its memory and its cost per
+    event (linear in the window while a stream does not change)."""
     scale_halflife: float = Field(1000.0, gt=0)
     """Half-life, in events, of the long-run volatility that normalises detector inputs."""
     warmup_events: int = Field(100, ge=0)
@@ -182,11 +193,7 @@ class DetectionSettings(Section):
 
     @model_validator(mode="after")
     def _check_skip(self) -> DetectionSettings:
-        known = {
-            f"{d}:{c}"
-            for d in ("adwin", "page_hinkley", "cusum", "focus", "bocpd")
-            for c in ("returns", "volatility", "error")
-        }
+        known = {f"{d}:{c}" for d in get_args(Detector) for c in ("returns", "volatility", "error")}
         unknown = [pair for pair in self.skip if pair not in known]
         if unknown:
             raise ValueError(f"skip: unknown detector:channel pairs {unknown}")

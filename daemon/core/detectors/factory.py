@@ -16,12 +16,13 @@ from .bocpd import BOCPD
 from .cusum import Cusum
 from .focus import Focus
 from .protocol import ChangeDetector
+from .resegment import Resegment
 from .river import AcyclicPageHinkley, RiverDetector
 
 __all__ = ["DETECTORS", "DetectorParams", "make_detector"]
 
-DETECTORS = ("adwin", "page_hinkley", "cusum", "focus", "bocpd")
-"""river's ADWIN and Page-Hinkley, and adaptd's own CUSUM, FOCuS and BOCPD."""
+DETECTORS = ("adwin", "page_hinkley", "cusum", "focus", "bocpd", "resegment")
+"""river's ADWIN and Page-Hinkley, and adaptd's own CUSUM, FOCuS, BOCPD and re-segmentation."""
 
 
 class DetectorParams(NamedTuple):
@@ -36,6 +37,9 @@ class DetectorParams(NamedTuple):
     focus_false_alarms_per_10k: float = 1.0
     bocpd_expected_run: float = 250.0
     bocpd_threshold: float = 0.9
+    resegment_penalty: float = 8.0
+    resegment_stable: int = 20
+    resegment_window: int = 1000
 
     @classmethod
     def of(cls, source: Any) -> DetectorParams:
@@ -59,4 +63,10 @@ def make_detector(name: str, params: DetectorParams) -> ChangeDetector:
         return Focus(false_alarms_per_10k=params.focus_false_alarms_per_10k)
     if name == "bocpd":
         return BOCPD(expected_run=params.bocpd_expected_run, threshold=params.bocpd_threshold)
+    if name == "resegment":
+        return Resegment(
+            penalty=params.resegment_penalty,
+            stable=params.resegment_stable,
+            window=params.resegment_window,
+        )
     raise ValueError(f"unknown detector {name!r}; choose from {DETECTORS}")

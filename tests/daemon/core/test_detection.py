@@ -222,7 +222,13 @@ def test_scale_halflife_validated() -> None:
 
 @pytest.mark.parametrize(
     ("name", "channel"),
-    [("cusum", "returns"), ("bocpd", "returns"), ("bocpd", "volatility"), ("adwin", "volatility")],
+    [
+        ("cusum", "returns"),
+        ("bocpd", "returns"),
+        ("bocpd", "volatility"),
+        ("adwin", "volatility"),
+        ("resegment", "returns"),
+    ],
 )
 def test_a_shift_says_where_the_change_began(name: str, channel: str) -> None:
     settings = SETTINGS.model_copy(update={"detectors": (name,), "channels": (channel,)})

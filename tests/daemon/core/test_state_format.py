@@ -113,7 +113,7 @@ CONFIGURATIONS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "every detector, confirmed": {
         "detection": {
-            "detectors": ["adwin", "page_hinkley", "cusum", "focus", "bocpd"],
+            "detectors": ["adwin", "page_hinkley", "cusum", "focus", "bocpd", "resegment"],
             "confirm": True,
         }
     },

@@ -18,9 +18,12 @@ SEGMENTS = [(700, 0.0, 0.001), (700, 0.0015, 0.001), (600, 0.0, 0.003)]
 CHANGES = (700, 1400)
 
 
-async def test_two_changes_give_two_shifts_that_say_where_each_began(settings_factory) -> None:
+@pytest.mark.parametrize("detector", ["cusum", "resegment"])
+async def test_two_changes_give_two_shifts_that_say_where_each_began(
+    settings_factory, detector: str
+) -> None:
     settings, topics = await settings_factory(
-        detection={"detectors": ["cusum"], "channels": ["returns", "volatility"], "skip": []},
+        detection={"detectors": [detector], "channels": ["returns", "volatility"], "skip": []},
         kafka={"max_poll_records": 50},
     )
     bootstrap = settings.kafka.bootstrap_servers
@@ -29,7 +32,7 @@ async def test_two_changes_give_two_shifts_that_say_where_each_began(settings_fa
     shifts = [
         msgspec.json.decode(r.value) for r in await read_topic(bootstrap, topics.shifts, idle_s=1.0)
     ]
-    assert [s["triggers"][0].split(":")[0] for s in shifts] == ["cusum", "cusum"], shifts
+    assert [s["triggers"][0].split(":")[0] for s in shifts] == [detector, detector], shifts
     for shift, change in zip(shifts, CHANGES, strict=True):
         # Raised after the change, placed within a few events of where it began.
         assert change <= shift["index"] < change + 60, shift
@@ -37,9 +40,9 @@ async def test_two_changes_give_two_shifts_that_say_where_each_began(settings_fa
         assert shift["change_index"] <= shift["first_index"] <= shift["index"]
     # The detection delay each shift's location implies, as a metric.
     sample = daemon.metrics.registry.get_sample_value
-    assert sample("adaptd_detection_delay_events_count", {"detector": "cusum"}) == 2
+    assert sample("adaptd_detection_delay_events_count", {"detector": detector}) == 2
     delays = sum(s["index"] - s["change_index"] for s in shifts)
-    assert sample("adaptd_detection_delay_events_sum", {"detector": "cusum"}) == delays
+    assert sample("adaptd_detection_delay_events_sum", {"detector": detector}) == delays
 
     messages = [decode_message(r.value) for r in await read_topic(bootstrap, topics.policies)]
     adapted = [m for m in messages if m.shift is not None]  # not a retirement's baseline

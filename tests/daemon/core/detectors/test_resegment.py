@@ -1,0 +1,120 @@
+"""Online re-segmentation: the optimum it holds is PELT's on its window at its penalty (PELT
+itself is checked against brute force in test_segmentation.py), a change is reported only
+after it has stayed in that optimum, the window bounds memory, and a stored copy continues
+identically."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from state_support import stored
+
+from adaptd.daemon.core.detectors import ChangeDetector
+from adaptd.daemon.core.detectors.resegment import Resegment
+from adaptd.daemon.core.detectors.segmentation import pelt
+
+
+def _steps(seed: int, n: int = 400) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    levels = np.repeat(rng.normal(0.0, 3.0, n // 100), 100)
+    return levels + rng.normal(0.0, 1.0, n)
+
+
+def _window(detector: Resegment, values: np.ndarray) -> np.ndarray:
+    return values[detector.base : detector.n]
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.05, 0.5])
+def test_the_optimum_held_is_pelts_on_the_window_at_the_penalty_used(tolerance: float) -> None:
+    x = _steps(0)
+    detector = Resegment(window=150, rebuild_tolerance=tolerance)
+    for i, v in enumerate(x):
+        detector.update(float(v))
+        if i >= detector.warmup and i % 7 == 0:
+            window = _window(detector, x)
+            offline = pelt(window, penalty=detector.beta, cost="mean", min_size=1)
+            assert detector.change_points() == [detector.base + c for c in offline]
+    assert detector.base > 0  # the window was trimmed along the way
+
+
+def test_at_zero_tolerance_the_penalty_is_the_windows_own() -> None:
+    x = _steps(1)
+    detector = Resegment(rebuild_tolerance=0.0)
+    for v in x[:250]:
+        detector.update(float(v))
+    window = _window(detector, x)
+    expected = 8.0 * math.log(len(window)) * float(np.var(window, ddof=1))
+    assert detector.beta == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_change_is_reported_once_after_it_stayed_in_the_optimum() -> None:
+    rng = np.random.default_rng(2)
+    x = np.r_[rng.normal(0, 1, 200), rng.normal(4, 1, 200), rng.normal(-2, 1, 200)]
+    detector = Resegment(stable=20)
+    alarms = [a for a in map(detector.update, x) if a is not None]
+    assert [a.location for a in alarms] == [200, 400]
+    for alarm in alarms:
+        assert alarm.index - alarm.location >= detector.stable - 1
+        assert alarm.score >= detector.stable
+
+
+def test_noise_raises_no_alarm_and_is_free_of_scale_and_offset() -> None:
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0, 1, 2000)
+    assert not [a for a in map(Resegment().update, noise) if a is not None]
+    x = _steps(4, 600)
+    plain = [a for a in map(Resegment().update, x) if a is not None]
+    moved = [a for a in map(Resegment().update, 1e4 + 250.0 * x) if a is not None]
+    assert plain and [(a.index, a.location) for a in moved] == [
+        (a.index, a.location) for a in plain
+    ]
+
+
+def test_memory_is_bounded_by_the_window() -> None:
+    rng = np.random.default_rng(5)
+    x = np.r_[rng.normal(0, 1, 3000), rng.normal(3, 1, 300)]
+    detector = Resegment(window=200)
+    size = detector.s1.size
+    alarms = [a for a in map(detector.update, x) if a is not None]
+    assert detector.s1.size == size and detector.m <= 200 + 200 // 4
+    assert [a.location for a in alarms] == [3000]
+    assert all(r >= detector.base - detector.separation for r in detector.reported)
+
+
+def test_a_stored_copy_continues_identically() -> None:
+    x = _steps(6, 600)
+    a = Resegment(window=120)
+    for v in x[:300]:
+        a.update(float(v))
+    b = stored(a)
+    rest = x[300:]
+    assert [b.update(float(v)) for v in rest] == [a.update(float(v)) for v in rest]
+
+
+def test_it_follows_the_protocol_and_resets() -> None:
+    detector = Resegment()
+    assert isinstance(detector, ChangeDetector)
+    x = _steps(7)
+    first = [detector.update(float(v)) for v in x]
+    detector.reset()
+    assert [detector.update(float(v)) for v in x] == first
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"penalty": 0.0},
+        {"penalty": math.inf},
+        {"stable": 0},
+        {"window": 3},
+        {"warmup": 1},
+        {"separation": -1},
+        {"rebuild_tolerance": -0.1},
+    ],
+)
+def test_bad_parameters_are_refused_by_name(kwargs: dict[str, float]) -> None:
+    (name,) = kwargs
+    with pytest.raises(ValueError, match=name):
+        Resegment(**kwargs)

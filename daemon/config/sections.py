@@ -138,11 +138,11 @@ class DetectionSettings(Section):
     """Re-segmentation's penalty per change, times log(window length) and the window's
     variance."""
     resegment_stable: int = Field(20, ge=1, le=1000)
-    """Events a change must stay in the re-segmentation's optimum before it is reported: the
-    least delay of its alarms."""
+    """Events a change must stay in the re-segmentation's optimum before it is reported (its
+    alarms come at least this many events, less one, after the change)."""
     resegment_window: int = Field(1000, ge=20, le=10_000)
-    """Most recent events the re-segmentation segments: bounds its memory and its cost per
-    event (linear in the window while a stream does not change)."""
+    """Most recent events the re-segmentation segments: bounds its memory (about 30 KB
+    stored at 1000) and the cost of recomputing its programme."""
     scale_halflife: float = Field(1000.0, gt=0)
     """Half-life, in events, of the long-run volatility that normalises detector inputs."""
     warmup_events: int = Field(100, ge=0)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ..core.tasks.registry import resolve
+from ..core.validation import DEFAULT_VALIDATION
 from .sections import Section
 
 
@@ -73,11 +74,11 @@ class AdaptationSettings(Section):
     outside adaptd (see "Policy tasks" in docs/architecture.md). Every stream runs each task
     with its own labels, replay, regimes and published policy; the first task's errors feed
     the detectors' error channel."""
-    validate_policies: bool = True
+    validate_policies: bool = DEFAULT_VALIDATION.enabled
     """Continuous validation: every live policy is scored against its task's baseline on the
     same examples, and one that is shown to lose (see `validate_z`) is retired and replaced
     by the baseline, published with the reason (the message's `validation`)."""
-    validate_z: float = Field(1.0, gt=0)
+    validate_z: float = Field(DEFAULT_VALIDATION.z, gt=0)
     """Standard errors by which a policy's mean loss must exceed its baseline's to retire it,
     or by which the share of examples it loses on must exceed a coin's while its mean loss is
     above the baseline's (tested after every batch: a lower value retires a policy that is
@@ -86,7 +87,7 @@ class AdaptationSettings(Section):
     series' development split with the gate opened, so that many policies went live: the
     served forecasts lost least to the baselines at 1 or below, most at 3 (docs/benchmarks.md,
     "Markets")."""
-    validate_min_examples: int = Field(30, ge=2)
+    validate_min_examples: int = Field(DEFAULT_VALIDATION.min_examples, ge=2)
     """Examples a policy is scored on before it can be retired."""
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Options of the configured tasks by task name, passed to the task's class (for example

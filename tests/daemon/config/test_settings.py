@@ -248,6 +248,10 @@ def test_a_whole_section_as_json_in_env() -> None:
         ({"ADAPTD_REGIMES__EXCLUDE_FEATURES": "ret_z,nope"}, "regimes.exclude_features"),
         ({"ADAPTD_FEATURES__CALENDAR": "hour_of_day,minute"}, "features.calendar"),
         ({"ADAPTD_FEATURES__CALENDAR": "month_end,month_end"}, "features.calendar"),
+        ({"ADAPTD_DETECTION__RESEGMENT_WINDOW": "10"}, "detection.resegment_window"),
+        ({"ADAPTD_DETECTION__RESEGMENT_STABLE": "0"}, "detection.resegment_stable"),
+        ({"ADAPTD_DETECTION__RESEGMENT_PENALTY": "inf"}, "detection.resegment_penalty"),
+        ({"ADAPTD_ADAPTATION__VALIDATE_Z": "0"}, "adaptation.validate_z"),
     ],
 )
 def test_invalid_values_are_named(env: dict[str, str], named: str) -> None:

@@ -180,6 +180,8 @@ async def _daemon_run(
                 "ready_to_publish_ms": _pcts(
                     [r.ready_to_publish_s for r in history if r.published and r.task == task]
                 ),
+                # Of ready-to-publish: the wait until the learner starts the adaptation.
+                "queued_ms": _pcts([r.queued_s for r in history if r.published and r.task == task]),
             }
             for task in tasks
         },
@@ -334,7 +336,8 @@ def run_bench(
                 f"  {name:9s} adaptations {t['adaptations']}, published {t['published']}; "
                 f"ms p50/p99: adaptation {_short(t['adaptation_latency_ms'])}, "
                 f"shift-to-publish {_short(t['shift_to_publish_ms'])}, "
-                f"ready-to-publish {_short(t['ready_to_publish_ms'])}"
+                f"ready-to-publish {_short(t['ready_to_publish_ms'])} "
+                f"(of it queued {_short(t.get('queued_ms', {}))})"
             )
     rss = result["peak_rss_mb"]
     print(

@@ -41,6 +41,9 @@ class AdaptationRecord(NamedTuple):
     ready_to_publish_s: float = float("nan")
     """From the adaptation set's completion (the request) to the outcome: what the daemon
     itself takes (queue, learner, gate, publication)."""
+    queued_s: float = float("nan")
+    """From the adaptation set's completion to the learner starting on it: the wait behind
+    the learner's other jobs and the batch in progress."""
 
 
 def adapt_job(request: AdaptationRequest) -> AdaptJob:
@@ -75,6 +78,7 @@ def record(
         shift_to_publish_s=now - request.shift.wall_time,
         task=request.task,
         ready_to_publish_s=now - request.ready_wall_time,
+        queued_s=outcome.queued_s,
     )
 
 

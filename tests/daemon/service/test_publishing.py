@@ -233,6 +233,7 @@ async def test_a_policy_that_passes_the_gate_is_published_recorded_and_applied(r
         5,
     )
     assert kept.index == rig.ownership.partitions[TP0].streams["S"].index > 150
+    assert kept.queued_s == 0.01  # the learner's own figure, kept for the benchmark's split
 
 
 async def test_with_a_signer_each_policy_record_carries_its_signature(rig: Rig) -> None:

@@ -27,9 +27,13 @@ from pydantic import (
 )
 
 from ..core.calendar import CalendarFeature, calendar_selection
+from ..core.detectors.factory import DetectorParams
 
 Detector = Literal["adwin", "page_hinkley", "cusum", "focus", "bocpd", "resegment"]
 Channel = Literal["returns", "volatility", "error"]
+_DETECTOR_DEFAULTS = DetectorParams()
+"""The detectors' parameters' defaults, written once (in the detector classes or, for
+river's, in ``DetectorParams``)."""
 
 
 class Section(BaseModel):
@@ -113,34 +117,40 @@ class DetectionSettings(Section):
     skip: tuple[str, ...] = ("page_hinkley:returns",)
     """detector:channel pairs left out. Page-Hinkley on raw returns raised most of the false
     alarms on steady heavy-tailed series, and ADWIN already watches that channel."""
-    adwin_delta: float = Field(0.002, gt=0, lt=1)
+    adwin_delta: float = Field(_DETECTOR_DEFAULTS.adwin_delta, gt=0, lt=1)
     """ADWIN confidence; smaller means fewer, surer detections."""
-    ph_threshold: float = Field(30.0, gt=0)
+    ph_threshold: float = Field(_DETECTOR_DEFAULTS.ph_threshold, gt=0)
     """Page-Hinkley threshold (lambda), in units of the normalised input."""
-    ph_delta: float = Field(0.1, ge=0)
+    ph_delta: float = Field(_DETECTOR_DEFAULTS.ph_delta, ge=0)
     """Page-Hinkley tolerated drift per observation."""
-    ph_alpha: float = Field(1.0, gt=0, le=1)
+    ph_alpha: float = Field(_DETECTOR_DEFAULTS.ph_alpha, gt=0, le=1)
     """Page-Hinkley forgetting factor of the running mean. Below 1, river decays the running
     sums but not the extremes they are compared with, and false alarms grow with time."""
-    cusum_k: float = Field(0.5, gt=0)
+    cusum_k: float = Field(_DETECTOR_DEFAULTS.cusum_k, gt=0)
     """CUSUM reference value, in standard deviations: half the shift it is tuned for."""
-    cusum_false_alarms_per_10k: float = Field(1.0, gt=0, le=10_000)
+    cusum_false_alarms_per_10k: float = Field(
+        _DETECTOR_DEFAULTS.cusum_false_alarms_per_10k, gt=0, le=10_000
+    )
     """CUSUM threshold, stated as the false alarms expected per 10,000 in-control events."""
-    focus_false_alarms_per_10k: float = Field(1.0, ge=0.1, le=100)
+    focus_false_alarms_per_10k: float = Field(
+        _DETECTOR_DEFAULTS.focus_false_alarms_per_10k, ge=0.1, le=100
+    )
     """FOCuS threshold, as the false alarms expected per 10,000 in-control events (0.1 to
     100: the range its simulated calibration covers)."""
-    bocpd_expected_run: float = Field(250.0, gt=1)
+    bocpd_expected_run: float = Field(_DETECTOR_DEFAULTS.bocpd_expected_run, gt=1)
     """BOCPD's prior mean regime length in events (its hazard is the inverse)."""
-    bocpd_threshold: float = Field(0.9, gt=0, le=1)
+    bocpd_threshold: float = Field(_DETECTOR_DEFAULTS.bocpd_threshold, gt=0, le=1)
     """BOCPD raises an alarm when the posterior probability of a regime younger than 50
     events reaches this."""
-    resegment_penalty: float = Field(8.0, gt=0, allow_inf_nan=False)
+    resegment_penalty: float = Field(
+        _DETECTOR_DEFAULTS.resegment_penalty, gt=0, allow_inf_nan=False
+    )
     """Re-segmentation's penalty per change, times log(window length) and the window's
     variance."""
-    resegment_stable: int = Field(20, ge=1, le=1000)
+    resegment_stable: int = Field(_DETECTOR_DEFAULTS.resegment_stable, ge=1, le=1000)
     """Events a change must stay in the re-segmentation's optimum before it is reported (its
     alarms come at least this many events, less one, after the change)."""
-    resegment_window: int = Field(1000, ge=20, le=10_000)
+    resegment_window: int = Field(_DETECTOR_DEFAULTS.resegment_window, ge=20, le=10_000)
     """Most recent events the re-segmentation segments: bounds its memory (about 30 KB
     stored at 1000) and the cost of recomputing its programme."""
     scale_halflife: float = Field(1000.0, gt=0)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, NamedTuple
 
 from river.drift import ADWIN
@@ -25,21 +26,29 @@ DETECTORS = ("adwin", "page_hinkley", "cusum", "focus", "bocpd", "resegment")
 """river's ADWIN and Page-Hinkley, and adaptd's own CUSUM, FOCuS, BOCPD and re-segmentation."""
 
 
-class DetectorParams(NamedTuple):
-    """Every detector's parameters (the ``detection`` settings of the same names)."""
+def _default(cls: type, parameter: str) -> Any:
+    """The default of one of a detector's constructor parameters: adaptd's own detectors
+    write theirs once, in the class, and the settings read them from here."""
+    return inspect.signature(cls).parameters[parameter].default
 
+
+class DetectorParams(NamedTuple):
+    """Every detector's parameters (the ``detection`` settings of the same names, whose
+    defaults are these)."""
+
+    # river's detectors, at the daemon's values rather than river's defaults.
     adwin_delta: float = 0.002
     ph_threshold: float = 30.0
     ph_delta: float = 0.1
     ph_alpha: float = 1.0
-    cusum_k: float = 0.5
-    cusum_false_alarms_per_10k: float = 1.0
-    focus_false_alarms_per_10k: float = 1.0
-    bocpd_expected_run: float = 250.0
-    bocpd_threshold: float = 0.9
-    resegment_penalty: float = 8.0
-    resegment_stable: int = 20
-    resegment_window: int = 1000
+    cusum_k: float = _default(Cusum, "k")
+    cusum_false_alarms_per_10k: float = _default(Cusum, "false_alarms_per_10k")
+    focus_false_alarms_per_10k: float = _default(Focus, "false_alarms_per_10k")
+    bocpd_expected_run: float = _default(BOCPD, "expected_run")
+    bocpd_threshold: float = _default(BOCPD, "threshold")
+    resegment_penalty: float = _default(Resegment, "penalty")
+    resegment_stable: int = _default(Resegment, "stable")
+    resegment_window: int = _default(Resegment, "window")
 
     @classmethod
     def of(cls, source: Any) -> DetectorParams:

@@ -36,7 +36,7 @@ class DetectorParams(NamedTuple):
     """Every detector's parameters (the ``detection`` settings of the same names, whose
     defaults are these)."""
 
-    # river's detectors, at the daemon's values rather than river's defaults.
+    # river's detectors: ADWIN's delta is river's default; Page-Hinkley's are the daemon's own.
     adwin_delta: float = 0.002
     ph_threshold: float = 30.0
     ph_delta: float = 0.1

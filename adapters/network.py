@@ -103,6 +103,11 @@ class PolicyNet(nn.Module):
     norm
         "none", or "batch" for a :class:`MetaBatchNorm` after every hidden linear layer
         (before its activation).
+    skip
+        0, or ``out_dim``: the last ``skip`` inputs are added to the outputs, so that the
+        network learns a correction to an offset its inputs carry (an ensemble's log-weights,
+        say) and a network that outputs 0 forwards the offset unchanged. They are inputs of
+        the first layer as well.
     """
 
     def __init__(
@@ -113,6 +118,7 @@ class PolicyNet(nn.Module):
         output_scale: float = 1.0,
         out_dim: int = 1,
         norm: Norm = "none",
+        skip: int = 0,
     ) -> None:
         super().__init__()
         positive_int("in_dim", in_dim)
@@ -124,6 +130,9 @@ class PolicyNet(nn.Module):
             raise ValueError(f"output_scale must be in [0, 1], got {output_scale!r}")
         positive_int("out_dim", out_dim)
         one_of("norm", norm, NORMS)
+        if skip not in (0, out_dim) or skip > in_dim:
+            raise ValueError(f"skip must be 0 or out_dim ({out_dim}) <= in_dim, got {skip!r}")
+        self.skip = skip
         self.in_dim = in_dim
         self.hidden = hidden
         self.activation = activation
@@ -166,6 +175,8 @@ class PolicyNet(nn.Module):
         h = x
         for module in self.layers:
             h = module(h, mask) if isinstance(module, MetaBatchNorm) else module(h)
+        if self.skip:
+            h = h + x[..., -self.skip :]
         return h.squeeze(-1) if self.out_dim == 1 else h
 
     def with_hidden(self, hidden: tuple[int, ...]) -> PolicyNet:
@@ -177,13 +188,20 @@ class PolicyNet(nn.Module):
         """
         with torch.random.fork_rng(devices=[]):
             return PolicyNet(
-                self.in_dim, hidden, self.activation, self.output_scale, self.out_dim, self.norm
+                self.in_dim,
+                hidden,
+                self.activation,
+                self.output_scale,
+                self.out_dim,
+                self.norm,
+                self.skip,
             )
 
     def extra_repr(self) -> str:
         return (
             f"in_dim={self.in_dim}, hidden={self.hidden}, activation={self.activation!r}, "
             f"output_scale={self.output_scale}, out_dim={self.out_dim}, norm={self.norm!r}"
+            + (f", skip={self.skip}" if self.skip else "")
         )
 
 
@@ -208,7 +226,8 @@ def features(
     net: PolicyNet, params: Mapping[str, Tensor], x: Tensor, mask: Tensor | None = None
 ) -> Tensor:
     """Everything :func:`forward` computes before the output layer: the last hidden layer's
-    activations (``x`` itself for a linear model)."""
+    activations (``x`` itself for a linear model), followed by the ``net.skip`` inputs that
+    :func:`head` adds to its outputs."""
     h = x
     for kind, name in net.plan[:-1]:
         if kind == "linear":
@@ -219,12 +238,20 @@ def features(
             h = batch_norm(h, params[f"{name}.weight"], params[f"{name}.bias"], mask)
         else:
             h = ACTIVATION_FNS[name](h)
+    if net.skip:
+        # Carried past the hidden layers so that a head adapted alone (ANIL) adds them too.
+        h = torch.cat([h, x[..., -net.skip :]], dim=-1)
     return h
 
 
 def head(net: PolicyNet, params: Mapping[str, Tensor], h: Tensor) -> Tensor:
     """The output layer on :func:`features`, squeezed to ``(..., n)`` when ``out_dim == 1``."""
+    skip = net.skip
+    if skip:
+        h, offset = h[..., :-skip], h[..., -skip:]
     out = _linear(h, params[f"{net.head}.weight"], params[f"{net.head}.bias"])
+    if skip:
+        out = out + offset
     return out.squeeze(-1) if net.out_dim == 1 else out
 
 

@@ -56,10 +56,16 @@ class NumpyPolicy:
         logit a class for a classifier).
     activation
         Name in :data:`NUMPY_ACTIVATIONS`, applied after every layer but the last.
+    skip
+        0, or ``out_dim``: the last ``skip`` inputs are added to the outputs (``PolicyNet``'s
+        ``skip``).
     """
 
     def __init__(
-        self, layers: Sequence[tuple[np.ndarray, np.ndarray]], activation: str = "tanh"
+        self,
+        layers: Sequence[tuple[np.ndarray, np.ndarray]],
+        activation: str = "tanh",
+        skip: int = 0,
     ) -> None:
         if activation not in NUMPY_ACTIVATIONS:
             raise ValueError(
@@ -86,11 +92,16 @@ class NumpyPolicy:
         self.in_dim = int(checked[0][0].shape[0])
         self.hidden = tuple(int(w_t.shape[1]) for w_t, _ in checked[:-1])
         self.out_dim = int(fan_in)
+        if skip not in (0, self.out_dim) or skip > self.in_dim:
+            raise ValueError(f"skip must be 0 or out_dim ({self.out_dim}) <= in_dim, got {skip!r}")
+        self.skip = int(skip)
         self._layers = checked
         self._act = NUMPY_ACTIVATIONS[activation]
 
     @classmethod
-    def from_params(cls, params: Mapping[str, np.ndarray], activation: str = "tanh") -> NumpyPolicy:
+    def from_params(
+        cls, params: Mapping[str, np.ndarray], activation: str = "tanh", skip: int = 0
+    ) -> NumpyPolicy:
         """Build from a ``PolicyNet`` parameter dict (``layers.{2j}.weight`` / ``.bias``)."""
         found: dict[int, dict[str, np.ndarray]] = {}
         for name, value in params.items():
@@ -116,7 +127,7 @@ class NumpyPolicy:
             if set(parts) != {"weight", "bias"}:
                 raise ValueError(f"layers.{index} needs both weight and bias, got {sorted(parts)}")
             layers.append((parts["weight"], parts["bias"]))
-        return cls(layers, activation=activation)
+        return cls(layers, activation=activation, skip=skip)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """``(n, in_dim) -> (n,)``, or one feature vector ``(in_dim,) -> ()``; with
@@ -126,15 +137,18 @@ class NumpyPolicy:
             raise ValueError(
                 f"x must have shape (n, {self.in_dim}) or ({self.in_dim},), got {h.shape}"
             )
-        last = len(self._layers) - 1
+        x, last = h, len(self._layers) - 1
         for j, (w_t, b) in enumerate(self._layers):
             h = h @ w_t + b
             if j < last:
                 h = self._act(h)
+        if self.skip:
+            h = h + x[..., -self.skip :]
         return np.asarray(h[..., 0]) if self.out_dim == 1 else h
 
     def __repr__(self) -> str:
         return (
             f"NumpyPolicy(in_dim={self.in_dim}, hidden={self.hidden}, "
-            f"out_dim={self.out_dim}, activation={self.activation!r})"
+            f"out_dim={self.out_dim}, activation={self.activation!r}"
+            + (f", skip={self.skip})" if self.skip else ")")
         )

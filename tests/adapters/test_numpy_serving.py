@@ -111,3 +111,18 @@ def test_a_classifier_serves_its_logits_like_the_torch_net() -> None:
     assert policy.predict(x).shape == (5, 2)
     np.testing.assert_allclose(policy.predict(x), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(policy.predict(x[0]), expected[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("out_dim", [1, 2])
+def test_a_skip_net_serves_like_the_torch_net(out_dim: int) -> None:
+    net = PolicyNet(4, (3,), out_dim=out_dim, skip=out_dim)
+    params = init_params(net, 0)
+    policy = NumpyPolicy.from_params(_numpy(params), skip=out_dim)
+    x = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch.func.functional_call(net, params, (torch.from_numpy(x),)).numpy()
+    np.testing.assert_allclose(policy.predict(x), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(policy.predict(x[2]), expected[2], rtol=1e-5, atol=1e-6)
+    assert "skip=" in repr(policy)
+    with pytest.raises(ValueError, match="skip"):
+        NumpyPolicy.from_params(_numpy(params), skip=out_dim + 1)

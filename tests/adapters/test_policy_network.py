@@ -197,3 +197,32 @@ def test_with_hidden_keeps_the_architecture_and_leaves_the_global_rng(norm: str)
     assert wide.hidden == (6, 5) and net.hidden == (4, 4)
     assert wide.extra_repr() == net.extra_repr().replace("(4, 4)", "(6, 5)")
     assert [k for k, _ in wide.named_parameters()] == [k for k, _ in net.named_parameters()]
+
+
+@pytest.mark.parametrize("hidden", [(), (4,)])
+@pytest.mark.parametrize("out_dim", [1, 3])
+def test_skip_adds_the_last_inputs_to_the_outputs_on_every_path(hidden, out_dim: int) -> None:
+    from adaptd.adapters.network import features, head
+
+    net = PolicyNet(in_dim=5, hidden=hidden, out_dim=out_dim, skip=out_dim)
+    plain = PolicyNet(in_dim=5, hidden=hidden, out_dim=out_dim)
+    params = init_params(net, seed=1)
+    x = torch.randn(7, 5, generator=torch.Generator().manual_seed(3))
+    offset = x[:, -out_dim:].squeeze(-1) if out_dim == 1 else x[:, -out_dim:]
+    expected = torch.func.functional_call(plain, params, (x,)) + offset
+    torch.testing.assert_close(torch.func.functional_call(net, params, (x,)), expected)
+    torch.testing.assert_close(forward(net, params, x), expected)
+    # The head adapted alone (ANIL) sees the offset too.
+    torch.testing.assert_close(head(net, params, features(net, params, x)), expected)
+    stacked = {k: torch.stack([v, v]) for k, v in params.items()}
+    torch.testing.assert_close(forward(net, stacked, torch.stack([x, x]))[1], expected)
+    # A network that outputs zero forwards the offset unchanged.
+    zero = {k: torch.zeros_like(v) for k, v in params.items()}
+    torch.testing.assert_close(forward(net, zero, x), offset)
+    assert "skip=" in net.extra_repr() and net.with_hidden((2,)).skip == out_dim
+
+
+@pytest.mark.parametrize(("in_dim", "out_dim", "skip"), [(3, 2, 1), (3, 4, 4), (3, 1, -1)])
+def test_a_skip_that_is_not_the_output_width_is_refused(in_dim, out_dim, skip) -> None:
+    with pytest.raises(ValueError, match="skip"):
+        PolicyNet(in_dim=in_dim, hidden=(), out_dim=out_dim, skip=skip)

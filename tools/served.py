@@ -37,7 +37,7 @@ from adaptd.adapters.tasks.series import MarketSeries
 from adaptd.daemon.config.settings import Settings
 from adaptd.daemon.core.features import FeatureExtractor
 from adaptd.daemon.core.policy import Policy, PolicyMessage
-from adaptd.daemon.core.strategies import StrategyBook, selected
+from adaptd.daemon.core.strategies import selected
 from adaptd.daemon.core.tasks.risk import RiskTask
 from adaptd.daemon.core.tasks.selection import StrategyTask
 from adaptd.daemon.service.configs import tasks_of
@@ -98,11 +98,11 @@ def serve(
     feats = FeatureExtractor(settings.features)
     tasks = {t.name: t for t in tasks_of(settings)}
     strategy = tasks.get("strategy")
-    book = (
-        StrategyBook(strategy.trend, strategy.reversal, strategy.leverage_cap)
-        if isinstance(strategy, StrategyTask)
-        else None
-    )
+    # The strategy task's own rule runs the book (and Hedge, whose log-weights its policy
+    # reads after the features, with `ensemble: hedge`), as the message defines them.
+    rule = strategy.label_rule() if isinstance(strategy, StrategyTask) else None
+    book = rule.book if rule is not None else None
+    extra = len(rule.inputs) if rule is not None else 0
     risk = tasks.get("risk")
     # The risk task's reference variance, as its own label rule computes it from the events.
     reference = risk.label_rule() if isinstance(risk, RiskTask) else None
@@ -110,6 +110,7 @@ def serve(
     x = np.full((n, d), np.nan, np.float32)
     lp, s2 = np.empty(n), np.full(n, np.nan)
     held = np.full((n, len(book.names)), np.nan) if book is not None else None
+    hedge = np.zeros((n, extra), np.float32)
     for t in range(n):
         row = feats.update(float(series.price[t]), ts_ms=int(series.ts_ms[t]))
         lp[t] = feats.log_price
@@ -118,8 +119,11 @@ def serve(
             if reference is not None:
                 reference.anchor(feats)
                 s2[t] = reference.reference
-            if book is not None and held is not None:
-                held[t] = book.update(feats.log_price, feats.vol, feats.fast_var)
+            if rule is not None and held is not None:
+                rule.anchor(feats)
+                held[t] = rule.positions
+                if extra:
+                    hedge[t] = rule.extra()
     out = Served(series.stream, sorted(shifts))
     ready = ~np.isnan(x[:, 0])
     if isinstance(risk, RiskTask):
@@ -127,7 +131,13 @@ def serve(
         out.risk = _risk(risk, lp, s2, np.where(ready, ratio, np.nan))
     if isinstance(strategy, StrategyTask) and held is not None:
         k = len(strategy.strategies)
-        w = _outputs(received.get(f"{series.stream}/strategy", []), x, ready, k)
+        inputs = np.concatenate([x, hedge], axis=1) if extra else x
+        w = _outputs(received.get(f"{series.stream}/strategy", []), inputs, ready, k)
+        if extra:  # before the first policy: the baseline, Hedge itself
+            first = min(
+                (item[0] for item in received.get(f"{series.stream}/strategy", [])), default=n
+            )
+            w[:first] = np.exp(hedge[:first])
         out.strategy = _strategy(strategy, series, lp, held, w, ready)
     return out
 

@@ -110,7 +110,8 @@ def replay_series(
     state = StreamState(series.stream, "bench", 0, stream_config(settings, tasks))
     n = len(series)
     traces = {t.name: _trace(t.head.out_dim, n, state.track(t.name)) for t in tasks}
-    inits = {t.name: _numpy(learners.init_numpy(t.name)) for t in tasks}
+    skips = {t.name: t.head.skip for t in tasks}
+    inits = {t.name: _numpy(learners.init_numpy(t.name), skips[t.name]) for t in tasks}
     reservoirs: dict[str, list[Episode]] = defaultdict(list)
     seen: dict[str, int] = defaultdict(int)
     rng = random.Random(seed)
@@ -139,7 +140,11 @@ def replay_series(
             # which every task here forecasts with a constant output.
             live = track.live.model
             constant = track.scores.baseline.constant_output
-            trace.live[i] = _row(live.predict(x)) if live is not None else constant
+            skip = track.config.skip
+            if live is not None:
+                trace.live[i] = _row(live.predict(x))
+            else:  # a constant network, plus the offset inputs it adds to its outputs
+                trace.live[i] = _row(constant + x[-skip:]) if skip else constant
             trace.init[i] = _row(init.predict(x))
             if trace.positions is not None:
                 trace.positions[i] = track.labeler.rule.positions
@@ -167,7 +172,7 @@ def replay_series(
                     sample = rng.sample(items, min(settings.adaptation.meta_batch, len(items)))
                     if learners.meta_train(name, sample) is not None:
                         meta_updates += 1
-                inits[name] = _numpy(learners.init_numpy(name))
+                inits[name] = _numpy(learners.init_numpy(name), skips[name])
     return Replay(vol, fast_var, regime, shifts, traces, meta_updates)
 
 
@@ -215,8 +220,8 @@ def _regime_of(state: StreamState) -> int:
     return int(state.tracks[0].regimes.regime)
 
 
-def _numpy(params: dict[str, np.ndarray]) -> NumpyPolicy:
-    return NumpyPolicy.from_params(params, activation=ACTIVATION)
+def _numpy(params: dict[str, np.ndarray], skip: int = 0) -> NumpyPolicy:
+    return NumpyPolicy.from_params(params, activation=ACTIVATION, skip=skip)
 
 
 def _trace(out_dim: int, n: int, track: TaskTrack) -> TaskTrace:

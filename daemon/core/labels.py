@@ -58,7 +58,7 @@ class DelayedLabeler:
         The task's label rule: its ``horizon`` (H >= 1), ``anchor`` and ``label``.
     """
 
-    __slots__ = ("_anchor", "_label", "_last_index", "_pending", "horizon", "rule")
+    __slots__ = ("_anchor", "_extra", "_label", "_last_index", "_pending", "horizon", "rule")
 
     def __init__(self, rule: LabelRule) -> None:
         positive_int("horizon", rule.horizon)
@@ -71,6 +71,7 @@ class DelayedLabeler:
         # Bound once: two method look-ups per event are measurable on the hot path.
         self._anchor = rule.anchor
         self._label = rule.label
+        self._extra = rule.extra if getattr(rule, "inputs", ()) else None  # type: ignore[attr-defined]
 
     def _reset(self) -> None:
         # (index, anchor, x, offset, ts_ms) of examples awaiting labels
@@ -87,7 +88,8 @@ class DelayedLabeler:
     ) -> Example | None:
         """Record event ``index`` and return the example formed at ``index - H``, if any.
 
-        ``tick`` is the stream after this event (the feature extractor). Raises ValueError if
+        ``tick`` is the stream after this event (the feature extractor). A rule with
+        ``inputs`` appends their values (its ``extra()``) to ``x``. Raises ValueError if
         ``index`` does not follow the previous one.
         """
         last = self._last_index
@@ -101,7 +103,11 @@ class DelayedLabeler:
             y = self._label(anchor, tick)
             example = _new_example(Example, (x0, y, index - self.horizon, offset0, ts0))
         if x is not None:
-            pending.append((index, self._anchor(tick), x, offset, ts_ms))
+            anchor = self._anchor(tick)
+            extra = self._extra
+            if extra is not None:  # the rule's own inputs, known once it has anchored
+                x = (*x, *extra())
+            pending.append((index, anchor, x, offset, ts_ms))
         return example
 
     def formed_at(self, index: int) -> tuple[float, ...] | None:

@@ -43,18 +43,20 @@ class PolicySlot:
         self.pending: AdaptationRequest | None = None
         self.queued: AdaptationRequest | None = None
 
-    def adopt(self, version: int, weights: dict[str, np.ndarray], activation: str) -> None:
-        """Make a published policy the live one."""
+    def adopt(
+        self, version: int, weights: dict[str, np.ndarray], activation: str, skip: int = 0
+    ) -> None:
+        """Make a published policy the live one (``skip`` as the task head's)."""
         self.version = version
         self.weights = weights
-        self.model = NumpyPolicy.from_params(weights, activation=activation)
+        self.model = NumpyPolicy.from_params(weights, activation=activation, skip=skip)
 
-    def rebuild(self, activation: str) -> None:
+    def rebuild(self, activation: str, skip: int = 0) -> None:
         """Rebuild the numpy model from the weights (after a restore)."""
         self.model = (
             None
             if self.weights is None
-            else NumpyPolicy.from_params(self.weights, activation=activation)
+            else NumpyPolicy.from_params(self.weights, activation=activation, skip=skip)
         )
 
     def submit(self, request: AdaptationRequest) -> bool:

@@ -204,7 +204,9 @@ class Policy:
             raise PolicyError(f"{message.model_id} v{message.version}: unknown link {self.link!r}")
         try:
             self.model = NumpyPolicy.from_params(
-                params_from_bytes(raw), activation=str(arch.get("activation", "tanh"))
+                params_from_bytes(raw),
+                activation=str(arch.get("activation", "tanh")),
+                skip=int(arch.get("skip", 0)),
             )
         except ValueError as exc:
             raise PolicyError(

@@ -67,7 +67,9 @@ class Prequential:
         init: NumpyPolicy | None,
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """As :meth:`score`, with the baseline's per-example losses on the same examples."""
-        base = self.baseline.losses(y)
+        baseline = self.baseline
+        reads = getattr(baseline, "reads_inputs", False)
+        base = baseline.losses(y, x) if reads else baseline.losses(y)
         policy = live or init
         if policy is None:
             return None

@@ -30,7 +30,7 @@ from .labels import Example
 from .schema import MarketEvent, Reason, Rejection
 from .shift import DetectionParams, Shift
 from .snapshot import migrate_stream_state
-from .tasks.protocol import PolicyTask
+from .tasks.protocol import PolicyTask, input_names
 from .track import TaskTrack, TrackConfig
 from .validation import DEFAULT_VALIDATION, ValidationParams
 
@@ -91,7 +91,8 @@ class StreamConfig:
         excluded = set(self.regimes.exclude_features)
         return TrackConfig(
             task=task,
-            feature_names=own,
+            # The rule's own inputs follow the features; a regime is told by the features.
+            feature_names=input_names(task, own),
             columns=columns,
             regime_columns=tuple(i for i, n in enumerate(own) if n not in excluded),
             episode_size=self.episode_size,

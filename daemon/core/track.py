@@ -69,6 +69,11 @@ class TrackConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", self.task.name)
 
+    @property
+    def skip(self) -> int:
+        """Outputs the network adds from its last inputs (the task head's ``skip``)."""
+        return self.task.head.skip
+
 
 class TaskTrack:
     """Everything the daemon knows about one task on one stream."""
@@ -137,7 +142,7 @@ class TaskTrack:
         if weights is None or constant is None:
             return
         replacement = constant_weights(weights, constant)
-        self.live.adopt(self.live.version, replacement, self.config.activation)
+        self.live.adopt(self.live.version, replacement, self.config.activation, self.config.skip)
         out.retirements.append(
             Retired(
                 stream=self.stream,
@@ -254,7 +259,7 @@ class TaskTrack:
         """Make a published policy the live one (and its regime's latest policy); it is
         validated against the baseline from now on (not the baseline itself:
         ``validate=False``)."""
-        self.live.adopt(version, weights, self.config.activation)
+        self.live.adopt(version, weights, self.config.activation, self.config.skip)
         self.validator.watch(version if validate else 0)
         if regime is not None:
             self.regimes.book.remember_policy(regime, weights)
@@ -323,4 +328,4 @@ class TaskTrack:
         self.recent = deque(self.recent, maxlen=config.shots)
         if self.regimes.book is None:  # restored from before regime ids
             self.regimes.book = RegimeBook(config.novelty, config.max_regimes)
-        self.live.rebuild(config.activation)
+        self.live.rebuild(config.activation, config.skip)

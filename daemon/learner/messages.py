@@ -63,6 +63,8 @@ class TaskSpec(NamedTuple):
     baseline_output: float | None = None
     """The raw output that forecasts like the task's baseline, when that is a constant: an
     adapted policy is published only if it also beats that on the query set."""
+    skip: int = 0
+    """0, or ``out_dim``: the network adds its last ``skip`` inputs to its outputs."""
 
 
 class AdaptJob(NamedTuple):
@@ -141,6 +143,8 @@ def architecture(settings: AdaptationSettings, spec: TaskSpec) -> dict[str, Any]
     }
     if spec.out_dim != 1:
         described["out_dim"] = spec.out_dim
+    if spec.skip:  # only when set, as out_dim
+        described["skip"] = spec.skip
     return described
 
 

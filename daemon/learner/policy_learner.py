@@ -78,6 +78,7 @@ class PolicyLearner:
             activation=ACTIVATION,
             output_scale=spec.output_scale,
             out_dim=spec.out_dim,
+            skip=spec.skip,
         )
         self.protection = Protection(self.continual, self.net, seed=settings.seed, loss=spec.loss)
         self.learner = make_learner(settings, self.net, spec.loss, self.protection.regularizer)
@@ -146,11 +147,12 @@ class PolicyLearner:
             out_parent = outputs(self.net, parent, qx)
             loss_parent = row_losses(out_parent, qy, loss)
             # Shaped as the network's output: one value, or one logit a class.
-            loss_base = (
-                None
-                if constant is None
-                else row_losses(torch.full_like(out_parent, float(constant)), qy, loss)
-            )
+            loss_base = None
+            if constant is not None:
+                out_base = torch.full_like(out_parent, float(constant))
+                if self.net.skip:  # the network's constant output plus its offset inputs
+                    out_base = out_base + qx[..., -self.net.skip :]
+                loss_base = row_losses(out_base, qy, loss)
         bound = self.settings.trust_region
         lifted = bound is not None and lifts(loss_parent, loss_base)
         region = TrustRegion(parent, None if lifted else bound)

@@ -15,7 +15,7 @@ from ..config.settings import Settings
 from ..core.calendar import calendar_names
 from ..core.feature_spec import feature_names, feature_spec
 from ..core.stream import RegimeParams, StreamConfig
-from ..core.tasks.protocol import PolicyTask, qualified
+from ..core.tasks.protocol import PolicyTask, input_names, qualified
 from ..core.tasks.registry import build
 from ..core.validation import ValidationParams
 from ..learner.messages import ACTIVATION, TaskSpec, algorithm, architecture
@@ -79,7 +79,7 @@ def task_models(settings: Settings, tasks: tuple[PolicyTask, ...]) -> tuple[Task
     spec = feature_spec(settings.features)
     models = []
     for task in tasks:
-        own = list(names if task.features is None else task.features)
+        own = list(input_names(task, names))
         description = task.describe()
         task_spec = TaskSpec(
             name=task.name,
@@ -89,6 +89,7 @@ def task_models(settings: Settings, tasks: tuple[PolicyTask, ...]) -> tuple[Task
             output_scale=task.head.output_scale,
             output=str(description["output"]),
             baseline_output=task.baseline().constant_output,
+            skip=task.head.skip,
         )
         models.append(
             TaskModel(

@@ -140,7 +140,8 @@ class MetaTrainer:
         return restored
 
     def _serve(self, params: dict[str, Any]) -> None:
-        self.init = NumpyPolicy.from_params(params, activation=ACTIVATION)
+        skip = int(self.architecture.get("skip", 0))
+        self.init = NumpyPolicy.from_params(params, activation=ACTIVATION, skip=skip)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await self.worker.submit(fn, *args, priority=BACKGROUND)

@@ -11,6 +11,7 @@ from series_support import daily_series
 
 from adaptd.adapters.tasks.series import MarketSeries
 from adaptd.daemon.config.settings import load_settings
+from adaptd.daemon.core.features import FeatureExtractor
 from adaptd.daemon.core.policy import build_message
 from adaptd.daemon.core.tasks.selection import StrategyTask
 from adaptd.tools.served import serve
@@ -31,7 +32,7 @@ def _series() -> MarketSeries:
     return daily_series("walk", "W", rng.normal(0.001, 0.01, N), "a walk")
 
 
-def _constant(model_id: str, d: int, bias: list[float], link: str):
+def _constant(model_id: str, d: int, bias: list[float], link: str, skip: int = 0):
     k = len(bias)
     weights = {
         "layers.0.weight": np.zeros((4, d), np.float32),
@@ -45,7 +46,7 @@ def _constant(model_id: str, d: int, bias: list[float], link: str):
         parent_version=0,
         stream="W",
         weights=weights,
-        architecture={"activation": "tanh"},
+        architecture={"activation": "tanh", **({"skip": skip} if skip else {})},
         features={},
         task={"link": link},
     )
@@ -92,3 +93,26 @@ def test_from_its_arrival_a_subscriber_uses_the_policy() -> None:
     draw_risk(a, when, out)
     draw_strategy(b, when, out)
     assert len(a.lines) == 3 and b.texts
+
+
+def test_on_hedge_a_subscriber_holds_hedge_then_the_policy_that_corrects_it() -> None:
+    settings = load_settings(
+        environ={},
+        adaptation={"tasks": ["strategy"], "task_options": {"strategy": {"ensemble": "hedge"}}},
+    )
+    series = _series()
+    d = len(settings.features.momentum_horizons) + 6 + 5  # the features, then Hedge's five
+    at = 250
+    # A network that outputs 0 forwards Hedge's log-weights; the message says it adds them.
+    zero = _constant("W/strategy", d, [0.0] * 5, "softmax", skip=5)
+    out = serve(series, settings, {"W/strategy": [(at, zero)]}, N, [at])
+    assert out.strategy is not None
+    rule = StrategyTask(horizon=5, clip=10.0, ensemble="hedge").label_rule()
+    ok = np.flatnonzero(~np.isnan(out.strategy.positions[:, 0]))
+    weights, feats = [], FeatureExtractor(settings.features)
+    for t in range(N):  # the subscriber's Hedge is the task's own, before and after `at`
+        if feats.update(float(series.price[t]), ts_ms=int(series.ts_ms[t])) is not None:
+            rule.anchor(feats)
+            weights.append(np.exp(rule.extra()))
+    np.testing.assert_allclose(out.strategy.weights[ok], np.array(weights), rtol=1e-5)
+    assert np.ptp(out.strategy.weights[ok[-1]]) > 0.01  # Hedge has moved off equal weights

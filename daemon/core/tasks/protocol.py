@@ -55,6 +55,7 @@ __all__ = [
     "Link",
     "PolicyTask",
     "Tick",
+    "input_names",
     "model_id",
     "qualified",
 ]
@@ -114,6 +115,10 @@ class LabelRule(Protocol):
         (a float; a class id as a float for a classification task)."""
         ...
 
+    # Optional: a rule with non-empty ``inputs`` (names) has ``extra()``, the values of those
+    # inputs after the latest ``anchor``; they are appended to the example's features (the
+    # strategy task's Hedge log-weights). Rules without ``inputs`` append nothing.
+
 
 class Baseline(Protocol):
     """A forecaster that needs no learning, scored prequentially next to the policies."""
@@ -128,7 +133,9 @@ class Baseline(Protocol):
 
     def losses(self, y: np.ndarray) -> np.ndarray:
         """The baseline's per-example loss on labels ``y`` in event order: each label is
-        forecast before the baseline sees it (test, then train)."""
+        forecast before the baseline sees it (test, then train). A baseline whose forecast
+        is in the examples' inputs (``reads_inputs = True``, optional) takes them as
+        ``losses(y, x)``."""
         ...
 
 
@@ -143,6 +150,10 @@ class Head(NamedTuple):
     link: Link
     """Applied to the raw output by subscribers: "identity", "softmax" (probabilities) or
     "exp" (a positive multiplier, e.g. of a reference variance)."""
+    skip: int = 0
+    """0, or ``out_dim``: the network adds its last ``skip`` inputs to its outputs (the
+    task's ``inputs``, an offset the policy corrects, as the strategy task's Hedge
+    log-weights)."""
 
 
 @runtime_checkable
@@ -158,7 +169,8 @@ class PolicyTask(Protocol):
     """The loss the learner adapts and meta-trains with."""
     head: Head
     features: tuple[str, ...] | None
-    """The stream features the policy reads, in order (None: all of them)."""
+    """The stream features the policy reads, in order (None: all of them). A task may also
+    have ``inputs`` (optional): names its rule appends after them (see :func:`input_names`)."""
 
     def label_rule(self) -> LabelRule:
         """A fresh label rule for one stream."""
@@ -177,6 +189,19 @@ class PolicyTask(Protocol):
         """What a policy message says about the task (JSON-serialisable): at least ``name``,
         ``label``, ``loss``, ``output``, ``link`` and ``baseline``."""
         ...
+
+
+def input_names(task: PolicyTask, features: tuple[str, ...]) -> tuple[str, ...]:
+    """What the task's network reads, in order: the stream ``features`` it reads (all without
+    its own ``features``), then the inputs its rule appends (``inputs``, optional).
+
+    >>> from adaptd.daemon.core.tasks.selection import StrategyTask
+    >>> task = StrategyTask(horizon=1, clip=10.0, trend=(2,), reversal=(), ensemble="hedge")
+    >>> input_names(task, ("ret_z", "vol_ratio"))
+    ('ret_z', 'vol_ratio', 'hedge_log_w_flat', 'hedge_log_w_long', 'hedge_log_w_trend_2')
+    """
+    own = features if task.features is None else tuple(task.features)
+    return (*own, *getattr(task, "inputs", ()))
 
 
 def qualified(base: str, task: PolicyTask, sep: str) -> str:

@@ -26,6 +26,11 @@ probabilities are the weights of the strategies, and the position it recommends 
 ``sum_k softmax(z)_k * p_k``. Adapted after each shift from a few fresh examples, it weights
 the strategies that pay in the new regime. Its baseline is the equal-weight ensemble (all
 logits 0: the same weight on every strategy), the network a retired policy is replaced with.
+With ``ensemble="hedge"`` the stream also runs Hedge over the strategies' one-event rewards
+(:mod:`adaptd.daemon.core.hedge`); its log-weights end every example's inputs and the network
+adds them to its logits (the head's ``skip``), so the weights are
+``softmax(log w_hedge + z)``: the policy learns a correction to Hedge, and Hedge itself (a
+network that outputs 0) is the baseline.
 
 >>> from types import SimpleNamespace
 >>> task = StrategyTask(horizon=1, clip=10.0, trend=(2,), reversal=(1,), cost_bps=0.0)
@@ -53,16 +58,24 @@ import numpy as np
 from adaptd.adapters.checks import non_negative, positive, positive_int
 from adaptd.adapters.types import Loss
 
+from ..hedge import OnlineHedge
 from ..strategies import StrategyBook, drawdowns, strategy_names
 from .protocol import Head
 
 __all__ = [
+    "ENSEMBLES",
     "EqualWeight",
+    "HedgeEnsemble",
     "SelectionAnchor",
     "SelectionRule",
     "StrategyTask",
+    "hedge_inputs",
     "rewards",
 ]
+
+ENSEMBLES = ("equal", "hedge")
+"""What the strategy policy's logits are relative to: nothing (the equal-weight ensemble at
+zero) or Hedge's log-weights."""
 
 
 class SelectionAnchor(NamedTuple):
@@ -105,16 +118,41 @@ def rewards(
 class SelectionRule:
     """The label rule of :class:`StrategyTask`; it runs the stream's strategy book, which
     its ``anchor`` advances one event at a time, and keeps the last H log prices: the path
-    of the example that matures next."""
+    of the example that matures next. With a ``hedge``, it runs Hedge over the strategies'
+    one-event rewards too, and every example's inputs end with Hedge's log-weights
+    (``extra``), which the policy network adds to its logits."""
 
-    __slots__ = ("_path", "book", "cost", "horizon", "penalty")
+    __slots__ = ("_path", "book", "cost", "hedge", "horizon", "penalty")
 
-    def __init__(self, horizon: int, book: StrategyBook, cost: float, penalty: float) -> None:
+    def __init__(
+        self,
+        horizon: int,
+        book: StrategyBook,
+        cost: float,
+        penalty: float,
+        hedge: OnlineHedge | None = None,
+    ) -> None:
         self.horizon = positive_int("horizon", horizon)
         self.book = book
         self.cost = cost
         self.penalty = penalty
+        self.hedge = hedge
         self._path: deque[float] = deque(maxlen=self.horizon)
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        self.hedge = None  # rules stored before the Hedge ensemble had none
+        for name, value in state[1].items():
+            setattr(self, name, value)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names of the inputs :meth:`extra` appends to an example's features (none without
+        a Hedge)."""
+        return () if self.hedge is None else hedge_inputs(self.book.names)
+
+    def extra(self) -> tuple[float, ...]:
+        """Hedge's log-weights after the latest event, for the example formed at it."""
+        return self.hedge.log_weights()  # type: ignore[union-attr]
 
     @property
     def positions(self) -> tuple[float, ...]:
@@ -126,6 +164,9 @@ class SelectionRule:
         if not vol > 0.0:
             raise ValueError(f"vol must be positive, got {vol!r}")
         book = self.book
+        hedge = self.hedge
+        if hedge is not None:  # scores the positions held since the event before first
+            hedge.observe(tick.log_price, book.positions, book.previous, 1.0 / vol)
         book.update(tick.log_price, vol, tick.fast_var)
         self._path.append(tick.log_price)
         inv = 1.0 / (vol * math.sqrt(self.horizon))
@@ -141,6 +182,15 @@ class SelectionRule:
         return float(u.index(max(u)))
 
 
+def hedge_inputs(strategies: Sequence[str]) -> tuple[str, ...]:
+    """The input names of Hedge's log-weights, one a strategy.
+
+    >>> hedge_inputs(("flat", "long"))
+    ('hedge_log_w_flat', 'hedge_log_w_long')
+    """
+    return tuple(f"hedge_log_w_{name}" for name in strategies)
+
+
 class EqualWeight:
     """The equal-weight ensemble: the same weight on every strategy (all logits 0), whose
     cross-entropy is log K on every example."""
@@ -153,6 +203,24 @@ class EqualWeight:
 
     def losses(self, y: np.ndarray) -> np.ndarray:
         return np.full(len(y), math.log(self.classes), dtype=np.float64)
+
+
+class HedgeEnsemble:
+    """Hedge's weights as the forecast: the network that outputs 0, whose logits are the
+    log-weights its last inputs carry (the rule's ``extra``). Its cross-entropy needs those
+    inputs, so it reads them (``reads_inputs``)."""
+
+    name = "Hedge ensemble"
+    constant_output = 0.0
+    reads_inputs = True
+
+    def __init__(self, classes: int) -> None:
+        self.classes = classes
+
+    def losses(self, y: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
+        if x is None:
+            raise ValueError("the Hedge ensemble's losses need the examples' inputs")
+        return _cross_entropy(np.asarray(x)[:, -self.classes :], y)
 
 
 def _cross_entropy(output: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -180,6 +248,14 @@ class StrategyTask:
         Transaction cost, in basis points of the position per unit of turnover.
     drawdown_penalty
         Weight of a strategy's loss over the horizon in its reward (0: none).
+    ensemble
+        "equal": the weights are ``softmax(output)``, and the baseline is the equal-weight
+        ensemble. "hedge": the stream runs Hedge over the strategies' one-event rewards
+        (:mod:`adaptd.daemon.core.hedge`), its log-weights are the network's last inputs and
+        are added to its logits, so the policy learns a correction to Hedge and a network
+        that outputs 0 is Hedge, the baseline then.
+    hedge_eta, hedge_discount, hedge_clip
+        Hedge's learning rate, per-event discount of past rewards and reward clip.
     """
 
     horizon: int
@@ -189,6 +265,10 @@ class StrategyTask:
     leverage_cap: float = 2.0
     cost_bps: float = 2.0
     drawdown_penalty: float = 0.5
+    ensemble: str = "equal"
+    hedge_eta: float = 0.1
+    hedge_discount: float = 0.99
+    hedge_clip: float = 3.0
 
     name: ClassVar[str] = "strategy"
     qualified: ClassVar[bool] = True
@@ -200,7 +280,9 @@ class StrategyTask:
         object.__setattr__(self, "reversal", tuple(int(h) for h in self.reversal))
         non_negative("cost_bps", self.cost_bps)
         non_negative("drawdown_penalty", self.drawdown_penalty)
-        self.label_rule()  # checks the horizon, the lookbacks and the cap
+        if self.ensemble not in ENSEMBLES:
+            raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {self.ensemble!r}")
+        self.label_rule()  # checks the horizon, the lookbacks, the cap and Hedge's parameters
 
     @property
     def strategies(self) -> tuple[str, ...]:
@@ -209,17 +291,36 @@ class StrategyTask:
 
     @property
     def head(self) -> Head:  # type: ignore[override]
-        return Head(out_dim=len(self.strategies), output_scale=0.01, link="softmax")
+        k = len(self.strategies)
+        skip = k if self.ensemble == "hedge" else 0
+        return Head(out_dim=k, output_scale=0.01, link="softmax", skip=skip)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Inputs the rule appends to the features: Hedge's log-weights, or none."""
+        return hedge_inputs(self.strategies) if self.ensemble == "hedge" else ()
 
     def label_rule(self) -> SelectionRule:
         book = StrategyBook(self.trend, self.reversal, positive("leverage_cap", self.leverage_cap))
-        return SelectionRule(self.horizon, book, self.cost_bps * 1e-4, self.drawdown_penalty)
+        cost = self.cost_bps * 1e-4
+        hedge = None
+        if self.ensemble == "hedge":
+            hedge = OnlineHedge(
+                len(book.names),
+                self.hedge_eta,
+                self.hedge_discount,
+                self.hedge_clip,
+                cost=cost,
+                penalty=self.drawdown_penalty,
+            )
+        return SelectionRule(self.horizon, book, cost, self.drawdown_penalty, hedge)
 
     def losses(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:
         return _cross_entropy(output, y)
 
-    def baseline(self) -> EqualWeight:
-        return EqualWeight(len(self.strategies))
+    def baseline(self) -> EqualWeight | HedgeEnsemble:
+        k = len(self.strategies)
+        return HedgeEnsemble(k) if self.ensemble == "hedge" else EqualWeight(k)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -237,9 +338,14 @@ class StrategyTask:
                 ),
             },
             "loss": self.loss,
-            "output": "one logit per strategy",
+            "output": (
+                "one logit per strategy"
+                if self.ensemble == "equal"
+                else "one logit per strategy: Hedge's log-weight plus the policy's correction"
+            ),
             "link": self.head.link,
-            "baseline": EqualWeight.name,
+            "baseline": self.baseline().name,
+            **self._ensemble(),
             "strategies": {
                 "names": list(self.strategies),
                 "leverage": "L_t = min(leverage_cap, vol_t / sqrt(fast_var_t))",
@@ -252,5 +358,25 @@ class StrategyTask:
                 },
                 "lp_t": "log price of event t; prices counted from the first feature event",
                 "position": "sum_k softmax(output)_k * p_k: the policy's recommended position",
+            },
+        }
+
+    def _ensemble(self) -> dict[str, Any]:
+        if self.ensemble == "equal":
+            return {}
+        return {
+            "hedge": {
+                "eta": self.hedge_eta,
+                "discount": self.hedge_discount,
+                "clip": self.hedge_clip,
+                "inputs": list(self.inputs),
+                "definition": (
+                    "after each event t >= 1: S_k = discount * S_k + clip(u_k, -clip, clip), "
+                    "u_k = (p_k(t-1) (lp_t - lp_(t-1)) - c |p_k(t-1) - p_k(t-2)| - "
+                    "drawdown_penalty max(-p_k(t-1) (lp_t - lp_(t-1)), 0)) / vol_(t-1); "
+                    "S starts at 0 at the first feature event, positions before it are 0; "
+                    "input k = eta S_k - log sum_j exp(eta S_j), the last inputs of the "
+                    "network, which adds them to its outputs (architecture.skip)"
+                ),
             },
         }

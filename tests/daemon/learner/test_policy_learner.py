@@ -318,3 +318,30 @@ def test_a_policy_that_beats_its_parent_but_not_the_baseline_is_not_published() 
     # Without a constant baseline, beating the parent is what counts.
     plain = PolicyLearner(AdaptationSettings(gate_z=0.0), SPEC).adapt(job, 10.0)
     assert plain.publish and math.isnan(plain.query_loss_baseline)
+
+
+def test_a_skip_network_is_gated_against_its_offset_inputs_and_starts_near_them() -> None:
+    # A classifier whose last three inputs are an ensemble's log-weights: its baseline is
+    # those log-weights as logits (a constant 0 plus the offset), not the equal weights.
+    k, in_dim = 3, 6
+    spec = TaskSpec("strategy", in_dim, k, "cross_entropy", 0.01, "logits", 0.0, skip=k)
+    learner = PolicyLearner(AdaptationSettings(gate_z=0.0), spec)
+    assert messages.architecture(AdaptationSettings(), spec)["skip"] == k
+    assert "skip" not in messages.architecture(AdaptationSettings(), SPEC)
+    rng = np.random.default_rng(2)
+
+    def rows(n: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(size=(n, in_dim)).astype(np.float32)
+        logits = 2.0 * rng.normal(size=(n, k))
+        x[:, -k:] = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return x, logits.argmax(axis=1).astype(np.float32)  # the offset is right
+
+    sx, sy = rows(12)
+    qx, qy = rows(8)
+    job = AdaptJob("r", "strategy", sx, sy, qx, qy, learner.init_numpy(), None, 0.0)
+    outcome = learner.adapt(job, 10.0)
+    expected = -np.take_along_axis(qx[:, -k:], qy.astype(int)[:, None], axis=1).mean()
+    assert outcome.query_loss_baseline == pytest.approx(float(expected), rel=1e-5)
+    # The initialisation's small outputs leave it near its offset, not near the equal weights.
+    assert outcome.query_loss_before == pytest.approx(outcome.query_loss_baseline, abs=0.05)
+    assert outcome.query_loss_before < math.log(k) - 0.3

@@ -21,9 +21,10 @@ SEGMENTS = [(QUIET, 0.0, 0.003), (UP, 0.004, 0.005), (DOWN, -0.004, 0.005)]
 REVERSAL = QUIET + UP
 
 
-def _positions(settings, events) -> tuple[np.ndarray, np.ndarray]:
+def _positions(settings, events, scale: list | None = None) -> tuple[list, list]:
     """What a subscriber computes per event: the features and the strategies' positions,
-    the book starting at the first event with features, as the message says."""
+    the book starting at the first event with features, as the message says (``scale``
+    collects each such event's log price and volatility)."""
     feats = FeatureExtractor(settings.features)
     book = None
     xs, ps = [], []
@@ -38,7 +39,28 @@ def _positions(settings, events) -> tuple[np.ndarray, np.ndarray]:
             book = StrategyBook((20, 100), (5,), 2.0)
         xs.append(np.asarray(x, np.float32))
         ps.append(np.array(book.update(feats.log_price, feats.vol, feats.fast_var)))
+        if scale is not None:
+            scale.append((feats.log_price, feats.vol))
     return xs, ps
+
+
+def _hedge_inputs(ps: list, scale: list, hedge: dict, task: dict) -> list:
+    """Hedge's log-weights per event with numpy alone, from the message's definition."""
+    k = len(task["strategies"]["names"])
+    cost, penalty = task["label"]["cost_bps"] * 1e-4, task["label"]["drawdown_penalty"]
+    eta, discount, clip = hedge["eta"], hedge["discount"], hedge["clip"]
+    held = [p for p in ps if p is not None]
+    s, out = np.zeros(k), []
+    for t in range(len(held)):
+        if t >= 1:
+            earned = held[t - 1] * (scale[t][0] - scale[t - 1][0])
+            traded = np.abs(held[t - 1] - (held[t - 2] if t >= 2 else np.zeros(k)))
+            u = (earned - cost * traded - penalty * np.maximum(-earned, 0.0)) / scale[t - 1][1]
+            s = discount * s + np.clip(u, -clip, clip)
+        z = eta * s
+        out.append(z - (z.max() + np.log(np.exp(z - z.max()).sum())))
+    lead = len(ps) - len(held)
+    return [None] * lead + out
 
 
 async def test_a_trend_reversal_switches_the_published_strategy(settings_factory) -> None:
@@ -92,3 +114,60 @@ async def test_a_trend_reversal_switches_the_published_strategy(settings_factory
     down_top, down_position = served(range(REVERSAL + 150, REVERSAL + DOWN))
     assert up_position > 0.0 > down_position, (up_position, down_position)
     assert down_top.startswith("trend_") and down_top != up_top, (up_top, down_top)
+
+
+async def test_a_policy_on_hedge_serves_hedge_plus_its_correction(settings_factory) -> None:
+    """With ``ensemble: hedge`` the network's last inputs are Hedge's log-weights, which a
+    subscriber computes from the prices and the message: after the reversal it is short."""
+    settings, topics = await settings_factory(
+        adaptation={
+            "tasks": ["strategy"],
+            "task_options": {"strategy": {"ensemble": "hedge"}},
+            "gate_z": 0.0,
+            "inner_lr": 0.5,
+            "meta_interval_s": 3600.0,  # as above: adaptation alone
+        },
+        detection={"channels": ["returns", "volatility"]},
+        replay={"capacity": 100_000, "episode_size": 16},
+        kafka={"max_poll_records": 50},
+    )
+    bootstrap = settings.kafka.bootstrap_servers
+    events = segments_stream("S", SEGMENTS, seed=3)
+    daemon = await run_over(settings, topics.input, events)
+
+    messages = [decode_message(r.value) for r in await read_topic(bootstrap, topics.policies)]
+    policies = [m for m in messages if m.model_id == "S/strategy" and not m.validation]
+    assert policies, "no strategy policy was published"
+    first = policies[0]
+    names = first.task["strategies"]["names"]
+    hedge = first.task["hedge"]
+    assert first.architecture["skip"] == len(names) == 5
+    assert first.features["names"][-5:] == hedge["inputs"] == [f"hedge_log_w_{n}" for n in names]
+    assert first.task["baseline"] == "Hedge ensemble"
+
+    scale: list = []
+    xs, ps = _positions(settings, events, scale)
+    logs = _hedge_inputs(ps, scale, hedge, first.task)
+    # The subscriber's Hedge is the daemon's, to the last event.
+    (track,) = next(iter(daemon.ownership.partitions.values())).streams["S"].tracks
+    np.testing.assert_allclose(logs[-1], track.labeler.rule.extra(), rtol=1e-9, atol=1e-12)
+
+    shots = settings.adaptation.shots + settings.features.label_horizon
+
+    def served(window: range) -> float:
+        """The mean position a subscriber got over ``window``: Hedge's before the first
+        policy is live, the latest adapted one's after."""
+        position = []
+        for t in window:
+            held = [m for m in policies if m.shift is not None and m.shift.index + shots <= t]
+            x = np.concatenate([xs[t], logs[t]]).astype(np.float32)
+            w = Policy(held[-1]).predict(x) if held else np.exp(logs[t])
+            assert w.sum() == pytest.approx(1.0, abs=1e-5)
+            position.append(float(w @ ps[t]))
+        return float(np.mean(position))
+
+    assert (
+        served(range(REVERSAL - 150, REVERSAL))
+        > 0.0
+        > served(range(REVERSAL + 150, REVERSAL + DOWN))
+    )

@@ -110,3 +110,57 @@ def test_one_step_rewards_are_the_rule_s_rewards_for_many_events_at_once() -> No
     for t in range(30):
         a = SelectionAnchor(1.0, 1 / vol[t], tuple(p[t]), tuple(q[t]))
         assert many[t] == pytest.approx(rewards(a, 1.0 + moves[t], 0.0003, 0.7), rel=1e-12)
+
+
+def test_with_hedge_the_examples_end_with_its_log_weights_and_it_is_the_baseline() -> None:
+    from adaptd.daemon.core.labels import DelayedLabeler
+    from adaptd.daemon.core.state_format import dumps, loads
+    from adaptd.daemon.core.tasks.selection import HedgeEnsemble, hedge_inputs
+
+    task = StrategyTask(horizon=1, clip=10.0, trend=(2,), reversal=(), ensemble="hedge")
+    names = task.strategies
+    assert task.inputs == hedge_inputs(names) == tuple(f"hedge_log_w_{n}" for n in names)
+    assert task.head.skip == task.head.out_dim == 3
+    assert StrategyTask(horizon=1, clip=10.0).head.skip == 0
+    labeler = DelayedLabeler(task.label_rule())
+    examples = []
+    for i, lp in enumerate((0.0, 0.01, 0.03, 0.06, 0.05)):
+        example = labeler.push(i, tick(lp), (1.0, 2.0), offset=i, ts_ms=i)
+        examples.append(example) if example is not None else None
+        x = labeler.formed_at(i)
+        assert x is not None and x[:2] == (1.0, 2.0) and len(x) == 5
+        log_w = labeler.rule.extra()
+        assert x[2:] == log_w and sum(math.exp(v) for v in log_w) == pytest.approx(1.0)
+    # The rise paid long and the trend: they outweigh flat after it.
+    assert log_w[1] > log_w[0] and log_w[2] > log_w[0]
+
+    baseline = task.baseline()
+    assert isinstance(baseline, HedgeEnsemble) and baseline.constant_output == 0.0
+    x = np.array([e.x for e in examples])
+    y = np.array([e.y for e in examples])
+    np.testing.assert_allclose(baseline.losses(y, x), task.losses(x[:, 2:], y))
+    with pytest.raises(ValueError, match="inputs"):
+        baseline.losses(y)
+
+    described = task.describe()
+    assert described["baseline"] == "Hedge ensemble"
+    assert described["hedge"]["inputs"] == list(task.inputs)
+    assert described["hedge"]["eta"] == task.hedge_eta
+    json.dumps(described)
+
+    # The rule, Hedge's scores with it, survives the stored form; one stored before Hedge
+    # existed comes back without one.
+    rule = loads(dumps(labeler.rule))
+    assert rule.hedge.score == labeler.rule.hedge.score and rule.extra() == log_w
+    old = StrategyTask(horizon=1, clip=10.0).label_rule()
+    state = {name: getattr(old, name) for name in ("_path", "book", "cost", "horizon", "penalty")}
+    fresh = type(old).__new__(type(old))
+    fresh.__setstate__((None, state))
+    assert fresh.hedge is None and fresh.inputs == ()
+
+
+def test_an_unknown_ensemble_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="ensemble"):
+        StrategyTask(horizon=1, clip=10.0, ensemble="best")
+    with pytest.raises(ValueError, match="hedge_discount"):
+        StrategyTask(horizon=1, clip=10.0, ensemble="hedge", hedge_discount=0.0)

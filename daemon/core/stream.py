@@ -292,7 +292,8 @@ class StreamState:
 
     def attach(self, config: StreamConfig) -> None:
         """Reconnect a restored stream to its config: tracks of tasks no longer configured
-        are dropped, newly configured tasks start fresh tracks, live models are rebuilt."""
+        are dropped, newly configured tasks (and tasks whose rules append other inputs now)
+        start fresh tracks, live models are rebuilt."""
         self.config = config
         # The extreme-move threshold holds no state, so today's setting applies (the
         # detectors keep the parameters their state was learnt with).
@@ -303,7 +304,9 @@ class StreamState:
         tracks = []
         for c in config.tracks:
             track = kept.get(c.name)
-            if track is None:
+            # A track whose rule appends other inputs than the task's now (the strategy
+            # task's `ensemble` changed) has examples and policies of another width.
+            if track is None or _inputs_of(track.labeler.rule) != _inputs_of(c.task):
                 track = TaskTrack(self.stream, self.topic, self.partition, c)
             else:
                 track.attach(c)
@@ -314,6 +317,10 @@ class StreamState:
         self._matured = [
             item for item in self._matured if type(item) is not tuple or item[0] in tracks
         ]
+
+
+def _inputs_of(obj: Any) -> tuple[str, ...]:
+    return tuple(getattr(obj, "inputs", ()))
 
 
 def _confirmed(mark: _ShiftMark, out: Effects) -> Shift | None:

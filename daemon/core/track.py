@@ -290,10 +290,16 @@ class TaskTrack:
         subscribers hold, so it is what the next policy must replace. A baseline published
         in place of a retired policy is not validated (``validate=False``). False when the
         live policy is as new."""
-        if version <= self.live.version:
+        if version <= self.live.version or not self.reads_as(weights):
             return False
         self.adopt(version, weights, None, validate=validate)
         return True
+
+    def reads_as(self, weights: dict[str, np.ndarray]) -> bool:
+        """Whether a policy's first layer takes this track's inputs (one published before
+        the task's inputs changed, e.g. ``ensemble``, does not: it cannot be served)."""
+        first = weights.get("layers.0.weight")
+        return first is not None and first.shape[-1] == len(self.config.feature_names)
 
     def rebase(self, request: AdaptationRequest) -> AdaptationRequest | None:
         """The pending ``request`` again, with the live policy as its parent: it was adapted

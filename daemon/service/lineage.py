@@ -27,7 +27,7 @@ from .ownership import Ownership
 
 log = get_logger("adaptd.lineage")
 
-__all__ = ["Lineage", "PolicyRecords", "published_of"]
+__all__ = ["Lineage", "PolicyRecords", "published_of", "reads_as"]
 
 
 class PolicyRecords(Protocol):
@@ -88,6 +88,15 @@ class Lineage:
                     snapshot_version=version,
                 )
         return caught
+
+
+def reads_as(message: PolicyMessage, names: list[str]) -> bool:
+    """Whether a stored policy reads the inputs ``names`` (a model's configured ones). One
+    published before the task's inputs changed (its features, the strategy task's
+    ``ensemble``) does not, and is no parent of the next policy; a message without names
+    (older than feature names) is taken to."""
+    held = message.features.get("names")
+    return held is None or list(held) == list(names)
 
 
 def published_of(message: PolicyMessage) -> Published | None:

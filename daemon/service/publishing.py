@@ -31,7 +31,7 @@ from ..io.metrics import Metrics
 from ..learner.messages import AdaptationOutcome, Learner
 from .cancelling import cancel_all
 from .configs import TaskModel
-from .lineage import Lineage, PolicyRecords, published_of
+from .lineage import Lineage, PolicyRecords, published_of, reads_as
 from .outcomes import (
     AdaptationRecord,
     adapt_job,
@@ -150,6 +150,8 @@ class Publisher:
         is this request's own publication) or adapt again from it. False when the parent is
         the latest, and the request goes on."""
         published = None
+        if latest is not None and not reads_as(latest, self.models[request.task].features["names"]):
+            latest = None  # of other inputs: no parent, and the chain goes on from the stream's
         same_shift = (
             latest is not None
             and latest.shift is not None
@@ -205,7 +207,12 @@ class Publisher:
         if not self.ownership.serves_baseline(retired):
             return  # a newer policy went live meanwhile: it is what subscribers get next
         latest = await self.lineage.latest(retired.model)
-        if latest is not None and latest.version > retired.verdict.version:
+        names = self.models[retired.task].features["names"]
+        if (
+            latest is not None
+            and latest.version > retired.verdict.version
+            and reads_as(latest, names)
+        ):
             # Subscribers hold a newer policy than the one retired: it goes live instead.
             published = published_of(latest)
             if published is not None:

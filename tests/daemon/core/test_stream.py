@@ -677,3 +677,55 @@ def test_checks_run_elsewhere_are_not_run_again() -> None:
         twin.finish_batch({}, outs[1])
         assert [shift_view(s) for s in outs[0].shifts] == [shift_view(s) for s in outs[1].shifts]
     assert ran >= 2
+
+
+def test_a_track_whose_task_appends_other_inputs_now_starts_fresh_and_adopts_no_misfit() -> None:
+    # The strategy task switched to Hedge between two runs: the restored track's examples
+    # and policies have the features' width, the task's network now reads five more.
+    def strategy_config(ensemble: str) -> StreamConfig:
+        settings = load_settings(
+            environ={},
+            features={"label_horizon": 1},
+            adaptation={
+                "tasks": ["return", "strategy"],
+                "task_options": {"strategy": {"ensemble": ensemble}},
+            },
+        )
+        return stream_config(settings, tasks_of(settings))
+
+    equal, hedge = strategy_config("equal"), strategy_config("hedge")
+    state = StreamState("X", "t", 0, equal)
+    events = market_events(regime_walk(350, [], seed=2))
+    out = Effects()
+    for i, ev in enumerate(events[:300]):
+        state.on_event(ev, offset_of(i), out)
+    width = len(equal.feature_names)
+
+    def weights(in_dim: int, out_dim: int) -> dict[str, np.ndarray]:
+        w = policy_weights(in_dim, 0)
+        w["layers.2.weight"] = np.zeros((out_dim, 8), np.float32)
+        w["layers.2.bias"] = np.zeros(out_dim, np.float32)
+        return w
+
+    for track, k in zip(state.tracks, (1, 5), strict=True):
+        track.catch_up(3, weights(width, k), validate=False)
+    assert [t.live.version for t in state.tracks] == [3, 3]
+
+    same = stored(state)
+    same.attach(equal)
+    assert [t.live.version for t in same.tracks] == [3, 3]
+    switched = stored(state)
+    switched.attach(hedge)
+    ret, strategy = switched.tracks
+    assert ret.live.version == 3  # the return task is as it was
+    assert strategy.live.version == 0 and strategy.labeler.pending == 0
+    assert strategy.labeler.rule.inputs == strategy.config.task.inputs != ()
+    # A policy of the old width is not adopted (it could not read the examples); one of the
+    # new width is.
+    assert not strategy.catch_up(4, weights(width, 5), validate=False)
+    assert strategy.catch_up(4, weights(width + 5, 5), validate=False)
+    out = Effects()
+    for i, ev in enumerate(events[300:], start=300):
+        switched.on_event(ev, offset_of(i), out)
+    x = strategy.labeler.formed_at(switched.index - 1)
+    assert x is not None and len(x) == width + 5

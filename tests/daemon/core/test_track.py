@@ -92,11 +92,13 @@ def test_catch_up_adopts_only_newer_policies_and_rebase_reparents_the_pending_re
     assert request is not None and request is out.requests[0]
     assert request.parent_version == 0
     weights = {
-        "layers.0.weight": np.ones((2, 3), np.float32),
+        "layers.0.weight": np.ones((2, len(track.config.feature_names)), np.float32),
         "layers.0.bias": np.zeros(2, np.float32),
         "layers.2.weight": np.ones((1, 2), np.float32),
         "layers.2.bias": np.zeros(1, np.float32),
     }
+    narrow = {**weights, "layers.0.weight": np.ones((2, 3), np.float32)}
+    assert track.catch_up(4, narrow, validate=False) is False  # it cannot read the inputs
     assert track.catch_up(4, weights, validate=False) is True
     assert (track.live.version, track.validator.version) == (4, 0)
     assert track.catch_up(4, weights, validate=True) is False  # not newer

@@ -404,6 +404,25 @@ async def test_a_policy_adapted_from_an_older_parent_than_the_latest_is_adapted_
     assert rig.publisher.inflight == {}
 
 
+async def test_a_latest_policy_of_other_inputs_is_no_parent(rig: Rig) -> None:
+    """The model's latest policy was published before the task's inputs changed (features
+    or the strategy task's ensemble): it cannot be adapted from or served, so the stream's
+    own live policy stays the parent and the request is not adapted again (forever)."""
+    request = await rig.requested("S", live=3)
+    latest = published_elsewhere(rig, request, 4, seed=7)
+    latest.features["names"] = [*latest.features["names"], "hedge_log_w_flat"]
+    rig.learner.outcomes[request.id] = outcome(request, publish=True, seed=1)
+    rig.publisher.submit(request)
+    await rig.idle()
+
+    assert [job.request_id for job in rig.learner.jobs] == [request.id]
+    ((_, _, value, _),) = rig.sender.sent
+    message = decode_message(value)
+    assert (message.version, message.parent_version) == (5, 3)
+    assert rig.track("S").live.version == 5
+    assert counter(rig.metrics, "adaptd_adaptations_total", outcome="rebased") == 0
+
+
 async def test_a_baseline_published_while_the_request_ran_becomes_its_parent(rig: Rig) -> None:
     """A retirement's baseline went live while the adaptation ran (the daemon's own
     publication, no restart): publishing the adaptation would name the retired version as

@@ -103,6 +103,30 @@ def replay_and_score(series: MarketSeries, settings: Settings) -> dict[str, Any]
     }
 
 
+HEDGE = {"ensemble": "hedge"}
+"""The strategy task's options in the Hedge pass (its rate and discount are the task's
+defaults, chosen on the development split)."""
+
+
+def on_hedge(series: MarketSeries, overrides: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """The same replay with the strategy policy on Hedge (``ensemble: hedge``): its net
+    Sharpe ratio and those it is judged against."""
+    adaptation = dict((overrides or {}).get("adaptation", {}))
+    options = {k: dict(v) for k, v in adaptation.get("task_options", {}).items()}
+    options["strategy"] = {**options.get("strategy", {}), **HEDGE}
+    adaptation["task_options"] = options
+    settings = settings_for(series.name, overrides={**(overrides or {}), "adaptation": adaptation})
+    scored = replay_and_score(series, settings)["strategy"]
+    m = scored["methods"]
+    return {
+        "sharpe": m["adaptd"]["sharpe"],
+        "psr": m["adaptd"]["psr"],
+        "no_adaptation_sharpe": m["adaptd, no adaptation"]["sharpe"],
+        "published": scored["published"],
+        "retired": scored["retired"],
+    }
+
+
 def run(
     out: Path | None,
     development: bool = False,
@@ -122,6 +146,7 @@ def run(
         settings = settings_for(series.name, overrides=overrides)
         results[series.name] = replay_and_score(series, settings)
         print(progress_line(series.name, results[series.name]), flush=True)
+        results[series.name]["on_hedge"] = on_hedge(series, overrides)
         if series.name in CALENDAR and not development:  # what the calendar features did
             plain = replay_and_score(
                 series, settings_for(series.name, calendar=False, overrides=overrides)
@@ -177,6 +202,14 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         k: m["adaptd"]["sharpe"] > m["equal weight"]["sharpe"] + SHARPE_TIE
         for k, m in sharpe.items()
     }
+    hedge = {k: v["on_hedge"]["sharpe"] for k, v in results.items() if "on_hedge" in v}
+    hedge_best = {
+        k: h >= sharpe[k]["best single (earlier half)"]["sharpe"] - SHARPE_TIE
+        for k, h in hedge.items()
+    }
+    hedge_equal = {
+        k: h > sharpe[k]["equal weight"]["sharpe"] + SHARPE_TIE for k, h in hedge.items()
+    }
     p99 = {
         task: max((v[key]["adapt_ms"].get("p99", 0.0) for v in results.values()), default=0.0)
         for task, key in (("return", "return"), ("risk", "risk"), ("strategy", "strategy"))
@@ -201,6 +234,9 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         "strategy_sharpe_above_equal_weight_on": sum(beats_equal.values()),
         "strategy_sharpe_both_on": sum(beats_best[k] and beats_equal[k] for k in results),
         "strategy_needed": n // 2 + 1,
+        "strategy_on_hedge_at_or_above_best_single_on": sum(hedge_best.values()),
+        "strategy_on_hedge_above_equal_weight_on": sum(hedge_equal.values()),
+        "strategy_on_hedge_both_on": sum(hedge_best[k] and hedge_equal[k] for k in hedge),
         "adaptation_p99_ms_worst_by_task": p99,
         "series": n,
     }

@@ -83,7 +83,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{t['published']} + {r['risk']['published']} | "
             f"{t['retired']} + {r['risk']['retired']} | {q['p50']:.1f} / {q['p99']:.1f} |"
         )
-    lines += ["", *strategy_tables(report)]
+    lines += ["", *strategy_tables(report), "", *hedge_table(report)]
     lines += [
         "",
         "| series | calendar features | risk QLIKE with / without | return live/zero with / "
@@ -102,6 +102,27 @@ def markdown(report: dict[str, Any]) -> str:
             )
     lines += ["", "goals: " + json.dumps(report["goals"])]
     return "\n".join(lines)
+
+
+def hedge_table(report: dict[str, Any]) -> list[str]:
+    """The strategy policy on Hedge (``ensemble: hedge``) next to the default's baselines."""
+    lines = [
+        "| series | adaptd on Hedge (PSR) | on Hedge, no adaptation | adaptd | equal weight | "
+        "best single (earlier half) | published / retired on Hedge |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in report["series"].items():
+        h = r.get("on_hedge")
+        if h is None:
+            continue
+        m = r["strategy"]["methods"]
+        lines.append(
+            f"| {name} | {h['sharpe']:.2f} ({h['psr']:.2f}) | {h['no_adaptation_sharpe']:.2f} | "
+            f"{m['adaptd']['sharpe']:.2f} | {m['equal weight']['sharpe']:.2f} | "
+            f"{m['best single (earlier half)']['sharpe']:.2f} | "
+            f"{h['published']} / {h['retired']} |"
+        )
+    return lines
 
 
 STRATEGY_COLUMNS = [

@@ -110,7 +110,9 @@ defaults, chosen on the development split)."""
 
 def on_hedge(series: MarketSeries, overrides: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
     """The same replay with the strategy policy on Hedge (``ensemble: hedge``): its net
-    Sharpe ratio and those it is judged against."""
+    Sharpe ratio and probabilistic Sharpe ratio, the unadapted network's Sharpe ratio (Hedge
+    plus the initialisation's correction), and its publications and retirements. The
+    baselines it is judged against are the main replay's (:func:`goals`)."""
     adaptation = dict((overrides or {}).get("adaptation", {}))
     options = {k: dict(v) for k, v in adaptation.get("task_options", {}).items()}
     options["strategy"] = {**options.get("strategy", {}), **HEDGE}

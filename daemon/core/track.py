@@ -65,14 +65,12 @@ class TrackConfig:
     activation: str
     validation: ValidationParams = DEFAULT_VALIDATION
     name: str = field(init=False)
+    skip: int = field(init=False)
+    """Outputs the network adds from its last inputs (the task head's ``skip``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", self.task.name)
-
-    @property
-    def skip(self) -> int:
-        """Outputs the network adds from its last inputs (the task head's ``skip``)."""
-        return self.task.head.skip
+        object.__setattr__(self, "skip", self.task.head.skip)  # a task builds its head anew
 
 
 class TaskTrack:

@@ -60,6 +60,7 @@ from adaptd.adapters.types import Loss
 
 from ..hedge import OnlineHedge
 from ..strategies import StrategyBook, drawdowns, strategy_names
+from .hedge_ensemble import HedgeEnsemble, cross_entropy, hedge_definition, hedge_inputs
 from .protocol import Head
 
 __all__ = [
@@ -182,15 +183,6 @@ class SelectionRule:
         return float(u.index(max(u)))
 
 
-def hedge_inputs(strategies: Sequence[str]) -> tuple[str, ...]:
-    """The input names of Hedge's log-weights, one a strategy.
-
-    >>> hedge_inputs(("flat", "long"))
-    ('hedge_log_w_flat', 'hedge_log_w_long')
-    """
-    return tuple(f"hedge_log_w_{name}" for name in strategies)
-
-
 class EqualWeight:
     """The equal-weight ensemble: the same weight on every strategy (all logits 0), whose
     cross-entropy is log K on every example."""
@@ -203,31 +195,6 @@ class EqualWeight:
 
     def losses(self, y: np.ndarray) -> np.ndarray:
         return np.full(len(y), math.log(self.classes), dtype=np.float64)
-
-
-class HedgeEnsemble:
-    """Hedge's weights as the forecast: the network that outputs 0, whose logits are the
-    log-weights its last inputs carry (the rule's ``extra``). Its cross-entropy needs those
-    inputs, so it reads them (``reads_inputs``)."""
-
-    name = "Hedge ensemble"
-    constant_output = 0.0
-    reads_inputs = True
-
-    def __init__(self, classes: int) -> None:
-        self.classes = classes
-
-    def losses(self, y: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
-        if x is None:
-            raise ValueError("the Hedge ensemble's losses need the examples' inputs")
-        return _cross_entropy(np.asarray(x)[:, -self.classes :], y)
-
-
-def _cross_entropy(output: np.ndarray, y: np.ndarray) -> np.ndarray:
-    z = np.asarray(output, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return -log_p[np.arange(len(z)), np.asarray(y, dtype=np.int64)]
 
 
 @dataclass(frozen=True)
@@ -316,7 +283,7 @@ class StrategyTask:
         return SelectionRule(self.horizon, book, cost, self.drawdown_penalty, hedge)
 
     def losses(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return _cross_entropy(output, y)
+        return cross_entropy(output, y)
 
     def baseline(self) -> EqualWeight | HedgeEnsemble:
         k = len(self.strategies)
@@ -345,7 +312,7 @@ class StrategyTask:
             ),
             "link": self.head.link,
             "baseline": self.baseline().name,
-            **self._ensemble(),
+            **({} if self.ensemble == "equal" else {"hedge": self._hedge_definition()}),
             "strategies": {
                 "names": list(self.strategies),
                 "leverage": "L_t = min(leverage_cap, vol_t / sqrt(fast_var_t))",
@@ -361,22 +328,5 @@ class StrategyTask:
             },
         }
 
-    def _ensemble(self) -> dict[str, Any]:
-        if self.ensemble == "equal":
-            return {}
-        return {
-            "hedge": {
-                "eta": self.hedge_eta,
-                "discount": self.hedge_discount,
-                "clip": self.hedge_clip,
-                "inputs": list(self.inputs),
-                "definition": (
-                    "after each event t >= 1: S_k = discount * S_k + clip(u_k, -clip, clip), "
-                    "u_k = (p_k(t-1) (lp_t - lp_(t-1)) - c |p_k(t-1) - p_k(t-2)| - "
-                    "drawdown_penalty max(-p_k(t-1) (lp_t - lp_(t-1)), 0)) / vol_(t-1); "
-                    "S starts at 0 at the first feature event, positions before it are 0; "
-                    "input k = eta S_k - log sum_j exp(eta S_j), the last inputs of the "
-                    "network, which adds them to its outputs (architecture.skip)"
-                ),
-            },
-        }
+    def _hedge_definition(self) -> dict[str, Any]:
+        return hedge_definition(self.hedge_eta, self.hedge_discount, self.hedge_clip, self.inputs)

@@ -101,6 +101,7 @@ def adapt(
     loss: Loss = "mse",
     names: Collection[str] | None = None,
     step: InnerStep = SGD_STEP,
+    keep_best: bool = False,
 ) -> AdaptResult:
     """Take up to ``steps`` gradient steps of size ``lr`` on the support set ``(x, y)``.
 
@@ -138,8 +139,17 @@ def adapt(
         :mod:`adaptd.adapters.steps`): plain gradient descent ``{k: p - lr * g}`` by default,
         or a variant such as a proximal step toward an anchor
         (:class:`~adaptd.adapters.continual.proximal.ProximalStep`).
+    keep_best
+        Return the iterate with the least support loss (the start included) instead of the
+        last; ``AdaptResult.kept`` says which. A step size that suits the initialisation can
+        overshoot from weights far from it, and on a loss with an exponential (QLIKE) a few
+        steps too far can leave weights orders of magnitude worse than the start; the loop
+        computes every iterate's loss anyway, so keeping the best costs a reference to its
+        weights. Not with ``create_graph`` (a meta-gradient runs through every step).
     """
     start = time.perf_counter()
+    if keep_best and create_graph:
+        raise ValueError("keep_best needs create_graph=False (meta-gradients use every step)")
     _check_adapt_args(net, params, x, y, steps=steps, deadline_s=deadline_s)
     check_loss(net, loss)
     one_of("backend", backend, BACKENDS)
@@ -163,6 +173,7 @@ def adapt(
     losses: list[float] = []
     taken = 0
     deadline_hit = False
+    best: tuple[float, int, Params] | None = None
     for index in range(steps):
         if deadline_s is not None and time.perf_counter() - start >= deadline_s:
             deadline_hit = True
@@ -171,12 +182,20 @@ def adapt(
             net, current, x, y, backend=backend, create_graph=create_graph, loss=loss, names=keys
         )
         losses.append(float(value.detach()))
+        if keep_best and (best is None or losses[-1] < best[0]):
+            best = (losses[-1], index, current)
         with torch.set_grad_enabled(create_graph):
             current = step(current, grads, rates_at(schedule, index), keys)
         taken += 1
     with torch.no_grad():
         losses.append(float(task_loss(net, current, x, y, loss)))
-    return AdaptResult(current, taken, tuple(losses), deadline_hit, time.perf_counter() - start)
+    kept = None
+    if keep_best:
+        kept = taken
+        if best is not None and not losses[-1] <= best[0]:  # NaN is no better either
+            _, kept, current = best
+    seconds = time.perf_counter() - start
+    return AdaptResult(current, taken, tuple(losses), deadline_hit, seconds, kept)
 
 
 def copy_params_like(values: object, like: Mapping[str, Tensor], what: str) -> Params:

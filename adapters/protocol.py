@@ -151,11 +151,13 @@ class MetaLearner(Protocol):
         steps: int | None = None,
         start: Mapping[str, Tensor] | None = None,
         step: InnerStep = ...,
+        keep_best: bool = False,
     ) -> AdaptResult:
         """Fast weights for a new task from its support set: ``steps`` inner steps (default
         the learner's own) from ``start`` (default ``params``), stopping at the deadline;
         ``step`` replaces the rule of one step (default plain gradient descent,
-        :mod:`adaptd.adapters.steps`)."""
+        :mod:`adaptd.adapters.steps`); ``keep_best`` returns the iterate with the least
+        support loss instead of the last."""
         ...
 
     def state_dict(self) -> dict[str, Any]:

@@ -49,3 +49,13 @@ class AdaptResult(NamedTuple):
     """True when the deadline stopped the loop before the requested steps."""
     seconds: float
     """Wall-clock time of the whole call."""
+    kept: int | None = None
+    """Index in ``losses`` of the iterate returned as ``params`` when the loop kept its best
+    iterate (``adapt(..., keep_best=True)``); None: the last one."""
+
+    @property
+    def loss(self) -> float:
+        """The support loss of ``params`` (NaN when no loss was recorded)."""
+        if not self.losses:
+            return float("nan")
+        return self.losses[-1 if self.kept is None else self.kept]

@@ -166,13 +166,15 @@ class FastWeightLearner:
         steps: int | None = None,
         start: Mapping[str, Tensor] | None = None,
         step: InnerStep = SGD_STEP,
+        keep_best: bool = False,
     ) -> AdaptResult:
         """Fast weights for a new task: ``steps`` (default ``inner_steps``) inner steps on
         ``(x, y)`` from ``start`` (default the meta-learned ``params``; e.g. the last policy of
         a returning regime), with the learner's own step sizes and adapted parameters. A
         learned step-size schedule shorter than ``steps`` reuses its last step's sizes.
         ``step`` is the rule of one step (plain gradient descent by default; see
-        :mod:`adaptd.adapters.steps`)."""
+        :mod:`adaptd.adapters.steps`); ``keep_best`` returns the iterate with the least support
+        loss (see :func:`adaptd.adapters.fast_weights.adapt`)."""
         if start is not None and set(start) != set(self.params):
             raise ValueError(
                 f"start has params {sorted(start)}, the network has {sorted(self.params)}"
@@ -189,6 +191,7 @@ class FastWeightLearner:
             loss=self.loss,
             names=self.inner_names,
             step=step,
+            keep_best=keep_best,
         )
 
     def state_dict(self) -> dict[str, Any]:

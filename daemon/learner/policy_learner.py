@@ -162,7 +162,10 @@ class PolicyLearner:
         begin, step = region.bound(
             self.learner.params if origin is None else origin, self.protection.step(origin)
         )
-        result = self.learner.adapt(sx, sy, start=begin, step=step, deadline_s=max(deadline_s, 0.0))
+        # The best iterate, not the last: serving must never take a step that overshot.
+        result = self.learner.adapt(
+            sx, sy, start=begin, step=step, deadline_s=max(deadline_s, 0.0), keep_best=True
+        )
         with torch.no_grad():
             loss_adapted = row_losses(outputs(self.net, result.params, qx), qy, loss)
         before, after = float(loss_parent.mean()), float(loss_adapted.mean())
@@ -186,6 +189,7 @@ class PolicyLearner:
             lr=self.settings.inner_lr,
             backend=self.settings.backend,
             loss=loss,
+            keep_best=True,
         )
         with torch.no_grad():
             from_scratch = float(task_loss(self.net, scratch.params, qx, qy, loss))
@@ -197,7 +201,7 @@ class PolicyLearner:
             query_loss_after=after,
             query_loss_scratch=from_scratch,
             support_loss_before=result.losses[0] if result.losses else float("nan"),
-            support_loss_after=result.losses[-1] if result.losses else float("nan"),
+            support_loss_after=result.loss,
             steps=result.steps,
             deadline_hit=result.deadline_hit,
             seconds=seconds,

@@ -345,3 +345,34 @@ def test_a_skip_network_is_gated_against_its_offset_inputs_and_starts_near_them(
     # The initialisation's small outputs leave it near its offset, not near the equal weights.
     assert outcome.query_loss_before == pytest.approx(outcome.query_loss_baseline, abs=0.05)
     assert outcome.query_loss_before < math.log(k) - 0.3
+
+
+def test_an_overshooting_step_size_serves_the_best_iterate_not_the_last() -> None:
+    # Variance ratios with a step size far too large for QLIKE: the inner loop's last
+    # iterate is orders of magnitude worse than its start, so the learner serves the best
+    # one it passed through, and reports that iterate's support loss.
+    spec = TaskSpec("risk", IN_DIM, 1, "qlike", 0.1, "variance ratio", baseline_output=0.0)
+    settings = adaptation_settings(inner_lr=5.0, inner_steps=12)
+    learner = PolicyLearner(settings, spec)
+    rng = np.random.default_rng(5)
+    x = (3.0 * rng.normal(size=(SHOTS, IN_DIM))).astype(np.float32)
+    y = (rng.normal(size=SHOTS) ** 2 + 1e-3).astype(np.float32)
+    job = AdaptJob(
+        request_id="r",
+        task="risk",
+        support_x=x[:-QUERY],
+        support_y=y[:-QUERY],
+        query_x=x[-QUERY:],
+        query_y=y[-QUERY:],
+        parent_weights=None,
+        start_weights=None,
+        ready_wall_time=0.0,
+    )
+    sx, sy = torch.from_numpy(job.support_x), torch.from_numpy(job.support_y)
+    last = learner.learner.adapt(sx, sy)
+    assert last.losses[-1] > 10 * last.losses[0]  # plain descent diverges here
+    outcome = learner.adapt(job, 10.0)
+    assert outcome.steps == 12
+    assert outcome.support_loss_after <= outcome.support_loss_before
+    assert outcome.support_loss_after == pytest.approx(min(last.losses), rel=1e-4)
+    assert math.isfinite(outcome.query_loss_after)

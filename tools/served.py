@@ -111,8 +111,19 @@ def serve(
     lp, s2 = np.empty(n), np.full(n, np.nan)
     held = np.full((n, len(book.names)), np.nan) if book is not None else None
     hedge = np.zeros((n, extra), np.float32)
+    # Every field the daemon's features read: a stream with volumes (Apple's) has volume_z.
+    bid, ask, volume = (
+        None if a is None else a[:n].astype(float).tolist()
+        for a in (series.bid, series.ask, series.volume)
+    )
     for t in range(n):
-        row = feats.update(float(series.price[t]), ts_ms=int(series.ts_ms[t]))
+        row = feats.update(
+            float(series.price[t]),
+            None if bid is None else bid[t],
+            None if ask is None else ask[t],
+            None if volume is None else volume[t],
+            int(series.ts_ms[t]),
+        )
         lp[t] = feats.log_price
         if row is not None:
             x[t] = row

@@ -116,3 +116,40 @@ def test_on_hedge_a_subscriber_holds_hedge_then_the_policy_that_corrects_it() ->
             weights.append(np.exp(rule.extra()))
     np.testing.assert_allclose(out.strategy.weights[ok], np.array(weights), rtol=1e-5)
     assert np.ptp(out.strategy.weights[ok[-1]]) > 0.01  # Hedge has moved off equal weights
+
+
+def test_a_subscriber_reads_the_volumes_the_daemon_read() -> None:
+    # A risk policy whose log ratio is volume_z itself: what it forecasts at each event is
+    # the daemon's feature, computed from the stream's volumes as the daemon computes it.
+    settings = load_settings(environ={}, adaptation={"tasks": ["risk"]})
+    rng = np.random.default_rng(6)
+    walk = _series()
+    series = MarketSeries(
+        walk.name, walk.stream, walk.ts_ms, walk.price, np.exp(rng.normal(7.0, 1.0, N)), {}, "v"
+    )
+    feats = FeatureExtractor(settings.features)
+    names = feats.names
+    d, k = len(names), names.index("volume_z")
+    weight = np.zeros((1, d), np.float32)
+    weight[0, k] = 1.0
+    linear = build_message(
+        model_id="W/risk",
+        version=1,
+        parent_version=0,
+        stream="W",
+        weights={"layers.0.weight": weight, "layers.0.bias": np.zeros(1, np.float32)},
+        architecture={"activation": "tanh"},
+        features={},
+        task={"link": "exp"},
+    )
+    out = serve(series, settings, {"W/risk": [(0, linear)]}, N, [])
+    assert out.risk is not None
+    expected = np.full(N, np.nan)
+    for t in range(N):
+        row = feats.update(float(series.price[t]), volume=float(series.volume[t]))
+        if row is not None:
+            expected[t] = np.exp(row[k])
+    ok = ~np.isnan(expected)
+    assert np.ptp(expected[ok]) > 1.0  # the volumes move the feature
+    ratio = out.risk.forecast[ok] / out.risk.reference[ok]
+    np.testing.assert_allclose(ratio, expected[ok], rtol=1e-5)

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test fuzz lint bench bench-learn bench-markets bench-detect bench-continual chaos clean
+.PHONY: setup demo test fuzz lint bench bench-learn bench-markets bench-risk-regimes bench-detect bench-continual chaos clean
 
 setup: $(STAMP)
 
@@ -38,17 +38,22 @@ bench-learn: setup
 	-$(BIN)/python -m bench.learn.learn2learn
 	$(BIN)/python -m bench.learn --out docs/bench/learn.json --docs docs/benchmarks.md
 
-# About 40 minutes on 2 cores (2 workers, one torch thread each); the module with --quick is
-# a smoke test of a few seconds a section.
-# Every market series the bench extra's packages ship, through the risk and return tasks
-# (about a minute on 2 cores).
+# Every market series the bench extra's packages ship, through the return, risk and strategy
+# tasks (about five minutes on 2 cores).
 bench-markets: setup
 	$(BIN)/python -m bench.markets --out docs/bench/markets.json
+
+# The risk task's adaptation on a synthetic regime built for it (docs/benchmarks.md, "Risk
+# adaptation on a regime built for it"; under a minute on 2 cores).
+bench-risk-regimes: setup
+	$(BIN)/python -m bench.markets.risk_regimes --out docs/bench/risk_regimes.json
 
 # Every detector online on TCPD's series and river's market series (a few minutes on 2 cores).
 bench-detect: setup
 	$(BIN)/python -m bench.detect --out docs/bench/detect.json
 
+# About 40 minutes on 2 cores (2 workers, one torch thread each); the module with --quick is
+# a smoke test of a few seconds a section.
 bench-continual: setup
 	$(BIN)/python -m bench.learn.continual --out docs/bench/continual.json --docs docs/benchmarks.md
 

@@ -96,6 +96,7 @@ def replay_and_score(series: MarketSeries, settings: Settings) -> dict[str, Any]
         "calendar": list(settings.features.calendar),
         "shifts": len(replay.shifts),
         "meta_updates": replay.meta_updates,
+        "meta_errors": replay.meta_errors,
         "replay_seconds": seconds,
         "risk": score_risk(series, replay, risk),
         "return": score_return(series, replay, settings.features.label_clip),

@@ -75,6 +75,8 @@ class Replay:
     shifts: list[int]
     tasks: dict[str, TaskTrace]
     meta_updates: int
+    meta_errors: int = 0
+    """Meta-updates the learner undid because they made the initialisation non-finite."""
 
 
 def _reservoir_add(
@@ -117,7 +119,7 @@ def replay_series(
     rng = random.Random(seed)
     capacity = settings.replay.capacity
     vol, fast_var, regime, shifts = np.full(n, np.nan), np.full(n, np.nan), np.full(n, -1), []
-    meta_updates = 0
+    meta_updates = meta_errors = 0
     out = Effects()
     for i in range(n):
         event = MarketEvent(
@@ -170,10 +172,16 @@ def replay_series(
                     continue
                 for _ in range(settings.adaptation.meta_steps):
                     sample = rng.sample(items, min(settings.adaptation.meta_batch, len(items)))
-                    if learners.meta_train(name, sample) is not None:
-                        meta_updates += 1
+                    try:
+                        done = learners.meta_train(name, sample) is not None
+                    except FloatingPointError:
+                        # Undone by the learner; the daemon's meta-trainer counts an error
+                        # and goes on with the next round, and so does the harness.
+                        meta_errors += 1
+                        continue
+                    meta_updates += int(done)
                 inits[name] = _numpy(learners.init_numpy(name), skips[name])
-    return Replay(vol, fast_var, regime, shifts, traces, meta_updates)
+    return Replay(vol, fast_var, regime, shifts, traces, meta_updates, meta_errors)
 
 
 def _adapt(

@@ -101,6 +101,26 @@ def test_a_forecast_depends_only_on_the_events_before_it() -> None:
     np.testing.assert_array_equal(full.fast_var[:cut], early.fast_var)
 
 
+def test_a_meta_update_the_learner_undoes_is_counted_and_the_replay_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As the daemon's meta-trainer does: a round whose update made the initialisation
+    # non-finite (the learner undoes it and raises) is an error, not the end of the run.
+    from adaptd.daemon.learner.learners import TaskLearners
+
+    def broken(self: TaskLearners, task: str, episodes: object) -> None:
+        raise FloatingPointError("a meta-update made the initialisation non-finite; undone")
+
+    monkeypatch.setattr(TaskLearners, "meta_train", broken)
+    series = _regimes(800)
+    settings = load_settings(
+        environ={}, features={"label_horizon": 1}, adaptation={"tasks": ["risk"]}
+    )
+    replay = replay_series(series, settings, meta_every=100, meta_until=400)
+    assert replay.meta_updates == 0 and replay.meta_errors > 0
+    assert np.isfinite(replay.tasks["risk"].init[-1])
+
+
 def test_calendar_features_go_where_the_series_dates_mean_something() -> None:
     from bench.markets.__main__ import CALENDAR, settings_for
 

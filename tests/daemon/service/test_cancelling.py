@@ -4,6 +4,7 @@ one that never gives in is left behind with an error, so a shutdown always ends.
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,14 +13,16 @@ from structlog.testing import capture_logs
 from adaptd.daemon.service.cancelling import cancel_all
 
 
-def _stubborn(swallowed: dict[str, int], name: str, times: int) -> asyncio.Task[None]:
+def _stubborn(
+    swallowed: dict[str, int], name: str, times: float, give_in: asyncio.Event | None = None
+) -> asyncio.Task[None]:
     async def run() -> None:
         while True:
             try:
                 await asyncio.sleep(10)
             except asyncio.CancelledError:
                 swallowed[name] = swallowed.get(name, 0) + 1
-                if swallowed[name] > times:
+                if swallowed[name] > times or (give_in is not None and give_in.is_set()):
                     raise
 
     return asyncio.create_task(run(), name=name)
@@ -41,15 +44,40 @@ async def test_a_task_that_swallows_its_cancellation_is_cancelled_again() -> Non
 
 async def test_a_task_that_never_gives_in_is_left_behind_and_said_so() -> None:
     swallowed: dict[str, int] = {}
-    forever = _stubborn(swallowed, "forever", 3)
+    give_in = asyncio.Event()
+    forever = _stubborn(swallowed, "forever", math.inf, give_in)
     await asyncio.sleep(0)
     with capture_logs() as logs:
         left = await asyncio.wait_for(cancel_all([forever], patience_s=0.01, tries=3), 5)
     assert left == [forever] and not forever.done()
     assert [e["log_level"] for e in logs] == ["warning"] * 3 + ["error"]
-    forever.cancel()  # the fourth: it gives in
+    # After the first try it was cancelled on every turn of the loop, not once a try.
+    assert swallowed["forever"] > 3
+    give_in.set()
+    forever.cancel()
     await asyncio.gather(forever, return_exceptions=True)
     assert forever.cancelled()
+
+
+async def test_the_first_cancellation_leaves_a_task_its_patience_to_clean_up() -> None:
+    # A task that awaits its cleanup on cancellation is not cancelled again while the
+    # cleanup takes less than the patience.
+    cleaned = asyncio.Event()
+
+    async def cleans_up() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # flushing, committing
+            cleaned.set()
+            raise
+
+    task = asyncio.create_task(cleans_up())
+    await asyncio.sleep(0)
+    with capture_logs() as logs:
+        left = await asyncio.wait_for(cancel_all([task], patience_s=0.5), 5)
+    assert left == [] and cleaned.is_set() and task.cancelled()
+    assert logs == []
 
 
 async def test_tasks_already_done_are_collected_without_a_cancellation() -> None:

@@ -34,19 +34,20 @@ __all__ = ["SETTINGS", "run", "score", "volume_leads_variance"]
 
 CALM, LOUD, K, SIGMA = 1500, 1500, 6.0, 0.005
 T0_MS, DAY_MS = 1_700_000_000_000, 86_400_000
+LONGER = {"shots": 60, "query_size": 20, "inner_steps": 20, "inner_lr": 0.2}
+"""60 shots (20 of them the query set) and 20 steps of 0.2: the integration test's."""
 SETTINGS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "reptile, 60 shots, 20 steps of 0.2": {
-        "meta_algorithm": "reptile",
-        "shots": 60,
-        "query_size": 20,
-        "inner_steps": 20,
-        "inner_lr": 0.2,
-    },
+    "reptile, 60 shots, 20 steps of 0.2": {"meta_algorithm": "reptile", **LONGER},
+    "fomaml, 60 shots, 20 steps of 0.2": {"meta_algorithm": "fomaml", **LONGER},
+    "maml, 60 shots, 20 steps of 0.2": {"meta_algorithm": "maml", **LONGER},
+    "metasgd, 60 shots, 20 steps of 0.2": {"meta_algorithm": "metasgd", **LONGER},
+    "anil, 60 shots, 20 steps of 0.2": {"meta_algorithm": "anil", **LONGER},
 }
 """The adaptation settings compared (on top of the harness's: the risk task alone, label
 horizon 1, no calendar features, the gate at 0 and validation off, so that what is measured
-is the adaptation, not which policies the gate lets through)."""
+is the adaptation, not which policies the gate lets through): the defaults, and each
+meta-algorithm with more shots and steps."""
 
 
 def volume_leads_variance(

@@ -44,7 +44,7 @@ bench-markets: setup
 	$(BIN)/python -m bench.markets --out docs/bench/markets.json
 
 # The risk task's adaptation on a synthetic regime built for it (docs/benchmarks.md, "Risk
-# adaptation on a regime built for it"; about 80 s on 2 cores).
+# adaptation on a regime built for it"; about a minute on 2 cores).
 bench-risk-regimes: setup
 	$(BIN)/python -m bench.markets.risk_regimes --out docs/bench/risk_regimes.json
 

@@ -124,11 +124,24 @@ def adapt_tasks(
     lr: float,
     backend: Backend,
     loss: Loss = "mse",
+    keep_best: bool = False,
 ) -> Params:
-    """First-order inner loop from ``theta`` on every task; the adapted weights, stacked."""
+    """First-order inner loop from ``theta`` on every task; the adapted weights, stacked.
+    ``keep_best``: each task's iterate with the least loss on its own data instead of its
+    last (as :func:`adaptd.adapters.fast_weights.adapt` with ``keep_best``)."""
     if len(xs) < VMAP_MIN_TASKS:
         results = [
-            adapt(net, theta, x, y, steps=steps, lr=lr, backend=backend, loss=loss).params
+            adapt(
+                net,
+                theta,
+                x,
+                y,
+                steps=steps,
+                lr=lr,
+                backend=backend,
+                loss=loss,
+                keep_best=keep_best,
+            ).params
             for x, y in zip(xs, ys, strict=True)
         ]
         return {k: torch.stack([r[k] for r in results]) for k in theta}
@@ -140,18 +153,48 @@ def adapt_tasks(
 
         def inner(*task: Tensor) -> Params:
             current = {k: v.detach() for k, v in theta.items()}
+            best: tuple[Params, Tensor] | None = None
             for _ in range(steps):
-                grads = grad(per_task)(current, *task)
+                grads, value = grad_and_value(per_task)(current, *task)
+                if keep_best:
+                    best = _better(current, value, best, ties=False)
                 current = SGD_STEP(current, grads, rates, keys)
+            if keep_best:
+                return _better(current, per_task(current, *task), best, ties=True)[0]
             return current
 
         return vmap(inner)(*batch.data())
     current = {k: v.detach().clone() for k, v in broadcast(theta, len(xs)).items()}
+    best = None
     for _ in range(steps):
-        grads, _ = _stacked_grads(net, current, batch, loss)
+        grads, values = _stacked_grads(net, current, batch, loss)
         with torch.no_grad():
+            if keep_best:
+                best = _better(current, values, best, ties=False)
             current = SGD_STEP(current, grads, rates, keys)
+    if keep_best:
+        final = task_loss(net, current, batch.x, batch.y, loss, weights=batch.weights).detach()
+        with torch.no_grad():
+            current = _better(current, final, best, ties=True)[0]
     return current
+
+
+def _better(
+    params: Params, values: Tensor, best: tuple[Params, Tensor] | None, *, ties: bool
+) -> tuple[Params, Tensor]:
+    """Per task, ``params`` where its loss ``values`` beats the ``best`` so far (or equals
+    it, with ``ties``: the last iterate wins a tie), and the best's weights elsewhere; works
+    on stacked weights (``values`` ``(T,)``) and under ``vmap`` (``values`` a scalar). A NaN
+    loss never beats."""
+    if best is None:
+        return params, values
+    weights, least = best
+    wins = values <= least if ties else values < least
+    out = {
+        k: torch.where(wins.reshape(wins.shape + (1,) * (v.ndim - wins.ndim)), v, weights[k])
+        for k, v in params.items()
+    }
+    return out, torch.where(wins, values, least)
 
 
 def task_losses(

@@ -45,9 +45,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
+from ..network import PolicyNet
 from ..protocol import MetaStats, Task
 from .base import FastWeightLearner, meta_stats
 from .batched import adapt_tasks, broadcast, task_losses
@@ -72,6 +74,14 @@ class Reptile(FastWeightLearner):
     outer_step = "interpolation"
     default_meta_lr = 0.1
 
+    def __init__(self, net: PolicyNet, *, keep_best: bool = False, **kwargs: Any) -> None:
+        """``keep_best``: move toward each task's inner iterate with the least loss instead of
+        its last (``adapt(..., keep_best=True)``), as a learner that serves that iterate
+        adapts; a step size that overshoots then cannot drag the initialisation with it.
+        The other parameters are :class:`FastWeightLearner`'s."""
+        super().__init__(net, **kwargs)
+        self.keep_best = bool(keep_best)
+
     def meta_update(self, tasks: Sequence[Task]) -> MetaStats:
         """One Reptile step from a batch of tasks; returns the batch's query losses."""
         start = time.perf_counter()
@@ -83,6 +93,7 @@ class Reptile(FastWeightLearner):
             "lr": self.inner_lr,
             "backend": self.backend,
             "loss": self.loss,
+            "keep_best": self.keep_best,
         }
 
         before = task_losses(self.net, broadcast(theta, n), qxs, qys, self.loss)

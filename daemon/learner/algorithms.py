@@ -27,6 +27,9 @@ def make_learner(
     cls = LEARNERS[settings.meta_algorithm]
     # The settings have one step size for each kind of outer step.
     meta_lr = settings.meta_lr if cls.outer_step == "interpolation" else settings.adam_lr
+    # Reptile moves the initialisation toward adapted weights: toward those the learner
+    # would serve, its best iterate (policy_learner), not an overshoot past them.
+    extra = {"keep_best": True} if cls is Reptile else {}
     return cls(
         net,
         inner_steps=settings.inner_steps,
@@ -36,4 +39,5 @@ def make_learner(
         seed=settings.seed,
         loss=loss,
         regularizer=regularizer,
+        **extra,
     )

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from adaptd.adapters.fast_weights import BACKENDS, mse
+from adaptd.adapters.fast_weights import BACKENDS, mse, task_loss
 from adaptd.adapters.meta import Reptile
 from adaptd.adapters.network import PolicyNet
+from adaptd.adapters.protocol import Task
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -70,3 +71,30 @@ def test_meta_lr_one_jumps_to_the_mean_of_adapted_weights(linear_tasks) -> None:
     learner.meta_update([task])
     for name, value in expected.items():
         torch.testing.assert_close(learner.params[name], value, atol=1e-6, rtol=1e-5)
+
+
+def test_with_keep_best_an_overshooting_step_cannot_drag_the_initialisation() -> None:
+    # QLIKE tasks with a step size far too large: the last iterates run off, and Reptile
+    # moves toward them; with keep_best it moves toward each task's best iterate instead.
+    g = torch.Generator().manual_seed(3)
+    tasks = []
+    for _ in range(4):
+        x = 3.0 * torch.randn(12, 3, generator=g)
+        y = torch.randn(12, generator=g) ** 2 + 1e-3
+        tasks.append(Task(x[:8], y[:8], x[8:], y[8:]))
+    net = PolicyNet(3, (8,), output_scale=0.1)
+    kwargs = {"inner_steps": 10, "inner_lr": 3.0, "meta_lr": 0.5, "seed": 0, "loss": "qlike"}
+    plain, best = Reptile(net, **kwargs), Reptile(net, keep_best=True, **kwargs)
+    assert not plain.keep_best and best.keep_best
+    start = {k: v.clone() for k, v in best.params.items()}
+    plain.meta_update(tasks)
+    best.meta_update(tasks)
+
+    def loss(params: dict[str, torch.Tensor]) -> float:
+        x = torch.cat([t.support_x for t in tasks] + [t.query_x for t in tasks])
+        y = torch.cat([t.support_y for t in tasks] + [t.query_y for t in tasks])
+        return float(task_loss(net, params, x, y, "qlike"))
+
+    assert all(torch.isfinite(v).all() for v in best.params.values())
+    assert loss(best.params) < loss(start) * 1.5
+    assert not loss(plain.params) < 10 * loss(best.params)  # ran off (or to NaN)

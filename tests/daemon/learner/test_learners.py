@@ -60,6 +60,8 @@ def test_make_learner_takes_the_outer_step_the_algorithm_means(algorithm: str) -
     expected = settings.meta_lr if algorithm == "reptile" else settings.adam_lr
     assert learner.meta_lr == expected
     assert (learner.inner_steps, learner.inner_lr) == (settings.inner_steps, settings.inner_lr)
+    # Reptile moves toward the iterate the learner serves: its best, not its last.
+    assert getattr(learner, "keep_best", False) == (algorithm == "reptile")
 
 
 def test_the_architecture_names_out_dim_only_when_it_is_not_one() -> None:

@@ -42,11 +42,17 @@ def regime(seed: int, n: int = SHOTS, slope: float = 0.8, drift: float = 0.5) ->
     return x, y
 
 
-def request(seed: int, parent: dict[str, np.ndarray] | None = None) -> AdaptJob:
-    x, y = regime(seed)
+def job_of(
+    request_id: str,
+    task: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    parent: dict[str, np.ndarray] | None = None,
+) -> AdaptJob:
+    """A job whose last ``QUERY`` examples are the query set."""
     return AdaptJob(
-        request_id=f"r{seed}",
-        task="return",
+        request_id=request_id,
+        task=task,
         support_x=x[:-QUERY],
         support_y=y[:-QUERY],
         query_x=x[-QUERY:],
@@ -55,6 +61,10 @@ def request(seed: int, parent: dict[str, np.ndarray] | None = None) -> AdaptJob:
         start_weights=None,
         ready_wall_time=0.0,
     )
+
+
+def request(seed: int, parent: dict[str, np.ndarray] | None = None) -> AdaptJob:
+    return job_of(f"r{seed}", "return", *regime(seed), parent)
 
 
 def episode(seed: int, n: int = 32, slope: float = 0.8, drift: float = 0.5) -> Episode:
@@ -357,17 +367,7 @@ def test_an_overshooting_step_size_serves_the_best_iterate_not_the_last() -> Non
     rng = np.random.default_rng(5)
     x = (3.0 * rng.normal(size=(SHOTS, IN_DIM))).astype(np.float32)
     y = (rng.normal(size=SHOTS) ** 2 + 1e-3).astype(np.float32)
-    job = AdaptJob(
-        request_id="r",
-        task="risk",
-        support_x=x[:-QUERY],
-        support_y=y[:-QUERY],
-        query_x=x[-QUERY:],
-        query_y=y[-QUERY:],
-        parent_weights=None,
-        start_weights=None,
-        ready_wall_time=0.0,
-    )
+    job = job_of("r", "risk", x, y)
     sx, sy = torch.from_numpy(job.support_x), torch.from_numpy(job.support_y)
     last = learner.learner.adapt(sx, sy)
     assert last.losses[-1] > 10 * last.losses[0]  # plain descent diverges here

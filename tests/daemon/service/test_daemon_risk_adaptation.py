@@ -21,7 +21,7 @@ from adaptd.adapters.tasks.series import MarketSeries
 from adaptd.daemon.config.settings import Settings
 from adaptd.daemon.core.policy import PolicyMessage, decode_message
 from adaptd.tools.feed import encode_row
-from adaptd.tools.served import serve
+from adaptd.tools.served import RiskServed, serve
 from bench.markets.risk_regimes import volume_leads_variance
 
 pytestmark = pytest.mark.integration
@@ -64,34 +64,37 @@ async def test_the_adapted_risk_policy_beats_the_unadapted_one_after_a_regime_ch
     before = [m for m in risk if m.version < policy.version]
     held = before[-1] if before else None  # what a subscriber held, or the reference
     rows = np.arange(start, n - 1)
-    adapted_q = _qlike(series, settings, policy, start, rows)
-    reference_q = _qlike(series, settings, None, start, rows)
-    held_q = _qlike(series, settings, held, start, rows)
     assert len(rows) > 700
+    served = _served(series, settings, policy, start)
+    adapted_q = _qlike(served, served.forecast, rows)
+    reference_q = _qlike(served, served.reference, rows)
+    held_q = (
+        reference_q
+        if held is None
+        else _qlike(served, _served(series, settings, held, start).forecast, rows)
+    )
     assert adapted_q < reference_q - 0.2, (adapted_q, reference_q)
     assert adapted_q < held_q - 0.2, (adapted_q, held_q)
 
     # What it learnt is the regime: a larger forecast after a high-volume event (the true
     # variance is 36 times the other's; the reference, following the returns, has no idea).
-    out = serve(series, settings, {"V/risk": [(start, policy)]}, n, [])
-    assert out.risk is not None
-    log_ratio = np.log(out.risk.forecast[rows] / out.risk.reference[rows])
+    log_ratio = np.log(served.forecast[rows] / served.reference[rows])
     high = series.volume[rows] > 3000.0
     assert log_ratio[high].mean() - log_ratio[~high].mean() > np.log(4.0)
 
 
-def _qlike(
-    series: MarketSeries,
-    settings: Settings,
-    policy: PolicyMessage | None,
-    start: int,
-    rows: np.ndarray,
-) -> float:
-    """Mean QLIKE over ``rows`` of a subscriber holding ``policy`` (None: the task's
-    reference) from event ``start``, against the floored realised variance."""
-    received = {} if policy is None else {"V/risk": [(start, policy)]}
-    out = serve(series, settings, received, len(series), [])
+def _served(
+    series: MarketSeries, settings: Settings, policy: PolicyMessage, start: int
+) -> RiskServed:
+    """What a subscriber holding ``policy`` from event ``start`` forecast (the reference
+    before), with the realised variances."""
+    out = serve(series, settings, {"V/risk": [(start, policy)]}, len(series), [])
     assert out.risk is not None
-    floor = 0.01 * out.risk.reference[rows]  # the risk task's default floor
-    y = np.maximum(out.risk.realised[rows], floor)
-    return float(np.mean(qlike(y, out.risk.forecast[rows])))
+    return out.risk
+
+
+def _qlike(served: RiskServed, forecast: np.ndarray, rows: np.ndarray) -> float:
+    """Mean QLIKE over ``rows`` of ``forecast`` against the realised variance, floored as
+    the risk task floors it (at its default, 1 % of the reference)."""
+    y = np.maximum(served.realised[rows], 0.01 * served.reference[rows])
+    return float(np.mean(qlike(y, forecast[rows])))

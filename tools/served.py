@@ -10,7 +10,8 @@ alone, as the message defines it:
   ``s2_t * H``, until a policy arrives), scored by QLIKE against the realised variance next to
   the reference and RiskMetrics (lambda 0.94), and the hit rates of the VaR the message
   defines;
-- strategy: the weights of the strategies (equal weights until a policy arrives) and the
+- strategy: the weights of the strategies (the task's baseline, Hedge's weights by default
+  or equal weights, until a policy arrives) and the
   position they recommend, net of the task's costs, next to the equal-weight ensemble, the
   volatility-targeted long and buy and hold, with Sharpe ratios and the probabilistic Sharpe
   ratio.

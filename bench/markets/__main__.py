@@ -104,24 +104,28 @@ def replay_and_score(series: MarketSeries, settings: Settings) -> dict[str, Any]
     }
 
 
-HEDGE = {"ensemble": "hedge"}
-"""The strategy task's options in the Hedge pass (its rate and discount are the task's
-defaults, chosen on the development split)."""
+OTHER_ENSEMBLE = "equal"
+"""The strategy task's ensemble in the second pass: the one that is not the default (Hedge,
+``hedge``), so both are scored on every run."""
 
 
-def on_hedge(series: MarketSeries, overrides: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
-    """The same replay with the strategy policy on Hedge (``ensemble: hedge``): its net
-    Sharpe ratio and probabilistic Sharpe ratio, the unadapted network's Sharpe ratio (Hedge
-    plus the initialisation's correction), and its publications and retirements. The
-    baselines it is judged against are the main replay's (:func:`goals`)."""
+def on_ensemble(
+    series: MarketSeries, overrides: dict[str, dict[str, Any]] | None, ensemble: str
+) -> dict[str, Any]:
+    """The same replay with the strategy policy on ``ensemble`` (``task_options.strategy.
+    ensemble``): its net Sharpe ratio and probabilistic Sharpe ratio, the unadapted network's
+    Sharpe ratio (the ensemble plus the initialisation's correction), and its publications
+    and retirements. The baselines it is judged against are the main replay's
+    (:func:`goals`)."""
     adaptation = dict((overrides or {}).get("adaptation", {}))
     options = {k: dict(v) for k, v in adaptation.get("task_options", {}).items()}
-    options["strategy"] = {**options.get("strategy", {}), **HEDGE}
+    options["strategy"] = {**options.get("strategy", {}), "ensemble": ensemble}
     adaptation["task_options"] = options
     settings = settings_for(series.name, overrides={**(overrides or {}), "adaptation": adaptation})
     scored = replay_and_score(series, settings)["strategy"]
     m = scored["methods"]
     return {
+        "ensemble": ensemble,
         "sharpe": m["adaptd"]["sharpe"],
         "psr": m["adaptd"]["psr"],
         "no_adaptation_sharpe": m["adaptd, no adaptation"]["sharpe"],
@@ -149,7 +153,7 @@ def run(
         settings = settings_for(series.name, overrides=overrides)
         results[series.name] = replay_and_score(series, settings)
         print(progress_line(series.name, results[series.name]), flush=True)
-        results[series.name]["on_hedge"] = on_hedge(series, overrides)
+        results[series.name]["other_ensemble"] = on_ensemble(series, overrides, OTHER_ENSEMBLE)
         if series.name in CALENDAR and not development:  # what the calendar features did
             plain = replay_and_score(
                 series, settings_for(series.name, calendar=False, overrides=overrides)
@@ -205,13 +209,13 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         k: m["adaptd"]["sharpe"] > m["equal weight"]["sharpe"] + SHARPE_TIE
         for k, m in sharpe.items()
     }
-    hedge = {k: v["on_hedge"]["sharpe"] for k, v in results.items() if "on_hedge" in v}
-    hedge_best = {
+    other = {k: v["other_ensemble"]["sharpe"] for k, v in results.items() if "other_ensemble" in v}
+    other_best = {
         k: h >= sharpe[k]["best single (earlier half)"]["sharpe"] - SHARPE_TIE
-        for k, h in hedge.items()
+        for k, h in other.items()
     }
-    hedge_equal = {
-        k: h > sharpe[k]["equal weight"]["sharpe"] + SHARPE_TIE for k, h in hedge.items()
+    other_equal = {
+        k: h > sharpe[k]["equal weight"]["sharpe"] + SHARPE_TIE for k, h in other.items()
     }
     p99 = {
         task: max((v[key]["adapt_ms"].get("p99", 0.0) for v in results.values()), default=0.0)
@@ -237,9 +241,10 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         "strategy_sharpe_above_equal_weight_on": sum(beats_equal.values()),
         "strategy_sharpe_both_on": sum(beats_best[k] and beats_equal[k] for k in results),
         "strategy_needed": n // 2 + 1,
-        "strategy_on_hedge_at_or_above_best_single_on": sum(hedge_best.values()),
-        "strategy_on_hedge_above_equal_weight_on": sum(hedge_equal.values()),
-        "strategy_on_hedge_both_on": sum(hedge_best[k] and hedge_equal[k] for k in hedge),
+        "strategy_other_ensemble": OTHER_ENSEMBLE,
+        "strategy_other_ensemble_at_or_above_best_single_on": sum(other_best.values()),
+        "strategy_other_ensemble_above_equal_weight_on": sum(other_equal.values()),
+        "strategy_other_ensemble_both_on": sum(other_best[k] and other_equal[k] for k in other),
         "adaptation_p99_ms_worst_by_task": p99,
         "series": n,
     }

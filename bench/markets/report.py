@@ -83,7 +83,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{t['published']} + {r['risk']['published']} | "
             f"{t['retired']} + {r['risk']['retired']} | {q['p50']:.1f} / {q['p99']:.1f} |"
         )
-    lines += ["", *strategy_tables(report), "", *hedge_table(report)]
+    lines += ["", *strategy_tables(report), "", *other_ensemble_table(report)]
     lines += [
         "",
         "| series | calendar features | risk QLIKE with / without | return live/zero with / "
@@ -104,15 +104,16 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def hedge_table(report: dict[str, Any]) -> list[str]:
-    """The strategy policy on Hedge (``ensemble: hedge``) next to the default's baselines."""
+def other_ensemble_table(report: dict[str, Any]) -> list[str]:
+    """The strategy policy on the ensemble that is not the default (``other_ensemble``) next
+    to the default's baselines."""
     lines = [
-        "| series | adaptd on Hedge (PSR) | on Hedge, no adaptation | adaptd | equal weight | "
-        "best single (earlier half) | published / retired on Hedge |",
+        "| series | adaptd on the other ensemble (PSR) | on it, no adaptation | adaptd | "
+        "equal weight | best single (earlier half) | published / retired on it |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in report["series"].items():
-        h = r.get("on_hedge")
+        h = r.get("other_ensemble")
         if h is None:
             continue
         m = r["strategy"]["methods"]

@@ -92,8 +92,9 @@ class AdaptationSettings(Section):
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Options of the configured tasks by task name, passed to the task's class (for example
     `{"risk": {"levels": [0.01, 0.05]}}`: the tail probabilities of the VaR and expected
-    shortfall the risk task's messages define; `{"strategy": {"ensemble": "hedge"}}`: the
-    strategy policy as a learned correction to Hedge's weights, see docs/operations.md). A
+    shortfall the risk task's messages define; `{"strategy": {"ensemble": "equal"}}`: the
+    strategy policy as weights of its own, not the default learned correction to Hedge's
+    weights, see docs/operations.md). A
     task's own `horizon` or `clip` here replaces `features.label_horizon` or
     `features.label_clip` for it (for example a strategy task labelled over 20 events beside
     a risk task over 1)."""

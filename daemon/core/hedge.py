@@ -8,8 +8,9 @@ every event each strategy's one-event reward is known, and the weights are
 
 with ``u_k`` the strategy task's reward over one event (:func:`~.strategies.one_step_rewards`:
 the position held from the event before, times the move, net of the cost of the turnover that
-position traded and of the drawdown penalty, per unit of that event's volatility), clipped to
-``+/- clip`` so that one crash does not decide the weights for good. It is the same Hedge as
+position traded and of a penalty on its loss, the task's ``hedge_penalty``, 0 by default; per
+unit of that event's volatility), clipped to ``+/- clip`` so that one crash does not decide
+the weights for good. It is the same Hedge as
 :class:`adaptd.adapters.performance.Hedge` run over those rewards (a test holds the two equal),
 kept here as plain floats: it runs on the event path and is stored in the stream's snapshot.
 
@@ -47,7 +48,8 @@ class OnlineHedge:
     clip
         Rewards are clipped to ``+/- clip``.
     cost, penalty
-        The task's cost per unit of turnover and its drawdown penalty (the rewards' own).
+        The task's cost per unit of turnover and the weight of a one-event loss in the
+        rewards (the task's ``hedge_penalty``).
     """
 
     __slots__ = ("_last", "clip", "cost", "discount", "eta", "penalty", "score")

@@ -292,8 +292,8 @@ class StreamState:
 
     def attach(self, config: StreamConfig) -> None:
         """Reconnect a restored stream to its config: tracks of tasks no longer configured
-        are dropped, newly configured tasks (and tasks whose rules append other inputs now)
-        start fresh tracks, live models are rebuilt."""
+        are dropped, newly configured tasks (and tasks whose rules append other inputs now,
+        or compute them otherwise) start fresh tracks, live models are rebuilt."""
         self.config = config
         # The extreme-move threshold holds no state, so today's setting applies (the
         # detectors keep the parameters their state was learnt with).
@@ -305,8 +305,14 @@ class StreamState:
         for c in config.tracks:
             track = kept.get(c.name)
             # A track whose rule appends other inputs than the task's now (the strategy
-            # task's `ensemble` changed) has examples and policies of another width.
-            if track is None or _inputs_of(track.labeler.rule) != _inputs_of(c.task):
+            # task's `ensemble` changed) has examples and policies of another width; one
+            # whose Hedge runs with other parameters would serve inputs that the messages,
+            # which define Hedge from today's settings, do not describe.
+            if (
+                track is None
+                or _inputs_of(track.labeler.rule) != _inputs_of(c.task)
+                or _hedge_of(track.labeler.rule) != _hedge_of(c.task.label_rule())
+            ):
                 track = TaskTrack(self.stream, self.topic, self.partition, c)
             else:
                 track.attach(c)
@@ -321,6 +327,14 @@ class StreamState:
 
 def _inputs_of(obj: Any) -> tuple[str, ...]:
     return tuple(getattr(obj, "inputs", ()))
+
+
+def _hedge_of(rule: Any) -> tuple[float, ...] | None:
+    """The parameters of the Hedge a label rule runs (the strategy task's), or None."""
+    hedge = getattr(rule, "hedge", None)
+    if hedge is None:
+        return None
+    return (hedge.eta, hedge.discount, hedge.clip, hedge.cost, hedge.penalty)
 
 
 def _confirmed(mark: _ShiftMark, out: Effects) -> Shift | None:

@@ -23,7 +23,14 @@ from adaptd.tools.task_report import (
     strategy_table,
 )
 
-SETTINGS = load_settings(environ={}, adaptation={"tasks": ["risk", "strategy"]})
+SETTINGS = load_settings(
+    environ={},
+    adaptation={
+        "tasks": ["risk", "strategy"],
+        # The equal-weight ensemble, whose baseline these tests read off; Hedge's has its own.
+        "task_options": {"strategy": {"ensemble": "equal"}},
+    },
+)
 N = 400
 
 
@@ -77,7 +84,7 @@ def test_from_its_arrival_a_subscriber_uses_the_policy() -> None:
     ratio = out.risk.forecast / out.risk.reference
     assert ratio[at:] == pytest.approx(2.0, rel=1e-6)
     assert ratio[100:at] == pytest.approx(1.0)
-    long = StrategyTask(horizon=5, clip=10.0).strategies.index("long")
+    long = StrategyTask(horizon=5, clip=10.0, ensemble="equal").strategies.index("long")
     held = out.strategy.positions
     np.testing.assert_allclose(out.strategy.position[at : N - 1], held[at : N - 1, long])
     np.testing.assert_allclose(out.strategy.position[100:at], held[100:at].mean(axis=1))

@@ -58,18 +58,19 @@ def cross_entropy(output: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def hedge_definition(
-    eta: float, discount: float, clip: float, inputs: Sequence[str]
+    eta: float, discount: float, clip: float, penalty: float, inputs: Sequence[str]
 ) -> dict[str, Any]:
     """The message's ``task.hedge``: Hedge's parameters, its input names and its update."""
     return {
         "eta": eta,
         "discount": discount,
         "clip": clip,
+        "penalty": penalty,
         "inputs": list(inputs),
         "definition": (
             "after each event t >= 1: S_k = discount * S_k + clip(u_k, -clip, clip), "
             "u_k = (p_k(t-1) (lp_t - lp_(t-1)) - c |p_k(t-1) - p_k(t-2)| - "
-            "drawdown_penalty max(-p_k(t-1) (lp_t - lp_(t-1)), 0)) / vol_(t-1); "
+            "penalty max(-p_k(t-1) (lp_t - lp_(t-1)), 0)) / vol_(t-1); "
             "S starts at 0 at the first feature event, positions before it are 0; "
             "input k = eta S_k - log sum_j exp(eta S_j), the last inputs of the "
             "network, which adds them to its outputs (architecture.skip)"

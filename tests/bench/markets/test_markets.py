@@ -134,13 +134,11 @@ def test_calendar_features_go_where_the_series_dates_mean_something() -> None:
     assert "quarter_end" in settings_for("sp500").features.calendar
 
 
-def test_on_hedge_an_unserved_policy_is_hedge_and_the_pass_is_scored() -> None:
-    from bench.markets.__main__ import goals, on_hedge, replay_and_score, settings_for
+def test_on_hedge_an_unserved_policy_is_hedge_and_the_other_ensemble_is_scored() -> None:
+    from bench.markets.__main__ import goals, on_ensemble, replay_and_score, settings_for
 
     series = _regimes(800)
-    settings = settings_for(
-        series.name, overrides={"adaptation": {"task_options": {"strategy": {"ensemble": "hedge"}}}}
-    )
+    settings = settings_for(series.name)  # the strategy task's default: Hedge
     replay = replay_series(series, settings, meta_every=100, meta_until=400)
     trace = replay.tasks["strategy"]
     rows = np.flatnonzero(~np.isnan(trace.live[:, 0]))
@@ -152,11 +150,19 @@ def test_on_hedge_an_unserved_policy_is_hedge_and_the_pass_is_scored() -> None:
     np.testing.assert_allclose(np.exp(logs).sum(axis=1), 1.0, rtol=1e-6)
     assert np.ptp(logs[-1]) > 0.0  # Hedge has moved off the equal weights
 
-    scored = on_hedge(series, None)
-    assert set(scored) == {"sharpe", "psr", "no_adaptation_sharpe", "published", "retired"}
+    scored = on_ensemble(series, None, "equal")
+    assert set(scored) == {
+        "ensemble",
+        "sharpe",
+        "psr",
+        "no_adaptation_sharpe",
+        "published",
+        "retired",
+    }
     assert np.isfinite(scored["sharpe"]) and 0.0 <= scored["psr"] <= 1.0
     result = replay_and_score(series, settings_for(series.name))
-    result["on_hedge"] = scored
+    result["other_ensemble"] = scored
     counted = goals({series.name: result})
-    both, above = (counted[f"strategy_on_hedge_{k}_on"] for k in ("both", "above_equal_weight"))
+    keys = ("both", "above_equal_weight")
+    both, above = (counted[f"strategy_other_ensemble_{k}_on"] for k in keys)
     assert 0 <= both <= above <= 1

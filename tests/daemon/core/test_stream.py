@@ -682,13 +682,13 @@ def test_checks_run_elsewhere_are_not_run_again() -> None:
 def test_a_track_whose_task_appends_other_inputs_now_starts_fresh_and_adopts_no_misfit() -> None:
     # The strategy task switched to Hedge between two runs: the restored track's examples
     # and policies have the features' width, the task's network now reads five more.
-    def strategy_config(ensemble: str) -> StreamConfig:
+    def strategy_config(ensemble: str, **options: float) -> StreamConfig:
         settings = load_settings(
             environ={},
             features={"label_horizon": 1},
             adaptation={
                 "tasks": ["return", "strategy"],
-                "task_options": {"strategy": {"ensemble": ensemble}},
+                "task_options": {"strategy": {"ensemble": ensemble, **options}},
             },
         )
         return stream_config(settings, tasks_of(settings))
@@ -729,3 +729,15 @@ def test_a_track_whose_task_appends_other_inputs_now_starts_fresh_and_adopts_no_
         switched.on_event(ev, offset_of(i), out)
     x = strategy.labeler.formed_at(switched.index - 1)
     assert x is not None and len(x) == width + 5
+
+    # Hedge's parameters changed (its rate here; the defaults, on an upgrade): the track
+    # starts afresh, with the Hedge that the messages, written from the settings, define.
+    kept = stored(switched)
+    kept.attach(hedge)
+    assert kept.tracks[1].live.version == 4
+    faster = stored(switched)
+    faster.attach(strategy_config("hedge", hedge_eta=0.2))
+    ret, strategy = faster.tracks
+    assert ret.live.version == 3 and strategy.live.version == 0
+    assert strategy.labeler.rule.hedge.eta == 0.2
+    assert strategy.labeler.rule.hedge.score == [0.0] * 5

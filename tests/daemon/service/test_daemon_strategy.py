@@ -47,8 +47,8 @@ def _positions(settings, events, scale: list | None = None) -> tuple[list, list]
 def _hedge_inputs(ps: list, scale: list, hedge: dict, task: dict) -> list:
     """Hedge's log-weights per event with numpy alone, from the message's definition."""
     k = len(task["strategies"]["names"])
-    cost, penalty = task["label"]["cost_bps"] * 1e-4, task["label"]["drawdown_penalty"]
-    eta, discount, clip = hedge["eta"], hedge["discount"], hedge["clip"]
+    cost = task["label"]["cost_bps"] * 1e-4
+    eta, discount, clip, penalty = hedge["eta"], hedge["discount"], hedge["clip"], hedge["penalty"]
     held = [p for p in ps if p is not None]
     s, out = np.zeros(k), []
     for t in range(len(held)):
@@ -67,6 +67,8 @@ async def test_a_trend_reversal_switches_the_published_strategy(settings_factory
     settings, topics = await settings_factory(
         adaptation={
             "tasks": ["strategy"],
+            # The network alone picks the strategies (Hedge, the default, has its test below).
+            "task_options": {"strategy": {"ensemble": "equal"}},
             "gate_z": 0.0,
             # Steps that move a classifier's head away from equal weights within a few
             # shots (the default 0.05 is sized for the return task's squared error).

@@ -44,7 +44,7 @@ def test_the_label_is_the_best_strategy_and_flat_when_nothing_earned_its_cost() 
 
 
 def test_numpy_cross_entropy_and_the_equal_weight_baseline() -> None:
-    task = StrategyTask(horizon=1, clip=10.0)
+    task = StrategyTask(horizon=1, clip=10.0, ensemble="equal")
     k = task.head.out_dim
     assert k == len(task.strategies) == 5
     z = np.array([[2.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 5])
@@ -72,7 +72,9 @@ def test_the_message_defines_every_strategy_and_the_position() -> None:
     json.dumps(d)
     assert d["strategies"]["names"] == d["label"]["classes"]
     assert set(d["strategies"]["positions"]) == {"flat", "long", "trend_h", "reversal_h"}
-    assert d["link"] == "softmax" and d["baseline"] == "equal-weight ensemble"
+    assert d["link"] == "softmax" and d["baseline"] == "Hedge ensemble"  # the default
+    equal = StrategyTask(horizon=1, clip=10.0, ensemble="equal").describe()
+    assert equal["baseline"] == "equal-weight ensemble" and "hedge" not in equal
 
 
 def test_after_a_trend_reversal_the_labels_move_from_long_to_the_trend() -> None:
@@ -121,7 +123,7 @@ def test_with_hedge_the_examples_end_with_its_log_weights_and_it_is_the_baseline
     names = task.strategies
     assert task.inputs == hedge_inputs(names) == tuple(f"hedge_log_w_{n}" for n in names)
     assert task.head.skip == task.head.out_dim == 3
-    assert StrategyTask(horizon=1, clip=10.0).head.skip == 0
+    assert StrategyTask(horizon=1, clip=10.0, ensemble="equal").head.skip == 0
     labeler = DelayedLabeler(task.label_rule())
     examples = []
     for i, lp in enumerate((0.0, 0.01, 0.03, 0.06, 0.05)):
@@ -152,7 +154,7 @@ def test_with_hedge_the_examples_end_with_its_log_weights_and_it_is_the_baseline
     # existed comes back without one.
     rule = loads(dumps(labeler.rule))
     assert rule.hedge.score == labeler.rule.hedge.score and rule.extra() == log_w
-    old = StrategyTask(horizon=1, clip=10.0).label_rule()
+    old = StrategyTask(horizon=1, clip=10.0, ensemble="equal").label_rule()
     state = {name: getattr(old, name) for name in ("_path", "book", "cost", "horizon", "penalty")}
     fresh = type(old).__new__(type(old))
     fresh.__setstate__((None, state))
@@ -164,3 +166,40 @@ def test_an_unknown_ensemble_is_refused_by_name() -> None:
         StrategyTask(horizon=1, clip=10.0, ensemble="best")
     with pytest.raises(ValueError, match="hedge_discount"):
         StrategyTask(horizon=1, clip=10.0, ensemble="hedge", hedge_discount=0.0)
+    with pytest.raises(ValueError, match="hedge_penalty"):
+        StrategyTask(horizon=1, clip=10.0, ensemble="hedge", hedge_penalty=-0.1)
+
+
+def _hedge_weights(penalty: float, drift: float, seed: int = 0) -> dict[str, float]:
+    """Hedge's weights, remembering every event, after 2,000 events of a random walk with
+    ``drift`` (in units of its volatility a step), fed through the strategy task's rule."""
+    task = StrategyTask(
+        horizon=1,
+        clip=10.0,
+        trend=(),
+        reversal=(),
+        ensemble="hedge",
+        hedge_eta=0.1,
+        hedge_discount=1.0,
+        hedge_penalty=penalty,
+    )
+    rule = task.label_rule()
+    rng = np.random.default_rng(seed)
+    lp = np.cumsum(0.01 * (drift + rng.standard_normal(2_000)))
+    for price in lp:
+        rule.anchor(SimpleNamespace(log_price=float(price), vol=0.01, fast_var=1e-4))
+    return dict(zip(task.strategies, np.exp(rule.extra()).tolist(), strict=True))
+
+
+def test_hedge_is_penalised_by_its_own_setting_and_a_loss_penalty_favours_flat() -> None:
+    task = StrategyTask(horizon=1, clip=10.0, ensemble="hedge", hedge_penalty=0.3)
+    assert task.label_rule().hedge.penalty == 0.3 and task.label_rule().penalty == 0.5
+    assert task.describe()["hedge"]["penalty"] == 0.3
+    assert StrategyTask(horizon=1, clip=10.0, ensemble="hedge").label_rule().hedge.penalty == 0.0
+    # A long position that earns 0.1 of its volatility a step: without a penalty on its
+    # losses Hedge weights it; with the label's 0.5, each step's expected reward is
+    # 0.1 - 0.5 * 0.35 < 0, below flat's 0, and Hedge moves to flat.
+    for seed in range(3):
+        plain, penalised = _hedge_weights(0.0, 0.1, seed), _hedge_weights(0.5, 0.1, seed)
+        assert plain["long"] > 0.99 > plain["flat"]
+        assert penalised["flat"] > 0.99 > penalised["long"]

@@ -33,7 +33,14 @@ def task_of(name: str, horizon: int = 3) -> PolicyTask:
 
 def labels(task: PolicyTask, n: int, seed: int = 0) -> np.ndarray:
     """Labels of the kind the task makes, from its own rule on a random walk."""
+    return labelled(task, n, seed)[0]
+
+
+def labelled(task: PolicyTask, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as :func:`labels` makes them, and the inputs the rule appends to each example
+    (its ``extra()`` after the example's anchor; ``(n, 0)`` for a rule that appends none)."""
     rule = task.label_rule()
+    appended = getattr(rule, "inputs", ())
     rng = np.random.default_rng(seed)
     rets = rng.normal(0, 0.01, n + rule.horizon)
     rets[::7] = 0.0  # as daily series have: exact-zero returns
@@ -44,10 +51,12 @@ def labels(task: PolicyTask, n: int, seed: int = 0) -> np.ndarray:
         )
         for p, r, q in zip(lp, rets, sq, strict=True)
     ]
-    return np.array(
-        [rule.label(rule.anchor(ticks[i]), ticks[i + rule.horizon]) for i in range(n)],
-        dtype=np.float32,
-    )
+    y, extras = [], []
+    for i in range(n):
+        anchor = rule.anchor(ticks[i])
+        extras.append(rule.extra() if appended else ())
+        y.append(rule.label(anchor, ticks[i + rule.horizon]))
+    return np.array(y, dtype=np.float32), np.array(extras, dtype=np.float64).reshape(n, -1)
 
 
 def outputs(task: PolicyTask, n: int, seed: int = 1) -> np.ndarray:
@@ -127,15 +136,20 @@ def test_losses_are_the_numpy_twin_of_the_learners_loss(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_the_baseline_is_fresh_per_stream_and_scores_in_order(name: str) -> None:
     task = task_of(name)
-    y = labels(task, 100)
+    y, x = labelled(task, 100)
     a, b = task.baseline(), task.baseline()
     assert a is not b
     assert isinstance(a.name, str) and a.name
-    whole = a.losses(y)
-    halves = np.concatenate([b.losses(y[:37]), b.losses(y[37:])])
+    if getattr(a, "reads_inputs", False):  # a baseline read from the examples' inputs
+        whole = a.losses(y, x)
+        halves = np.concatenate([b.losses(y[:37], x[:37]), b.losses(y[37:], x[37:])])
+        assert stored(a).losses(y[:5], x[:5]).shape == (5,)
+    else:
+        whole = a.losses(y)
+        halves = np.concatenate([b.losses(y[:37]), b.losses(y[37:])])
+        assert stored(a).losses(y[:5]).shape == (5,)
     assert whole.shape == (100,) and np.isfinite(whole).all() and (whole >= 0).all()
     np.testing.assert_allclose(whole, halves)  # test, then train: batches do not matter
-    assert stored(a).losses(y[:5]).shape == (5,)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -163,7 +177,8 @@ def test_a_stream_runs_it_into_episodes_and_requests(name: str) -> None:
     config = stream_config(settings, (task,))
     (track_config,) = config.tracks
     d = len(track_config.feature_names)
-    assert d == (len(config.feature_names) if task.features is None else len(task.features))
+    own = len(config.feature_names) if task.features is None else len(task.features)
+    assert d == own + len(getattr(task, "inputs", ()))
     rng = np.random.default_rng(3)
     rets = np.r_[rng.normal(0, 0.001, 600), rng.normal(0.004, 0.006, 600)]
     prices = 100 * np.exp(np.cumsum(rets))

@@ -134,6 +134,7 @@ STRATEGY_COLUMNS = [
     "equal weight",
     "best single (earlier half)",
     "Hedge",
+    "Hedge (the task's own)",
     "UCB (river)",
     "UCB, restarted at shifts (river)",
     "Exp3 (river)",

@@ -14,6 +14,8 @@ pays ``cost_bps`` per unit of position traded; all see only the past:
 - the equal-weight ensemble;
 - Hedge (exponentially weighted averaging, :class:`adaptd.adapters.performance.Hedge`) on
   the strategies' risk-adjusted rewards, its rate and discount chosen on the earlier half;
+- Hedge as the strategy task runs it (its own rewards and parameters): the default
+  ensemble's baseline, what adaptd serves before any policy and corrects after;
 - river's bandits, used plainly (one strategy pulled per event, only its reward seen): UCB,
   UCB restarted at each detected shift, Exp3, Thompson sampling, and LinUCB (disjoint) with
   the regime id and the volatility ratio as context.
@@ -48,10 +50,12 @@ from adaptd.daemon.core.tasks.selection import StrategyTask
 from .harness import Replay
 from .risk import quantiles_ms
 
-__all__ = ["HEDGE_GRID", "score_strategy"]
+__all__ = ["HEDGE_GRID", "TASK_HEDGE", "score_strategy", "task_hedge"]
 
 HEDGE_GRID = tuple((eta, d) for eta in (0.1, 0.3, 1.0) for d in (1.0, 0.99, 0.95))
 """Hedge's (rate, discount) pairs; one is chosen per series on the earlier half."""
+TASK_HEDGE = "Hedge (the task's own)"
+"""The column of :func:`task_hedge`."""
 REWARD_CLIP = 3.0
 """Bandit rewards are clipped to +/- this (Exp3 gets them mapped to [0, 1])."""
 
@@ -85,6 +89,7 @@ def score_strategy(series: MarketSeries, replay: Replay, task: StrategyTask) -> 
     held["best single (earlier half)"] = p[:, best]
     eta, discount = _choose_hedge(p, rewards, lp, rows, half, task.cost_bps)
     held["Hedge"] = _hedge(p, rewards, eta, discount)
+    held[TASK_HEDGE] = task_hedge(p, previous, move, 1.0 / replay.vol[rows], task)
     context = _contexts(replay, rows)
     shifts = set(replay.shifts)
     for label, make in _bandits().items():
@@ -151,12 +156,25 @@ def _measures(
     }
 
 
-def _hedge(p: np.ndarray, rewards: np.ndarray, eta: float, discount: float) -> np.ndarray:
+def task_hedge(
+    p: np.ndarray, previous: np.ndarray, move: np.ndarray, inv_vol: np.ndarray, task: StrategyTask
+) -> np.ndarray:
+    """The position of Hedge as the strategy task runs it (its rewards' own loss penalty,
+    ``hedge_penalty``, and its rate, discount and clip): what a subscriber holds on the
+    default ensemble before any policy, so what the policies' corrections are measured
+    against."""
+    own = one_step_rewards(p, previous, move, inv_vol, task.cost_bps * 1e-4, task.hedge_penalty)
+    return _hedge(p, own, task.hedge_eta, task.hedge_discount, task.hedge_clip)
+
+
+def _hedge(
+    p: np.ndarray, rewards: np.ndarray, eta: float, discount: float, clip: float = REWARD_CLIP
+) -> np.ndarray:
     h = Hedge(p.shape[1], eta, discount)
     out = np.empty(len(p))
     for t in range(len(p)):
         out[t] = float(h.weights() @ p[t])
-        h.update(np.clip(rewards[t], -REWARD_CLIP, REWARD_CLIP))  # known at t + 1
+        h.update(np.clip(rewards[t], -clip, clip))  # known at t + 1
     return out
 
 

@@ -146,3 +146,22 @@ def test_a_bandit_restarted_at_shifts_forgets_what_it_learnt() -> None:
     restarted = _bandit(Always, p, rewards, rows, {103}, None)
     assert restarted.tolist() == [1.0, -1.0, -1.0, 1.0, -1.0, -1.0]
     assert len(made) == 3
+
+
+def test_the_tasks_own_hedge_is_what_a_subscriber_holds_before_any_policy() -> None:
+    from bench.markets.strategy import _mix, task_hedge
+
+    series = _trends()
+    replay = replay_series(series, SETTINGS, meta_every=100, meta_until=len(series) // 2)
+    trace = replay.tasks["strategy"]
+    lp = np.log(series.price)
+    ok = np.flatnonzero(~np.isnan(trace.positions[:, 0]))
+    rows = ok[ok < len(lp) - 1]
+    p = trace.positions[rows]
+    previous = np.vstack([np.zeros((1, p.shape[1])), p[:-1]])
+    own = task_hedge(p, previous, lp[rows + 1] - lp[rows], 1.0 / replay.vol[rows], TASK)
+    first_live = trace.publish_rows[0] + 1 if trace.publish_rows else len(series)
+    before = rows < first_live
+    assert before.sum() > 100
+    np.testing.assert_allclose(own[before], _mix(trace.live[rows[before]], p[before]), atol=1e-6)
+    assert np.ptp(own[before][-50:]) > 0.0

@@ -13,7 +13,14 @@ from rich.table import Table
 
 from .served import Served
 
-__all__ = ["draw_risk", "draw_strategy", "regime_choices", "risk_table", "strategy_table"]
+__all__ = [
+    "draw_risk",
+    "draw_strategy",
+    "regime_choices",
+    "risk_table",
+    "runs",
+    "strategy_table",
+]
 
 DASH = "–"
 
@@ -56,9 +63,21 @@ def strategy_table(served: Sequence[Served]) -> Table:
         table.add_row(
             s.stream,
             *(f"{m[k]['sharpe']:.2f} ({m[k]['psr']:.2f})" for k in methods),
-            ", ".join(name for _, _, name in regime_choices(s)) or DASH,
+            runs([name for _, _, name in regime_choices(s)]) or DASH,
         )
     return table
+
+
+def runs(names: Sequence[str]) -> str:
+    """``names`` in order, a repeat in successive stretches written once with its count.
+
+    >>> runs(["long", "trend_20", "trend_20", "trend_20", "long"])
+    'long, trend_20 (3 stretches), long'
+    """
+    return ", ".join(
+        name if n == 1 else f"{name} ({n} stretches)"
+        for name, n in ((k, len(list(g))) for k, g in itertools.groupby(names))
+    )
 
 
 def regime_choices(served: Served) -> list[tuple[int, int, str]]:

@@ -20,6 +20,7 @@ from adaptd.tools.task_report import (
     draw_strategy,
     regime_choices,
     risk_table,
+    runs,
     strategy_table,
 )
 
@@ -160,3 +161,10 @@ def test_a_subscriber_reads_the_volumes_the_daemon_read() -> None:
     assert np.ptp(expected[ok]) > 1.0  # the volumes move the feature
     ratio = out.risk.forecast[ok] / out.risk.reference[ok]
     np.testing.assert_allclose(ratio, expected[ok], rtol=1e-5)
+
+
+def test_a_strategy_held_over_successive_stretches_is_named_once_with_their_count() -> None:
+    assert runs([]) == ""
+    assert runs(["equal", "long"]) == "equal, long"
+    names = ["trend_20", "trend_20", "long", "trend_20", "flat", "flat", "flat"]
+    assert runs(names) == "trend_20 (2 stretches), long, trend_20, flat (3 stretches)"

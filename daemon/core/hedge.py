@@ -76,6 +76,12 @@ class OnlineHedge:
         self._last: tuple[float, float] | None = None
         """(log price, 1 / vol) of the event before."""
 
+    @property
+    def parameters(self) -> tuple[float, ...]:
+        """``(eta, discount, clip, cost, penalty)``: what its log-weights are a function of,
+        besides the prices and positions."""
+        return (self.eta, self.discount, self.clip, self.cost, self.penalty)
+
     def observe(
         self,
         log_price: float,

@@ -311,7 +311,7 @@ class StreamState:
             if (
                 track is None
                 or _inputs_of(track.labeler.rule) != _inputs_of(c.task)
-                or _hedge_of(track.labeler.rule) != _hedge_of(c.task.label_rule())
+                or not _same_hedge(track.labeler.rule, c.task)
             ):
                 track = TaskTrack(self.stream, self.topic, self.partition, c)
             else:
@@ -329,12 +329,12 @@ def _inputs_of(obj: Any) -> tuple[str, ...]:
     return tuple(getattr(obj, "inputs", ()))
 
 
-def _hedge_of(rule: Any) -> tuple[float, ...] | None:
-    """The parameters of the Hedge a label rule runs (the strategy task's), or None."""
+def _same_hedge(rule: Any, task: Any) -> bool:
+    """Whether a restored label rule's Hedge (the strategy task's, if any) runs with the
+    parameters the task gives it now. Only a rule with a Hedge builds the task's rule to
+    compare: with the same inputs, the task's rule then has one too."""
     hedge = getattr(rule, "hedge", None)
-    if hedge is None:
-        return None
-    return (hedge.eta, hedge.discount, hedge.clip, hedge.cost, hedge.penalty)
+    return hedge is None or hedge.parameters == task.label_rule().hedge.parameters
 
 
 def _confirmed(mark: _ShiftMark, out: Effects) -> Shift | None:

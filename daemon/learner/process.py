@@ -112,6 +112,9 @@ class LearnerProcess:
         self._conn: Connection | None = None
         self._proc: mp.process.BaseProcess | None = None
         self._lock = threading.Lock()
+        self._ready = False
+        self.start_timeout_s = 120.0
+        """How long a call made before the child is ready waits for it."""
 
     @property
     def pid(self) -> int | None:
@@ -119,6 +122,13 @@ class LearnerProcess:
 
     def start(self, timeout_s: float = 120.0) -> None:
         """Spawn the child and wait until its learners are built (blocking)."""
+        self.spawn()
+        self.wait_ready(timeout_s)
+
+    def spawn(self) -> None:
+        """Spawn the child without waiting for it. It imports torch and builds its learners
+        (seconds) while the caller goes on; the first call, or :meth:`wait_ready`, waits for
+        that to end."""
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         self._proc = ctx.Process(
@@ -135,14 +145,33 @@ class LearnerProcess:
         self._proc.start()
         child.close()
         self._conn = parent
-        if not parent.poll(timeout_s):
+        self._ready = False
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Block until the spawned child has built its learners; if it fails, or has not
+        answered within ``timeout_s``, close it and raise the reason."""
+        with self._lock:
+            failure = self._handshake(timeout_s)
+        if failure is not None:
             self.close()
-            raise LearnerError(f"the learner process did not start within {timeout_s} s")
+            raise failure
+
+    def _handshake(self, timeout_s: float) -> BaseException | None:
+        """The child's first message (its learners built, or why not); the caller holds the
+        lock. Returns the failure rather than raising it, so that the caller can release
+        the lock before closing."""
+        if self._ready:
+            return None
+        if self._conn is None:
+            return LearnerError("the learner process is not running")
+        if not self._conn.poll(timeout_s):
+            return LearnerError(f"the learner process did not start within {timeout_s} s")
         try:
             self._receive()
-        except BaseException:
-            self.close()
-            raise
+        except BaseException as exc:
+            return exc
+        self._ready = True
+        return None
 
     def _receive(self) -> Any:
         assert self._conn is not None
@@ -158,8 +187,10 @@ class LearnerProcess:
 
     def _call(self, method: str, *args: Any) -> Any:
         with self._lock:
-            if self._conn is None:
-                raise LearnerError("the learner process is not running")
+            failure = self._handshake(self.start_timeout_s)
+            if failure is not None:
+                raise failure
+            assert self._conn is not None
             self._conn.send((method, args))
             return self._receive()
 
@@ -210,3 +241,4 @@ class LearnerProcess:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        self._ready = False

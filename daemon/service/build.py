@@ -44,7 +44,7 @@ from .worker import TorchWorker
 
 log = get_logger("adaptd.build")
 
-__all__ = ["Services", "open_services"]
+__all__ = ["Services", "open_services", "start_learning"]
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,17 @@ class Services:
     publisher: Publisher
     listener: RebalanceListener
     """The consumer subscribes with it once the input topic exists (``Daemon``)."""
+    boot: Callable[[], None]
+    """Blocks until the learner is ready (its child has imported torch and built its
+    learners): run off the event loop, by :func:`start_learning`."""
+    ready: asyncio.Event
+    """Set by :func:`start_learning` once the learner is ready and the trainers restored;
+    the rebalance listener takes partitions only then."""
 
 
 async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitStack) -> Services:
     """Open every collaborator (closed by ``stack``); the consumer is neither started nor
-    subscribed."""
+    subscribed, and the learner is still starting: :func:`start_learning` waits for it."""
     s = settings
     tasks = tasks_of(s)
     models = task_models(s, tasks)
@@ -83,7 +89,7 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
         if holdout is not None:
             holdouts[model.name] = holdout
         sinks[model.name] = EpisodeSink(reservoir, holdout)
-    learner, initializer = await _open_learner(s, models, stack)
+    learner, initializer, boot = await _open_learner(s, models, stack)
     worker = TorchWorker(initializer)
     stack.push_async_callback(worker.aclose)
     trainers = []
@@ -112,7 +118,6 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
             retention,
             read_pickled=s.state.read_pickled_snapshots,
         )
-        await trainer.restore()
         trainers.append(trainer)
 
     producer = make_producer(s.kafka)
@@ -161,6 +166,7 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
         metrics=metrics,
         signer=signer_of(s),
     )
+    ready = asyncio.Event()
     return Services(
         redis=redis,
         models=models,
@@ -173,8 +179,23 @@ async def open_services(settings: Settings, metrics: Metrics, stack: AsyncExitSt
         consumer=consumer,
         ownership=ownership,
         publisher=publisher,
-        listener=RebalanceListener(ownership, publisher, s.shutdown_grace_s),
+        listener=RebalanceListener(ownership, publisher, s.shutdown_grace_s, ready),
+        boot=boot,
+        ready=ready,
     )
+
+
+async def start_learning(services: Services) -> None:
+    """Wait for the learner, then restore each task's meta-trained initialisation.
+
+    The learner process is spawned by :func:`open_services` and imports torch and builds
+    its learners (seconds) while the daemon starts its clients and joins its consumer group
+    (seconds too), so that a start takes the longer of the two rather than their sum.
+    """
+    await asyncio.get_running_loop().run_in_executor(None, services.boot)
+    for trainer in services.trainers:
+        await trainer.restore()
+    services.ready.set()
 
 
 def signer_of(s: Settings) -> Signer | None:
@@ -225,8 +246,9 @@ async def _open_holdout(s: Settings, redis: aioredis.Redis, prefix: str) -> Hold
 
 async def _open_learner(
     s: Settings, models: tuple[TaskModel, ...], stack: AsyncExitStack
-) -> tuple[Learner, Callable[[], object] | None]:
-    """The learner, and what the worker thread runs first (nothing for a learner process)."""
+) -> tuple[Learner, Callable[[], object] | None, Callable[[], None]]:
+    """The learner, what the worker thread runs first (nothing for a learner process), and
+    what blocks until the learner is ready."""
     specs = [m.spec for m in models]
     loop = asyncio.get_running_loop()
     if s.adaptation.isolation == "thread":
@@ -235,8 +257,8 @@ async def _open_learner(
 
         local = TaskLearners(s.adaptation, specs, s.continual)
         await loop.run_in_executor(None, local.warm_up)
-        return local, partial(use_threads, s.adaptation.torch_threads)
+        return local, partial(use_threads, s.adaptation.torch_threads), lambda: None
     learner = LearnerProcess(s.adaptation, specs, s.continual)
-    await loop.run_in_executor(None, learner.start)
+    learner.spawn()
     stack.push_async_callback(loop.run_in_executor, None, learner.close)
-    return learner, None
+    return learner, None, learner.wait_ready

@@ -38,7 +38,7 @@ from ..io.http import HttpServer
 from ..io.logs import get_logger
 from ..io.metrics import Metrics
 from ..io.retry import Waits
-from .build import Services, open_services
+from .build import Services, open_services, start_learning
 from .cancelling import cancel_all
 from .gauges import update_gauges
 from .metatrain import MetaTrainer
@@ -140,7 +140,9 @@ class Daemon:
         self._services = services = await open_services(s, m, stack)
         stack.push_async_callback(services.consumer.stop)  # closed even if it never starts
         await services.consumer.start()
+        # The group is joined while the learner starts; its partitions wait for the learner.
         await self._check_input_topic()
+        await start_learning(services)
         for coro in (
             *(t.run() for t in services.trainers),
             self._watch_loop_lag(),

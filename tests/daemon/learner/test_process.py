@@ -9,7 +9,7 @@ import pytest
 
 from adaptd.daemon.config.settings import AdaptationSettings
 from adaptd.daemon.learner.messages import TaskSpec
-from adaptd.daemon.learner.process import LearnerProcess, RemoteTraceback
+from adaptd.daemon.learner.process import LearnerError, LearnerProcess, RemoteTraceback
 
 SPEC = TaskSpec("return", in_dim=4, out_dim=1, loss="mse", output_scale=0.1, output="y")
 
@@ -65,3 +65,45 @@ def test_close_does_not_wait_for_a_call_stuck_on_the_child() -> None:
         assert not proc.is_alive() and proc.exitcode != 0  # killed
     finally:
         learner._lock.release()
+
+
+def test_a_call_made_before_the_spawned_child_is_ready_waits_for_it() -> None:
+    """spawn() returns at once; the first call takes the child's readiness message first, so
+    the answer it gets is its own."""
+    learner = LearnerProcess(AdaptationSettings(), [SPEC])
+    learner.spawn()
+    try:
+        assert learner.meta_updates("return") == 0
+        assert learner.init_numpy("return")["layers.0.weight"].shape == (32, 4)
+        learner.wait_ready()  # already ready: returns at once
+    finally:
+        learner.close()
+
+
+def test_a_spawned_child_that_cannot_build_its_learners_fails_wait_ready_and_each_call() -> None:
+    bad = SPEC._replace(loss="cross_entropy")
+    learner = LearnerProcess(AdaptationSettings(), [bad])
+    learner.spawn()
+    try:
+        with pytest.raises(ValueError, match="cross_entropy"):
+            learner.meta_updates("return")  # a call that comes first gets the reason too
+        with pytest.raises(LearnerError, match="gone"):
+            learner.meta_updates("return")
+    finally:
+        learner.close()
+    learner.spawn()
+    with pytest.raises(ValueError, match="cross_entropy") as caught:
+        learner.wait_ready()
+    assert isinstance(caught.value.__cause__, RemoteTraceback)
+    assert learner._proc is None  # closed by wait_ready
+
+
+def test_a_spawned_child_closed_before_it_is_ready_exits() -> None:
+    learner = LearnerProcess(AdaptationSettings(), [SPEC])
+    learner.spawn()
+    proc = learner._proc
+    assert proc is not None
+    learner.close()
+    assert not proc.is_alive()
+    with pytest.raises(LearnerError, match="not running"):
+        learner.meta_updates("return")

@@ -5,6 +5,7 @@ sides are fakes that note the calls in one log."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -80,3 +81,22 @@ async def test_an_assignment_with_nothing_in_flight_resumes_nothing() -> None:
     rebalance, _, log = listener(set())
     await rebalance.on_partitions_assigned({TP2})
     assert log == [("assign", {TP2}), ("recover", {TP2}), ("resume", [])]
+
+
+async def test_partitions_are_taken_only_once_the_learner_is_ready() -> None:
+    """The group is joined while the learner process starts: an assignment that comes first
+    waits for it, so nothing is restored or resumed before the checkpoints are."""
+    log: list[tuple[Any, ...]] = []
+    ready = asyncio.Event()
+    rebalance = RebalanceListener(
+        FakeOwnership(log, set()),  # type: ignore[arg-type]
+        FakePublisher(log),  # type: ignore[arg-type]
+        GRACE_S,
+        ready,
+    )
+    assigning = asyncio.create_task(rebalance.on_partitions_assigned({TP0}))
+    await asyncio.sleep(0.05)
+    assert log == [] and not assigning.done()
+    ready.set()
+    await asyncio.wait_for(assigning, 1.0)
+    assert log == [("assign", {TP0}), ("recover", {TP0}), ("resume", [])]

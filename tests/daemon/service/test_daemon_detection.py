@@ -4,6 +4,8 @@ shift messages and in the policies adapted after them."""
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 import pytest
 from daemon_support import read_topic, run_over, segments_stream
@@ -61,10 +63,10 @@ async def test_the_same_input_gives_the_same_shifts_whatever_the_batches(
     # Twice on fresh topics, Redis keys and consumer groups, in batches of different sizes,
     # so events meet the learner's results at different points. The market channels depend
     # on the events alone; the error channel, which scores the live policy, would not (see
-    # docs/detection.md, "Reproducibility").
+    # docs/detection.md, "Reproducibility"). The two daemons run side by side.
     events = segments_stream("S", SEGMENTS, seed=3)
-    runs = []
-    for batch in (17, 200):
+
+    async def shifts_in_batches_of(batch: int) -> list[tuple]:
         settings, topics = await settings_factory(
             detection={"detectors": ["bocpd", "adwin"], "channels": ["returns", "volatility"]},
             kafka={"max_poll_records": batch},
@@ -72,19 +74,20 @@ async def test_the_same_input_gives_the_same_shifts_whatever_the_batches(
         await run_over(settings, topics.input, events)
         records = await read_topic(settings.kafka.bootstrap_servers, topics.shifts, idle_s=1.0)
         shifts = [msgspec.json.decode(r.value) for r in records]
-        runs.append(
-            [(s["index"], s["change_index"], s["first_index"], s["triggers"]) for s in shifts]
-        )
+        return [(s["index"], s["change_index"], s["first_index"], s["triggers"]) for s in shifts]
+
+    runs = await asyncio.gather(shifts_in_batches_of(17), shifts_in_batches_of(200))
     assert len(runs[0]) >= 2
     assert runs[0] == runs[1]
 
 
 async def test_confirmed_shifts_are_the_same_whatever_the_batches(settings_factory) -> None:
     # Confirmation runs off the event loop, at the end of whichever batch holds the shift's
-    # release; what it sees is fixed by the events, so the shifts are too.
+    # release; what it sees is fixed by the events, so the shifts are too. The two daemons
+    # run side by side.
     events = segments_stream("S", SEGMENTS, seed=3)
-    runs = []
-    for batch in (17, 200):
+
+    async def shifts_in_batches_of(batch: int) -> list[tuple]:
         settings, topics = await settings_factory(
             detection={
                 "detectors": ["cusum"],
@@ -103,9 +106,9 @@ async def test_confirmed_shifts_are_the_same_whatever_the_batches(settings_facto
             for outcome in ("confirmed", "relocated", "retracted")
         }
         assert counted["confirmed"] + counted["relocated"] == len(shifts)
-        runs.append(
-            [(s["index"], s["change_index"], s["first_index"], s["triggers"]) for s in shifts]
-        )
+        return [(s["index"], s["change_index"], s["first_index"], s["triggers"]) for s in shifts]
+
+    runs = await asyncio.gather(shifts_in_batches_of(17), shifts_in_batches_of(200))
     for index, change_index, first_index, _ in runs[0]:
         # Released once 10 events followed the detector's estimate (which the segmentation
         # may then move a little later).

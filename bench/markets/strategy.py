@@ -13,16 +13,19 @@ pays ``cost_bps`` per unit of position traded; all see only the past:
   hindsight);
 - the equal-weight ensemble;
 - Hedge (exponentially weighted averaging, :class:`adaptd.adapters.performance.Hedge`) on
-  the strategies' risk-adjusted rewards, its rate and discount chosen on the earlier half;
+  the strategies' risk-adjusted rewards, its rate, discount and loss penalty (none, or the
+  label's) chosen on the earlier half;
 - Hedge as the strategy task runs it (its own rewards and parameters): the default
   ensemble's baseline, what adaptd serves before any policy and corrects after;
 - river's bandits, used plainly (one strategy pulled per event, only its reward seen): UCB,
   UCB restarted at each detected shift, Exp3, Thompson sampling, and LinUCB (disjoint) with
   the regime id and the volatility ratio as context.
 
-The bandits' and Hedge's reward is the strategy task's: the one-event return per unit of
-slow volatility, net of the strategy's own turnover cost, with losses penalised
-(:func:`adaptd.daemon.core.tasks.selection.one_step_rewards`).
+The bandits' reward is the strategy task's label's: the one-event return per unit of slow
+volatility, net of the strategy's own turnover cost, with losses penalised
+(:func:`adaptd.daemon.core.strategies.one_step_rewards`); Hedge's is the same with the loss
+penalty it chose (a penalty of 0.5 on every loss outweighs a daily edge of a few hundredths
+of the volatility, and Hedge then drifts to ``flat``: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ from .risk import quantiles_ms
 
 __all__ = ["HEDGE_GRID", "TASK_HEDGE", "score_strategy", "task_hedge"]
 
-HEDGE_GRID = tuple((eta, d) for eta in (0.1, 0.3, 1.0) for d in (1.0, 0.99, 0.95))
-"""Hedge's (rate, discount) pairs; one is chosen per series on the earlier half."""
+HEDGE_GRID = tuple((eta, d) for eta in (0.05, 0.1, 0.3, 1.0) for d in (1.0, 0.999, 0.99, 0.95))
+"""Hedge's (rate, discount) pairs; one is chosen per series on the earlier half, with the
+loss penalty of its rewards (0 or the label's ``drawdown_penalty``)."""
 TASK_HEDGE = "Hedge (the task's own)"
 """The column of :func:`task_hedge`."""
 REWARD_CLIP = 3.0
@@ -87,8 +91,12 @@ def score_strategy(series: MarketSeries, replay: Replay, task: StrategyTask) -> 
     early = {k: _net_sharpe(p[:half, k], lp, rows[:half], task.cost_bps) for k in range(len(names))}
     best = max(early, key=lambda k: early[k])
     held["best single (earlier half)"] = p[:, best]
-    eta, discount = _choose_hedge(p, rewards, lp, rows, half, task.cost_bps)
-    held["Hedge"] = _hedge(p, rewards, eta, discount)
+    unpenalised = one_step_rewards(
+        p, previous, move, 1.0 / replay.vol[rows], task.cost_bps * 1e-4, 0.0
+    )
+    penalties = {task.drawdown_penalty: rewards, 0.0: unpenalised}
+    eta, discount, penalty = _choose_hedge(p, penalties, lp, rows, half, task.cost_bps)
+    held["Hedge"] = _hedge(p, penalties[penalty], eta, discount)
     held[TASK_HEDGE] = task_hedge(p, previous, move, 1.0 / replay.vol[rows], task)
     context = _contexts(replay, rows)
     shifts = set(replay.shifts)
@@ -108,7 +116,7 @@ def score_strategy(series: MarketSeries, replay: Replay, task: StrategyTask) -> 
         "periods_per_year": periods,
         "scored_events": len(rows) - half,
         "best_single_earlier": names[best],
-        "hedge": {"eta": eta, "discount": discount},
+        "hedge": {"eta": eta, "discount": discount, "penalty": penalty},
         "methods": scored,
         "adaptd_top_strategy_share": _top_share(trace.live[rows[half:]], names),
         "adaptations": trace.adaptations,
@@ -179,13 +187,20 @@ def _hedge(
 
 
 def _choose_hedge(
-    p: np.ndarray, rewards: np.ndarray, lp: np.ndarray, rows: np.ndarray, half: int, cost: float
-) -> tuple[float, float]:
+    p: np.ndarray,
+    rewards: dict[float, np.ndarray],
+    lp: np.ndarray,
+    rows: np.ndarray,
+    half: int,
+    cost: float,
+) -> tuple[float, float, float]:
+    """(rate, discount, loss penalty) with the best net Sharpe on the earlier half."""
     scores = {
-        pair: _net_sharpe(_hedge(p[:half], rewards[:half], *pair), lp, rows[:half], cost)
-        for pair in HEDGE_GRID
+        (eta, d, penalty): _net_sharpe(_hedge(p[:half], r[:half], eta, d), lp, rows[:half], cost)
+        for penalty, r in sorted(rewards.items())
+        for eta, d in HEDGE_GRID
     }
-    return max(scores, key=lambda pair: scores[pair])
+    return max(scores, key=lambda key: scores[key])
 
 
 def _bandits() -> dict[str, Callable[[], Any]]:

@@ -165,3 +165,27 @@ def test_the_tasks_own_hedge_is_what_a_subscriber_holds_before_any_policy() -> N
     assert before.sum() > 100
     np.testing.assert_allclose(own[before], _mix(trace.live[rows[before]], p[before]), atol=1e-6)
     assert np.ptp(own[before][-50:]) > 0.0
+
+
+def test_the_field_hedge_chooses_unpenalised_rewards_where_the_penalty_sends_it_flat() -> None:
+    """A drift of a tenth of the volatility an event: with every loss penalised by half, going
+    long earns less than nothing, Hedge drifts to flat and earns nothing; without the penalty
+    it goes long. The choice is made on the earlier half by net Sharpe, and takes the latter."""
+    from adaptd.daemon.core.strategies import one_step_rewards
+    from bench.markets.strategy import _choose_hedge
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    move = rng.normal(0.001, 0.01, n)
+    lp = np.concatenate([[0.0], np.cumsum(move)])
+    rows = np.arange(n)
+    p = np.column_stack([np.ones(n), np.zeros(n)])  # long, flat
+    previous = np.vstack([np.zeros((1, 2)), p[:-1]])
+    inv_vol = np.full(n, 100.0)
+    rewards = {
+        penalty: one_step_rewards(p, previous, move, inv_vol, 0.0, penalty)
+        for penalty in (0.0, 0.5)
+    }
+    assert rewards[0.5][:, 0].mean() < 0 < rewards[0.0][:, 0].mean()
+    *_, penalty = _choose_hedge(p, rewards, lp, rows, n // 2, 0.0)
+    assert penalty == 0.0

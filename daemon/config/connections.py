@@ -25,10 +25,18 @@ class KafkaSettings(Section):
     group_instance_id: str | None = Field(None, min_length=1, max_length=249)
     """Static group membership (Kafka's KIP-345): a stable id of this replica, different for
     every replica of the group (a StatefulSet pod's name). A replica restarted with the same
-    id gets its partitions back without a rebalance, within the session timeout (10 s),
-    instead of waiting for the group to notice that its old member is gone. The trade-off:
-    a stopped replica does not leave the group, so its partitions wait for the session
-    timeout before another replica takes them. None: dynamic membership."""
+    id gets its partitions back without a rebalance, within the session timeout
+    (session_timeout_ms), instead of waiting for the group to notice that its old member is
+    gone. The trade-off: a stopped replica does not leave the group, so its partitions wait
+    for the session timeout before another replica takes them. None: dynamic membership."""
+    session_timeout_ms: int = Field(10_000, ge=1000, le=1_800_000)
+    """How long the group waits for a member that stopped heartbeating (a crashed replica,
+    or with group_instance_id a restarting one) before it hands that member's partitions to
+    the others; heartbeats go every third of it, and a rebalance waits as long for members
+    to rejoin. With group_instance_id, set it above a restart's duration (a start takes
+    5-10 s, most of it the learner process's), else each restart rebalances. The brokers
+    bound it (Apache Kafka's group.min.session.timeout.ms and group.max.session.timeout.ms,
+    6 s and 30 min by default): a value outside their bounds fails the join."""
     input_topic: str = "adaptd.market"
     """Market events in (JSON, keyed by stream id)."""
     policy_topic: str = "adaptd.policies"

@@ -50,6 +50,9 @@ def make_consumer(k: KafkaSettings, **overrides: Any) -> AIOKafkaConsumer:
     opts = kafka_common(k) | {
         "group_id": k.group_id,
         "group_instance_id": k.group_instance_id,
+        "session_timeout_ms": k.session_timeout_ms,
+        # Kafka's advice: heartbeats at most a third of the session apart.
+        "heartbeat_interval_ms": k.session_timeout_ms // 3,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_partition_fetch_bytes": 4 << 20,

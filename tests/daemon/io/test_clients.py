@@ -1,4 +1,5 @@
-"""The Redis client the daemon builds: a bounded pool, against a real Redis."""
+"""The clients the daemon builds: Redis with a bounded pool, against a real Redis; the
+consumer's group timeouts."""
 
 from __future__ import annotations
 
@@ -50,3 +51,18 @@ def test_the_bound_is_a_setting_with_a_floor() -> None:
     assert RedisSettings().max_connections == 32
     with pytest.raises(ValueError, match="max_connections"):
         RedisSettings(max_connections=1)
+
+
+async def test_the_consumer_heartbeats_three_times_a_session_timeout() -> None:
+    """kafka.session_timeout_ms reaches the consumer, with heartbeats a third of it apart, as
+    Kafka advises."""
+    from adaptd.daemon.config.connections import KafkaSettings
+    from adaptd.daemon.io.clients import make_consumer
+
+    for session_ms in (6_000, 45_000):
+        consumer = make_consumer(KafkaSettings(session_timeout_ms=session_ms))
+        assert consumer._session_timeout_ms == session_ms
+        assert consumer._heartbeat_interval_ms == session_ms // 3
+        await consumer.stop()  # never started: closes what it holds
+    with pytest.raises(ValueError, match="session_timeout_ms"):
+        KafkaSettings(session_timeout_ms=500)

@@ -61,7 +61,9 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
     settings, topics = await settings_factory(
         partitions=2,
         replay={"capacity": 100_000, "episode_size": 16},
-        kafka={"commit_interval_ms": 100, "max_poll_records": 200},
+        # A crashed member is noticed after 6 s (the shortest session Apache Kafka allows)
+        # instead of 10.
+        kafka={"commit_interval_ms": 100, "max_poll_records": 200, "session_timeout_ms": 6000},
     )
     bootstrap = settings.kafka.bootstrap_servers
     events = _workload()

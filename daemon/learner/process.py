@@ -223,9 +223,14 @@ class LearnerProcess:
 
         A call still waiting for the child holds the pipe: after ``timeout_s`` the child is
         killed instead of asked, which ends that call with a ``LearnerError``, so shutdown
-        never waits on a child that stopped answering.
+        never waits on a child that stopped answering. A child that has not yet said it is
+        ready is terminated at once.
         """
-        if self._conn is not None and self._lock.acquire(timeout=timeout_s):
+        if self._proc is not None and not self._ready and self._proc.is_alive():
+            # Still importing torch or building its learners (a start that failed elsewhere):
+            # nothing to lose, so it is not waited for.
+            self._proc.terminate()
+        elif self._conn is not None and self._lock.acquire(timeout=timeout_s):
             try:
                 self._conn.send(None)
             except (BrokenPipeError, OSError):

@@ -3,6 +3,7 @@ closing never hangs on it."""
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -98,12 +99,14 @@ def test_a_spawned_child_that_cannot_build_its_learners_fails_wait_ready_and_eac
     assert learner._proc is None  # closed by wait_ready
 
 
-def test_a_spawned_child_closed_before_it_is_ready_exits() -> None:
+def test_a_spawned_child_closed_before_it_is_ready_is_terminated() -> None:
+    """A start that fails elsewhere (an unreachable broker) does not wait for the child to
+    import torch and build its learners."""
     learner = LearnerProcess(AdaptationSettings(), [SPEC])
     learner.spawn()
     proc = learner._proc
     assert proc is not None
     learner.close()
-    assert not proc.is_alive()
+    assert not proc.is_alive() and proc.exitcode == -signal.SIGTERM
     with pytest.raises(LearnerError, match="not running"):
         learner.meta_updates("return")

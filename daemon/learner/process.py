@@ -114,13 +114,14 @@ class LearnerProcess:
         self._lock = threading.Lock()
         self._ready = False
         self.start_timeout_s = 120.0
-        """How long a call made before the child is ready waits for it."""
+        """How long the child may take to build its learners: what :meth:`wait_ready`, and a
+        call made before the child is ready, wait for at most."""
 
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
-    def start(self, timeout_s: float = 120.0) -> None:
+    def start(self, timeout_s: float | None = None) -> None:
         """Spawn the child and wait until its learners are built (blocking)."""
         self.spawn()
         self.wait_ready(timeout_s)
@@ -147,11 +148,12 @@ class LearnerProcess:
         self._conn = parent
         self._ready = False
 
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
+    def wait_ready(self, timeout_s: float | None = None) -> None:
         """Block until the spawned child has built its learners; if it fails, or has not
-        answered within ``timeout_s``, close it and raise the reason."""
+        answered within ``timeout_s`` (None: ``start_timeout_s``), close it and raise the
+        reason."""
         with self._lock:
-            failure = self._handshake(timeout_s)
+            failure = self._handshake(self.start_timeout_s if timeout_s is None else timeout_s)
         if failure is not None:
             self.close()
             raise failure

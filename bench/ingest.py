@@ -133,7 +133,7 @@ async def _daemon_run(
     probe = asyncio.create_task(_probe_loop(lags))
     # As `adaptd run` runs it (with its collector tuning), not as a bare embedded Daemon.
     task = asyncio.create_task(run_as_service(daemon, max_events=total))
-    await daemon.started.wait()
+    await daemon.wait_started(task)  # a daemon that fails to start is not waited for
     feeder = asyncio.create_task(feed()) if feed is not None else None
     if feeder is not None:  # a feed that fails would leave the daemon waiting for its events
         feeder.add_done_callback(lambda f: f.cancelled() or f.exception() is None or daemon.stop())

@@ -225,7 +225,7 @@ async def run_over(
     processed and no adaptation is in flight; returns the stopped daemon to inspect."""
     daemon = Daemon(settings)
     run = asyncio.create_task(daemon.run())
-    await asyncio.wait_for(daemon.started.wait(), 60)
+    await daemon.wait_started(run, 60)
     try:
         await produce(settings.kafka.bootstrap_servers, topic, events)
 

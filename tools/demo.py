@@ -176,7 +176,7 @@ async def _demo(
         run = asyncio.create_task(daemon.run())
         watcher = asyncio.create_task(_watch(settings, watch, daemon))
         try:
-            await asyncio.wait_for(daemon.started.wait(), 60)
+            await daemon.wait_started(run, 60)
             console.print(f"daemon up · metrics on http://127.0.0.1:{daemon.http_port}/metrics")
             started = time.monotonic()
             feed = asyncio.create_task(

@@ -26,6 +26,7 @@ import importlib.metadata
 import time
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
+from typing import Any
 
 from aiokafka.errors import KafkaError
 
@@ -83,6 +84,23 @@ class Daemon:
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
+
+    async def wait_started(self, run: asyncio.Future[Any], timeout_s: float | None = None) -> None:
+        """Return once the daemon has started; raise what ended ``run`` (its task of
+        :meth:`run`) if it ended first, so that a daemon that fails to start is not
+        waited for (until ``timeout_s``: TimeoutError)."""
+        started = asyncio.ensure_future(self.started.wait())
+        try:
+            first = asyncio.FIRST_COMPLETED
+            await asyncio.wait({started, run}, timeout=timeout_s, return_when=first)
+        finally:
+            started.cancel()
+        if self.started.is_set():
+            return
+        if run.done():
+            run.result()  # its error, or it ended without starting:
+            raise RuntimeError("the daemon stopped before it had started")
+        raise TimeoutError(f"the daemon did not start within {timeout_s} s")
 
     @property
     def services(self) -> Services:

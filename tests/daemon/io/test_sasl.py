@@ -199,7 +199,7 @@ async def test_the_daemon_runs_over_sasl_ssl(
             daemon = Daemon(s)
             task = asyncio.create_task(daemon.run())
             try:
-                await asyncio.wait_for(daemon.started.wait(), 60)
+                await daemon.wait_started(task, 60)
                 events = regime_stream("ACME", 700, 300, seed=1)
                 producer = make_producer(s.kafka)
                 await asyncio.wait_for(producer.start(), 30)

@@ -217,7 +217,7 @@ async def test_the_daemon_runs_over_tls_kafka_and_tls_redis(tmp_path: Path) -> N
             daemon = Daemon(settings)
             task = asyncio.create_task(daemon.run())
             try:
-                await asyncio.wait_for(daemon.started.wait(), 60)
+                await daemon.wait_started(task, 60)
                 events = regime_stream("ACME", 700, 300, seed=1)
                 producer = AIOKafkaProducer(**kafka_common(k), enable_idempotence=False)
                 await producer.start()

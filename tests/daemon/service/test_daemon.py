@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from daemon_support import TRUSTED, produce, read_topic, regime_stream, wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
 from adaptd.adapters.serving import NumpyPolicy
@@ -36,13 +37,26 @@ pytestmark = pytest.mark.integration
 
 async def _start(daemon: Daemon) -> asyncio.Task[None]:
     task = asyncio.create_task(daemon.run())
-    await asyncio.wait_for(daemon.started.wait(), 60)
+    await daemon.wait_started(task, 60)
     return task
 
 
 async def _stop(daemon: Daemon, task: asyncio.Task[None]) -> None:
     daemon.stop()
     await asyncio.wait_for(task, 60)
+
+
+async def test_a_daemon_that_cannot_start_is_not_waited_for(settings_factory):
+    # Redis refuses every connection: the daemon stops at start, and wait_started raises
+    # its error at once instead of waiting out the timeout.
+    settings, _ = await settings_factory(redis={"url": "redis://127.0.0.1:1/0"})
+    daemon = Daemon(settings)
+    task = asyncio.create_task(daemon.run())
+    began = time.monotonic()
+    with pytest.raises(RedisConnectionError, match=r"127\.0\.0\.1:1\b"):
+        await daemon.wait_started(task, 60)
+    assert time.monotonic() - began < 30
+    assert not daemon.started.is_set()
 
 
 async def test_regime_change_gives_a_shift_then_a_verified_policy(settings_factory, redis_client):

@@ -73,7 +73,7 @@ async def test_the_daemon_retains_regime_a_through_b_and_shows_it(
     events = volume_regimes_stream(STREAM, [(400, *B), (PHASE, *A), (PHASE, *B), (800, *A)])
     daemon = Daemon(settings)
     task = asyncio.create_task(daemon.run())
-    await asyncio.wait_for(daemon.started.wait(), 60)
+    await daemon.wait_started(task, 60)
     retention: dict[str, list[float]] = {}
 
     def updates() -> float:

@@ -33,7 +33,7 @@ async def test_a_recurring_regime_gets_the_same_regime_id_on_its_return(
     bootstrap = settings.kafka.bootstrap_servers
     daemon = Daemon(settings)
     task = asyncio.create_task(daemon.run())
-    await asyncio.wait_for(daemon.started.wait(), 60)
+    await daemon.wait_started(task, 60)
     try:
         events = segments_stream("ACME", [(600, *QUIET), (500, *UP), (600, *QUIET)], seed=3)
         await produce(bootstrap, topics.input, events)

@@ -39,7 +39,7 @@ async def test_thousands_of_stream_ids_stay_within_the_limits(settings_factory, 
     daemon = Daemon(settings)
     task = asyncio.create_task(daemon.run())
     try:
-        await asyncio.wait_for(daemon.started.wait(), 60)
+        await daemon.wait_started(task, 60)
         await produce(settings.kafka.bootstrap_servers, topics.input, first)
 
         async def all_processed_and_committed() -> bool:

@@ -40,7 +40,7 @@ async def test_a_second_task_is_learned_and_published_beside_the_return_task(
     bootstrap = settings.kafka.bootstrap_servers
     daemon = Daemon(settings)
     run = asyncio.create_task(daemon.run())
-    await asyncio.wait_for(daemon.started.wait(), 60)
+    await daemon.wait_started(run, 60)
     prefix, sealer = settings.redis.key_prefix, settings.signing.sealer()
     checkpoints = {
         "return": CheckpointStore(redis_client, prefix, sealer),

@@ -112,7 +112,7 @@ async def test_a_policy_published_after_the_snapshot_is_the_parent_of_the_next_o
     restarted = Daemon(settings)
     running = asyncio.create_task(restarted.run())
     try:
-        await asyncio.wait_for(restarted.started.wait(), 60)
+        await restarted.wait_started(running, 60)
         partition = TopicPartition(topics.input, 0)
 
         async def serves_injected() -> bool:

@@ -39,7 +39,7 @@ async def test_a_full_redis_fails_readiness_until_writes_go_through(settings_fac
         client = aioredis.Redis.from_url(server.url)
         daemon = Daemon(settings)
         task = asyncio.create_task(daemon.run())
-        await asyncio.wait_for(daemon.started.wait(), 60)
+        await daemon.wait_started(task, 60)
         port = daemon.http_port
         assert port is not None
         reg = daemon.metrics.registry

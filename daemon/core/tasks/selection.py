@@ -224,7 +224,11 @@ class StrategyTask:
     hedge_eta, hedge_discount, hedge_clip
         Hedge's learning rate, per-event discount of past rewards (0.9995: a half-life of
         about 1,400 events) and reward clip; the defaults were chosen on the development
-        split (docs/benchmarks.md, "Markets").
+        split (docs/benchmarks.md, "Markets"). At the default rate, 30, Hedge follows the
+        leader: nearly all the weight is on the strategy with the best discounted record of
+        risk-adjusted rewards, and it moves to another only when that one's record is better
+        by a few tenths of an event's volatility (performance-based selection; 0.05, the
+        default before, kept the weights near equal).
     hedge_penalty
         Weight of a strategy's one-event loss in Hedge's rewards (the label's drawdown
         penalty over one event). 0 by default: summed over events, a weight ``lam`` on the
@@ -242,7 +246,7 @@ class StrategyTask:
     cost_bps: float = 2.0
     drawdown_penalty: float = 0.5
     ensemble: str = "hedge"
-    hedge_eta: float = 0.05
+    hedge_eta: float = 30.0
     hedge_discount: float = 0.9995
     hedge_clip: float = 3.0
     hedge_penalty: float = 0.0

@@ -226,9 +226,10 @@ class StrategyTask:
         about 1,400 events) and reward clip; the defaults were chosen on the development
         split (docs/benchmarks.md, "Markets"). At the default rate, 30, Hedge follows the
         leader: nearly all the weight is on the strategy with the best discounted record of
-        risk-adjusted rewards, and it moves to another only when that one's record is better
-        by a few tenths of an event's volatility (performance-based selection; 0.05, the
-        default before, kept the weights near equal).
+        risk-adjusted rewards (a lead of 0.1, a tenth of one event's volatility-scaled
+        return, gives it 20 times the weight of the next), and passes to another once that
+        one's record overtakes it (performance-based selection; 0.05, the rate before
+        2026-12-08, kept the weights near equal).
     hedge_penalty
         Weight of a strategy's one-event loss in Hedge's rewards (the label's drawdown
         penalty over one event). 0 by default: summed over events, a weight ``lam`` on the

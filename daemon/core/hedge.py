@@ -31,7 +31,14 @@ from collections.abc import Sequence
 
 from adaptd.adapters.checks import positive
 
-__all__ = ["OnlineHedge"]
+__all__ = ["LOG_WEIGHT_FLOOR", "OnlineHedge"]
+
+LOG_WEIGHT_FLOOR = -20.0
+"""The least log-weight reported (a weight of 2e-9). The log-weights are the strategy
+network's inputs as well as its skip: at the default rate a strategy that trails by a few
+events' rewards would reach -1,000 to -7,000 there (measured on the market series), inputs
+no layer is sized for; floored, they stay in [-20, 0], and the weights they serve move by
+less than 1e-8."""
 
 
 class OnlineHedge:
@@ -106,9 +113,11 @@ class OnlineHedge:
             score[i] = d * score[i] + (clip if u > clip else -clip if u < -clip else u)
 
     def log_weights(self) -> tuple[float, ...]:
-        """``log w_k``: the log of each strategy's weight (0 or less; they sum to 1 in exp)."""
+        """``log w_k``: the log of each strategy's weight, floored at
+        :data:`LOG_WEIGHT_FLOOR` (0 or less; they sum to 1 in exp, but for the floor's
+        2e-9 at most a strategy)."""
         eta = self.eta
         z = [eta * s for s in self.score]
         top = max(z)
         norm = top + math.log(sum(math.exp(v - top) for v in z))
-        return tuple(v - norm for v in z)
+        return tuple(max(v - norm, LOG_WEIGHT_FLOOR) for v in z)

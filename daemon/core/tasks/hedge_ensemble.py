@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..hedge import LOG_WEIGHT_FLOOR
+
 __all__ = ["HedgeEnsemble", "cross_entropy", "hedge_definition", "hedge_inputs"]
 
 
@@ -66,13 +68,14 @@ def hedge_definition(
         "discount": discount,
         "clip": clip,
         "penalty": penalty,
+        "floor": LOG_WEIGHT_FLOOR,
         "inputs": list(inputs),
         "definition": (
             "after each event t >= 1: S_k = discount * S_k + clip(u_k, -clip, clip), "
             "u_k = (p_k(t-1) (lp_t - lp_(t-1)) - c |p_k(t-1) - p_k(t-2)| - "
             "penalty max(-p_k(t-1) (lp_t - lp_(t-1)), 0)) / vol_(t-1); "
             "S starts at 0 at the first feature event, positions before it are 0; "
-            "input k = eta S_k - log sum_j exp(eta S_j), the last inputs of the "
-            "network, which adds them to its outputs (architecture.skip)"
+            "input k = max(eta S_k - log sum_j exp(eta S_j), floor), the last inputs of "
+            "the network, which adds them to its outputs (architecture.skip)"
         ),
     }

@@ -58,7 +58,7 @@ def _hedge_inputs(ps: list, scale: list, hedge: dict, task: dict) -> list:
             u = (earned - cost * traded - penalty * np.maximum(-earned, 0.0)) / scale[t - 1][1]
             s = discount * s + np.clip(u, -clip, clip)
         z = eta * s
-        out.append(z - (z.max() + np.log(np.exp(z - z.max()).sum())))
+        out.append(np.maximum(z - (z.max() + np.log(np.exp(z - z.max()).sum())), hedge["floor"]))
     lead = len(ps) - len(held)
     return [None] * lead + out
 

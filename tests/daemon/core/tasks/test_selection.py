@@ -119,7 +119,11 @@ def test_with_hedge_the_examples_end_with_its_log_weights_and_it_is_the_baseline
     from adaptd.daemon.core.state_format import dumps, loads
     from adaptd.daemon.core.tasks.selection import HedgeEnsemble, hedge_inputs
 
-    task = StrategyTask(horizon=1, clip=10.0, trend=(2,), reversal=(), ensemble="hedge")
+    # A rate at which the weights stay apart over five events (at the default, 30, both
+    # trailing strategies sit at the floor of -20 after the first move).
+    task = StrategyTask(
+        horizon=1, clip=10.0, trend=(2,), reversal=(), ensemble="hedge", hedge_eta=1.0
+    )
     names = task.strategies
     assert task.inputs == hedge_inputs(names) == tuple(f"hedge_log_w_{n}" for n in names)
     assert task.head.skip == task.head.out_dim == 3

@@ -11,11 +11,13 @@ the position held from the event before, times the move, net of the cost of the 
 position traded and of a penalty on its loss, the task's ``hedge_penalty``, 0 by default; per
 unit of that event's volatility), clipped to ``+/- clip`` so that one crash does not decide
 the weights for good. It is the same Hedge as
-:class:`adaptd.adapters.performance.Hedge` run over those rewards (a test holds the two equal),
-kept here as plain floats: it runs on the event path and is stored in the stream's snapshot.
+:class:`adaptd.adapters.performance.Hedge` run over those rewards (a test holds the two equal
+but for weights below 2e-9: the log-weights it reports are floored at
+:data:`LOG_WEIGHT_FLOOR`), kept here as plain floats: it runs on the event path and is stored
+in the stream's snapshot.
 
-A subscriber computes it with numpy alone from the prices, the positions the message defines
-and these three parameters.
+A subscriber computes it with numpy alone from the prices, the positions the message defines,
+these parameters and the floor (the message's ``task.hedge``).
 
 >>> h = OnlineHedge(2, eta=1.0, discount=0.5, clip=3.0)
 >>> h.observe(0.0, (0.0, 1.0), (0.0, 0.0), 100.0)      # first event: nothing to score

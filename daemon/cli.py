@@ -232,12 +232,8 @@ async def run_as_service(
 ) -> None:
     """Run ``daemon`` as ``adaptd run`` does: the collector is tuned once it has started."""
     run = asyncio.create_task(daemon.run(max_events=max_events, idle_timeout_s=idle_timeout_s))
-    started = asyncio.create_task(daemon.started.wait())
-    await asyncio.wait({run, started}, return_when=asyncio.FIRST_COMPLETED)
-    if started.done():
+    if await daemon.wait_started(run):
         tune_gc()
-    else:
-        started.cancel()
     await run
 
 

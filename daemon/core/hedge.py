@@ -122,4 +122,5 @@ class OnlineHedge:
         z = [eta * s for s in self.score]
         top = max(z)
         norm = top + math.log(sum(math.exp(v - top) for v in z))
-        return tuple(max(v - norm, LOG_WEIGHT_FLOOR) for v in z)
+        least = norm + LOG_WEIGHT_FLOOR  # a comparison, not a max() call: once per event
+        return tuple(v - norm if v > least else LOG_WEIGHT_FLOOR for v in z)

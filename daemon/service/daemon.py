@@ -85,10 +85,11 @@ class Daemon:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    async def wait_started(self, run: asyncio.Future[Any], timeout_s: float | None = None) -> None:
-        """Return once the daemon has started; raise what ended ``run`` (its task of
-        :meth:`run`) if it ended first, so that a daemon that fails to start is not
-        waited for (until ``timeout_s``: TimeoutError)."""
+    async def wait_started(self, run: asyncio.Future[Any], timeout_s: float | None = None) -> bool:
+        """True once the daemon has started. If ``run`` (its task of :meth:`run`) ends first,
+        its error is raised, so that a daemon that fails to start is not waited for, and
+        False is returned when it stopped cleanly (asked to before it had started).
+        TimeoutError after ``timeout_s``."""
         started = asyncio.ensure_future(self.started.wait())
         try:
             first = asyncio.FIRST_COMPLETED
@@ -96,10 +97,10 @@ class Daemon:
         finally:
             started.cancel()
         if self.started.is_set():
-            return
+            return True
         if run.done():
-            run.result()  # its error, or it ended without starting:
-            raise RuntimeError("the daemon stopped before it had started")
+            run.result()
+            return False
         raise TimeoutError(f"the daemon did not start within {timeout_s} s")
 
     @property

@@ -14,6 +14,7 @@ import pytest
 from adaptd.daemon import __version__
 from adaptd.daemon.cli import EXIT_CONFIG, GC_YOUNG_THRESHOLD, main, run_as_service
 from adaptd.daemon.config.settings import load_settings
+from adaptd.daemon.service.daemon import Daemon
 from adaptd.tools.embedded import free_port
 
 ADAPTD = Path(sys.executable).with_name("adaptd")
@@ -136,7 +137,10 @@ def test_an_unreachable_broker_exits_1_with_one_clear_error(redis_url: str) -> N
 
 
 class _FakeDaemon:
-    """What run_as_service needs of a Daemon: ``started`` and ``run``."""
+    """What run_as_service needs of a Daemon: ``started``, ``run``, and the Daemon's own
+    ``wait_started``."""
+
+    wait_started = Daemon.wait_started
 
     def __init__(self, fail: bool) -> None:
         self.started = asyncio.Event()

@@ -153,6 +153,13 @@ class DetectionSettings(Section):
     resegment_window: int = Field(_DETECTOR_DEFAULTS.resegment_window, ge=20, le=10_000)
     """Most recent events the re-segmentation segments: bounds its memory (about 30 KB
     stored at 1000) and the cost of recomputing its programme."""
+    resegment_trend_penalty: float | None = Field(
+        _DETECTOR_DEFAULTS.resegment_trend_penalty, ge=0, allow_inf_nan=False
+    )
+    """Unset: the re-segmentation's segments are levels. Set: a segment may instead follow a
+    straight line, at this extra penalty (times the penalty per change), so that a trend
+    is one segment rather than a staircase and a change of slope is a change; about three
+    times the cost per event."""
     scale_halflife: float = Field(1000.0, gt=0)
     """Half-life, in events, of the long-run volatility that normalises detector inputs."""
     warmup_events: int = Field(100, ge=0)

@@ -49,6 +49,7 @@ class DetectorParams(NamedTuple):
     resegment_penalty: float = _default(Resegment, "penalty")
     resegment_stable: int = _default(Resegment, "stable")
     resegment_window: int = _default(Resegment, "window")
+    resegment_trend_penalty: float | None = _default(Resegment, "trend_penalty")
 
     @classmethod
     def of(cls, source: Any) -> DetectorParams:
@@ -77,5 +78,6 @@ def make_detector(name: str, params: DetectorParams) -> ChangeDetector:
             penalty=params.resegment_penalty,
             stable=params.resegment_stable,
             window=params.resegment_window,
+            trend_penalty=params.resegment_trend_penalty,
         )
     raise ValueError(f"unknown detector {name!r}; choose from {DETECTORS}")

@@ -28,6 +28,17 @@ window is trimmed (every ``window // 4`` values past it): rare once the variance
 frequent only in the first few dozen values, when the window is short. Memory is
 ``O(window)``.
 
+**Trends.** A series that trends is, to segments of constant mean, a staircase: a change
+every time the line has moved by a few deviations. With ``trend_penalty`` set, a segment may
+instead follow its least-squares line, at ``trend_penalty`` times the penalty per change for
+its slope: a segment's cost is the lesser of its squared deviations from its mean and from
+its line plus that penalty, so a trend is one segment and a change of slope is a change.
+The line's squared deviations come from two more cumulative sums (position times value,
+and the closed form of the positions' squares). Splitting a segment can then cost one slope
+penalty more than keeping it whole, so PELT keeps every start within that margin of the
+optimum (Killick et al.'s constant ``K``): more starts survive, and an update costs about
+three times as much.
+
 After an alarm the detector carries on (no restart): its segmentation already begins a new
 segment at the location.
 
@@ -53,6 +64,12 @@ _TINY_VAR = 1e-300
 """Variance used for a window of equal values (every split then costs only its penalty)."""
 
 
+def _squares_below(k: np.ndarray | int) -> np.ndarray | float:
+    """``0**2 + 1**2 + ... + (k-1)**2``."""
+    k = np.asarray(k, np.float64)
+    return (k - 1.0) * k * (2.0 * k - 1.0) / 6.0
+
+
 class Resegment:
     """See the module's description.
 
@@ -71,6 +88,9 @@ class Resegment:
     rebuild_tolerance
         Relative move of ``penalty * log(m) * var`` that makes the programme be computed
         afresh.
+    trend_penalty
+        ``None``: segments of constant mean. A number: a segment may follow a straight line
+        instead, at this multiple of the penalty per change (see "Trends" above).
     """
 
     name = "resegment"
@@ -83,6 +103,7 @@ class Resegment:
         warmup: int = 5,
         separation: int = 5,
         rebuild_tolerance: float = 0.05,
+        trend_penalty: float | None = None,
     ) -> None:
         if not penalty > 0 or not math.isfinite(penalty):
             raise ValueError(f"penalty must be positive, got {penalty}")
@@ -102,6 +123,9 @@ class Resegment:
         self.warmup = int(warmup)
         self.separation = int(separation)
         self.rebuild_tolerance = float(rebuild_tolerance)
+        if trend_penalty is not None and not (trend_penalty >= 0 and math.isfinite(trend_penalty)):
+            raise ValueError(f"trend_penalty must be non-negative and finite, got {trend_penalty}")
+        self.trend_penalty = None if trend_penalty is None else float(trend_penalty)
         self.reset()
 
     def reset(self) -> None:
@@ -116,6 +140,8 @@ class Resegment:
         """Subtracted from every value before summing (sums of squares stay small)."""
         self.s1 = np.zeros(capacity)
         self.s2 = np.zeros(capacity)
+        self.s3 = np.zeros(capacity)
+        """Cumulative sums of position times value (the slope's cross term)."""
         self.best = np.zeros(capacity)
         """The programme's optimal cost of the window's first ``t`` values, by ``t``."""
         self.last = np.zeros(capacity, np.int64)
@@ -124,6 +150,8 @@ class Resegment:
         """The starts PELT has not pruned."""
         self.beta = 0.0
         """The penalty per change the programme was computed with."""
+        self.trend_beta = 0.0
+        """The penalty for a segment's slope the programme was computed with."""
         self.counts: dict[int, int] = {}
         """Change points of the current optimum: consecutive updates each has been in it."""
         self.reported: list[int] = []
@@ -140,14 +168,33 @@ class Resegment:
         """Add position ``t`` (the window's first ``t`` values) to the programme."""
         starts = self.starts
         d1 = self.s1[t] - self.s1[starts]
-        sse = self.s2[t] - self.s2[starts] - d1 * d1 / (t - starts)
+        n = t - starts
+        sse = self.s2[t] - self.s2[starts] - d1 * d1 / n
+        slack = 0.0
+        if self.trend_penalty is not None:
+            sse = np.minimum(sse, self._trend_sse(starts, t, n, d1, sse) + self.trend_beta)
+            slack = self.trend_beta
         total = self.best[starts] + sse
         k = int(np.argmin(total))
         self.best[t] = total[k] + self.beta
         self.last[t] = starts[k]
-        # PELT's pruning (squared deviations split without cost: K = 0): a start whose cost
-        # to t already exceeds the optimum at t is beaten at every later end by a split at t.
-        self.starts = np.append(starts[total <= self.best[t]], t)
+        # PELT's pruning: a start whose cost to t exceeds the optimum at t by more than K is
+        # beaten at every later end by a split at t, where K bounds what splitting a segment
+        # can add to its cost: 0 for squared deviations from the mean, and the slope's
+        # penalty once a segment may carry a slope (each half may then pay it again).
+        self.starts = np.append(starts[total <= self.best[t] + slack], t)
+
+    def _trend_sse(
+        self, starts: np.ndarray, t: int, n: np.ndarray, d1: np.ndarray, sse: np.ndarray
+    ) -> np.ndarray:
+        """Squared deviations from each segment's least-squares line (positions ``s..t-1``)."""
+        si = (starts + t - 1) * n / 2.0
+        sii = _squares_below(t) - _squares_below(starts)
+        cii = sii - si * si / n
+        cix = self.s3[t] - self.s3[starts] - si * d1 / n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fit = np.where(cii > 0, sse - cix * cix / cii, 0.0)
+        return np.maximum(fit, 0.0)
 
     def _rebuild(self) -> None:
         """Trim the window to its last ``window`` values and compute the programme afresh."""
@@ -161,8 +208,10 @@ class Resegment:
             centred = values - self.centre
             self.s1[1 : m + 1] = np.cumsum(centred)
             self.s2[1 : m + 1] = np.cumsum(centred * centred)
+            self.s3[1 : m + 1] = np.cumsum(np.arange(m) * centred)
             self.reported = [r for r in self.reported if r >= self.base - self.separation]
         self.beta = self._beta()
+        self.trend_beta = (self.trend_penalty or 0.0) * self.beta
         self.best[0] = -self.beta  # the first segment pays no penalty
         self.starts = np.zeros(1, np.int64)
         for t in range(1, m + 1):
@@ -187,6 +236,7 @@ class Resegment:
         m = self.m = self.m + 1
         self.s1[m] = self.s1[m - 1] + v
         self.s2[m] = self.s2[m - 1] + v * v
+        self.s3[m] = self.s3[m - 1] + (m - 1) * v
         if self.n < self.warmup:
             return None
         if (

@@ -251,6 +251,7 @@ def test_a_whole_section_as_json_in_env() -> None:
         ({"ADAPTD_DETECTION__RESEGMENT_WINDOW": "10"}, "detection.resegment_window"),
         ({"ADAPTD_DETECTION__RESEGMENT_STABLE": "0"}, "detection.resegment_stable"),
         ({"ADAPTD_DETECTION__RESEGMENT_PENALTY": "inf"}, "detection.resegment_penalty"),
+        ({"ADAPTD_DETECTION__RESEGMENT_TREND_PENALTY": "-1"}, "detection.resegment_trend_penalty"),
         ({"ADAPTD_ADAPTATION__VALIDATE_Z": "0"}, "adaptation.validate_z"),
     ],
 )

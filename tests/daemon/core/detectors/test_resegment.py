@@ -39,6 +39,59 @@ def test_the_optimum_held_is_pelts_on_the_window_at_the_penalty_used(tolerance: 
     assert detector.base > 0  # the window was trimmed along the way
 
 
+def _line_or_level(x: np.ndarray, slope_cost: float) -> float:
+    """A segment's cost by least squares: its squared deviations from its mean, or from its
+    fitted line plus ``slope_cost``, whichever is less."""
+    level = float(((x - x.mean()) ** 2).sum())
+    if len(x) <= 2:
+        return min(level, slope_cost)
+    positions = np.arange(len(x))
+    line = np.polyval(np.polyfit(positions, x, 1), positions)
+    return min(level, float(((x - line) ** 2).sum()) + slope_cost)
+
+
+def _optimal_partition(x: np.ndarray, beta: float, slope_cost: float) -> list[int]:
+    """The exact optimum by optimal partitioning, every start tried (no pruning)."""
+    n = len(x)
+    best = np.full(n + 1, np.inf)
+    best[0] = -beta
+    last = [0] * (n + 1)
+    for t in range(1, n + 1):
+        for s in range(t):
+            cost = best[s] + _line_or_level(x[s:t], slope_cost) + beta
+            if cost < best[t] - 1e-9:
+                best[t], last[t] = cost, s
+    points, t = [], n
+    while (t := last[t]) > 0:
+        points.append(t)
+    return points[::-1]
+
+
+def test_with_slopes_allowed_the_optimum_held_is_the_exhaustive_one() -> None:
+    rng = np.random.default_rng(9)
+    x = np.r_[np.linspace(0, 5, 40), np.full(30, 5.0), np.linspace(5, -3, 40)]
+    x = x + rng.normal(0, 0.3, x.size)
+    detector = Resegment(penalty=2.0, window=60, rebuild_tolerance=0.0, trend_penalty=0.5)
+    checked = 0
+    for i, v in enumerate(x):
+        detector.update(float(v))
+        if i >= detector.warmup and i % 12 == 0:
+            window = _window(detector, x)
+            offline = _optimal_partition(window, detector.beta, detector.trend_beta)
+            assert detector.change_points() == [detector.base + c for c in offline]
+            checked += bool(offline)
+    assert detector.base > 0 and checked >= 3  # trimmed, and segmented more than once
+
+
+def test_a_trend_reversal_is_one_change_with_slopes_and_a_staircase_without() -> None:
+    rng = np.random.default_rng(8)
+    x = np.r_[np.linspace(0, 6, 150), np.linspace(6, 0, 150)[1:]] + rng.normal(0, 0.5, 299)
+    level = [a for a in map(Resegment().update, x) if a is not None]
+    slopes = [a for a in map(Resegment(trend_penalty=0.25).update, x) if a is not None]
+    assert len(level) >= 3
+    assert len(slopes) == 1 and abs(slopes[0].location - 150) <= 10
+
+
 def test_at_zero_tolerance_the_penalty_is_the_windows_own() -> None:
     x = _steps(1)
     detector = Resegment(rebuild_tolerance=0.0)
@@ -83,9 +136,10 @@ def test_memory_is_bounded_by_the_window() -> None:
     assert all(r >= detector.base - detector.separation for r in detector.reported)
 
 
-def test_a_stored_copy_continues_identically() -> None:
-    x = _steps(6, 600)
-    a = Resegment(window=120)
+@pytest.mark.parametrize("trend_penalty", [None, 0.5])
+def test_a_stored_copy_continues_identically(trend_penalty: float | None) -> None:
+    x = _steps(6, 600) + np.linspace(0.0, 8.0, 600)
+    a = Resegment(window=120, trend_penalty=trend_penalty)
     for v in x[:300]:
         a.update(float(v))
     b = stored(a)
@@ -112,6 +166,8 @@ def test_it_follows_the_protocol_and_resets() -> None:
         {"warmup": 1},
         {"separation": -1},
         {"rebuild_tolerance": -0.1},
+        {"trend_penalty": -0.5},
+        {"trend_penalty": math.inf},
     ],
 )
 def test_bad_parameters_are_refused_by_name(kwargs: dict[str, float]) -> None:

@@ -12,7 +12,7 @@ position traded and of a penalty on its loss, the task's ``hedge_penalty``, 0 by
 unit of that event's volatility), clipped to ``+/- clip`` so that one crash does not decide
 the weights for good. It is the same Hedge as
 :class:`adaptd.adapters.performance.Hedge` run over those rewards (a test holds the two equal
-but for weights below 2e-9: the log-weights it reports are floored at
+but for weights below 4e-44: the log-weights it reports are floored at
 :data:`LOG_WEIGHT_FLOOR`), kept here as plain floats: it runs on the event path and is stored
 in the stream's snapshot.
 
@@ -35,12 +35,13 @@ from adaptd.adapters.checks import positive
 
 __all__ = ["LOG_WEIGHT_FLOOR", "OnlineHedge"]
 
-LOG_WEIGHT_FLOOR = -20.0
-"""The least log-weight reported (a weight of 2e-9). The log-weights are the strategy
+LOG_WEIGHT_FLOOR = -100.0
+"""The least log-weight reported (a weight of 4e-44). The log-weights are the strategy
 network's inputs as well as its skip: at the default rate a strategy that trails by a few
 events' rewards would reach -1,000 to -7,000 there (measured on the market series), inputs
-no layer is sized for; floored, they stay in [-20, 0], and the weights they serve move by
-less than 1e-8."""
+no layer is sized for; floored, they stay in [-100, 0], and the weights they serve move by
+less than 1e-8. -100 was chosen on the development split of the market benchmark among -10,
+-20, -50, -100 and -200 (docs/benchmarks.md, "Markets")."""
 
 
 class OnlineHedge:
@@ -117,7 +118,7 @@ class OnlineHedge:
     def log_weights(self) -> tuple[float, ...]:
         """``log w_k``: the log of each strategy's weight, floored at
         :data:`LOG_WEIGHT_FLOOR` (0 or less; they sum to 1 in exp, but for the floor's
-        2e-9 at most a strategy)."""
+        4e-44 at most a strategy)."""
         eta = self.eta
         z = [eta * s for s in self.score]
         top = max(z)

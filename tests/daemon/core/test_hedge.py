@@ -33,7 +33,7 @@ def test_it_is_hedge_over_the_strategy_tasks_one_event_rewards(eta, discount, cl
     u = one_step_rewards(p[:-1], previous[:-1], np.diff(lp), 1.0 / vol[:-1], cost, penalty)
     reference = Hedge(5, eta=eta, discount=discount)
     for t in range(n):
-        # A weight below the floor's 2e-9 is reported at the floor.
+        # A weight below the floor's 4e-44 is reported at the floor.
         np.testing.assert_allclose(np.exp(logs[t]), reference.weights(), rtol=1e-9, atol=3e-9)
         if t < n - 1:
             reference.update(np.clip(u[t], -clip, clip))
@@ -46,7 +46,7 @@ def test_its_log_weights_are_normalised_and_its_parameters_checked() -> None:
     w = np.exp(h.log_weights())
     assert w.sum() == pytest.approx(1.0) and w[0] == pytest.approx(1.0)
     # -2,000 and -4,000 unfloored: bounded inputs for the network.
-    assert h.log_weights()[1:] == (LOG_WEIGHT_FLOOR, LOG_WEIGHT_FLOOR) == (-20.0, -20.0)
+    assert h.log_weights()[1:] == (LOG_WEIGHT_FLOOR, LOG_WEIGHT_FLOOR) == (-100.0, -100.0)
     for kwargs, named in [
         ({"eta": 0.0}, "hedge_eta"),
         ({"discount": 1.5}, "hedge_discount"),

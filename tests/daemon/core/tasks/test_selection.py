@@ -119,8 +119,8 @@ def test_with_hedge_the_examples_end_with_its_log_weights_and_it_is_the_baseline
     from adaptd.daemon.core.state_format import dumps, loads
     from adaptd.daemon.core.tasks.selection import HedgeEnsemble, hedge_inputs
 
-    # A rate at which the weights stay apart over five events (at the default, 30, both
-    # trailing strategies sit at the floor of -20 after the first move).
+    # A rate at which the weights stay apart over five events (at the default, 30, the
+    # trailing strategies' log-weights fall by tens with the first move).
     task = StrategyTask(
         horizon=1, clip=10.0, trend=(2,), reversal=(), ensemble="hedge", hedge_eta=1.0
     )

@@ -17,8 +17,11 @@ Writes docs/bench/detect.json and prints the tables of docs/benchmarks.md ("Dete
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import time
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +50,43 @@ def score(series: Series, locs: list[int]) -> dict[str, float]:
     }
 
 
-def evaluate(candidate: Candidate, series: list[Series]) -> dict[str, Any]:
+def _run_config(name: str, config: dict[str, Any]) -> list[list[int]]:
+    """One configuration of the candidate ``name`` on every series: the changes found.
+
+    Runs in a worker process: candidates are looked up by name, as their factories are
+    closures that do not pickle."""
+    candidate = CANDIDATES[name]
+    return [locations(detect(candidate, config, s.values), s.n_obs) for s in _series()]
+
+
+@functools.cache
+def _series() -> list[Series]:
+    """The benchmark's series, loaded once per process."""
+    return load_series()
+
+
+def evaluate(
+    candidate: Candidate, series: list[Series], pool: Executor | None = None
+) -> dict[str, Any]:
     """Every configuration of ``candidate`` on every series; the default's scores and the
-    leave-one-out choice's."""
+    leave-one-out choice's. With ``pool``, configurations run in its workers (each detector
+    is deterministic, so the figures are the same either way); ``series`` must then be
+    :func:`load_series`'s."""
     configs = candidate.configs()
+    if pool is None:
+        found = [
+            [locations(detect(candidate, config, s.values), s.n_obs) for s in series]
+            for config in configs
+        ]
+    else:
+        assert [s.name for s in series] == [s.name for s in _series()]
+        found = list(pool.map(_run_config, [candidate.name] * len(configs), configs))
     f1 = np.zeros((len(configs), len(series)))
     cover = np.zeros_like(f1)
-    found: list[list[list[int]]] = []
-    for i, config in enumerate(configs):
-        row = []
+    for i, row in enumerate(found):
         for j, s in enumerate(series):
-            locs = locations(detect(candidate, config, s.values), s.n_obs)
-            row.append(locs)
-            got = score(s, locs)
+            got = score(s, row[j])
             f1[i, j], cover[i, j] = got["f1"], got["cover"]
-        found.append(row)
     per_series: dict[str, Any] = {}
     for j, s in enumerate(series):
         others = [k for k in range(len(series)) if k != j]
@@ -143,15 +168,16 @@ def published_table(series: list[Series]) -> dict[str, Any]:
 
 
 def run(out: Path | None) -> dict[str, Any]:
-    series = load_series()
+    series = _series()
     results = {}
-    for name, candidate in CANDIDATES.items():
-        started = time.perf_counter()
-        results[name] = evaluate(candidate, series)
-        results[name]["synthetic"] = synthetic(candidate)
-        results[name]["cost"] = cost(candidate)
-        results[name]["default_seen_scores"] = candidate.default_seen_scores
-        print(f"{name}: {time.perf_counter() - started:.1f} s", flush=True)
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for name, candidate in CANDIDATES.items():
+            started = time.perf_counter()
+            results[name] = evaluate(candidate, series, pool)
+            results[name]["synthetic"] = synthetic(candidate)
+            results[name]["cost"] = cost(candidate)  # alone: the pool is idle by now
+            results[name]["default_seen_scores"] = candidate.default_seen_scores
+            print(f"{name}: {time.perf_counter() - started:.1f} s", flush=True)
     report = {
         "machine": machine(),
         "when": time.strftime("%Y-%m-%d %H:%M"),

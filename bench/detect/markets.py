@@ -34,6 +34,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "focus": {"detectors": ["focus"], "skip": []},
     "bocpd": {"detectors": ["bocpd"], "skip": []},
     "resegment": {"detectors": ["resegment"], "skip": []},
+    "resegment with slopes (TCPD's leave-one-out choice)": {
+        "detectors": ["resegment"],
+        "skip": [],
+        "resegment_penalty": 3.0,
+        "resegment_stable": 10,
+        "resegment_trend_penalty": 0.25,
+    },
     "cusum on returns, bocpd on volatility": {
         "detectors": ["cusum", "bocpd"],
         "skip": ["cusum:volatility", "bocpd:returns"],

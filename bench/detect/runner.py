@@ -154,7 +154,13 @@ CANDIDATES: dict[str, Candidate] = {
         "resegment",
         Resegment,
         {"input": "level"},
-        {"input": INPUTS, "penalty": (3.0, 5.0, 8.0, 12.0), "stable": (10, 20, 40)},
+        {
+            "input": INPUTS,
+            "penalty": (3.0, 5.0, 8.0, 12.0),
+            "stable": (10, 20, 40),
+            # None: constant segments; else a segment may follow a line (its slope's cost)
+            "trend_penalty": (None, 0.25, 0.5, 1.0, 2.0),
+        },
         default_seen_scores=True,  # penalty 8, stable 20: picked from a dozen tried here
     ),
     "cusum+pelt": Candidate(

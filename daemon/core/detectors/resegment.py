@@ -140,8 +140,9 @@ class Resegment:
         """Subtracted from every value before summing (sums of squares stay small)."""
         self.s1 = np.zeros(capacity)
         self.s2 = np.zeros(capacity)
-        self.s3 = np.zeros(capacity)
-        """Cumulative sums of position times value (the slope's cross term)."""
+        self.s3 = np.zeros(capacity if self.trend_penalty is not None else 0)
+        """Cumulative sums of position times value (the slope's cross term), kept only when
+        segments may trend (so a stored detector without slopes does not carry them)."""
         self.best = np.zeros(capacity)
         """The programme's optimal cost of the window's first ``t`` values, by ``t``."""
         self.last = np.zeros(capacity, np.int64)
@@ -208,7 +209,8 @@ class Resegment:
             centred = values - self.centre
             self.s1[1 : m + 1] = np.cumsum(centred)
             self.s2[1 : m + 1] = np.cumsum(centred * centred)
-            self.s3[1 : m + 1] = np.cumsum(np.arange(m) * centred)
+            if self.trend_penalty is not None:
+                self.s3[1 : m + 1] = np.cumsum(np.arange(m) * centred)
             self.reported = [r for r in self.reported if r >= self.base - self.separation]
         self.beta = self._beta()
         self.trend_beta = (self.trend_penalty or 0.0) * self.beta
@@ -236,7 +238,8 @@ class Resegment:
         m = self.m = self.m + 1
         self.s1[m] = self.s1[m - 1] + v
         self.s2[m] = self.s2[m - 1] + v * v
-        self.s3[m] = self.s3[m - 1] + (m - 1) * v
+        if self.trend_penalty is not None:
+            self.s3[m] = self.s3[m - 1] + (m - 1) * v
         if self.n < self.warmup:
             return None
         if (

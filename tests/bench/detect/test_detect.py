@@ -152,3 +152,14 @@ def test_a_default_chosen_on_the_benchmark_is_not_counted_as_a_default() -> None
     assert marked["detector"] != best and marked["f1"] <= fair["f1"]
     assert marked["defaults_chosen_on_these_series"] == {best: fair["f1"]}
     assert f"{best}'s default, {fair['f1']:.3f}, was chosen after seeing" in markdown(report)
+
+
+def test_configurations_run_in_workers_give_the_same_figures(series: list[Series]) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    candidate = CANDIDATES["page_hinkley"]
+    alone = evaluate(candidate, series)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        pooled = evaluate(candidate, series, pool)
+    assert pooled == alone
+    assert alone["configs"] == len(candidate.configs()) > 1

@@ -24,11 +24,12 @@ def test_the_settings_defaults_are_the_detector_classes_defaults() -> None:
         bocpd.expected_run,
         bocpd.threshold,
     )
-    assert (params.resegment_penalty, params.resegment_stable, params.resegment_window) == (
-        resegment.penalty,
-        resegment.stable,
-        resegment.window,
-    )
+    assert (
+        params.resegment_penalty,
+        params.resegment_stable,
+        params.resegment_window,
+        params.resegment_trend_penalty,
+    ) == (resegment.penalty, resegment.stable, resegment.window, resegment.trend_penalty)
 
 
 def test_settings_other_than_the_defaults_reach_the_detectors() -> None:
@@ -37,12 +38,13 @@ def test_settings_other_than_the_defaults_reach_the_detectors() -> None:
         bocpd_threshold=0.97,
         resegment_penalty=12.0,
         resegment_window=500,
+        resegment_trend_penalty=0.25,
     )
     params = DetectorParams.of(settings)
     assert make_detector("cusum", params).false_alarms_per_10k == 5.0  # type: ignore[attr-defined]
     assert make_detector("bocpd", params).threshold == 0.97  # type: ignore[attr-defined]
     reseg = make_detector("resegment", params)
-    assert (reseg.penalty, reseg.window) == (12.0, 500)  # type: ignore[attr-defined]
+    assert (reseg.penalty, reseg.window, reseg.trend_penalty) == (12.0, 500, 0.25)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("name", DETECTORS)

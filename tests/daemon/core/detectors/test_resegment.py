@@ -5,6 +5,7 @@ identically."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -50,21 +51,30 @@ def _line_or_level(x: np.ndarray, slope_cost: float) -> float:
     return min(level, float(((x - line) ** 2).sum()) + slope_cost)
 
 
-def _optimal_partition(x: np.ndarray, beta: float, slope_cost: float) -> list[int]:
-    """The exact optimum by optimal partitioning, every start tried (no pruning)."""
+def _cost(x: np.ndarray, points: list[int], beta: float, slope_cost: float) -> float:
+    """The objective of the segmentation of ``x`` at ``points``."""
+    edges = [0, *points, len(x)]
+    segments = sum(_line_or_level(x[a:b], slope_cost) for a, b in itertools.pairwise(edges))
+    return segments + beta * len(points)
+
+
+def _optimum(x: np.ndarray, beta: float, slope_cost: float) -> float:
+    """The least objective over every segmentation of ``x``, by optimal partitioning with
+    every start tried (no pruning)."""
     n = len(x)
     best = np.full(n + 1, np.inf)
     best[0] = -beta
-    last = [0] * (n + 1)
     for t in range(1, n + 1):
-        for s in range(t):
-            cost = best[s] + _line_or_level(x[s:t], slope_cost) + beta
-            if cost < best[t] - 1e-9:
-                best[t], last[t] = cost, s
-    points, t = [], n
-    while (t := last[t]) > 0:
-        points.append(t)
-    return points[::-1]
+        best[t] = min(best[s] + _line_or_level(x[s:t], slope_cost) for s in range(t)) + beta
+    return float(best[n])
+
+
+def _holds_the_optimum(detector: Resegment, window: np.ndarray) -> bool:
+    # By cost, not by change points: short segments tie (a lone value, or two on a line,
+    # costs the same wherever it sits), and the detector may hold either of two optima.
+    held = [c - detector.base for c in detector.change_points()]
+    got = _cost(window, held, detector.beta, detector.trend_beta)
+    return got <= _optimum(window, detector.beta, detector.trend_beta) + 1e-9 * abs(got)
 
 
 def test_with_slopes_allowed_the_optimum_held_is_the_exhaustive_one() -> None:
@@ -72,15 +82,27 @@ def test_with_slopes_allowed_the_optimum_held_is_the_exhaustive_one() -> None:
     x = np.r_[np.linspace(0, 5, 40), np.full(30, 5.0), np.linspace(5, -3, 40)]
     x = x + rng.normal(0, 0.3, x.size)
     detector = Resegment(penalty=2.0, window=60, rebuild_tolerance=0.0, trend_penalty=0.5)
-    checked = 0
+    split = 0
     for i, v in enumerate(x):
         detector.update(float(v))
         if i >= detector.warmup and i % 12 == 0:
-            window = _window(detector, x)
-            offline = _optimal_partition(window, detector.beta, detector.trend_beta)
-            assert detector.change_points() == [detector.base + c for c in offline]
-            checked += bool(offline)
-    assert detector.base > 0 and checked >= 3  # trimmed, and segmented more than once
+            assert _holds_the_optimum(detector, _window(detector, x))
+            split += bool(detector.change_points())
+    assert detector.base > 0 and split >= 3  # trimmed, and segmented more than once
+
+
+def test_pruning_keeps_the_starts_a_slope_can_still_make_optimal() -> None:
+    # The series of a random search (seed 50 of 300; the others that differed only tied)
+    # on which pruning without the slope's margin (PELT's K) drops a start that is optimal
+    # later, and so misses the exhaustive optimum.
+    rng = np.random.default_rng(50)
+    n = int(rng.integers(20, 45))
+    x = np.cumsum(rng.normal(0, 1, n)) * rng.uniform(0, 1) + rng.normal(0, 1, n)
+    detector = Resegment(penalty=1.0, window=100, rebuild_tolerance=0.0, trend_penalty=1.0)
+    for i, v in enumerate(x):
+        detector.update(float(v))
+        if i >= detector.warmup:
+            assert _holds_the_optimum(detector, x[: i + 1])
 
 
 def test_a_trend_reversal_is_one_change_with_slopes_and_a_staircase_without() -> None:

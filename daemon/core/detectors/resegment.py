@@ -53,6 +53,7 @@ segment at the location.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -157,6 +158,13 @@ class Resegment:
         """Change points of the current optimum: consecutive updates each has been in it."""
         self.reported: list[int] = []
         """Locations reported that are still in (or just before) the window."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "trend_penalty" not in state:  # stored before segments could trend (2026-12-08)
+            self.trend_penalty = None
+            self.trend_beta = 0.0
+            self.s3 = np.zeros(0)
 
     # -- the programme ----------------------------------------------------------------------
     def _beta(self) -> float:

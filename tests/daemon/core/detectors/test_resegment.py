@@ -169,6 +169,20 @@ def test_a_stored_copy_continues_identically(trend_penalty: float | None) -> Non
     assert [b.update(float(v)) for v in rest] == [a.update(float(v)) for v in rest]
 
 
+def test_a_detector_stored_before_slopes_restores_as_constant_segments() -> None:
+    x = _steps(6, 600)
+    old, new = Resegment(window=120), Resegment(window=120)
+    for v in x[:300]:
+        old.update(float(v))
+        new.update(float(v))
+    for name in ("trend_penalty", "trend_beta", "s3"):  # what the detector held until then
+        delattr(old, name)
+    restored = stored(old)
+    rest = x[300:]
+    assert [restored.update(float(v)) for v in rest] == [new.update(float(v)) for v in rest]
+    assert restored.trend_penalty is None
+
+
 def test_it_follows_the_protocol_and_resets() -> None:
     detector = Resegment()
     assert isinstance(detector, ChangeDetector)

@@ -70,8 +70,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Every configuration of ``candidate`` on every series; the default's scores and the
     leave-one-out choice's. With ``pool``, configurations run in its workers (each detector
-    is deterministic, so the figures are the same either way); ``series`` must then be
-    :func:`load_series`'s."""
+    is deterministic, so the figures are the same either way): the workers look the
+    candidate up by name in :data:`CANDIDATES` and load the series themselves, so only
+    those candidates and :func:`load_series`'s series can be run there."""
     configs = candidate.configs()
     if pool is None:
         found = [
@@ -79,7 +80,10 @@ def evaluate(
             for config in configs
         ]
     else:
-        assert [s.name for s in series] == [s.name for s in _series()]
+        if CANDIDATES.get(candidate.name) is not candidate or [s.name for s in series] != [
+            s.name for s in _series()
+        ]:
+            raise ValueError("a pool runs CANDIDATES' own candidates on load_series()'s series")
         found = list(pool.map(_run_config, [candidate.name] * len(configs), configs))
     f1 = np.zeros((len(configs), len(series)))
     cover = np.zeros_like(f1)

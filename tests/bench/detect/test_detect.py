@@ -163,3 +163,13 @@ def test_configurations_run_in_workers_give_the_same_figures(series: list[Series
         pooled = evaluate(candidate, series, pool)
     assert pooled == alone
     assert alone["configs"] == len(candidate.configs()) > 1
+
+
+def test_a_pool_refuses_what_its_workers_cannot_look_up(series: list[Series]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    stranger = Candidate("page_hinkley", CANDIDATES["page_hinkley"].make, {"input": "level"})
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="CANDIDATES"):
+        evaluate(stranger, series, pool)
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="load_series"):
+        evaluate(CANDIDATES["page_hinkley"], series[:3], pool)

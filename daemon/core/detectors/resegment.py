@@ -152,8 +152,6 @@ class Resegment:
         """The starts PELT has not pruned."""
         self.beta = 0.0
         """The penalty per change the programme was computed with."""
-        self.trend_beta = 0.0
-        """The penalty for a segment's slope the programme was computed with."""
         self.counts: dict[int, int] = {}
         """Change points of the current optimum: consecutive updates each has been in it."""
         self.reported: list[int] = []
@@ -163,8 +161,12 @@ class Resegment:
         self.__dict__.update(state)
         if "trend_penalty" not in state:  # stored before segments could trend (2026-12-08)
             self.trend_penalty = None
-            self.trend_beta = 0.0
             self.s3 = np.zeros(0)
+
+    @property
+    def trend_beta(self) -> float:
+        """The penalty for a segment's slope the programme was computed with."""
+        return (self.trend_penalty or 0.0) * self.beta
 
     # -- the programme ----------------------------------------------------------------------
     def _beta(self) -> float:
@@ -181,8 +183,8 @@ class Resegment:
         sse = self.s2[t] - self.s2[starts] - d1 * d1 / n
         slack = 0.0
         if self.trend_penalty is not None:
-            sse = np.minimum(sse, self._trend_sse(starts, t, n, d1, sse) + self.trend_beta)
             slack = self.trend_beta
+            sse = np.minimum(sse, self._trend_sse(starts, t, n, d1, sse) + slack)
         total = self.best[starts] + sse
         k = int(np.argmin(total))
         self.best[t] = total[k] + self.beta
@@ -221,7 +223,6 @@ class Resegment:
                 self.s3[1 : m + 1] = np.cumsum(np.arange(m) * centred)
             self.reported = [r for r in self.reported if r >= self.base - self.separation]
         self.beta = self._beta()
-        self.trend_beta = (self.trend_penalty or 0.0) * self.beta
         self.best[0] = -self.beta  # the first segment pays no penalty
         self.starts = np.zeros(1, np.int64)
         for t in range(1, m + 1):

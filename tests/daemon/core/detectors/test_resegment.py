@@ -175,7 +175,7 @@ def test_a_detector_stored_before_slopes_restores_as_constant_segments() -> None
     for v in x[:300]:
         old.update(float(v))
         new.update(float(v))
-    for name in ("trend_penalty", "trend_beta", "s3"):  # what the detector held until then
+    for name in ("trend_penalty", "s3"):  # what the detector did not hold until then
         delattr(old, name)
     restored = stored(old)
     rest = x[300:]
